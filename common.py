@@ -1,0 +1,191 @@
+"""Small helpers shared by the scripts: user-facing errors, atomic writes,
+constants-as-flags, seeding and the multi-device scope. Backend-free except
+where noted (the distribution scope imports the active backend lazily)."""
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+
+import numpy as np
+
+
+class VaevarError(Exception):
+    """An error the user can fix; printed as one line, no traceback."""
+
+
+def run_main(main):
+    """Run a script's main() and turn VaevarError into a one-line message."""
+    try:
+        main()
+    except VaevarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------- atomic files
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` on success.
+
+    A crash leaves the old file (or none) in place, never a truncated one.
+    The temporary name keeps the suffix so writers that check it (.keras,
+    .npz, .png) accept it.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.basename(path)
+    suffix = ".weights.h5" if base.endswith(".weights.h5") else os.path.splitext(base)[1]
+    handle, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp" + suffix, dir=directory)
+    os.close(handle)
+    os.unlink(tmp)  # writers create it themselves
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_json(path, obj):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value)}")
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_npz(path, **arrays):
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def save_model(model, path):
+    """Save a Keras model (.keras, with optimizer state) atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def load_model(path, what="model", hint=""):
+    import keras
+
+    if not os.path.exists(path):
+        raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except Exception as error:  # corrupt or foreign file
+        raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {error}); "
+                          f"retrain it or point to a valid .keras file") from error
+
+
+# ---------------------------------------------------------- constants as flags
+
+def parse_constants(module_globals, description, argv=None, extra=None):
+    """Every UPPERCASE constant of a script becomes a `--lower-case` flag.
+
+    Constants set to None take their value from the data set's defaults later;
+    their flags read an int, a float or else a string.
+    Returns an argparse.Namespace with lower-case attribute names.
+    """
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    types = (extra or {}).get("types", {})
+    for name, value in module_globals.items():
+        if not name.isupper() or name.startswith("_"):
+            continue
+        flag = "--" + name.lower().replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, default=value, action=argparse.BooleanOptionalAction)
+        elif isinstance(value, (int, float, str)) or value is None:
+            kind = types.get(name, type(value) if value is not None else _number_or_text)
+            parser.add_argument(flag, default=value, type=kind, dest=name.lower())
+    for flag, kwargs in (extra or {}).get("flags", {}).items():
+        parser.add_argument(flag, **kwargs)
+    return parser.parse_args(argv)
+
+
+def _number_or_text(text):
+    """Type of flags whose constant defaults to None: int, float or str as written."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def require_positive(args, *names, allow_zero=()):
+    for name in names:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if value < 0 or (value == 0 and name not in allow_zero):
+            flag = "--" + name.replace("_", "-")
+            raise VaevarError(f"{flag} must be {'>= 0' if name in allow_zero else '> 0'}, got {value}")
+
+
+# ------------------------------------------------------------------- seeding
+
+def set_seed(seed):
+    """Fix Python, NumPy and Keras (backend) random generators."""
+    import keras
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def distribution_scope():
+    """Mirror training over all local GPUs when there are several.
+
+    TensorFlow backend: tf.distribute.MirroredStrategy; JAX backend:
+    keras.distribution.DataParallel. One or no GPU: a no-op scope.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if len(tf.config.list_physical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy().scope()
+    elif backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if len(gpus) > 1:
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
+    return contextlib.nullcontext()
+
+
+def device_description():
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"{len(gpus)} GPU(s)" if gpus else "CPU"
+    if backend == "jax":
+        import jax
+
+        return ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    return backend

@@ -1,0 +1,295 @@
+"""Data sets as uint8 arrays (N, H, W, C); backend-free (NumPy and Pillow).
+
+Sources, in order of preference:
+  1. an explicit local path (--data-path): the CIFAR-10 python tarball, an
+     .npz of uint8 images, or a folder / .zip of images (CelebA layout);
+  2. VAEVAR_DATA_DIR: a folder holding those files under their usual names;
+  3. tensorflow-datasets (downloads; respects TFDS_DATA_DIR).
+Pixels become float32 in [0, 1] only batch by batch (see `to_unit_float`),
+so CelebA fits in memory as uint8.
+"""
+
+import io
+import os
+import pickle
+import tarfile
+import zipfile
+
+import numpy as np
+
+from common import VaevarError
+
+IMAGE_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "celeba": (64, 64, 3),
+}
+TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "celeba": "celeb_a"}
+# File names looked for inside VAEVAR_DATA_DIR.
+LOCAL_NAMES = {
+    "mnist": ["mnist.npz"],
+    "fashion_mnist": ["fashion_mnist.npz", "fashion-mnist.npz"],
+    "cifar10": ["cifar-10-python.tar.gz", "cifar10.npz"],
+    "celeba": ["img_align_celeba.zip", "img_align_celeba", "celeba.npz"],
+}
+CELEBA_CROP = (45, 173, 25, 153)  # rows 45:173, columns 25:153 (128x128)
+CELEBA_SIZE = 64
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+SPLITS = ("train", "test")
+
+
+def check_name(name):
+    if name not in IMAGE_SHAPES:
+        raise VaevarError(f"unknown data set '{name}': choose one of {', '.join(IMAGE_SHAPES)}")
+
+
+def load(name, split, data_path=None, limit=None):
+    """Return uint8 images (N, H, W, C) of the official `split` ('train'/'test')."""
+    check_name(name)
+    if split not in SPLITS:
+        raise VaevarError(f"unknown split '{split}': use 'train' or 'test'")
+    path = data_path or _find_local(name)
+    if path is not None:
+        images = _load_local(name, split, path, limit)
+    else:
+        images = _load_tfds(name, split, limit)
+    if limit is not None:
+        images = images[:limit]
+    expected = IMAGE_SHAPES[name]
+    if images.shape[1:] != expected:
+        raise VaevarError(f"{name} images from {path or 'tensorflow-datasets'} have shape "
+                          f"{images.shape[1:]}, expected {expected}: check the data set name and file")
+    if len(images) == 0:
+        raise VaevarError(f"no {split} images found for {name} in {path or 'tensorflow-datasets'}")
+    return images
+
+
+def to_unit_float(images):
+    return images.astype(np.float32) / 255.0
+
+
+def to_uint8(images):
+    """[0, 1] floats to uint8 with rounding (for saving samples)."""
+    return np.clip(np.rint(np.asarray(images, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------- local files
+
+def _find_local(name):
+    root = os.environ.get("VAEVAR_DATA_DIR")
+    if not root:
+        return None
+    for candidate in LOCAL_NAMES[name]:
+        path = os.path.join(root, candidate)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _load_local(name, split, path, limit):
+    if not os.path.exists(path):
+        raise VaevarError(f"data path {path} does not exist: give the CIFAR-10 tarball, an .npz "
+                          f"or an image folder/.zip")
+    lower = path.lower()
+    if lower.endswith((".tar.gz", ".tgz", ".tar")):
+        return load_cifar10_tarball(path, split)
+    if lower.endswith(".npz"):
+        return load_npz(path, split)
+    if lower.endswith(".zip") or os.path.isdir(path):
+        return load_image_collection(path, split, celeba=(name == "celeba"), limit=limit)
+    raise VaevarError(f"unrecognised data file {path}: expected .tar.gz (CIFAR-10), .npz, .zip or a folder")
+
+
+def load_cifar10_tarball(path, split):
+    """The original cifar-10-python.tar.gz: pickled batches of CHW uint8 rows."""
+    wanted = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    batches = {}
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive.getmembers():
+                base = os.path.basename(member.name)
+                if base in wanted:
+                    raw = pickle.load(archive.extractfile(member), encoding="bytes")
+                    batches[base] = np.asarray(raw[b"data"], np.uint8)
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError) as error:
+        raise VaevarError(f"{path} is not a valid CIFAR-10 python tarball ({error}); download it again "
+                          f"from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz") from error
+    missing = [w for w in wanted if w not in batches]
+    if missing:
+        raise VaevarError(f"{path} lacks {', '.join(missing)}: it is not a complete CIFAR-10 python "
+                          f"tarball; download it again")
+    rows = np.concatenate([batches[w] for w in wanted])
+    return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
+
+
+def load_npz(path, split):
+    """An .npz of uint8 images: keys x_train/x_test (Keras layout) or train/test."""
+    try:
+        with np.load(path) as archive:
+            keys = list(archive.keys())
+            for key in (f"x_{split}", split, "images" if split == "train" else None):
+                if key in keys:
+                    images = archive[key]
+                    break
+            else:
+                raise VaevarError(f"{path} has no '{split}' images: expected key x_{split} or {split}, "
+                                  f"found {keys}")
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise VaevarError(f"cannot read {path} as .npz ({error}): write it with numpy.savez") from error
+    if images.dtype != np.uint8:
+        raise VaevarError(f"{path}[{split}] has dtype {images.dtype}: store uint8 images in [0, 255]")
+    if images.ndim == 3:
+        images = images[..., None]
+    return images
+
+
+def _parse_partition(partition_text):
+    """Official split: list_eval_partition.txt lines 'file id' (0 train, 1 val, 2 test)."""
+    table = {}
+    for line in partition_text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            table[parts[0]] = int(parts[1])
+    return table
+
+
+def load_image_collection(path, split, celeba, limit=None):
+    """Images in a folder or .zip (img_align_celeba.zip layout).
+
+    The split comes from list_eval_partition.txt (inside or beside the
+    archive) when present; otherwise the last 10% of the sorted names are the
+    test split. For CelebA each image is cropped and resized to 64x64.
+    """
+    try:
+        if os.path.isdir(path):
+            names = sorted(os.path.relpath(os.path.join(d, f), path)
+                           for d, _, files in os.walk(path) for f in files
+                           if f.lower().endswith(IMAGE_SUFFIXES))
+            read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
+            partition = _read_partition([os.path.join(path, "list_eval_partition.txt"),
+                                         os.path.join(os.path.dirname(path), "list_eval_partition.txt")])
+            archive = None
+        else:
+            archive = zipfile.ZipFile(path)
+            names = sorted(n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
+            read = archive.read
+            inner = [n for n in archive.namelist() if n.endswith("list_eval_partition.txt")]
+            partition_paths = [os.path.join(os.path.dirname(path), "list_eval_partition.txt")]
+            partition = (archive.read(inner[0]).decode() if inner else _read_partition(partition_paths))
+    except (zipfile.BadZipFile, OSError) as error:
+        raise VaevarError(f"{path} is not a readable image folder or .zip ({error}); "
+                          f"download img_align_celeba.zip again") from error
+    if not names:
+        raise VaevarError(f"no images (.jpg/.png) found in {path}")
+    if partition is not None:
+        table = _parse_partition(partition)
+        wanted = {0} if split == "train" else {2}
+        names = [n for n in names if table.get(os.path.basename(n), -1) in wanted]
+    else:
+        cut = int(round(0.9 * len(names)))
+        names = names[:cut] if split == "train" else names[cut:]
+    if limit is not None:
+        names = names[:limit]
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    try:
+        for name in names:
+            with Image.open(io.BytesIO(read(name))) as image:
+                array = np.asarray(image.convert("RGB" if celeba or image.mode != "L" else "L"))
+            if array.ndim == 2:
+                array = array[..., None]
+            images.append(celeba_crop_resize(array) if celeba else array)
+    except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as error:
+        raise VaevarError(f"corrupt image {name} in {path} ({error}): download the archive again") from error
+    finally:
+        if archive is not None:
+            archive.close()
+    shapes = {a.shape for a in images}
+    if len(shapes) > 1:
+        raise VaevarError(f"images in {path} have different sizes {sorted(shapes)[:3]}: "
+                          f"resize them to the data set's size first")
+    return np.stack(images)
+
+
+def _read_partition(candidates):
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            with open(candidate) as f:
+                return f.read()
+    return None
+
+
+def celeba_crop_resize(image):
+    """Crop [45:173, 25:153] and resize 128 -> 64 bilinearly (half-pixel centres,
+    no antialiasing: tf.image.resize's 'bilinear'), rounded back to uint8."""
+    top, bottom, left, right = CELEBA_CROP
+    if image.shape[0] < bottom or image.shape[1] < right:
+        raise VaevarError(f"CelebA image of size {image.shape[:2]} is smaller than the crop "
+                          f"[45:173, 25:153]: use the aligned 178x218 images")
+    crop = image[top:bottom, left:right].astype(np.float64)
+    resized = resize_bilinear(crop, CELEBA_SIZE, CELEBA_SIZE)
+    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+def resize_matrix(in_size, out_size, half_pixel=True):
+    """(out_size, in_size) matrix of bilinear weights along one axis.
+
+    half_pixel=True matches tf.image.resize / jax.image.resize (no antialias);
+    half_pixel=False is TF1's legacy resize_bilinear(align_corners=False),
+    which the 2015 Inception graph uses: source = out_index * in/out.
+    """
+    scale = in_size / out_size
+    out = np.arange(out_size, dtype=np.float64)
+    source = (out + 0.5) * scale - 0.5 if half_pixel else out * scale
+    source = np.clip(source, 0.0, in_size - 1)
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = source - low
+    matrix = np.zeros((out_size, in_size), np.float64)
+    matrix[np.arange(out_size), low] += 1.0 - frac
+    matrix[np.arange(out_size), high] += frac
+    return matrix
+
+
+def resize_bilinear(image, height, width, half_pixel=True):
+    """Resize an (H, W, C) array with separable bilinear interpolation."""
+    rows = resize_matrix(image.shape[0], height, half_pixel)
+    cols = resize_matrix(image.shape[1], width, half_pixel)
+    return np.einsum("oh,hwc,pw->opc", rows, image, cols)
+
+
+# --------------------------------------------------------- tensorflow-datasets
+
+def _load_tfds(name, split, limit):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise VaevarError("tensorflow-datasets is not installed: pip install -r requirements.txt, "
+                          "or give a local file with --data-path") from error
+    tfds_split = split if limit is None else f"{split}[:{limit}]"
+    try:
+        dataset = tfds.load(TFDS_NAMES[name], split=tfds_split, shuffle_files=False)
+    except Exception as error:  # network, missing manual download, ...
+        raise VaevarError(f"tensorflow-datasets could not provide {name} ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}); offline, give a local "
+                          f"file with --data-path or set VAEVAR_DATA_DIR") from error
+    images = [example["image"] for example in tfds.as_numpy(dataset)]
+    if name == "celeba":
+        images = [celeba_crop_resize(image) for image in images]
+    return np.stack(images).astype(np.uint8)
+
+
+# ------------------------------------------------ per-data-set training defaults
+# The authors' settings (CIFAR-10, CelebA); MNIST-like values are ours.
+# halve_every 0: constant learning rate. stage2_width: the dense VAE's width.
+PAPER_SETTINGS = {
+    "cifar10": {"epochs": 700, "learning_rate": 1e-4, "halve_every": 250, "stage2_width": 2048},
+    "celeba": {"epochs": 70, "learning_rate": 5e-5, "halve_every": 0, "stage2_width": 4096},
+    "mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40, "stage2_width": 1024},
+    "fashion_mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40, "stage2_width": 1024},
+}
+# --quick: a CPU smoke run of the whole pipeline (minutes, not days).
+QUICK_SETTINGS = {"epochs": 2, "learning_rate": 1e-3, "halve_every": 0, "stage2_width": 256,
+                  "base_filters": 16, "limit": 10000}

@@ -1,0 +1,93 @@
+"""Stage 1: train the ResNet VAE with the balanced loss and save it.
+
+    python train_first_stage.py --dataset cifar10            # the paper's settings
+    python train_first_stage.py --dataset mnist --quick      # CPU smoke run
+
+Outputs in RUN_DIR/stage1/: first_stage.keras (final model), checkpoint.keras
++ checkpoint.json (resume point), log.csv (loss, mse, gamma, kl per epoch).
+Rerunning the same command resumes an interrupted run.
+"""
+
+import os
+import time
+
+import common
+import data
+
+DATASET = "cifar10"       # cifar10 | celeba | mnist | fashion_mnist
+DATA_PATH = None          # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
+RUN_DIR = None            # default: runs/<dataset>
+EPOCHS = None             # default: the paper's (CIFAR-10 700, CelebA 70)
+BATCH_SIZE = 100
+LEARNING_RATE = None      # default: 1e-4 CIFAR-10, 5e-5 CelebA
+HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 250
+LATENT_DIM = 64
+BASE_FILTERS = None       # default 32 (16 with --quick)
+GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
+LIMIT = None              # use only the first N training images
+SEED = 0
+MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
+QUICK = False             # small CPU setting: 2 epochs, 10k images, 16 filters
+VERBOSE = 1
+
+STAGE_DIR = "stage1"
+MODEL_FILE = "first_stage.keras"
+
+
+def resolve_settings(args):
+    """Fill constants left at None from the data set's (or --quick) defaults."""
+    data.check_name(args.dataset)
+    defaults = dict(data.PAPER_SETTINGS[args.dataset], base_filters=32, limit=None)
+    if args.quick:
+        defaults.update(data.QUICK_SETTINGS)
+    for name in ("epochs", "learning_rate", "halve_every", "base_filters", "limit"):
+        if getattr(args, name, None) is None and name in defaults:
+            setattr(args, name, defaults[name])
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", args.dataset)
+    common.require_positive(args, "epochs", "batch_size", "learning_rate", "latent_dim", "base_filters",
+                            "limit", allow_zero=("halve_every",))
+    return args
+
+
+def main(argv=None):
+    args = resolve_settings(common.parse_constants(globals(), __doc__, argv))
+    common.set_seed(args.seed)
+    import keras
+
+    from models.first_stage import build_first_stage
+    from training import ImageBatches, fit, make_optimizer, resume_or_build
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    stage_dir = os.path.join(args.run_dir, STAGE_DIR)
+    metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
+                "gamma_mode": args.gamma_mode}
+    images = data.load(args.dataset, "train", args.data_path, args.limit)
+    if len(images) < args.batch_size:
+        raise common.VaevarError(f"only {len(images)} training images for batch size {args.batch_size}: "
+                                 f"lower --batch-size")
+    print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
+          f"backend {keras.backend.backend()} on {common.device_description()}")
+
+    def build():
+        model = build_first_stage(data.IMAGE_SHAPES[args.dataset], args.latent_dim, args.base_filters,
+                                  args.gamma_mode, args.seed)
+        model.compile(optimizer=make_optimizer(args.learning_rate))
+        return model
+
+    started = time.time()
+    with common.distribution_scope():
+        model, done = resume_or_build(stage_dir, build, metadata)
+    if done:
+        print(f"resuming {stage_dir} after epoch {done}")
+    batches = ImageBatches(images, args.batch_size, args.seed, epoch=done)
+    fit(model, batches, stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,
+        verbose=args.verbose)
+    common.save_model(model, os.path.join(stage_dir, MODEL_FILE))
+    common.save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
+    print(f"saved {os.path.join(stage_dir, MODEL_FILE)}")
+
+
+if __name__ == "__main__":
+    common.run_main(main)

@@ -1,0 +1,201 @@
+"""Training shared by both stages: batch feeders, resumable fit, CSV log,
+NaN guard. Backend-agnostic (Keras 3 callbacks and PyDatasets).
+
+Resume protocol, per epoch end: append the CSV row, then write
+checkpoint.keras (model + optimizer + gamma + sampler RNG) and
+checkpoint.json atomically. On restart, rows at or after the checkpoint's
+epoch are dropped from the CSV, so the log never has duplicated or missing
+epochs. Batch order and latent resampling depend only on (seed, epoch).
+"""
+
+import csv
+import math
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+
+from common import VaevarError, atomic_path, load_json, load_model, save_json, save_model
+
+CHECKPOINT = "checkpoint.keras"
+CHECKPOINT_STATE = "checkpoint.json"
+LOG = "log.csv"
+LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """uint8 images -> shuffled float32 [0, 1] batches; the order is a function of (seed, epoch)."""
+
+    def __init__(self, images, batch_size, seed, epoch=0, shuffle=True):
+        super().__init__()
+        self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.epoch, self.shuffle = epoch, shuffle
+        self._order = self._permutation()
+
+    def _permutation(self):
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+
+    def __len__(self):
+        return len(self.images) // self.batch_size  # full batches: the loss is a batch mean
+
+    def __getitem__(self, index):
+        rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        return (self.images[rows].astype(np.float32) / 255.0,)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._permutation()
+
+
+class LatentBatches(ImageBatches):
+    """z ~ N(mu, sigma) for encoded training data, resampled every epoch."""
+
+    def __init__(self, mu, sigma, batch_size, seed, epoch=0):
+        self.mu, self.sigma = mu.astype(np.float32), sigma.astype(np.float32)
+        super().__init__(self.mu, batch_size, seed, epoch)
+
+    def __getitem__(self, index):
+        rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        noise = rng.standard_normal(self.mu[rows].shape).astype(np.float32)
+        return (self.mu[rows] + self.sigma[rows] * noise,)
+
+
+def learning_rate_at(epoch, base, halve_every):
+    return base * 0.5 ** (epoch // halve_every) if halve_every else base
+
+
+class EpochLog(keras.callbacks.Callback):
+    """CSV row per epoch, flushed and fsynced before the checkpoint is written."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):
+            return  # a diverged epoch is neither logged nor checkpointed
+        new = not os.path.exists(self.path)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(LOG_FIELDS)
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            writer.writerow([epoch + 1] + [f"{float(logs.get(k, float('nan'))):.6g}"
+                                           for k in ("loss", "mse", "gamma", "kl")]
+                            + [f"{lr:.6g}", f"{time.time() - self._start:.2f}"])
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_log(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def truncate_log(path, completed_epochs):
+    """Keep only rows of epochs 1..completed_epochs (atomic rewrite)."""
+    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Atomic per-epoch checkpoint; stops cleanly on NaN/inf or SIGTERM/SIGINT."""
+
+    def __init__(self, run_dir, metadata):
+        super().__init__()
+        self.run_dir, self.metadata = run_dir, metadata
+        self.diverged = None
+        self.interrupted = None
+        self._previous_handlers = {}
+
+    def on_train_begin(self, logs=None):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread
+                pass
+
+    def on_train_end(self, logs=None):
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum, frame):
+        self.interrupted = signal.Signals(signum).name
+        self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss) and self.diverged is None:
+            self.diverged = (batch, loss)
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged is not None:
+            self.diverged = (epoch + 1,) + self.diverged
+            return
+        save_model(self.model, os.path.join(self.run_dir, CHECKPOINT))
+        save_json(os.path.join(self.run_dir, CHECKPOINT_STATE), dict(self.metadata, epoch=epoch + 1))
+
+
+def resume_or_build(run_dir, build, metadata):
+    """Load the last checkpoint of run_dir, or build a fresh compiled model.
+
+    Returns (model, completed_epochs). Refuses a run directory made for
+    another data set or configuration.
+    """
+    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
+    if not os.path.exists(state_path):
+        return build(), 0
+    state = load_json(state_path)
+    for key, value in metadata.items():
+        if key in state and state[key] != value:
+            raise VaevarError(f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
+                              f"use another --run-dir or the original settings")
+
+    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint",
+                       f"delete {state_path} to start over")
+    return model, int(state["epoch"])
+
+
+def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1):
+    """model.fit with resume, CSV log, LR halving and the NaN/signal guard."""
+    os.makedirs(run_dir, exist_ok=True)
+    log_path = os.path.join(run_dir, LOG)
+    truncate_log(log_path, initial_epoch)
+    checkpoint = Checkpoint(run_dir, metadata)
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, learning_rate, halve_every)),
+        EpochLog(log_path),
+        checkpoint,
+    ]
+    if initial_epoch < epochs:
+        model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+    if checkpoint.diverged is not None:
+        epoch, batch, loss = checkpoint.diverged
+        raise VaevarError(f"training diverged (loss={loss} at epoch {epoch}, batch {batch}); the last good "
+                          f"checkpoint in {run_dir} is kept: lower --learning-rate and rerun to resume")
+    if checkpoint.interrupted is not None:
+        done = len(read_log(log_path))
+        raise VaevarError(f"interrupted by {checkpoint.interrupted} after {done} completed epochs; "
+                          f"rerun the same command to resume")
+    return model
+
+
+def make_optimizer(learning_rate):
+    return keras.optimizers.Adam(learning_rate)
