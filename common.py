@@ -12,6 +12,8 @@ import tempfile
 
 import numpy as np
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+
 
 class VaevarError(Exception):
     """An error the user can fix; printed as one line, no traceback."""
@@ -86,12 +88,15 @@ def save_model(model, path):
 def load_model(path, what="model", hint=""):
     import keras
 
+    import models.vae  # noqa: F401  registers the VAE class for deserialization
+
     if not os.path.exists(path):
         raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
     try:
         return keras.saving.load_model(path, compile=True)
     except Exception as error:  # corrupt or foreign file
-        raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {error}); "
+        reason = str(error).splitlines()[0][:200] if str(error) else ""
+        raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {reason}); "
                           f"retrain it or point to a valid .keras file") from error
 
 

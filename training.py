@@ -40,7 +40,10 @@ class ImageBatches(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
 
     def __len__(self):
-        return len(self.images) // self.batch_size  # full batches: the loss is a batch mean
+        # Training uses full batches only (the loss is a batch mean); inference covers every image.
+        if self.shuffle:
+            return len(self.images) // self.batch_size
+        return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index):
         rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
@@ -195,6 +198,17 @@ def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_eve
         raise VaevarError(f"interrupted by {checkpoint.interrupted} after {done} completed epochs; "
                           f"rerun the same command to resume")
     return model
+
+
+def encode(model, images, batch_size=500):
+    """Posterior (mu, sigma) of uint8 images under a first-stage model, as float32 arrays."""
+    batches = ImageBatches(images, batch_size, seed=0, shuffle=False)
+    mu, log_sigma = model.encoder.predict(batches, verbose=0)
+    return mu.astype(np.float32), np.exp(log_sigma).astype(np.float32)
+
+
+def decode(model, z, batch_size=500):
+    return model.decoder.predict(np.asarray(z, np.float32), batch_size=batch_size, verbose=0)
 
 
 def make_optimizer(learning_rate):

@@ -1,0 +1,138 @@
+"""Stage 2: train the dense VAE on the first stage's latent codes and save it.
+
+    python train_second_stage.py --dataset cifar10
+
+Reads RUN_DIR/stage1/first_stage.keras, encodes the training set once,
+resamples z ~ N(mu, sigma) every epoch. Outputs in RUN_DIR/stage2/:
+second_stage.keras, latents.npz (train mu and sigma), latent_stats.json
+(per-dimension std of mu and of sampled z, the variance law), log.csv,
+checkpoint.keras/.json. Rerunning resumes.
+"""
+
+import os
+import time
+
+import numpy as np
+
+import common
+import data
+
+DATASET = "cifar10"
+DATA_PATH = None
+RUN_DIR = None            # default: runs/<dataset>
+EPOCHS = None             # default: twice the first stage's
+BATCH_SIZE = 100
+LEARNING_RATE = None      # default: the first stage's
+HALVE_EVERY = None        # default: twice the first stage's
+WIDTH = None              # dense width: 1024; the paper: 2048 CIFAR-10, 4096 CelebA
+GAMMA_MODE = "balanced"
+LIMIT = None
+SEED = 0
+QUICK = False
+VERBOSE = 1
+
+STAGE_DIR = "stage2"
+MODEL_FILE = "second_stage.keras"
+LATENTS_FILE = "latents.npz"
+STATS_FILE = "latent_stats.json"
+
+
+def resolve_settings(args):
+    data.check_name(args.dataset)
+    paper = dict(data.PAPER_SETTINGS[args.dataset], limit=None)
+    if args.quick:
+        paper.update(data.QUICK_SETTINGS)
+    defaults = {"epochs": 2 * paper["epochs"], "learning_rate": paper["learning_rate"],
+                "halve_every": 2 * paper["halve_every"], "width": paper["stage2_width"],
+                "limit": paper["limit"]}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", args.dataset)
+    common.require_positive(args, "epochs", "batch_size", "learning_rate", "width", "limit", "halve_every",
+                            allow_zero=("halve_every",))
+    return args
+
+
+def latent_statistics(mu, sigma):
+    """Per-dimension moments of the encoded training set (the variance law, Eq. 3-4)."""
+    second_moment = np.mean(mu.astype(np.float64) ** 2, 0) + np.mean(sigma.astype(np.float64) ** 2, 0)
+    return {
+        "count": int(len(mu)),
+        "mu_mean": np.mean(mu, 0).tolist(),
+        "mu_std": np.std(mu, 0).tolist(),
+        "sigma_mean": np.mean(sigma, 0).tolist(),
+        # std of z ~ N(mu, sigma) over the data: sqrt(Var(mu) + E[sigma^2])
+        "z_std": np.sqrt(np.var(mu.astype(np.float64), 0) + np.mean(sigma.astype(np.float64) ** 2, 0)).tolist(),
+        "second_moment": second_moment.tolist(),
+        "mean_z_std": float(np.mean(np.sqrt(np.var(mu.astype(np.float64), 0)
+                                            + np.mean(sigma.astype(np.float64) ** 2, 0)))),
+    }
+
+
+def main(argv=None):
+    args = resolve_settings(common.parse_constants(globals(), __doc__, argv))
+    common.set_seed(args.seed)
+    import keras
+
+    import train_first_stage
+    from models.second_stage import build_second_stage
+    from training import LatentBatches, encode, fit, make_optimizer, resume_or_build
+
+    stage1_path = os.path.join(args.run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE)
+    first = common.load_model(stage1_path, "first-stage model",
+                              f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
+    check_dataset(args.run_dir, args.dataset)
+    stage_dir = os.path.join(args.run_dir, STAGE_DIR)
+    os.makedirs(stage_dir, exist_ok=True)
+    images = data.load(args.dataset, "train", args.data_path, args.limit)
+    check_image_shape(first, images, args.dataset)
+    mu, sigma = encode(first, images)
+    common.save_npz(os.path.join(stage_dir, LATENTS_FILE), mu=mu, sigma=sigma)
+    common.save_json(os.path.join(stage_dir, STATS_FILE), latent_statistics(mu, sigma))
+    print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs, "
+          f"backend {keras.backend.backend()} on {common.device_description()}")
+
+    metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
+                "gamma_mode": args.gamma_mode}
+
+    def build():
+        model = build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed)
+        model.compile(optimizer=make_optimizer(args.learning_rate))
+        return model
+
+    started = time.time()
+    with common.distribution_scope():
+        model, done = resume_or_build(stage_dir, build, metadata)
+    if done:
+        print(f"resuming {stage_dir} after epoch {done}")
+    batches = LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=done)
+    fit(model, batches, stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,
+        verbose=args.verbose)
+    common.save_model(model, os.path.join(stage_dir, MODEL_FILE))
+    common.save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
+    print(f"saved {os.path.join(stage_dir, MODEL_FILE)}")
+
+
+def check_dataset(run_dir, dataset):
+    """Refuse to mix data sets: the run's first stage records the one it was trained on."""
+    import train_first_stage
+
+    state = os.path.join(run_dir, train_first_stage.STAGE_DIR, "checkpoint.json")
+    if os.path.exists(state):
+        trained_on = common.load_json(state).get("dataset")
+        if trained_on != dataset:
+            raise common.VaevarError(f"{run_dir} was trained on {trained_on}, not {dataset}: "
+                                     f"pass --dataset {trained_on} or another --run-dir")
+
+
+def check_image_shape(model, images, dataset):
+    expected = tuple(model.encoder.inputs[0].shape[1:])
+    if tuple(images.shape[1:]) != expected:
+        raise common.VaevarError(f"{dataset} images are {images.shape[1:]} but the model expects {expected}: "
+                                 f"use the data set the model was trained on")
+
+
+if __name__ == "__main__":
+    common.run_main(main)
