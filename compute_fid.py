@@ -1,0 +1,320 @@
+"""FID (and optionally KID) with the standard 2015-12-05 TensorFlow Inception.
+
+    python compute_fid.py --dataset cifar10                 # score RUN_DIR/samples/*.npz
+    python compute_fid.py --samples a.npz --reference cifar10
+
+pool_3 features (2048) of the Keras port of classify_image_graph_def.pb
+(models/inception.py), which runs on the TensorFlow and JAX backends. The
+weights: INCEPTION_WEIGHTS / $VAEVAR_INCEPTION_WEIGHTS (a converted
+.weights.h5, or the .pb / .tgz, converted on first use), else the Keras
+cache (~/.keras/models), else downloaded with keras.utils.get_file and
+converted (needs TensorFlow). Reference statistics are cached in the run
+directory. Writes RUN_DIR/fid.json and prints one line per score.
+"""
+
+import glob
+import hashlib
+import os
+import time
+import warnings
+
+import numpy as np
+from scipy import linalg
+
+import common
+import data
+
+DATASET = "cifar10"
+DATA_PATH = None
+RUN_DIR = None              # default: runs/<dataset>
+SAMPLES = None              # comma-separated .npz files or image folders; default: RUN_DIR/samples/*.npz
+REFERENCE = None            # data set name, .npz or folder; default: DATASET
+REFERENCE_SPLIT = "train"
+NUM_SAMPLES = 10000         # per side
+BATCH_SIZE = 100
+INCEPTION_WEIGHTS = None    # or $VAEVAR_INCEPTION_WEIGHTS
+FRECHET_METHOD = "sqrtm"    # sqrtm (TTUR, scipy) | eig (faster, symmetric eigenvalues)
+KID = False                 # also the unbiased KID (same features)
+QUICK = False               # 500 samples per side
+
+INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
+# Upstream publishes no checksum for this archive; the conversion instead checks
+# every layer's shape and kind against the port, and the converted file's
+# SHA-256 goes into every result and cache.
+INCEPTION_TGZ_HASH = None
+CONVERTED_NAME = "inception_2015_12_05_fid.weights.h5"
+SCORE_ORDER = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
+MIN_FULL_RANK = 2048
+
+
+# ------------------------------------------------------------------- the maths
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, method="sqrtm"):
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64.
+
+    sqrtm: TTUR's computation (scipy.linalg.sqrtm; eps offset when the product
+    is singular; imaginary parts dropped unless large). eig: the trace of the
+    square root from the eigenvalues of S1^(1/2) S2 S1^(1/2), which is
+    symmetric positive semi-definite, so no complex arithmetic is needed.
+    """
+    mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
+    sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise common.VaevarError(f"feature sizes differ ({mu1.shape} vs {mu2.shape}): compare features "
+                                 f"of the same network")
+    diff = mu1 - mu2
+    if method == "eig":
+        tr_covmean = trace_sqrt_product(sigma1, sigma2)
+    elif method == "sqrtm":
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            warnings.warn(f"FID: singular product; adding {eps} to the covariance diagonals")
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        if np.iscomplexobj(covmean):
+            if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+                raise common.VaevarError(f"FID: imaginary component {np.max(np.abs(covmean.imag)):.3g} in the "
+                                         f"matrix square root; use more samples")
+            covmean = covmean.real
+        tr_covmean = np.trace(covmean)
+    else:
+        raise common.VaevarError(f"unknown --frechet-method {method!r}: use sqrtm or eig")
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+
+
+def trace_sqrt_product(sigma1, sigma2):
+    """Tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))), for PSD S1, S2."""
+    values, vectors = linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = root1 @ sigma2 @ root1
+    return float(np.sum(np.sqrt(np.clip(linalg.eigvalsh((middle + middle.T) / 2), 0, None))))
+
+
+def statistics(features):
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise common.VaevarError(f"FID needs at least 2 samples, got {len(features)}: generate more samples")
+    if len(features) < MIN_FULL_RANK:
+        warnings.warn(f"FID with {len(features)} < {MIN_FULL_RANK} samples: the covariance is singular and "
+                      f"the score biased; use 10,000 for comparable numbers")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def kernel_inception_distance(features1, features2, subsets=100, subset_size=1000, seed=0):
+    """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018), mean over subsets."""
+    f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    if f1.shape[1] != f2.shape[1]:
+        raise common.VaevarError("KID: feature sizes differ; compare features of the same network")
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise common.VaevarError("KID needs at least 2 samples per side")
+    rng = np.random.default_rng(seed)
+    dims = f1.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = f1[rng.choice(len(f1), m, replace=False)]
+        y = f2[rng.choice(len(f2), m, replace=False)]
+        kxx, kyy, kxy = ((a @ b.T / dims + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+        values.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                      - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ----------------------------------------------------------------- the network
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir():
+    """Where keras.utils.get_file caches models (KERAS_HOME or ~/.keras)."""
+    base = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(base, "models")
+
+
+def resolve_weights(path=None):
+    """Path of the converted Keras weights; converts a .pb/.tgz once; downloads as a last resort."""
+    path = path or os.environ.get("VAEVAR_INCEPTION_WEIGHTS")
+    converted = os.path.join(cache_dir(), CONVERTED_NAME)
+    if path:
+        if not os.path.exists(path):
+            raise common.VaevarError(f"Inception weights not found at {path}: give the converted .weights.h5, "
+                                     f"classify_image_graph_def.pb or inception-2015-12-05.tgz")
+        if path.endswith(".weights.h5"):
+            return path
+        return convert_graph(path, converted)
+    if os.path.exists(converted):
+        return converted
+    import keras
+
+    try:
+        archive = keras.utils.get_file("inception-2015-12-05.tgz", INCEPTION_URL, file_hash=INCEPTION_TGZ_HASH,
+                                       cache_subdir="models")
+    except Exception as error:
+        raise common.VaevarError(
+            f"cannot download the Inception weights ({type(error).__name__}); offline, copy "
+            f"inception-2015-12-05.tgz (from {INCEPTION_URL}) here and pass --inception-weights PATH or set "
+            f"VAEVAR_INCEPTION_WEIGHTS") from error
+    return convert_graph(archive, converted)
+
+
+def convert_graph(graph_path, out_path):
+    import inception_graph
+
+    model = inception_graph.convert(inception_graph.read_graph_def(graph_path))
+    with common.atomic_path(out_path) as tmp:
+        model.save_weights(tmp)
+    print(f"converted {graph_path} -> {out_path} (sha256 {sha256(out_path)[:16]})")
+    return out_path
+
+
+_NETWORKS = {}
+
+
+def inception(image_shape, weights_path):
+    """The port for this input size, with weights loaded (built once per size)."""
+    key = (tuple(image_shape), weights_path)
+    if key not in _NETWORKS:
+        from models.inception import build_inception
+
+        model = build_inception(tuple(image_shape))
+        try:
+            model.load_weights(weights_path)
+        except Exception as error:
+            raise common.VaevarError(f"cannot load Inception weights {weights_path} ({type(error).__name__}): "
+                                     f"convert them again with convert_inception.py") from error
+        _NETWORKS[key] = model
+    return _NETWORKS[key]
+
+
+def extract_features(batches, image_shape, weights_path, total, label=""):
+    """pool_3 features of an iterable of uint8 NHWC batches (never all at 299x299)."""
+    from tqdm import tqdm
+
+    model = inception(image_shape, weights_path)
+    features = []
+    with tqdm(total=total, desc=f"features {label}", unit="img", leave=False) as bar:
+        for batch in batches:
+            features.append(np.asarray(model.predict_on_batch(np.asarray(batch, np.float32)), np.float32))
+            bar.update(len(batch))
+    return np.concatenate(features)
+
+
+# ------------------------------------------------------------------ the inputs
+
+def iterate_source(source, split, count, batch_size, data_path=None):
+    """(batches, image_shape, n) for a data set name, an .npz or an image folder."""
+    if source in data.IMAGE_SHAPES:
+        images = data.load(source, split, data_path, count)
+    elif source.endswith(".npz"):
+        images = load_sample_array(source)[:count]
+    elif os.path.isdir(source):
+        images = _folder_images(source, count)
+    else:
+        raise common.VaevarError(f"cannot score {source}: give a data set name ({', '.join(data.IMAGE_SHAPES)}), "
+                                 f"an .npz or a folder of images")
+    batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+    return batches, images.shape[1:], len(images)
+
+
+def _folder_images(folder, count):
+    """Every image of a folder (no train/test split), at most `count`."""
+    from PIL import Image
+
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(data.IMAGE_SUFFIXES))[:count]
+    if not names:
+        raise common.VaevarError(f"no images in {folder}")
+    arrays = []
+    for name in names:
+        with Image.open(os.path.join(folder, name)) as image:
+            arrays.append(np.asarray(image.convert("RGB")))
+    return np.stack(arrays)
+
+
+def load_sample_array(path):
+    if not os.path.exists(path):
+        raise common.VaevarError(f"{path} not found: run generate.py first")
+    with np.load(path) as archive:
+        if "images" not in archive:
+            raise common.VaevarError(f"{path} has no 'images' array: write samples with generate.py")
+        images = archive["images"]
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise common.VaevarError(f"{path}: expected uint8 NHWC images, got {images.dtype} {images.shape}")
+    return images
+
+
+def reference_statistics(args, weights_path, weights_hash):
+    """mu, sigma (and features for KID) of the reference side, cached in the run directory."""
+    name = os.path.basename(args.reference.rstrip("/")).replace(".", "_")
+    cache = os.path.join(args.run_dir, f"fid_reference_{name}_{args.reference_split}_{args.num_samples}.npz")
+    if os.path.exists(cache):
+        with np.load(cache) as stored:
+            if str(stored["weights_hash"]) == weights_hash and (not args.kid or "features" in stored):
+                return {k: stored[k] for k in stored.keys()}
+    batches, shape, n = iterate_source(args.reference, args.reference_split, args.num_samples, args.batch_size,
+                                       args.data_path)
+    features = extract_features(batches, shape, weights_path, n, "reference")
+    mu, sigma = statistics(features)
+    stats = {"mu": mu, "sigma": sigma, "count": np.int64(n), "weights_hash": np.str_(weights_hash)}
+    if args.kid:
+        stats["features"] = features
+    common.save_npz(cache, **stats)
+    return stats
+
+
+def sample_files(args):
+    if args.samples:
+        return [s for s in args.samples.split(",") if s]
+    folder = os.path.join(args.run_dir, "samples")
+    found = {os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))}
+    files = [found[k] for k in SCORE_ORDER if k in found]
+    if not files:
+        raise common.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
+    return files
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    if args.quick and args.num_samples == NUM_SAMPLES:
+        args.num_samples = 500
+    common.require_positive(args, "num_samples", "batch_size")
+    if args.num_samples < 2:
+        raise common.VaevarError("--num-samples must be at least 2 for FID")
+    data.check_name(args.dataset)
+    args.reference = args.reference or args.dataset
+    args.run_dir = args.run_dir or os.path.join("runs", args.dataset)
+    os.makedirs(args.run_dir, exist_ok=True)
+    import keras
+
+    files = sample_files(args)
+    weights_path = resolve_weights(args.inception_weights)
+    weights_hash = sha256(weights_path)
+    reference = reference_statistics(args, weights_path, weights_hash)
+    results_path = os.path.join(args.run_dir, "fid.json")
+    results = common.load_json(results_path) if os.path.exists(results_path) else {}
+    for path in files:
+        started = time.time()
+        label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
+        batches, shape, n = iterate_source(path, "train", args.num_samples, args.batch_size)
+        features = extract_features(batches, shape, weights_path, n, label)
+        mu, sigma = statistics(features)
+        fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma, method=args.frechet_method)
+        entry = {"fid": fid, "n": int(n), "reference": args.reference, "reference_split": args.reference_split,
+                 "reference_n": int(reference["count"]), "samples": path, "weights_hash": weights_hash,
+                 "frechet_method": args.frechet_method, "backend": keras.backend.backend(),
+                 "device": common.device_description(), "seconds": round(time.time() - started, 2)}
+        if args.kid:
+            entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"], features)
+        results[label] = entry
+        common.save_json(results_path, results)
+        kid = f"  KID {entry['kid']:.5f}" if args.kid else ""
+        print(f"FID {label:<12} {fid:8.2f}  (n={n}, reference {args.reference} n={int(reference['count'])}){kid}")
+    print(f"results in {results_path}")
+
+
+if __name__ == "__main__":
+    common.run_main(main)
