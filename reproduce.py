@@ -1,0 +1,64 @@
+"""The whole reproduction for one data set: stage 1, stage 2, samples, FID,
+and the variance-loss analysis, in order, in one run directory.
+
+    python reproduce.py --dataset cifar10            # the paper's settings (days on one GPU)
+    python reproduce.py --dataset mnist --quick      # a CPU smoke run (minutes)
+
+Each step is the script of the same name with these flags passed on;
+rerunning resumes the training steps where they stopped.
+"""
+
+import os
+import time
+
+import common
+
+DATASET = "cifar10"
+DATA_PATH = None
+RUN_DIR = None             # default: runs/<dataset>
+SEED = 0
+QUICK = False
+INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
+SKIP_FID = False
+VERBOSE = 2                # Keras fit verbosity: 1 progress bar, 2 one line per epoch
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    import compute_fid
+    import data
+    import generate
+    import train_first_stage
+    import train_second_stage
+    import variance_loss
+
+    data.check_name(args.dataset)
+    run_dir = args.run_dir or os.path.join("runs", args.dataset)
+    shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
+    if args.data_path:
+        shared += ["--data-path", args.data_path]
+    quick = ["--quick"] if args.quick else []
+    verbose = ["--verbose", str(args.verbose)]
+    steps = [
+        ("stage 1", train_first_stage.main, shared + quick + verbose),
+        ("stage 2", train_second_stage.main, shared + quick + verbose),
+        ("samples", generate.main, shared + quick),
+        ("variance analysis", variance_loss.main, ["--run-dirs", run_dir] + (["--data-path", args.data_path]
+                                                                               if args.data_path else []) + quick),
+    ]
+    if not args.skip_fid:
+        fid_flags = ["--dataset", args.dataset, "--run-dir", run_dir] + quick
+        if args.data_path:
+            fid_flags += ["--data-path", args.data_path]
+        if args.inception_weights:
+            fid_flags += ["--inception-weights", args.inception_weights]
+        steps.append(("FID", compute_fid.main, fid_flags))
+    for name, step, step_argv in steps:
+        started = time.time()
+        print(f"== {name}: {' '.join(step_argv)}", flush=True)
+        step(step_argv)
+        print(f"== {name} done in {time.time() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    common.run_main(main)

@@ -1,0 +1,102 @@
+"""Shared fixtures: small data files in the real formats, random Inception weights."""
+
+import io
+import os
+import pickle
+import sys
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def digit_images(count, size=28, seed=0):
+    """Rendered digits with random shifts: structured like MNIST, uint8 (N, size, size)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    images = np.zeros((count, size, size), np.uint8)
+    for i in range(count):
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        x, y = rng.integers(4, size - 12, 2)
+        draw.text((int(x), int(y)), str(rng.integers(10)), fill=int(rng.integers(150, 256)))
+        images[i] = np.asarray(canvas)
+    return images
+
+
+@pytest.fixture(scope="session")
+def mnist_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mnist.npz"
+    images = digit_images(360)
+    np.savez(path, x_train=images[:300], y_train=np.zeros(300, np.uint8), x_test=images[300:],
+             y_test=np.zeros(60, np.uint8))
+    return str(path)
+
+
+def write_cifar_tarball(path, per_batch=20, seed=0):
+    """cifar-10-python.tar.gz layout: cifar-10-batches-py/{data_batch_1..5,test_batch}."""
+    rng = np.random.default_rng(seed)
+    batches = {}
+    with tarfile.open(path, "w:gz") as archive:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            rows = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+            batches[name] = rows
+            payload = pickle.dumps({b"data": rows, b"labels": list(rng.integers(0, 10, per_batch))})
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+    return batches
+
+
+@pytest.fixture(scope="session")
+def cifar_tarball(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "cifar-10-python.tar.gz"
+    return str(path), write_cifar_tarball(path)
+
+
+def write_celeba_zip(path, count=12, with_partition=True, seed=0):
+    """img_align_celeba.zip layout: img_align_celeba/000001.jpg ... (178x218 JPEGs)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    lines = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(1, count + 1):
+            image = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG")
+            archive.writestr(f"img_align_celeba/{i:06d}.jpg", buffer.getvalue())
+            lines.append(f"{i:06d}.jpg {0 if i <= count - 4 else (1 if i <= count - 2 else 2)}")
+    if with_partition:
+        with open(os.path.join(os.path.dirname(path), "list_eval_partition.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session")
+def celeba_zip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("celeba") / "img_align_celeba.zip"
+    write_celeba_zip(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def random_graph():
+    import inception_graph
+
+    return inception_graph.random_graph_def(seed=0)
+
+
+@pytest.fixture(scope="session")
+def random_inception_weights(tmp_path_factory, random_graph):
+    """The random graph converted to Keras weights, as compute_fid.py would load them."""
+    import inception_graph
+
+    path = tmp_path_factory.mktemp("inception") / "random_inception.weights.h5"
+    inception_graph.convert(random_graph).save_weights(str(path))
+    return str(path)

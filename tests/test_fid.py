@@ -1,0 +1,163 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+import compute_fid
+from common import VaevarError
+
+
+def random_covariance(rng, dims, rank=None):
+    a = rng.normal(size=(dims, rank or dims))
+    return a @ a.T / dims
+
+
+def test_frechet_matches_direct_sqrtm_both_methods():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
+    s1, s2 = random_covariance(rng, 20), random_covariance(rng, 20)
+    direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert compute_fid.frechet_distance(mu1, s1, mu2, s2, method="sqrtm") == pytest.approx(direct, rel=1e-8)
+    assert compute_fid.frechet_distance(mu1, s1, mu2, s2, method="eig") == pytest.approx(direct, rel=1e-6)
+
+
+def test_frechet_closed_form_commuting_gaussians():
+    # Diagonal covariances: FID = |dmu|^2 + sum (sqrt(a) - sqrt(b))^2
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    expected = 5.0 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    for method in ("sqrtm", "eig"):
+        assert compute_fid.frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method) == pytest.approx(expected)
+
+
+def test_frechet_singular_covariances_are_handled():
+    rng = np.random.default_rng(1)
+    s1, s2 = random_covariance(rng, 30, rank=5), random_covariance(rng, 30, rank=5)
+    for method in ("sqrtm", "eig"):
+        value = compute_fid.frechet_distance(np.zeros(30), s1, np.zeros(30), s2, method=method)
+        assert np.isfinite(value) and value > 0
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    features = np.random.default_rng(2).normal(size=(500, 64))
+    mu, sigma = compute_fid.statistics(features)
+    assert abs(compute_fid.frechet_distance(mu, sigma, mu, sigma)) < 1e-6
+    assert abs(compute_fid.frechet_distance(mu, sigma, mu, sigma, method="eig")) < 1e-6
+
+
+def test_too_few_samples_and_mismatched_sizes():
+    with pytest.raises(VaevarError, match="at least 2 samples"):
+        compute_fid.statistics(np.zeros((1, 8)))
+    with pytest.raises(VaevarError, match="feature sizes differ"):
+        compute_fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+    with pytest.warns(UserWarning, match="covariance is singular"):
+        compute_fid.statistics(np.random.default_rng(0).normal(size=(10, 8)))
+
+
+def test_kid_unbiased_near_zero_for_same_distribution():
+    rng = np.random.default_rng(3)
+    same, _ = compute_fid.kernel_inception_distance(rng.normal(size=(400, 16)), rng.normal(size=(400, 16)),
+                                                    subsets=20, subset_size=200)
+    shifted, _ = compute_fid.kernel_inception_distance(rng.normal(size=(400, 16)), rng.normal(1, 1, (400, 16)),
+                                                       subsets=20, subset_size=200)
+    assert abs(same) < 0.05 < shifted
+
+
+def test_legacy_resize_matches_tensorflow_v1():
+    tf = pytest.importorskip("tensorflow")
+    from keras import ops
+
+    from models.inception import LegacyResize
+
+    images = np.random.default_rng(4).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    ours = ops.convert_to_numpy(LegacyResize(32, 32)(images))
+    theirs = tf.compat.v1.image.resize_bilinear(images, (299, 299), align_corners=False,
+                                                half_pixel_centers=False).numpy()
+    np.testing.assert_allclose(ours, (theirs - 128.0) / 128.0, atol=1e-5)
+    assert ours.min() >= -1.0 and ours.max() < 1.0
+
+
+def test_grayscale_repeated_to_three_channels():
+    from keras import ops
+
+    from models.inception import LegacyResize
+
+    gray = np.random.default_rng(5).integers(0, 256, (1, 28, 28, 1)).astype("float32")
+    out = ops.convert_to_numpy(LegacyResize(28, 28)(gray))
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
+def test_port_matches_frozen_graph(random_graph, random_inception_weights):
+    """The Keras port and the graph itself, same random weights, same images."""
+    import inception_graph
+    from models.inception import build_inception
+
+    images = np.random.default_rng(6).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    model = build_inception((32, 32, 3))
+    model.load_weights(random_inception_weights)
+    ours = model.predict(images, verbose=0)
+    theirs = inception_graph.frozen_graph_features(random_graph, images)
+    assert ours.shape == (4, 2048)
+    relative = np.abs(ours - theirs).max() / np.abs(theirs).max()
+    print(f"max relative difference port vs graph: {relative:.3g}")
+    assert relative < 1e-4
+
+
+def test_converter_rejects_a_different_graph(random_graph):
+    import inception_graph
+
+    broken = type(random_graph)()
+    broken.CopyFrom(random_graph)
+    for node in broken.node:
+        if node.name == "mixed_10/tower_2/pool":
+            node.op = "AvgPool"
+    with pytest.raises(VaevarError, match="does not match the port"):
+        inception_graph.convert(broken)
+
+
+def test_missing_weights_offline_says_how(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("VAEVAR_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(compute_fid, "INCEPTION_URL", "http://127.0.0.1:9/inception-2015-12-05.tgz")
+    with pytest.raises(VaevarError, match="VAEVAR_INCEPTION_WEIGHTS"):
+        compute_fid.resolve_weights(None)
+    with pytest.raises(VaevarError, match="not found"):
+        compute_fid.resolve_weights(str(tmp_path / "nope.weights.h5"))
+
+
+def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_weights):
+    images = np.random.default_rng(7).integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, images=images)
+    argv = ["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(ref), "--reference", str(ref),
+            "--num-samples", "40", "--inception-weights", random_inception_weights, "--kid",
+            "--frechet-method", "eig"]
+    with pytest.warns(UserWarning):
+        compute_fid.main(argv)
+    result = json.load(open(tmp_path / "fid.json"))["ref"]
+    assert abs(result["fid"]) < 1e-3
+    assert result["n"] == 40 and result["weights_hash"] == compute_fid.sha256(random_inception_weights)
+    assert {"backend", "device", "seconds", "kid"} <= set(result)
+    cached = [p for p in os.listdir(tmp_path) if p.startswith("fid_reference_")]
+    assert len(cached) == 1
+
+
+REAL_GRAPH = os.environ.get("VAEVAR_INCEPTION_GRAPH")
+
+
+@pytest.mark.skipif(not REAL_GRAPH or not os.path.exists(REAL_GRAPH),
+                    reason="set VAEVAR_INCEPTION_GRAPH to classify_image_graph_def.pb or the .tgz")
+def test_port_matches_the_real_2015_graph():
+    import inception_graph
+    from models.inception import build_inception
+
+    graph = inception_graph.read_graph_def(REAL_GRAPH)
+    images = np.random.default_rng(8).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+    model = inception_graph.convert(graph, build_inception((32, 32, 3)))
+    ours = model.predict(images, verbose=0)
+    theirs = inception_graph.frozen_graph_features(graph, images)
+    relative = np.abs(ours - theirs).max() / np.abs(theirs).max()
+    print(f"max relative difference port vs real graph: {relative:.3g}")
+    assert relative < 1e-4

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+from keras import ops
+
+from models.first_stage import build_first_stage
+from models.second_stage import build_second_stage
+from models.vae import MSE_FLOOR, VAE, balanced_ema_update, kl_divergence
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_first_stage_shapes(shape):
+    model = build_first_stage(shape, latent_dim=16, base_filters=8)
+    x_hat, mu, log_sigma = model(np.random.rand(3, *shape).astype("float32"))
+    assert tuple(x_hat.shape) == (3,) + shape
+    assert tuple(mu.shape) == (3, 16) and tuple(log_sigma.shape) == (3, 16)
+    x_hat = ops.convert_to_numpy(x_hat)
+    assert x_hat.min() >= 0 and x_hat.max() <= 1  # sigmoid output
+
+
+def test_first_stage_scales():
+    encoder = build_first_stage((64, 64, 3), 8, 4).encoder
+    strided = [l for l in encoder.layers if getattr(l, "strides", (1, 1)) == (2, 2)]
+    assert len(strided) == 3  # 4 scales for 64x64
+    assert build_first_stage((32, 32, 3), 8, 4).encoder.get_layer("enc_down1").filters == 16
+
+
+def test_second_stage_shapes_and_skip():
+    model = build_second_stage(latent_dim=12, width=32)
+    z_hat, mu, _ = model(np.random.randn(5, 12).astype("float32"))
+    assert tuple(z_hat.shape) == (5, 12) and tuple(mu.shape) == (5, 12)
+    assert model.decoder.get_layer("dec_skip").output.shape[-1] == 32 + 12
+    assert model.decoder.get_layer("z_hat").activation.__name__ == "linear"
+
+
+def hand_loss(x, x_hat, mu, log_sigma, gamma2):
+    dims = x[0].size
+    rec = ((x - x_hat) ** 2).reshape(len(x), -1).sum(1) / (2 * gamma2) + dims * np.log(np.sqrt(gamma2))
+    kl = 0.5 * (mu ** 2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
+    return np.mean(rec + kl)
+
+
+def test_balanced_loss_matches_hand_computation():
+    model = build_second_stage(latent_dim=4, width=8)
+    model.mse_ema.assign(0.25)
+    rng = np.random.default_rng(0)
+    x, x_hat = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    mu, log_sigma = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)) * 0.3
+    loss = model.compute_loss(x=x.astype("float32"), y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)),
+                              training=False)
+    np.testing.assert_allclose(float(loss), hand_loss(x, x_hat, mu, log_sigma, 0.25), rtol=1e-5)
+    assert float(model.mse_ema) == 0.25  # evaluation never moves gamma
+
+
+def test_gamma_update_rule_and_training_step():
+    model = build_second_stage(latent_dim=4, width=8)
+    model.mse_ema.assign(0.5)
+    x = np.zeros((3, 4), "float32")
+    x_hat = np.full((3, 4), 0.1, "float32")  # batch mse 0.01 < 0.5: gamma shrinks by the EMA
+    model.compute_loss(x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True)
+    np.testing.assert_allclose(float(model.mse_ema), 0.99 * 0.5 + 0.01 * 0.01, rtol=1e-6)
+    x_hat = np.full((3, 4), 3.0, "float32")  # batch mse 9 > ema: gamma must not grow
+    before = float(model.mse_ema)
+    model.compute_loss(x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True)
+    assert float(model.mse_ema) == pytest.approx(before)
+
+
+def test_gamma_never_increases_and_has_a_floor():
+    ema = 1.0
+    rng = np.random.default_rng(1)
+    for batch_mse in rng.exponential(0.5, 500):
+        new = float(balanced_ema_update(ema, batch_mse))
+        assert new <= ema + 1e-12
+        ema = new
+    assert float(balanced_ema_update(1e-9, 0.0)) == pytest.approx(MSE_FLOOR)
+
+
+def test_kl_closed_form():
+    mu = np.array([[1.0, 0.0]], "float32")
+    log_sigma = np.array([[0.0, np.log(2.0)]], "float32")
+    expected = 0.5 * ((1 + 1 - 0 - 1) + (0 + 4 - 2 * np.log(2) - 1))
+    np.testing.assert_allclose(ops.convert_to_numpy(kl_divergence(mu, log_sigma)), [expected], rtol=1e-6)
+
+
+def test_learned_gamma_is_trainable():
+    model = build_second_stage(latent_dim=4, width=8, gamma_mode="learned")
+    assert any(v is model.log_gamma for v in model.trainable_variables)
+    with pytest.raises(ValueError):
+        VAE(model.encoder, model.decoder, gamma_mode="fixed")
+
+
+def test_fit_moves_gamma_down_and_save_load_roundtrip(tmp_path):
+    import keras
+
+    model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = np.random.default_rng(0).random((40, 28, 28, 1)).astype("float32")
+    history = model.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert set(history.history) >= {"loss", "mse", "gamma", "kl"}
+    assert float(model.mse_ema) < 1.0
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert float(loaded.mse_ema) == pytest.approx(float(model.mse_ema))
+    np.testing.assert_allclose(loaded.predict(x[:3], verbose=0)[0], model.predict(x[:3], verbose=0)[0], atol=1e-6)
+    assert int(loaded.optimizer.iterations) == 2

@@ -1,0 +1,302 @@
+"""The variance-loss analysis of the paper, on one or several trained runs.
+
+    python variance_loss.py --run-dirs runs/cifar10,runs/celeba
+
+Per run (RUN_DIR/analysis/): the per-pixel variance of test data vs
+reconstructions vs GEN-1 / GEN-2 (plain and renormalized), summed over pixels
+and as a ratio to the data's; the same in latent space; reconstruction MSE vs
+variance loss; the PCA identity (Fig. 2: PCA's reconstruction error equals
+the variance it loses); the smoothing example (Fig. 3); the variance law
+(Eq. 3-4) per latent dimension with the count of inactive variables.
+Across runs (OUT_DIR): the MSE vs variance-loss scatter of Fig. 4.
+Writes PNG figures, variance_loss.json and report.md.
+
+All pixel quantities are in [0, 1] units, per pixel:
+  mse           = mean over images and pixels of (x - x_hat)^2
+  variance loss = (sum_j Var(x_j) - sum_j Var(x_hat_j)) / D
+"""
+
+import os
+
+import numpy as np
+
+import common
+import data
+
+RUN_DIRS = None          # comma-separated run directories (required)
+OUT_DIR = None           # where the cross-run scatter goes; default: the first run's analysis/
+DATA_PATH = None
+NUM_SAMPLES = 5000       # test images used (and the PCA's, capped at PCA_SAMPLES)
+PCA_SAMPLES = 2000
+SEED = 0
+QUICK = False            # 500 images
+
+INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
+INACTIVE_SIGMA = 0.9      # ... and mean sigma above this: a collapsed latent variable
+SAMPLE_KINDS = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
+
+
+# ------------------------------------------------------------------ the numbers
+
+def flat(images):
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    return images.reshape(len(images), -1).astype(np.float64) / scale
+
+
+def total_variance(images):
+    """Sum over pixels of the per-pixel variance across images."""
+    return float(np.sum(np.var(flat(images), axis=0)))
+
+
+def mean_squared_error(x, x_hat):
+    return float(np.mean((flat(x) - flat(x_hat)) ** 2))
+
+
+def variance_loss(x, x_hat):
+    """Per-pixel variance lost by x_hat relative to x."""
+    dims = flat(x).shape[1]
+    return (total_variance(x) - total_variance(x_hat)) / dims
+
+
+def pca_identity(x, components):
+    """For each k: PCA reconstruction's per-pixel MSE and variance loss (equal, Fig. 2)."""
+    x = flat(x)
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    rows = []
+    for k in components:
+        basis = vt[:k]
+        x_hat = (x - mean) @ basis.T @ basis + mean
+        rows.append({"k": int(k), "mse": mean_squared_error(x, x_hat), "variance_loss": variance_loss(x, x_hat)})
+    return rows
+
+
+def smoothing_example(length=400, window=15, seed=0):
+    """Fig. 3: a noisy 1-D signal, its moving average; MSE vs variance loss."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 8 * np.pi, length)
+    signal = 2 * np.sin(t) + np.sin(3.7 * t) + rng.normal(0, 0.8, length)
+    padded = np.pad(signal, window // 2, mode="reflect")
+    smooth = np.convolve(padded, np.ones(window) / window, mode="valid")
+    smooth += signal.mean() - smooth.mean()  # same mean, as in the paper's figure
+    return {"t": t, "signal": signal, "smooth": smooth, "mse": float(np.mean((signal - smooth) ** 2)),
+            "variance_loss": float(np.var(signal) - np.var(smooth))}
+
+
+def variance_law(mu, sigma):
+    """Per latent dimension: E[mu] (~0), E[mu^2] + E[sigma^2] (~1), and inactive variables."""
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    second = np.mean(mu ** 2, 0) + np.mean(sigma ** 2, 0)
+    inactive = (np.var(mu, 0) < INACTIVE_VARIANCE) & (np.mean(sigma, 0) > INACTIVE_SIGMA)
+    return {"mu_mean": np.mean(mu, 0), "second_moment": second, "inactive": inactive,
+            "second_moment_sum": float(second.sum()), "latent_dim": int(mu.shape[1]),
+            "inactive_count": int(inactive.sum()), "max_abs_mu_mean": float(np.max(np.abs(np.mean(mu, 0))))}
+
+
+# -------------------------------------------------------------------- one run
+
+def analyse_run(run_dir, args):
+    import train_first_stage
+    from training import decode, encode
+
+    config_path = os.path.join(run_dir, train_first_stage.STAGE_DIR, "config.json")
+    if not os.path.exists(config_path):
+        raise common.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
+    config = common.load_json(config_path)
+    model = common.load_model(os.path.join(run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE),
+                              "first-stage model")
+    test = data.load(config["dataset"], "test", args.data_path or config.get("data_path"), args.num_samples)
+    mu, sigma = encode(model, test)
+    rec = decode(model, mu)
+    rng = np.random.default_rng(args.seed)
+    z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
+
+    data_var = total_variance(test)
+    pixels = {"data": data_var, "reconstruction": total_variance(rec)}
+    samples_dir = os.path.join(run_dir, "samples")
+    for kind in SAMPLE_KINDS:
+        path = os.path.join(samples_dir, f"{kind}.npz")
+        if os.path.exists(path):
+            with np.load(path) as stored:
+                pixels[kind] = total_variance(stored["images"][:args.num_samples])
+    latents = {"mu (encoded)": float(np.sum(np.var(mu, 0))), "z ~ N(mu, sigma)": float(np.sum(np.var(z, 0)))}
+    latent_path = os.path.join(samples_dir, "latents.npz")
+    if os.path.exists(latent_path):
+        with np.load(latent_path) as stored:
+            for kind in ("gen2", "gen2_renorm"):
+                if kind in stored:
+                    latents[f"{kind} (stage-2 output)"] = float(np.sum(np.var(stored[kind], 0)))
+    law = variance_law(mu, sigma)
+    pca = pca_identity(test[:args.pca_samples], pca_components(flat(test[:1]).shape[1]))
+    return {
+        "run_dir": run_dir, "dataset": config["dataset"], "architecture": "ResNet VAE",
+        "n": int(len(test)), "pixels": int(flat(test[:1]).shape[1]),
+        "pixel_variance": pixels, "pixel_variance_ratio": {k: v / data_var for k, v in pixels.items()},
+        "latent_variance": latents, "latent_dim": int(mu.shape[1]),
+        "reconstruction_mse": mean_squared_error(test, rec), "reconstruction_variance_loss": variance_loss(test, rec),
+        "variance_law": {k: v for k, v in law.items() if not isinstance(v, np.ndarray)},
+        "_law": law, "pca": pca,
+    }
+
+
+def pca_components(dims):
+    return sorted({k for k in (1, 2, 5, 10, 20, 50, 100, 200, 400, dims // 2) if 0 < k < dims})
+
+
+# -------------------------------------------------------------------- figures
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    with common.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def plot_run(result, out_dir):
+    plt = _pyplot()
+    paths = {}
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    names = list(result["pixel_variance_ratio"])
+    ax.bar(names, [result["pixel_variance_ratio"][n] for n in names], color="tab:blue")
+    ax.axhline(1.0, color="black", lw=1, ls="--", label="test data")
+    ax.set_ylabel("total pixel variance / data's")
+    ax.set_title(f"{result['dataset']}: variance of generated vs real images")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    paths["pixel_variance"] = os.path.join(out_dir, "pixel_variance.png")
+    _save(fig, paths["pixel_variance"])
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    names = list(result["latent_variance"])
+    ax.bar(names, [result["latent_variance"][n] for n in names], color="tab:green")
+    ax.axhline(result["latent_dim"], color="black", lw=1, ls="--", label=f"N(0, I): {result['latent_dim']}")
+    ax.set_ylabel("sum over dimensions of Var")
+    ax.set_title("latent space variance")
+    ax.tick_params(axis="x", rotation=20)
+    ax.legend()
+    paths["latent_variance"] = os.path.join(out_dir, "latent_variance.png")
+    _save(fig, paths["latent_variance"])
+
+    law = result["_law"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    dims = np.arange(result["latent_dim"])
+    ax.bar(dims, law["second_moment"], color=np.where(law["inactive"], "tab:red", "tab:blue"))
+    ax.axhline(1.0, color="black", lw=1, ls="--", label="expected: 1")
+    ax.set_xlabel("latent dimension (red: inactive)")
+    ax.set_ylabel("E[mu^2] + E[sigma^2]")
+    ax.set_title(f"variance law: sum {law['second_moment_sum']:.1f} over {result['latent_dim']} dims, "
+                 f"{law['inactive_count']} inactive")
+    ax.legend()
+    paths["variance_law"] = os.path.join(out_dir, "variance_law.png")
+    _save(fig, paths["variance_law"])
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ks = [r["k"] for r in result["pca"]]
+    ax.plot(ks, [r["mse"] for r in result["pca"]], "o-", label="reconstruction MSE")
+    ax.plot(ks, [r["variance_loss"] for r in result["pca"]], "x--", label="variance loss")
+    ax.set_xscale("log")
+    ax.set_xlabel("PCA components k")
+    ax.set_ylabel("per pixel")
+    ax.set_title(f"PCA on {result['dataset']}: error = variance lost")
+    ax.legend()
+    paths["pca"] = os.path.join(out_dir, "pca_identity.png")
+    _save(fig, paths["pca"])
+    return paths
+
+
+def plot_smoothing(example, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(example["t"], example["signal"], color="tab:blue", lw=1, label="signal")
+    ax.plot(example["t"], example["smooth"], color="tab:green", lw=2, label="moving average")
+    ax.set_xlabel("t")
+    ax.set_ylabel("value")
+    ax.set_title(f"MSE {example['mse']:.3f}, variance loss {example['variance_loss']:.3f}")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_scatter(results, path):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for dataset in sorted({r["dataset"] for r in results}):
+        chosen = [r for r in results if r["dataset"] == dataset]
+        ax.scatter([r["reconstruction_mse"] for r in chosen], [r["reconstruction_variance_loss"] for r in chosen],
+                   label=f"{dataset} ({chosen[0]['architecture']})")
+    top = max(max(r["reconstruction_mse"], r["reconstruction_variance_loss"]) for r in results) * 1.1
+    ax.plot([0, top], [0, top], color="black", lw=1, ls="--", label="diagonal")
+    ax.set_xlim(0, top)
+    ax.set_ylim(min(0, min(r["reconstruction_variance_loss"] for r in results)), top)
+    ax.set_xlabel("reconstruction MSE (per pixel)")
+    ax.set_ylabel("variance loss (per pixel)")
+    ax.set_title("MSE vs variance loss (Fig. 4)")
+    ax.legend()
+    _save(fig, path)
+
+
+def write_report(result, figures, smoothing, path):
+    law = result["variance_law"]
+    lines = [f"# Variance loss: {result['dataset']} ({result['run_dir']})", "",
+             f"{result['n']} test images, {result['pixels']} values each; pixel values in [0, 1].", "",
+             "| images | total pixel variance | ratio to data |", "|---|---|---|"]
+    for name, value in result["pixel_variance"].items():
+        lines.append(f"| {name} | {value:.3f} | {result['pixel_variance_ratio'][name]:.3f} |")
+    lines += ["", f"Reconstruction MSE {result['reconstruction_mse']:.5f} per pixel, variance loss "
+              f"{result['reconstruction_variance_loss']:.5f} per pixel.", "",
+              "| latents | sum of variances |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result["latent_variance"].items()]
+    lines += ["", f"Variance law: sum of E[mu^2] + E[sigma^2] = {law['second_moment_sum']:.2f} over "
+              f"{law['latent_dim']} dimensions (expected {law['latent_dim']}); max |E[mu]| = "
+              f"{law['max_abs_mu_mean']:.3f}; {law['inactive_count']} inactive variables.", "",
+              f"Smoothing example (Fig. 3): MSE {smoothing['mse']:.3f}, variance loss "
+              f"{smoothing['variance_loss']:.3f}.", ""]
+    lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
+    with common.atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    if not args.run_dirs:
+        raise common.VaevarError("give --run-dirs DIR[,DIR...] (directories written by train_first_stage.py)")
+    if args.quick and args.num_samples == NUM_SAMPLES:
+        args.num_samples = 500
+    common.require_positive(args, "num_samples", "pca_samples")
+    common.set_seed(args.seed)
+    smoothing = smoothing_example(seed=args.seed)
+    print(f"smoothing example: MSE {smoothing['mse']:.3f}, variance loss {smoothing['variance_loss']:.3f}")
+    results = []
+    for run_dir in [d for d in args.run_dirs.split(",") if d]:
+        result = analyse_run(run_dir, args)
+        out_dir = os.path.join(run_dir, "analysis")
+        os.makedirs(out_dir, exist_ok=True)
+        figures = plot_run(result, out_dir)
+        figures["smoothing"] = os.path.join(out_dir, "smoothing.png")
+        plot_smoothing(smoothing, figures["smoothing"])
+        summary = {k: v for k, v in result.items() if not k.startswith("_")}
+        summary["smoothing"] = {"mse": smoothing["mse"], "variance_loss": smoothing["variance_loss"]}
+        common.save_json(os.path.join(out_dir, "variance_loss.json"), summary)
+        write_report(result, figures, smoothing, os.path.join(out_dir, "report.md"))
+        results.append(result)
+        ratios = ", ".join(f"{k} {v:.3f}" for k, v in result["pixel_variance_ratio"].items())
+        print(f"{run_dir}: variance ratio to data: {ratios}; MSE {result['reconstruction_mse']:.5f} vs "
+              f"variance loss {result['reconstruction_variance_loss']:.5f}; variance law sum "
+              f"{result['variance_law']['second_moment_sum']:.2f}/{result['latent_dim']}, "
+              f"{result['variance_law']['inactive_count']} inactive")
+    out_dir = args.out_dir or os.path.join(results[0]["run_dir"], "analysis")
+    plot_scatter(results, os.path.join(out_dir, "mse_vs_variance_loss.png"))
+    print(f"figures and report in {', '.join(os.path.join(r['run_dir'], 'analysis') for r in results)}")
+
+
+if __name__ == "__main__":
+    common.run_main(main)
