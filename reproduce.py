@@ -20,6 +20,7 @@ SEED = 0
 QUICK = False
 INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
 SKIP_FID = False
+NUM_SAMPLES = None         # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
 VERBOSE = 2                # Keras fit verbosity: 1 progress bar, 2 one line per epoch
 
 
@@ -37,17 +38,18 @@ def main(argv=None):
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
     if args.data_path:
         shared += ["--data-path", args.data_path]
-    quick = ["--quick"] if args.quick else []
+    training_quick = ["--quick"] if args.quick else []
+    sampling = training_quick + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
     verbose = ["--verbose", str(args.verbose)]
     steps = [
-        ("stage 1", train_first_stage.main, shared + quick + verbose),
-        ("stage 2", train_second_stage.main, shared + quick + verbose),
-        ("samples", generate.main, shared + quick),
+        ("stage 1", train_first_stage.main, shared + training_quick + verbose),
+        ("stage 2", train_second_stage.main, shared + training_quick + verbose),
+        ("samples", generate.main, shared + sampling),
         ("variance analysis", variance_loss.main, ["--run-dirs", run_dir] + (["--data-path", args.data_path]
-                                                                               if args.data_path else []) + quick),
+                                                                               if args.data_path else []) + sampling),
     ]
     if not args.skip_fid:
-        fid_flags = ["--dataset", args.dataset, "--run-dir", run_dir] + quick
+        fid_flags = ["--dataset", args.dataset, "--run-dir", run_dir] + sampling
         if args.data_path:
             fid_flags += ["--data-path", args.data_path]
         if args.inception_weights:
