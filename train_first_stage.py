@@ -45,7 +45,7 @@ def resolve_settings(args):
             setattr(args, name, defaults[name])
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
-    common.require_positive(args, "epochs", "batch_size", "learning_rate", "latent_dim", "base_filters",
+    common.require_positive(args, "epochs", "batch_size", "learning_rate", "latent_dim", "base_filters", "halve_every",
                             "limit", allow_zero=("halve_every",))
     return args
 

@@ -1,0 +1,185 @@
+"""Resume after SIGKILL/SIGTERM, the NaN guard, and the table of bad inputs."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import generate
+import train_first_stage
+import train_second_stage
+from common import VaevarError
+from tests.conftest import ROOT, digit_images
+
+TINY = ["--base-filters", "4", "--latent-dim", "8", "--verbose", "0", "--learning-rate", "0.001"]
+
+
+def log_epochs(stage_dir):
+    with open(os.path.join(stage_dir, "log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def slow_npz(tmp_path_factory):
+    """Enough images that an epoch lasts a while at batch size 10."""
+    path = tmp_path_factory.mktemp("slow") / "mnist.npz"
+    images = digit_images(1220, seed=5)
+    np.savez(path, x_train=images[:1200], x_test=images[1200:])
+    return str(path)
+
+
+def start_training(slow_npz, run_dir, epochs):
+    command = [sys.executable, "train_first_stage.py", "--dataset", "mnist", "--data-path", slow_npz,
+               "--run-dir", run_dir, "--epochs", str(epochs), "--batch-size", "10"] + TINY
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_checkpoint(run_dir, process, epoch, timeout=240):
+    state = os.path.join(run_dir, "stage1", "checkpoint.json")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(state) and json.load(open(state))["epoch"] >= epoch:
+            return
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_sigkill_mid_epoch_then_resume(tmp_path, slow_npz):
+    run_dir = str(tmp_path / "run")
+    process = start_training(slow_npz, run_dir, epochs=4)
+    wait_for_checkpoint(run_dir, process, epoch=1)
+    time.sleep(0.5)  # well inside epoch 2 (an epoch takes seconds)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"]
+    assert 1 <= killed_at < 4
+    assert not os.path.exists(os.path.join(run_dir, "stage1", "first_stage.keras"))
+
+    resumed = start_training(slow_npz, run_dir, epochs=4)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"resuming {os.path.join(run_dir, 'stage1')} after epoch {killed_at}" in output
+    assert log_epochs(os.path.join(run_dir, "stage1")) == [1, 2, 3, 4]
+    assert json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"] == 4
+    assert os.path.exists(os.path.join(run_dir, "stage1", "first_stage.keras"))
+
+
+def test_sigterm_stops_cleanly_with_a_message(tmp_path, slow_npz):
+    run_dir = str(tmp_path / "run")
+    process = start_training(slow_npz, run_dir, epochs=50)
+    wait_for_checkpoint(run_dir, process, epoch=1)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "interrupted by SIGTERM" in output and "rerun the same command to resume" in output
+    epochs = log_epochs(os.path.join(run_dir, "stage1"))
+    assert epochs == list(range(1, len(epochs) + 1))
+
+
+def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
+    from models.second_stage import build_second_stage
+    from training import LatentBatches, fit, make_optimizer
+
+    model = build_second_stage(latent_dim=4, width=8)
+    model.compile(optimizer=make_optimizer(1e-3))
+    good = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
+    stage_dir = str(tmp_path / "stage2")
+    meta = {"dataset": "mnist"}
+    fit(model, LatentBatches(good, np.ones_like(good), 10, 0), stage_dir, 1, 0, 1e-3, 0, meta, verbose=0)
+    bad = good.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(VaevarError, match="training diverged .* last good checkpoint .* is kept"):
+        fit(model, LatentBatches(bad, np.ones_like(bad), 10, 0, epoch=1), stage_dir, 3, 1, 1e-3, 0, meta, verbose=0)
+    assert json.load(open(os.path.join(stage_dir, "checkpoint.json")))["epoch"] == 1
+    assert log_epochs(stage_dir) == [1]
+
+
+# ------------------------------------------------------------- bad input table
+
+@pytest.fixture(scope="module")
+def stage1_only(tmp_path_factory, mnist_npz):
+    run_dir = str(tmp_path_factory.mktemp("stage1_only"))
+    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir,
+                            "--epochs", "1", "--limit", "100", "--batch-size", "50"] + TINY)
+    return run_dir
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "cifar100"], "unknown data set 'cifar100'"),
+    (["--dataset", "mnist", "--epochs", "-1"], "--epochs must be > 0"),
+    (["--dataset", "mnist", "--batch-size", "0"], "--batch-size must be > 0"),
+    (["--dataset", "mnist", "--halve-every", "-5"], "--halve-every must be >= 0"),
+])
+def test_invalid_constants(argv, message):
+    with pytest.raises(VaevarError, match=message):
+        train_first_stage.main(argv)
+
+
+def test_stage2_without_stage1(tmp_path, mnist_npz):
+    with pytest.raises(VaevarError, match="first-stage model not found .* run train_first_stage.py"):
+        train_second_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path)])
+
+
+def test_generate_without_stage2_skips_gen2(stage1_only, mnist_npz, capsys):
+    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", stage1_only, "--num-samples", "64"])
+    assert "GEN-2 skipped" in capsys.readouterr().out
+    samples = os.path.join(stage1_only, "samples")
+    assert os.path.exists(os.path.join(samples, "rec.npz")) and os.path.exists(os.path.join(samples, "gen1_renorm.npz"))
+    assert not os.path.exists(os.path.join(samples, "gen2.npz"))
+
+
+def test_run_dir_of_another_dataset(stage1_only, cifar_tarball):
+    with pytest.raises(VaevarError, match="trained on mnist, not cifar10"):
+        train_second_stage.main(["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only])
+    with pytest.raises(VaevarError, match="holds a run with dataset='mnist'"):
+        train_first_stage.main(["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only,
+                                "--epochs", "1", "--limit", "100", "--batch-size", "50"] + TINY)
+
+
+def test_images_that_do_not_fit_the_model(stage1_only):
+    import common
+
+    model = common.load_model(os.path.join(stage1_only, "stage1", "first_stage.keras"))
+    with pytest.raises(VaevarError, match="model expects \\(28, 28, 1\\)"):
+        train_second_stage.check_image_shape(model, np.zeros((2, 32, 32, 3), np.uint8), "cifar10")
+
+
+def test_corrupt_model_file_is_reported_and_kept(tmp_path, stage1_only, mnist_npz):
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(stage1_only, run_dir)
+    model_path = os.path.join(run_dir, "stage1", "first_stage.keras")
+    with open(model_path, "r+b") as f:
+        f.truncate(1000)
+    before = open(os.path.join(run_dir, "samples", "gen1.npz"), "rb").read()
+    with pytest.raises(VaevarError, match="cannot load first-stage model"):
+        generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir])
+    assert open(os.path.join(run_dir, "samples", "gen1.npz"), "rb").read() == before
+    assert os.path.getsize(model_path) == 1000
+
+
+def test_fid_with_too_few_samples(tmp_path):
+    import compute_fid
+
+    with pytest.raises(VaevarError, match="at least 2"):
+        compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--num-samples", "1"])
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    import common
+
+    path = tmp_path / "result.json"
+    common.save_json(path, {"fid": 1.0})
+    with pytest.raises(TypeError):
+        common.save_json(path, {"fid": object()})
+    assert json.load(open(path)) == {"fid": 1.0}
+    assert os.listdir(tmp_path) == ["result.json"]
