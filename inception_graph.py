@@ -126,21 +126,29 @@ def convert(graph_def, model=None):
     return model
 
 
-def frozen_graph_features(graph_def, images, batch_size=100):
-    """pool_3 features (N, 2048) of [0, 255] NHWC images, run by the graph itself."""
+def frozen_graph_extractor(graph_def, batch_size=100):
+    """A function: [0, 255] NHWC images -> pool_3 features (N, 2048), run by the graph itself."""
     tf = _tf()
     graph = tf.Graph()
     with graph.as_default():
         placeholder = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
         (pool3,) = tf.compat.v1.import_graph_def(graph_def, input_map={INPUT_TENSOR: placeholder},
                                                  return_elements=[OUTPUT_TENSOR], name="")
-    images = np.asarray(images, np.float32)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    with tf.compat.v1.Session(graph=graph) as session:
+    session = tf.compat.v1.Session(graph=graph)
+
+    def extract(images):
+        images = np.asarray(images, np.float32)
+        if images.shape[-1] == 1:
+            images = np.repeat(images, 3, axis=-1)
         out = [session.run(pool3, {placeholder: images[i:i + batch_size]})
                for i in range(0, len(images), batch_size)]
-    return np.concatenate(out).reshape(len(images), -1)
+        return np.concatenate(out).reshape(len(images), -1)
+
+    return extract
+
+
+def frozen_graph_features(graph_def, images, batch_size=100):
+    return frozen_graph_extractor(graph_def, batch_size)(images)
 
 
 # --------------------------------------------------- a graph in the same format

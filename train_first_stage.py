@@ -27,7 +27,7 @@ GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's
 LIMIT = None              # use only the first N training images
 SEED = 0
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
-QUICK = False             # small CPU setting: 2 epochs, 10k images, 16 filters
+QUICK = False             # small CPU setting: 10 epochs, 10k images, 16 filters
 VERBOSE = 1
 
 STAGE_DIR = "stage1"

@@ -50,7 +50,7 @@ def test_outputs_have_the_right_content(pipeline_run):
     assert set(fid) == {"rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm"}
     assert all(np.isfinite(v["fid"]) and v["fid"] >= -1e-6 for v in fid.values())
     log = open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()
-    assert log[0].startswith("epoch,loss,mse,gamma,kl") and len(log) == 3  # 2 quick epochs
+    assert log[0].startswith("epoch,loss,mse,gamma,kl") and len(log) == 11  # 10 quick epochs
     gammas = [float(row.split(",")[3]) for row in log[1:]]
     assert gammas[1] <= gammas[0] <= 1.0
 
@@ -74,7 +74,7 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, mnist_n
     train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", pipeline_run,
                             "--quick", "--verbose", "0"])
     assert "resuming" in capsys.readouterr().out
-    assert len(open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()) == 3
+    assert len(open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()) == 11
 
 
 def test_variance_numbers_are_consistent(pipeline_run):

@@ -1,0 +1,183 @@
+"""Throughput benchmarks: stage-1 / stage-2 training, generation, FID features.
+
+    python bench/bench_speed.py                  # TensorFlow backend (default)
+    KERAS_BACKEND=jax python bench/bench_speed.py
+
+Reports images/s and achieved FLOP/s as a ratio to this machine's measured
+float32 matrix-multiply throughput (same backend, same run). On TensorFlow it
+also times a plain tf.GradientTape loop of the same model against model.fit,
+and the Keras Inception port against the frozen graph on the same batch
+(a graph in the 2015 format with random weights when the real one is absent;
+the cost is the same). Results: bench/results/<backend>_<device>.json.
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import common  # noqa: E402
+
+DATASET = "cifar10"         # image shape of this data set
+BATCH_SIZE = 100
+STEPS = 20                  # timed training steps (after warm-up)
+FID_IMAGES = 64
+FID_BATCH = 32
+MATMUL_SIZE = 2048
+MIXED_PRECISION = False
+OUTPUT = None
+
+
+def conv_dense_flops(model):
+    """Forward multiply-adds x 2 per example of Conv2D, Conv2DTranspose and Dense layers."""
+    import keras
+    from keras import layers
+
+    total = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.Model):
+            continue
+        if isinstance(layer, layers.Conv2DTranspose):
+            _, h, w, cin = layer.input.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * cin * layer.filters
+        elif isinstance(layer, layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            kh, kw, cin, cout = layer.kernel.shape
+            total += 2 * h * w * kh * kw * cin * cout
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+def timed(function, repeats):
+    function()  # warm-up / compilation
+    started = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - started) / repeats
+
+
+def matmul_peak(size):
+    import keras
+    from keras import ops
+
+    a = keras.random.normal((size, size))
+    b = keras.random.normal((size, size))
+    seconds = timed(lambda: ops.convert_to_numpy(ops.matmul(a, b)[0, 0]), 10)
+    return 2 * size ** 3 / seconds
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    import data
+
+    image_shape = data.IMAGE_SHAPES[args.dataset]
+    import keras
+
+    from models.first_stage import build_first_stage
+    from models.second_stage import build_second_stage
+    from training import make_optimizer
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    backend = keras.backend.backend()
+    device = common.device_description()
+    results = {"backend": backend, "device": device, "machine": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "batch_size": args.batch_size, "dataset": args.dataset,
+               "mixed_precision": args.mixed_precision}
+    peak = matmul_peak(args.matmul_size)
+    results["matmul_flops_per_s"] = peak
+    rng = np.random.default_rng(0)
+
+    # stage 1 training: model.fit
+    model = build_first_stage(image_shape)
+    model.compile(optimizer=make_optimizer(1e-4))
+    x = rng.random((args.batch_size * args.steps,) + image_shape).astype("float32")
+    model.fit(x[:args.batch_size * 2], batch_size=args.batch_size, epochs=1, verbose=0)
+    started = time.perf_counter()
+    model.fit(x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
+    fit_seconds = (time.perf_counter() - started) / args.steps
+    train_flops = 3 * conv_dense_flops(model)  # forward + backward ~ 3x forward
+    results["stage1_fit"] = {"images_per_s": args.batch_size / fit_seconds,
+                             "flops_per_s": train_flops * args.batch_size / fit_seconds,
+                             "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
+                             "forward_flops_per_image": train_flops / 3}
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tape_model = build_first_stage(image_shape)
+        optimizer = make_optimizer(1e-4)
+        optimizer.build(tape_model.trainable_variables)
+
+        @tf.function
+        def step(batch):
+            with tf.GradientTape() as tape:
+                loss = tape_model.compute_loss(x=batch, y_pred=tape_model(batch, training=True), training=True)
+            grads = tape.gradient(loss, tape_model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, tape_model.trainable_variables))
+            return loss
+
+        batches = [tf.constant(x[i * args.batch_size:(i + 1) * args.batch_size]) for i in range(args.steps)]
+        step(batches[0])
+        started = time.perf_counter()
+        for batch in batches:
+            loss = step(batch)
+        float(loss)
+        tape_seconds = (time.perf_counter() - started) / args.steps
+        results["stage1_gradient_tape"] = {"images_per_s": args.batch_size / tape_seconds,
+                                           "fit_speed_ratio": tape_seconds / fit_seconds}
+
+    # stage 2 training
+    second = build_second_stage(64, 2048)
+    second.compile(optimizer=make_optimizer(1e-4))
+    z = rng.standard_normal((args.batch_size * args.steps * 5, 64)).astype("float32")
+    second.fit(z[:args.batch_size * 2], batch_size=args.batch_size, epochs=1, verbose=0)
+    started = time.perf_counter()
+    second.fit(z, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
+    seconds = (time.perf_counter() - started) / (args.steps * 5)
+    flops = 3 * conv_dense_flops(second)
+    results["stage2_fit"] = {"latents_per_s": args.batch_size / seconds,
+                             "ratio_to_matmul_peak": flops * args.batch_size / seconds / peak}
+
+    # generation: decoder forward
+    u = rng.standard_normal((1000, 64)).astype("float32")
+    seconds = timed(lambda: model.decoder.predict(u, batch_size=500, verbose=0), 3)
+    flops = conv_dense_flops(model.decoder)
+    results["generation"] = {"images_per_s": 1000 / seconds, "ratio_to_matmul_peak": flops * 1000 / seconds / peak}
+
+    # FID features
+    import compute_fid  # noqa: F401
+    from models.inception import build_inception
+
+    inception = build_inception(image_shape)
+    images = rng.integers(0, 256, (args.fid_images,) + image_shape).astype("float32")
+    seconds = timed(lambda: inception.predict(images, batch_size=args.fid_batch, verbose=0), 2)
+    flops = conv_dense_flops(inception)
+    results["fid_features_port"] = {"images_per_s": args.fid_images / seconds,
+                                    "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
+                                    "forward_flops_per_image": flops}
+    if backend == "tensorflow":
+        import inception_graph
+
+        extract = inception_graph.frozen_graph_extractor(inception_graph.random_graph_def(), args.fid_batch)
+        seconds = timed(lambda: extract(images), 2)
+        results["fid_features_frozen_graph"] = {"images_per_s": args.fid_images / seconds}
+        results["fid_features_port"]["speed_ratio_to_frozen_graph"] = (
+            results["fid_features_port"]["images_per_s"] / results["fid_features_frozen_graph"]["images_per_s"])
+
+    out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                 f"{backend}_{device.replace(' ', '_').replace(',', '')}.json")
+    common.save_json(out, results)
+    print(json.dumps(results, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
