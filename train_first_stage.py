@@ -9,7 +9,6 @@ Rerunning the same command resumes an interrupted run.
 """
 
 import os
-import time
 
 import common
 import data
@@ -56,7 +55,7 @@ def main(argv=None):
     import keras
 
     from models.first_stage import build_first_stage
-    from training import ImageBatches, fit, make_optimizer, resume_or_build
+    from training import ImageBatches, train_stage
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -70,23 +69,10 @@ def main(argv=None):
     print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
-    def build():
-        model = build_first_stage(data.IMAGE_SHAPES[args.dataset], args.latent_dim, args.base_filters,
-                                  args.gamma_mode, args.seed)
-        model.compile(optimizer=make_optimizer(args.learning_rate))
-        return model
-
-    started = time.time()
-    with common.distribution_scope():
-        model, done = resume_or_build(stage_dir, build, metadata)
-    if done:
-        print(f"resuming {stage_dir} after epoch {done}")
-    batches = ImageBatches(images, args.batch_size, args.seed, epoch=done)
-    fit(model, batches, stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,
-        verbose=args.verbose)
-    common.save_model(model, os.path.join(stage_dir, MODEL_FILE))
-    common.save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
-    print(f"saved {os.path.join(stage_dir, MODEL_FILE)}")
+    train_stage(args, stage_dir, MODEL_FILE,
+                lambda: build_first_stage(data.IMAGE_SHAPES[args.dataset], args.latent_dim, args.base_filters,
+                                          args.gamma_mode, args.seed),
+                lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata)
 
 
 if __name__ == "__main__":

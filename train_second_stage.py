@@ -10,7 +10,6 @@ checkpoint.keras/.json. Rerunning resumes.
 """
 
 import os
-import time
 
 import numpy as np
 
@@ -78,7 +77,7 @@ def main(argv=None):
 
     import train_first_stage
     from models.second_stage import build_second_stage
-    from training import LatentBatches, encode, fit, make_optimizer, resume_or_build
+    from training import LatentBatches, encode, train_stage
 
     stage1_path = os.path.join(args.run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE)
     first = common.load_model(stage1_path, "first-stage model",
@@ -97,22 +96,9 @@ def main(argv=None):
     metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
                 "gamma_mode": args.gamma_mode}
 
-    def build():
-        model = build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed)
-        model.compile(optimizer=make_optimizer(args.learning_rate))
-        return model
-
-    started = time.time()
-    with common.distribution_scope():
-        model, done = resume_or_build(stage_dir, build, metadata)
-    if done:
-        print(f"resuming {stage_dir} after epoch {done}")
-    batches = LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=done)
-    fit(model, batches, stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,
-        verbose=args.verbose)
-    common.save_model(model, os.path.join(stage_dir, MODEL_FILE))
-    common.save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
-    print(f"saved {os.path.join(stage_dir, MODEL_FILE)}")
+    train_stage(args, stage_dir, MODEL_FILE,
+                lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
+                lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata)
 
 
 def check_dataset(run_dir, dataset):

@@ -17,7 +17,7 @@ import time
 import keras
 import numpy as np
 
-from common import VaevarError, atomic_path, load_json, load_model, save_json, save_model
+from common import VaevarError, atomic_path, distribution_scope, load_json, load_model, save_json, save_model
 
 CHECKPOINT = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
@@ -213,3 +213,25 @@ def decode(model, z, batch_size=500):
 
 def make_optimizer(learning_rate):
     return keras.optimizers.Adam(learning_rate)
+
+
+def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata):
+    """Build (or resume) a stage under the distribution scope, fit it, save the
+    final model and the run's settings. make_batches(first_epoch) feeds fit."""
+    started = time.time()
+
+    def build():
+        model = build_model()
+        model.compile(optimizer=make_optimizer(args.learning_rate))
+        return model
+
+    with distribution_scope():
+        model, done = resume_or_build(stage_dir, build, metadata)
+    if done:
+        print(f"resuming {stage_dir} after epoch {done}")
+    fit(model, make_batches(done), stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,
+        verbose=args.verbose)
+    save_model(model, os.path.join(stage_dir, model_file))
+    save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
+    print(f"saved {os.path.join(stage_dir, model_file)}")
+    return model

@@ -153,7 +153,6 @@ def main(argv=None):
     results["generation"] = {"images_per_s": 1000 / seconds, "ratio_to_matmul_peak": flops * 1000 / seconds / peak}
 
     # FID features
-    import compute_fid  # noqa: F401
     from models.inception import build_inception
 
     inception = build_inception(image_shape)
