@@ -27,6 +27,7 @@ WIDTH = None              # dense width: 1024; the paper: 2048 CIFAR-10, 4096 Ce
 GAMMA_MODE = "balanced"
 LIMIT = None
 SEED = 0
+MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 QUICK = False
 VERBOSE = 1
 
@@ -79,6 +80,8 @@ def main(argv=None):
     from models.second_stage import build_second_stage
     from training import LatentBatches, encode, train_stage
 
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     stage1_path = os.path.join(args.run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE)
     first = common.load_model(stage1_path, "first-stage model",
                               f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")

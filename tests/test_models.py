@@ -103,3 +103,20 @@ def test_fit_moves_gamma_down_and_save_load_roundtrip(tmp_path):
     assert float(loaded.mse_ema) == pytest.approx(float(model.mse_ema))
     np.testing.assert_allclose(loaded.predict(x[:3], verbose=0)[0], model.predict(x[:3], verbose=0)[0], atol=1e-6)
     assert int(loaded.optimizer.iterations) == 2
+
+
+def test_mixed_precision_keeps_the_loss_in_float32():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+        x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+        x_hat, mu, log_sigma = model(x, training=True)
+        assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
+        assert x_hat.dtype == "float32"  # the sigmoid output layer is float32
+        loss = model.compute_loss(x=x, y_pred=(x_hat, mu, log_sigma), training=True)
+        assert loss.dtype == "float32" and model.mse_ema.dtype == "float32"
+        assert np.isfinite(float(loss))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
