@@ -59,8 +59,8 @@ def build_encoder(image_shape, latent_dim=64, base_filters=32):
             h = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"enc_down{s}")(h)
     h = layers.GlobalAveragePooling2D(name="enc_pool")(h)
     h = dense_residual_block(h, DENSE_WIDTH, "enc_dense")
-    mu = layers.Dense(latent_dim, name="mu")(h)
-    log_sigma = layers.Dense(latent_dim, name="log_sigma")(h)
+    mu = layers.Dense(latent_dim, dtype="float32", name="mu")(h)
+    log_sigma = layers.Dense(latent_dim, dtype="float32", name="log_sigma")(h)
     return keras.Model(inputs, [mu, log_sigma], name="encoder")
 
 

@@ -21,8 +21,8 @@ def dense_tower(inputs, width, name, depth=3):
 def build_second_stage(latent_dim=64, width=1024, gamma_mode="balanced", seed=0):
     z = keras.Input((latent_dim,), name="z")
     h = dense_tower(z, width, "enc")
-    mu = layers.Dense(latent_dim, name="mu")(h)
-    log_sigma = layers.Dense(latent_dim, name="log_sigma")(h)
+    mu = layers.Dense(latent_dim, dtype="float32", name="mu")(h)
+    log_sigma = layers.Dense(latent_dim, dtype="float32", name="log_sigma")(h)
     encoder = keras.Model(z, [mu, log_sigma], name="encoder")
 
     u = keras.Input((latent_dim,), name="u")

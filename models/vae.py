@@ -57,7 +57,7 @@ class VAE(keras.Model):
     def call(self, x, training=False):
         mu, log_sigma = self.encoder(x, training=training)
         if training:
-            noise = keras.random.normal(ops.shape(mu), seed=self.sampler_seed)
+            noise = keras.random.normal(ops.shape(mu), dtype=mu.dtype, seed=self.sampler_seed)
             z = mu + ops.exp(log_sigma) * noise
         else:
             z = mu
