@@ -56,11 +56,14 @@ def conv_dense_flops(model):
 
 
 def timed(function, repeats):
+    """Best of `repeats` calls after a warm-up: the least disturbed by other load."""
     function()  # warm-up / compilation
-    started = time.perf_counter()
+    best = float("inf")
     for _ in range(repeats):
+        started = time.perf_counter()
         function()
-    return (time.perf_counter() - started) / repeats
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def matmul_peak(size):
@@ -99,15 +102,19 @@ def main(argv=None):
     model = build_first_stage(image_shape)
     model.compile(optimizer=make_optimizer(1e-4))
     x = rng.random((args.batch_size * args.steps,) + image_shape).astype("float32")
-    model.fit(x[:args.batch_size * 2], batch_size=args.batch_size, epochs=1, verbose=0)
-    started = time.perf_counter()
-    model.fit(x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
-    fit_seconds = (time.perf_counter() - started) / args.steps
+    fit_seconds = timed(lambda: model.fit(x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False),
+                        3) / args.steps
     train_flops = 3 * conv_dense_flops(model)  # forward + backward ~ 3x forward
+    from training import ImageBatches
+
+    uint8_images = (x * 255).astype(np.uint8)
+    feeder_seconds = timed(lambda: model.fit(ImageBatches(uint8_images, args.batch_size, seed=0), epochs=1,
+                                             verbose=0), 3) / args.steps
     results["stage1_fit"] = {"images_per_s": args.batch_size / fit_seconds,
                              "flops_per_s": train_flops * args.batch_size / fit_seconds,
                              "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
-                             "forward_flops_per_image": train_flops / 3}
+                             "forward_flops_per_image": train_flops / 3,
+                             "images_per_s_with_uint8_feeder": args.batch_size / feeder_seconds}
 
     if backend == "tensorflow":
         import tensorflow as tf
@@ -125,12 +132,13 @@ def main(argv=None):
             return loss
 
         batches = [tf.constant(x[i * args.batch_size:(i + 1) * args.batch_size]) for i in range(args.steps)]
-        step(batches[0])
-        started = time.perf_counter()
-        for batch in batches:
-            loss = step(batch)
-        float(loss)
-        tape_seconds = (time.perf_counter() - started) / args.steps
+
+        def tape_epoch():
+            for batch in batches:
+                loss = step(batch)
+            return float(loss)
+
+        tape_seconds = timed(tape_epoch, 3) / args.steps
         results["stage1_gradient_tape"] = {"images_per_s": args.batch_size / tape_seconds,
                                            "fit_speed_ratio": tape_seconds / fit_seconds}
 
@@ -138,10 +146,8 @@ def main(argv=None):
     second = build_second_stage(64, 2048)
     second.compile(optimizer=make_optimizer(1e-4))
     z = rng.standard_normal((args.batch_size * args.steps * 5, 64)).astype("float32")
-    second.fit(z[:args.batch_size * 2], batch_size=args.batch_size, epochs=1, verbose=0)
-    started = time.perf_counter()
-    second.fit(z, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
-    seconds = (time.perf_counter() - started) / (args.steps * 5)
+    seconds = timed(lambda: second.fit(z, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False),
+                    3) / (args.steps * 5)
     flops = 3 * conv_dense_flops(second)
     results["stage2_fit"] = {"latents_per_s": args.batch_size / seconds,
                              "ratio_to_matmul_peak": flops * args.batch_size / seconds / peak}
@@ -157,7 +163,11 @@ def main(argv=None):
 
     inception = build_inception(image_shape)
     images = rng.integers(0, 256, (args.fid_images,) + image_shape).astype("float32")
-    seconds = timed(lambda: inception.predict(images, batch_size=args.fid_batch, verbose=0), 2)
+    def port():
+        for i in range(0, args.fid_images, args.fid_batch):
+            inception.predict_on_batch(images[i:i + args.fid_batch])  # as compute_fid.py does
+
+    seconds = timed(port, 3)
     flops = conv_dense_flops(inception)
     results["fid_features_port"] = {"images_per_s": args.fid_images / seconds,
                                     "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
@@ -166,7 +176,7 @@ def main(argv=None):
         import inception_graph
 
         extract = inception_graph.frozen_graph_extractor(inception_graph.random_graph_def(), args.fid_batch)
-        seconds = timed(lambda: extract(images), 2)
+        seconds = timed(lambda: extract(images), 3)
         results["fid_features_frozen_graph"] = {"images_per_s": args.fid_images / seconds}
         results["fid_features_port"]["speed_ratio_to_frozen_graph"] = (
             results["fid_features_port"]["images_per_s"] / results["fid_features_frozen_graph"]["images_per_s"])
