@@ -7,12 +7,20 @@ import contextlib
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+
+
+# Run-directory layout, shared by every script (not flags).
+STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
+STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
+LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
+SAMPLES_DIR = "samples"
 
 
 class VaevarError(Exception):
@@ -102,28 +110,36 @@ def load_model(path, what="model", hint=""):
 
 # ---------------------------------------------------------- constants as flags
 
-def parse_constants(module_globals, description, argv=None, extra=None):
+def parse_constants(module_globals, description, argv=None):
     """Every UPPERCASE constant of a script becomes a `--lower-case` flag.
 
-    Constants set to None take their value from the data set's defaults later;
-    their flags read an int, a float or else a string.
-    Returns an argparse.Namespace with lower-case attribute names.
+    The constant's trailing comment in the script is the flag's help. Constants
+    set to None take their value from the data set's defaults later; their
+    flags read an int, a float or else a string. Returns an argparse.Namespace
+    with lower-case attribute names.
     """
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    types = (extra or {}).get("types", {})
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    comments = _constant_comments(module_globals.get("__file__"))
     for name, value in module_globals.items():
         if not name.isupper() or name.startswith("_"):
             continue
         flag = "--" + name.lower().replace("_", "-")
+        help_text = f"{comments.get(name, '')} (default: {value})".strip()
         if isinstance(value, bool):
-            parser.add_argument(flag, default=value, action=argparse.BooleanOptionalAction)
+            parser.add_argument(flag, default=value, action=argparse.BooleanOptionalAction, help=help_text)
         elif isinstance(value, (int, float, str)) or value is None:
-            kind = types.get(name, type(value) if value is not None else _number_or_text)
-            parser.add_argument(flag, default=value, type=kind, dest=name.lower())
-    for flag, kwargs in (extra or {}).get("flags", {}).items():
-        parser.add_argument(flag, **kwargs)
+            kind = type(value) if value is not None else _number_or_text
+            parser.add_argument(flag, default=value, type=kind, dest=name.lower(), help=help_text)
     return parser.parse_args(argv)
+
+
+def _constant_comments(path):
+    """NAME -> the comment after `NAME = value  # comment` in a script's source."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        matches = (re.match(r"^([A-Z][A-Z0-9_]*)\s*=.*?#\s*(.+)$", line) for line in f)
+        return {m.group(1): m.group(2).strip() for m in matches if m}
 
 
 def _number_or_text(text):

@@ -269,7 +269,7 @@ def reference_statistics(args, weights_path, weights_hash):
 def sample_files(args):
     if args.samples:
         return [s for s in args.samples.split(",") if s]
-    folder = os.path.join(args.run_dir, "samples")
+    folder = os.path.join(args.run_dir, common.SAMPLES_DIR)
     found = {os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))}
     files = [found[k] for k in SCORE_ORDER if k in found]
     if not files:

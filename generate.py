@@ -36,8 +36,6 @@ GRID = 8                  # grids are GRID x GRID
 BATCH_SIZE = 500
 SEED = 0
 QUICK = False             # 1000 samples
-
-SAMPLES_DIR = "samples"
 KINDS = ("rec", "gen1", "gen2")
 
 
@@ -113,19 +111,18 @@ def main(argv=None):
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
     common.set_seed(args.seed)
-    import train_first_stage
     import train_second_stage
     from training import decode, encode
 
     first = common.load_model(
-        os.path.join(args.run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE),
+        os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
         "first-stage model", f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
     train_second_stage.check_dataset(args.run_dir, args.dataset)
-    stage2_dir = os.path.join(args.run_dir, train_second_stage.STAGE_DIR)
-    second_path = os.path.join(stage2_dir, train_second_stage.MODEL_FILE)
+    stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
+    second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
     second = common.load_model(second_path, "second-stage model") if os.path.exists(second_path) else None
     latent_dim = first.latent_dim
-    target = renorm_target(args, os.path.join(stage2_dir, train_second_stage.STATS_FILE), latent_dim)
+    target = renorm_target(args, os.path.join(stage2_dir, common.STATS_FILE), latent_dim)
     rng = np.random.default_rng(args.seed)
 
     test_images = data.load(args.dataset, "test", args.data_path, args.num_samples)
@@ -138,7 +135,7 @@ def main(argv=None):
     else:
         print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
 
-    out_dir = os.path.join(args.run_dir, SAMPLES_DIR)
+    out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
     cells = args.grid * args.grid
     summary = {"dataset": args.dataset, "num_samples": args.num_samples, "seed": args.seed,
                "renorm_target": args.renorm_target, "renorm_mode": args.renorm_mode, "kinds": {}}

@@ -29,9 +29,6 @@ MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 QUICK = False             # small CPU setting: 10 epochs, 10k images, 16 filters
 VERBOSE = 1
 
-STAGE_DIR = "stage1"
-MODEL_FILE = "first_stage.keras"
-
 
 def resolve_settings(args):
     """Fill constants left at None from the data set's (or --quick) defaults."""
@@ -59,7 +56,7 @@ def main(argv=None):
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    stage_dir = os.path.join(args.run_dir, STAGE_DIR)
+    stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
     metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
                 "gamma_mode": args.gamma_mode}
     images = data.load(args.dataset, "train", args.data_path, args.limit)
@@ -69,7 +66,7 @@ def main(argv=None):
     print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
-    train_stage(args, stage_dir, MODEL_FILE,
+    train_stage(args, stage_dir, common.STAGE1_MODEL,
                 lambda: build_first_stage(data.IMAGE_SHAPES[args.dataset], args.latent_dim, args.base_filters,
                                           args.gamma_mode, args.seed),
                 lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata)

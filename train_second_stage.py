@@ -31,11 +31,6 @@ MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 QUICK = False
 VERBOSE = 1
 
-STAGE_DIR = "stage2"
-MODEL_FILE = "second_stage.keras"
-LATENTS_FILE = "latents.npz"
-STATS_FILE = "latent_stats.json"
-
 
 def resolve_settings(args):
     data.check_name(args.dataset)
@@ -76,39 +71,36 @@ def main(argv=None):
     common.set_seed(args.seed)
     import keras
 
-    import train_first_stage
     from models.second_stage import build_second_stage
     from training import LatentBatches, encode, train_stage
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    stage1_path = os.path.join(args.run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE)
+    stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
     first = common.load_model(stage1_path, "first-stage model",
                               f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
     check_dataset(args.run_dir, args.dataset)
-    stage_dir = os.path.join(args.run_dir, STAGE_DIR)
+    stage_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     os.makedirs(stage_dir, exist_ok=True)
     images = data.load(args.dataset, "train", args.data_path, args.limit)
     check_image_shape(first, images, args.dataset)
     mu, sigma = encode(first, images)
-    common.save_npz(os.path.join(stage_dir, LATENTS_FILE), mu=mu, sigma=sigma)
-    common.save_json(os.path.join(stage_dir, STATS_FILE), latent_statistics(mu, sigma))
+    common.save_npz(os.path.join(stage_dir, common.LATENTS_FILE), mu=mu, sigma=sigma)
+    common.save_json(os.path.join(stage_dir, common.STATS_FILE), latent_statistics(mu, sigma))
     print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs, "
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
     metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
                 "gamma_mode": args.gamma_mode}
 
-    train_stage(args, stage_dir, MODEL_FILE,
+    train_stage(args, stage_dir, common.STAGE2_MODEL,
                 lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
                 lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata)
 
 
 def check_dataset(run_dir, dataset):
     """Refuse to mix data sets: the run's first stage records the one it was trained on."""
-    import train_first_stage
-
-    state = os.path.join(run_dir, train_first_stage.STAGE_DIR, "checkpoint.json")
+    state = os.path.join(run_dir, common.STAGE1_DIR, "checkpoint.json")
     if os.path.exists(state):
         trained_on = common.load_json(state).get("dataset")
         if trained_on != dataset:

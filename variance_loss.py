@@ -97,14 +97,13 @@ def variance_law(mu, sigma):
 # -------------------------------------------------------------------- one run
 
 def analyse_run(run_dir, args):
-    import train_first_stage
     from training import decode, encode
 
-    config_path = os.path.join(run_dir, train_first_stage.STAGE_DIR, "config.json")
+    config_path = os.path.join(run_dir, common.STAGE1_DIR, "config.json")
     if not os.path.exists(config_path):
         raise common.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
     config = common.load_json(config_path)
-    model = common.load_model(os.path.join(run_dir, train_first_stage.STAGE_DIR, train_first_stage.MODEL_FILE),
+    model = common.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
                               "first-stage model")
     test = data.load(config["dataset"], "test", args.data_path or config.get("data_path"), args.num_samples)
     mu, sigma = encode(model, test)
@@ -114,14 +113,14 @@ def analyse_run(run_dir, args):
 
     data_var = total_variance(test)
     pixels = {"data": data_var, "reconstruction": total_variance(rec)}
-    samples_dir = os.path.join(run_dir, "samples")
+    samples_dir = os.path.join(run_dir, common.SAMPLES_DIR)
     for kind in SAMPLE_KINDS:
         path = os.path.join(samples_dir, f"{kind}.npz")
         if os.path.exists(path):
             with np.load(path) as stored:
                 pixels[kind] = total_variance(stored["images"][:args.num_samples])
     latents = {"mu (encoded)": float(np.sum(np.var(mu, 0))), "z ~ N(mu, sigma)": float(np.sum(np.var(z, 0)))}
-    latent_path = os.path.join(samples_dir, "latents.npz")
+    latent_path = os.path.join(samples_dir, common.LATENTS_FILE)
     if os.path.exists(latent_path):
         with np.load(latent_path) as stored:
             for kind in ("gen2", "gen2_renorm"):
