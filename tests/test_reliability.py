@@ -29,8 +29,8 @@ def log_epochs(stage_dir):
 def slow_npz(tmp_path_factory):
     """Enough images that an epoch lasts a while at batch size 10."""
     path = tmp_path_factory.mktemp("slow") / "mnist.npz"
-    images = digit_images(1220, seed=5)
-    np.savez(path, x_train=images[:1200], x_test=images[1200:])
+    images = digit_images(2420, seed=5)
+    np.savez(path, x_train=images[:2400], x_test=images[2400:])
     return str(path)
 
 
@@ -55,7 +55,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, slow_npz):
     run_dir = str(tmp_path / "run")
     process = start_training(slow_npz, run_dir, epochs=4)
     wait_for_checkpoint(run_dir, process, epoch=1)
-    time.sleep(0.5)  # well inside epoch 2 (an epoch takes seconds)
+    time.sleep(0.5)  # well inside epoch 2 (an epoch takes about 2 s here)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
