@@ -131,7 +131,7 @@ def main(argv=None):
                "gen1": rng.standard_normal((args.num_samples, latent_dim)).astype(np.float32)}
     u = rng.standard_normal((args.num_samples, latent_dim)).astype(np.float32)
     if second is not None:
-        latents["gen2"] = second.decoder.predict(u, batch_size=args.batch_size, verbose=0)
+        latents["gen2"] = decode(second, u, args.batch_size)
     else:
         print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
 

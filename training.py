@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from common import VaevarError, atomic_path, distribution_scope, load_json, load_model, save_json, save_model
+from data import to_unit_float
 
 CHECKPOINT = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
@@ -47,7 +48,7 @@ class ImageBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
-        return (self.images[rows].astype(np.float32) / 255.0,)
+        return (to_unit_float(self.images[rows]),)
 
     def on_epoch_end(self):
         self.epoch += 1

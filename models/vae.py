@@ -63,12 +63,6 @@ class VAE(keras.Model):
             z = mu
         return self.decoder(z, training=training), mu, log_sigma
 
-    def encode(self, x):
-        return self.encoder(x, training=False)
-
-    def decode(self, z):
-        return self.decoder(z, training=False)
-
     def gamma_squared(self):
         if self.gamma_mode == "learned":
             return ops.exp(2.0 * self.log_gamma)
