@@ -52,17 +52,17 @@ def resolve_settings(args):
 
 def latent_statistics(mu, sigma):
     """Per-dimension moments of the encoded training set (the variance law, Eq. 3-4)."""
-    second_moment = np.mean(mu.astype(np.float64) ** 2, 0) + np.mean(sigma.astype(np.float64) ** 2, 0)
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    mean_sigma_squared = np.mean(sigma ** 2, 0)
+    z_std = np.sqrt(np.var(mu, 0) + mean_sigma_squared)  # std over the data of z ~ N(mu, sigma)
     return {
         "count": int(len(mu)),
         "mu_mean": np.mean(mu, 0).tolist(),
         "mu_std": np.std(mu, 0).tolist(),
         "sigma_mean": np.mean(sigma, 0).tolist(),
-        # std of z ~ N(mu, sigma) over the data: sqrt(Var(mu) + E[sigma^2])
-        "z_std": np.sqrt(np.var(mu.astype(np.float64), 0) + np.mean(sigma.astype(np.float64) ** 2, 0)).tolist(),
-        "second_moment": second_moment.tolist(),
-        "mean_z_std": float(np.mean(np.sqrt(np.var(mu.astype(np.float64), 0)
-                                            + np.mean(sigma.astype(np.float64) ** 2, 0)))),
+        "z_std": z_std.tolist(),
+        "second_moment": (np.mean(mu ** 2, 0) + mean_sigma_squared).tolist(),
+        "mean_z_std": float(np.mean(z_std)),
     }
 
 
