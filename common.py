@@ -21,6 +21,8 @@ STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
 STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
 SAMPLES_DIR = "samples"
+# samples/<name>.npz that generate.py writes, in scoring order.
+SAMPLE_SETS = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
 
 
 class VaevarError(Exception):

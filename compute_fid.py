@@ -43,7 +43,6 @@ INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-
 # SHA-256 goes into every result and cache.
 INCEPTION_TGZ_HASH = None
 CONVERTED_NAME = "inception_2015_12_05_fid.weights.h5"
-SCORE_ORDER = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
 MIN_FULL_RANK = 2048
 
 
@@ -271,7 +270,7 @@ def sample_files(args):
         return [s for s in args.samples.split(",") if s]
     folder = os.path.join(args.run_dir, common.SAMPLES_DIR)
     found = {os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))}
-    files = [found[k] for k in SCORE_ORDER if k in found]
+    files = [found[k] for k in common.SAMPLE_SETS if k in found]
     if not files:
         raise common.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
     return files

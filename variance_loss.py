@@ -33,7 +33,6 @@ QUICK = False            # 500 images
 
 INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
 INACTIVE_SIGMA = 0.9      # ... and mean sigma above this: a collapsed latent variable
-SAMPLE_KINDS = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
 
 
 # ------------------------------------------------------------------ the numbers
@@ -114,7 +113,7 @@ def analyse_run(run_dir, args):
     data_var = total_variance(test)
     pixels = {"data": data_var, "reconstruction": total_variance(rec)}
     samples_dir = os.path.join(run_dir, common.SAMPLES_DIR)
-    for kind in SAMPLE_KINDS:
+    for kind in common.SAMPLE_SETS:
         path = os.path.join(samples_dir, f"{kind}.npz")
         if os.path.exists(path):
             with np.load(path) as stored:
@@ -127,10 +126,11 @@ def analyse_run(run_dir, args):
                 if kind in stored:
                     latents[f"{kind} (stage-2 output)"] = float(np.sum(np.var(stored[kind], 0)))
     law = variance_law(mu, sigma)
-    pca = pca_identity(test[:args.pca_samples], pca_components(flat(test[:1]).shape[1]))
+    pixel_count = int(np.prod(test.shape[1:]))
+    pca = pca_identity(test[:args.pca_samples], pca_components(pixel_count))
     return {
         "run_dir": run_dir, "dataset": config["dataset"], "architecture": "ResNet VAE",
-        "n": int(len(test)), "pixels": int(flat(test[:1]).shape[1]),
+        "n": int(len(test)), "pixels": pixel_count,
         "pixel_variance": pixels, "pixel_variance_ratio": {k: v / data_var for k, v in pixels.items()},
         "latent_variance": latents, "latent_dim": int(mu.shape[1]),
         "reconstruction_mse": mean_squared_error(test, rec), "reconstruction_variance_loss": variance_loss(test, rec),

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import common
 import generate
 import reproduce
 import train_first_stage
@@ -29,7 +30,7 @@ def pipeline_run(tmp_path_factory, mnist_npz, random_inception_weights):
 
 
 def test_every_output_is_written(pipeline_run):
-    kinds = [k + suffix for k in generate.KINDS for suffix in ("", "_renorm")]
+    kinds = common.SAMPLE_SETS
     expected = EXPECTED_FILES + [f"samples/{k}.npz" for k in kinds] + [f"samples/{k}.png" for k in kinds]
     expected += [f"samples/{k}_side_by_side.png" for k in generate.KINDS]
     missing = [f for f in expected if not os.path.exists(os.path.join(pipeline_run, f))]
