@@ -164,6 +164,16 @@ def require_positive(args, *names, allow_zero=()):
             raise VaevarError(f"{flag} must be {'>= 0' if name in allow_zero else '> 0'}, got {value}")
 
 
+JIT_SETTINGS = {"auto": "auto", "on": True, "off": False}
+
+
+def jit_setting(text):
+    """--jit-compile value -> model.compile's jit_compile."""
+    if str(text).lower() not in JIT_SETTINGS:
+        raise VaevarError(f"--jit-compile must be one of {', '.join(JIT_SETTINGS)}, got {text!r}")
+    return JIT_SETTINGS[str(text).lower()]
+
+
 # ------------------------------------------------------------------- seeding
 
 def set_seed(seed):

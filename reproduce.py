@@ -18,6 +18,9 @@ DATA_PATH = None
 RUN_DIR = None             # default: runs/<dataset>
 SEED = 0
 QUICK = False
+EPOCHS = None              # stage-1 epochs (stage 2: twice); default the data set's, see train_first_stage.py
+MIXED_PRECISION = False    # float16 compute in both trainings; the loss stays float32
+JIT_COMPILE = "auto"       # XLA in both trainings: auto | on | off
 INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
 SKIP_FID = False
 NUM_SAMPLES = None         # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
@@ -39,11 +42,16 @@ def main(argv=None):
     if args.data_path:
         shared += ["--data-path", args.data_path]
     training_quick = ["--quick"] if args.quick else []
+    training = training_quick + ["--jit-compile", str(args.jit_compile)]
+    if args.mixed_precision:
+        training.append("--mixed-precision")
+    stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+    stage2_epochs = ["--epochs", str(2 * args.epochs)] if args.epochs else []
     sampling = training_quick + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
     verbose = ["--verbose", str(args.verbose)]
     steps = [
-        ("stage 1", train_first_stage.main, shared + training_quick + verbose),
-        ("stage 2", train_second_stage.main, shared + training_quick + verbose),
+        ("stage 1", train_first_stage.main, shared + training + stage1_epochs + verbose),
+        ("stage 2", train_second_stage.main, shared + training + stage2_epochs + verbose),
         ("samples", generate.main, shared + sampling),
         ("variance analysis", variance_loss.main, ["--run-dirs", run_dir] + (["--data-path", args.data_path]
                                                                                if args.data_path else []) + sampling),

@@ -26,6 +26,7 @@ GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's
 LIMIT = None              # use only the first N training images
 SEED = 0
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
+JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
 QUICK = False             # small CPU setting: 10 epochs, 10k images, 16 filters
 VERBOSE = 1
 
@@ -43,6 +44,7 @@ def resolve_settings(args):
         args.run_dir = os.path.join("runs", args.dataset)
     common.require_positive(args, "epochs", "batch_size", "learning_rate", "latent_dim", "base_filters", "halve_every",
                             "limit", allow_zero=("halve_every",))
+    args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
 
@@ -54,8 +56,6 @@ def main(argv=None):
     from models.first_stage import build_first_stage
     from training import ImageBatches, train_stage
 
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
     metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
                 "gamma_mode": args.gamma_mode}

@@ -28,6 +28,7 @@ GAMMA_MODE = "balanced"
 LIMIT = None
 SEED = 0
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
+JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
 QUICK = False
 VERBOSE = 1
 
@@ -47,6 +48,7 @@ def resolve_settings(args):
         args.run_dir = os.path.join("runs", args.dataset)
     common.require_positive(args, "epochs", "batch_size", "learning_rate", "width", "limit", "halve_every",
                             allow_zero=("halve_every",))
+    args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
 
@@ -74,8 +76,6 @@ def main(argv=None):
     from models.second_stage import build_second_stage
     from training import LatentBatches, encode, train_stage
 
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
     first = common.load_model(stage1_path, "first-stage model",
                               f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")

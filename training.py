@@ -8,6 +8,7 @@ epoch are dropped from the CSV, so the log never has duplicated or missing
 epochs. Batch order and latent resampling depend only on (seed, epoch).
 """
 
+import contextlib
 import csv
 import math
 import os
@@ -216,18 +217,35 @@ def make_optimizer(learning_rate):
     return keras.optimizers.Adam(learning_rate)
 
 
+@contextlib.contextmanager
+def precision_policy(mixed):
+    """Build layers under mixed_float16 when asked; the global policy is restored
+    after, so later steps in the same process (generation, FID) stay float32."""
+    previous = keras.mixed_precision.global_policy()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata):
     """Build (or resume) a stage under the distribution scope, fit it, save the
     final model and the run's settings. make_batches(first_epoch) feeds fit."""
     started = time.time()
+    jit_compile = args.jit_compile
 
     def build():
-        model = build_model()
-        model.compile(optimizer=make_optimizer(args.learning_rate))
+        with precision_policy(args.mixed_precision):
+            model = build_model()
+        model.compile(optimizer=make_optimizer(args.learning_rate), jit_compile=jit_compile)
         return model
 
     with distribution_scope():
         model, done = resume_or_build(stage_dir, build, metadata)
+    if jit_compile != "auto":
+        model.jit_compile = jit_compile  # a resumed model keeps its own setting otherwise
     if done:
         print(f"resuming {stage_dir} after epoch {done}")
     fit(model, make_batches(done), stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,

@@ -14,6 +14,7 @@ import pytest
 import generate
 import train_first_stage
 import train_second_stage
+import common
 from common import VaevarError
 from tests.conftest import ROOT, digit_images
 
@@ -108,8 +109,14 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
 def stage1_only(tmp_path_factory, mnist_npz):
     run_dir = str(tmp_path_factory.mktemp("stage1_only"))
     train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir,
-                            "--epochs", "1", "--limit", "100", "--batch-size", "50"] + TINY)
+                            "--epochs", "1", "--limit", "100", "--batch-size", "50", "--jit-compile", "on"] + TINY)
     return run_dir
+
+
+def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
+    model = common.load_model(os.path.join(stage1_only, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    assert model.jit_compile is True
+    assert common.load_json(os.path.join(stage1_only, common.STAGE1_DIR, "config.json"))["jit_compile"] is True
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -117,6 +124,7 @@ def stage1_only(tmp_path_factory, mnist_npz):
     (["--dataset", "mnist", "--epochs", "-1"], "--epochs must be > 0"),
     (["--dataset", "mnist", "--batch-size", "0"], "--batch-size must be > 0"),
     (["--dataset", "mnist", "--halve-every", "-5"], "--halve-every must be >= 0"),
+    (["--dataset", "mnist", "--jit-compile", "yes"], "--jit-compile must be one of auto, on, off"),
 ])
 def test_invalid_constants(argv, message):
     with pytest.raises(VaevarError, match=message):
@@ -183,3 +191,18 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         common.save_json(path, {"fid": object()})
     assert json.load(open(path)) == {"fid": 1.0}
     assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz):
+    import keras
+
+    run_dir = str(tmp_path / "mixed")
+    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--epochs", "1",
+                            "--limit", "100", "--batch-size", "50", "--mixed-precision"] + TINY)
+    assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
+    model = common.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    with open(os.path.join(run_dir, common.STAGE1_DIR, "log.csv")) as f:
+        row = next(csv.DictReader(f))
+    assert np.isfinite(float(row["loss"])) and float(row["mse"]) < 1
