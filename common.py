@@ -4,6 +4,7 @@ where noted (the distribution scope imports the active backend lazily)."""
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -93,6 +94,25 @@ def save_model(model, path):
     """Save a Keras model (.keras, with optimizer state) atomically."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+
+
+def weights_digest(model):
+    """SHA-256 (16 hex digits) of a model's weights: which first stage a second stage was trained on."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_second_stage_matches(stage2_dir, first):
+    """A second stage is only valid for the first stage whose latents it learned."""
+    state_path = os.path.join(stage2_dir, "checkpoint.json")
+    if not os.path.exists(state_path):
+        return
+    trained_on = load_json(state_path).get("stage1_weights")
+    if trained_on is not None and trained_on != weights_digest(first):
+        raise VaevarError(f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
+                          f"since): move {stage2_dir} away and rerun train_second_stage.py")
 
 
 def load_model(path, what="model", hint=""):

@@ -120,7 +120,10 @@ def main(argv=None):
     train_second_stage.check_dataset(args.run_dir, args.dataset)
     stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
-    second = common.load_model(second_path, "second-stage model") if os.path.exists(second_path) else None
+    second = None
+    if os.path.exists(second_path):
+        common.check_second_stage_matches(stage2_dir, first)
+        second = common.load_model(second_path, "second-stage model")
     latent_dim = first.latent_dim
     target = renorm_target(args, os.path.join(stage2_dir, common.STATS_FILE), latent_dim)
     rng = np.random.default_rng(args.seed)

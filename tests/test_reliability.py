@@ -144,6 +144,26 @@ def test_generate_without_stage2_skips_gen2(stage1_only, mnist_npz, capsys):
     assert not os.path.exists(os.path.join(samples, "gen2.npz"))
 
 
+def test_second_stage_of_an_older_first_stage_is_refused(tmp_path, mnist_npz):
+    run_dir = str(tmp_path / "run")
+    common_argv = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--limit", "100",
+                   "--batch-size", "50"]
+    first_argv = common_argv + TINY
+    second_argv = common_argv + ["--width", "16", "--verbose", "0", "--learning-rate", "0.001"]
+    train_first_stage.main(first_argv + ["--epochs", "1"])
+    train_second_stage.main(second_argv + ["--epochs", "1"])
+    train_first_stage.main(first_argv + ["--epochs", "1"])  # rerun of a finished stage 1: same weights, still valid
+    train_second_stage.main(second_argv + ["--epochs", "1"])
+    model_path = os.path.join(run_dir, "stage2", "second_stage.keras")
+    before = os.path.getmtime(model_path)
+    train_first_stage.main(first_argv + ["--epochs", "2"])  # stage 1 continued: its latents changed
+    with pytest.raises(VaevarError, match="trained on another first stage .* move .*stage2 away"):
+        train_second_stage.main(second_argv + ["--epochs", "2"])
+    with pytest.raises(VaevarError, match="trained on another first stage"):
+        generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "8"])
+    assert os.path.getmtime(model_path) == before  # nothing of stage 2 overwritten
+
+
 def test_run_dir_of_another_dataset(stage1_only, cifar_tarball):
     with pytest.raises(VaevarError, match="trained on mnist, not cifar10"):
         train_second_stage.main(["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only])
