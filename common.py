@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
 STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
+CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
 SAMPLES_DIR = "samples"
 # samples/<name>.npz that generate.py writes, in scoring order.
 SAMPLE_SETS = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
@@ -106,7 +107,7 @@ def weights_digest(model):
 
 def check_second_stage_matches(stage2_dir, first):
     """A second stage is only valid for the first stage whose latents it learned."""
-    state_path = os.path.join(stage2_dir, "checkpoint.json")
+    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
     if not os.path.exists(state_path):
         return
     trained_on = load_json(state_path).get("stage1_weights")

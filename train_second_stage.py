@@ -101,7 +101,7 @@ def main(argv=None):
 
 def check_dataset(run_dir, dataset):
     """Refuse to mix data sets: the run's first stage records the one it was trained on."""
-    state = os.path.join(run_dir, common.STAGE1_DIR, "checkpoint.json")
+    state = os.path.join(run_dir, common.STAGE1_DIR, common.CHECKPOINT_STATE)
     if os.path.exists(state):
         trained_on = common.load_json(state).get("dataset")
         if trained_on != dataset:

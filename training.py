@@ -18,11 +18,11 @@ import time
 import keras
 import numpy as np
 
-from common import VaevarError, atomic_path, distribution_scope, load_json, load_model, save_json, save_model
+from common import (CHECKPOINT_STATE, VaevarError, atomic_path, distribution_scope, load_json, load_model, save_json,
+                    save_model)
 from data import to_unit_float
 
 CHECKPOINT = "checkpoint.keras"
-CHECKPOINT_STATE = "checkpoint.json"
 LOG = "log.csv"
 LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
 
