@@ -105,13 +105,13 @@ def weights_digest(model):
     return digest.hexdigest()[:16]
 
 
-def check_second_stage_matches(stage2_dir, first):
+def check_second_stage_matches(stage2_dir, stage1_digest):
     """A second stage is only valid for the first stage whose latents it learned."""
     state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
     if not os.path.exists(state_path):
         return
     trained_on = load_json(state_path).get("stage1_weights")
-    if trained_on is not None and trained_on != weights_digest(first):
+    if trained_on is not None and trained_on != stage1_digest:
         raise VaevarError(f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
                           f"since): move {stage2_dir} away and rerun train_second_stage.py")
 

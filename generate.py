@@ -122,7 +122,7 @@ def main(argv=None):
     second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
     second = None
     if os.path.exists(second_path):
-        common.check_second_stage_matches(stage2_dir, first)
+        common.check_second_stage_matches(stage2_dir, common.weights_digest(first))
         second = common.load_model(second_path, "second-stage model")
     latent_dim = first.latent_dim
     target = renorm_target(args, os.path.join(stage2_dir, common.STATS_FILE), latent_dim)

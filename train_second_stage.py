@@ -81,7 +81,8 @@ def main(argv=None):
                               f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
     check_dataset(args.run_dir, args.dataset)
     stage_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
-    common.check_second_stage_matches(stage_dir, first)
+    stage1_digest = common.weights_digest(first)
+    common.check_second_stage_matches(stage_dir, stage1_digest)
     os.makedirs(stage_dir, exist_ok=True)
     images = data.load(args.dataset, "train", args.data_path, args.limit)
     check_image_shape(first, images, args.dataset)
@@ -92,7 +93,7 @@ def main(argv=None):
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
     metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
-                "gamma_mode": args.gamma_mode, "stage1_weights": common.weights_digest(first)}
+                "gamma_mode": args.gamma_mode, "stage1_weights": stage1_digest}
 
     train_stage(args, stage_dir, common.STAGE2_MODEL,
                 lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
