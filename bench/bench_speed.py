@@ -5,11 +5,11 @@
 
 Reports images/s and achieved FLOP/s as a ratio to this machine's measured
 float32 matrix-multiply throughput (same backend, same run). On TensorFlow it
-also times model.fit with XLA forced on, a plain tf.GradientTape loop of the
-same model against model.fit,
-and the Keras Inception port against the frozen graph on the same batch
-(a graph in the 2015 format with random weights when the real one is absent;
-the cost is the same). Results: bench/results/<backend>_<device>.json.
+also times model.fit with XLA forced on and a plain tf.GradientTape loop of
+the same model against model.fit, and the Keras Inception port against the
+frozen graph on the same batch (a graph in the 2015 format with random
+weights when the real one is absent; the cost is the same).
+Results: bench/results/<backend>_<device>.json.
 """
 
 import json
@@ -57,17 +57,6 @@ def conv_dense_flops(model):
     return total
 
 
-def timed(function, repeats):
-    """Best of `repeats` calls after a warm-up: the least disturbed by other load."""
-    function()  # warm-up / compilation
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def interleaved_best(functions, rounds):
     """name -> best seconds of `rounds` calls, one call of each function per round, after a warm-up call each."""
     for function in functions.values():
@@ -79,6 +68,11 @@ def interleaved_best(functions, rounds):
             function()
             best[name] = min(best[name], time.perf_counter() - started)
     return best
+
+
+def timed(function, repeats):
+    """Best of `repeats` calls after a warm-up: the least disturbed by other load."""
+    return interleaved_best({"call": function}, repeats)["call"]
 
 
 def gradient_tape_epoch(model, x, batch_size):
