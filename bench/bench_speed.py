@@ -9,7 +9,7 @@ also times model.fit with XLA forced on and a plain tf.GradientTape loop of
 the same model against model.fit, and the Keras Inception port against the
 frozen graph on the same batch (a graph in the 2015 format with random
 weights when the real one is absent; the cost is the same).
-Results: bench/results/<backend>_<device>.json.
+Results: bench/results/<backend>_<device>[_mixed].json.
 """
 
 import json
@@ -30,7 +30,8 @@ STEPS = 20                  # training steps per timed call
 ROUNDS = 5                  # interleaved timing rounds of the stage-1 variants
 FID_IMAGES = 64
 FID_BATCH = 32
-MATMUL_SIZE = 2048
+MATMUL_SIZE = 2048          # 8192 on a GPU, to reach its matrix-multiply limit
+STEPS_PER_EXECUTION = 10    # training steps per compiled call in the fit_steps_per_execution variant
 MIXED_PRECISION = False
 OUTPUT = None
 
@@ -106,8 +107,10 @@ def matmul_peak(size):
     import keras
     from keras import ops
 
-    a = keras.random.normal((size, size))
-    b = keras.random.normal((size, size))
+    # The compute dtype: float16 under mixed precision, where the limit is the half-precision one.
+    dtype = keras.mixed_precision.global_policy().compute_dtype
+    a = keras.random.normal((size, size), dtype=dtype)
+    b = keras.random.normal((size, size), dtype=dtype)
     seconds = timed(lambda: ops.convert_to_numpy(ops.matmul(a, b)[0, 0]), 10)
     return 2 * size ** 3 / seconds
 
@@ -132,6 +135,7 @@ def main(argv=None):
                "mixed_precision": args.mixed_precision}
     peak = matmul_peak(args.matmul_size)
     results["matmul_flops_per_s"] = peak
+    results["matmul_dtype"] = keras.mixed_precision.global_policy().compute_dtype
     rng = np.random.default_rng(0)
 
     # stage 1 training. The variants are timed in interleaved rounds (best of
@@ -147,6 +151,11 @@ def main(argv=None):
         "fit_uint8_feeder": lambda: model.fit(ImageBatches(uint8_images, args.batch_size, seed=0), epochs=1,
                                               verbose=0),
     }
+    # Several steps per compiled call: less Python between steps, which matters where a step is short (GPU).
+    multi_step_model = build_first_stage(image_shape)
+    multi_step_model.compile(optimizer=make_optimizer(1e-4), steps_per_execution=args.steps_per_execution)
+    variants["fit_steps_per_execution"] = lambda: multi_step_model.fit(x, batch_size=args.batch_size, epochs=1,
+                                                                       verbose=0, shuffle=False)
     if backend == "tensorflow":
         # Keras' "auto" leaves XLA off on a CPU-only TensorFlow machine; time it on too.
         xla_model = build_first_stage(image_shape)
@@ -163,6 +172,9 @@ def main(argv=None):
                              "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
                              "forward_flops_per_image": train_flops / 3,
                              "images_per_s_with_uint8_feeder": args.batch_size / per_step["fit_uint8_feeder"],
+                             "images_per_s_with_steps_per_execution": (args.batch_size
+                                                                       / per_step["fit_steps_per_execution"]),
+                             "steps_per_execution": args.steps_per_execution,
                              "rounds": args.rounds}
     if backend == "tensorflow":
         results["stage1_fit_xla"] = {"images_per_s": args.batch_size / per_step["fit_xla"],
@@ -210,7 +222,8 @@ def main(argv=None):
             results["fid_features_port"]["images_per_s"] / results["fid_features_frozen_graph"]["images_per_s"])
 
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                 f"{backend}_{device.replace(' ', '_').replace(',', '')}.json")
+                                 f"{backend}_{device.replace(' ', '_').replace(',', '')}"
+                                 f"{'_mixed' if args.mixed_precision else ''}.json")
     common.save_json(out, results)
     print(json.dumps(results, indent=2))
     print(f"written to {out}")

@@ -1,0 +1,57 @@
+"""FID feature throughput of the Keras Inception port at several batch sizes.
+
+    KERAS_BACKEND=jax python bench/bench_fid_batch.py --output bench/results/fid_batch_<device>.json
+
+Chooses compute_fid.py's BATCH_SIZE: larger batches keep a GPU busier, at the
+cost of memory (~4.5 GB at 250 and ~9.6 GB at 500 on a CPU, TensorFlow).
+Each size is a new input shape, so its first call (compilation) is timed apart.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import common  # noqa: E402
+
+BATCH_SIZES = "50,100,250,500,1000"  # comma-separated
+IMAGES = 4000                        # images per timed round at each size
+ROUNDS = 3                           # best of
+OUTPUT = None
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    import keras
+
+    from models.inception import build_inception
+
+    model = build_inception((32, 32, 3))
+    rng = np.random.default_rng(0)
+    results = {"backend": keras.backend.backend(), "device": common.device_description(), "images": args.images,
+               "batches": {}}
+    for batch_size in [int(size) for size in args.batch_sizes.split(",")]:
+        x = rng.integers(0, 256, (batch_size, 32, 32, 3)).astype("float32")
+        started = time.perf_counter()
+        model.predict_on_batch(x)
+        first_call = time.perf_counter() - started
+        calls = max(2, args.images // batch_size)
+        best = float("inf")
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            for _ in range(calls):
+                model.predict_on_batch(x)
+            best = min(best, (time.perf_counter() - started) / calls)
+        results["batches"][batch_size] = {"images_per_s": batch_size / best, "first_call_s": first_call}
+        print(batch_size, results["batches"][batch_size], flush=True)
+    if args.output:
+        common.save_json(args.output, results)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
