@@ -21,6 +21,7 @@ QUICK = False
 EPOCHS = None              # stage-1 epochs (stage 2: twice); default the data set's, see train_first_stage.py
 MIXED_PRECISION = False    # float16 compute in both trainings; the loss stays float32
 JIT_COMPILE = "auto"       # XLA in both trainings: auto | on | off
+STEPS_PER_EXECUTION = 1    # training steps per call into the compiled step, both trainings
 INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
 SKIP_FID = False
 NUM_SAMPLES = None         # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
@@ -42,7 +43,8 @@ def main(argv=None):
     if args.data_path:
         shared += ["--data-path", args.data_path]
     training_quick = ["--quick"] if args.quick else []
-    training = training_quick + ["--jit-compile", str(args.jit_compile)]
+    training = training_quick + ["--jit-compile", str(args.jit_compile),
+                                "--steps-per-execution", str(args.steps_per_execution)]
     if args.mixed_precision:
         training.append("--mixed-precision")
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []

@@ -239,13 +239,15 @@ def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata
     def build():
         with precision_policy(args.mixed_precision):
             model = build_model()
-        model.compile(optimizer=make_optimizer(args.learning_rate), jit_compile=jit_compile)
+        model.compile(optimizer=make_optimizer(args.learning_rate), jit_compile=jit_compile,
+                      steps_per_execution=args.steps_per_execution)
         return model
 
     with distribution_scope():
         model, done = resume_or_build(stage_dir, build, metadata)
     if jit_compile != "auto":
         model.jit_compile = jit_compile  # a resumed model keeps its own setting otherwise
+    model.steps_per_execution = args.steps_per_execution  # likewise; read when fit builds its train function
     if done:
         print(f"resuming {stage_dir} after epoch {done}")
     fit(model, make_batches(done), stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,

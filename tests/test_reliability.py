@@ -226,3 +226,23 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
     with open(os.path.join(run_dir, common.STAGE1_DIR, "log.csv")) as f:
         row = next(csv.DictReader(f))
     assert np.isfinite(float(row["loss"])) and float(row["mse"]) < 1
+
+
+def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
+    from training import read_log
+
+    # 5 batches per epoch: with 3 steps per execution the last call runs only 2.
+    runs = {}
+    for steps in (1, 3):
+        run_dir = str(tmp_path / f"spe{steps}")
+        train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--epochs", "2",
+                                "--limit", "100", "--batch-size", "20", "--steps-per-execution", str(steps)] + TINY)
+        stage_dir = os.path.join(run_dir, common.STAGE1_DIR)
+        model = common.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+        runs[steps] = (model, read_log(os.path.join(stage_dir, "log.csv")))
+    assert runs[3][0].steps_per_execution == 3
+    for one, three in zip(runs[1][1], runs[3][1]):
+        for column in ("loss", "mse", "gamma", "kl"):
+            assert float(three[column]) == pytest.approx(float(one[column]), rel=1e-4), column
+    for one, three in zip(runs[1][0].get_weights(), runs[3][0].get_weights()):
+        np.testing.assert_allclose(three, one, rtol=1e-4, atol=1e-6)
