@@ -2,13 +2,15 @@
 
 Sources, in order of preference:
   1. an explicit local path (--data-path): the CIFAR-10 python tarball, an
-     .npz of uint8 images, or a folder / .zip of images (CelebA layout);
+     .npz of uint8 images, a folder of the original MNIST / Fashion-MNIST
+     idx files, or a folder / .zip of images (CelebA layout);
   2. VAEVAR_DATA_DIR: a folder holding those files under their usual names;
   3. tensorflow-datasets (downloads; respects TFDS_DATA_DIR).
 Pixels become float32 in [0, 1] only batch by batch (see `to_unit_float`),
 so CelebA fits in memory as uint8.
 """
 
+import gzip
 import io
 import os
 import pickle
@@ -89,13 +91,15 @@ def _find_local(name):
 
 def _load_local(name, split, path, limit):
     if not os.path.exists(path):
-        raise VaevarError(f"data path {path} does not exist: give the CIFAR-10 tarball, an .npz "
-                          f"or an image folder/.zip")
+        raise VaevarError(f"data path {path} does not exist: give the CIFAR-10 tarball, an .npz, "
+                          f"a folder of MNIST idx files or an image folder/.zip")
     lower = path.lower()
     if lower.endswith((".tar.gz", ".tgz", ".tar")):
         return load_cifar10_tarball(path, split)
     if lower.endswith(".npz"):
         return load_npz(path, split)
+    if os.path.isdir(path) and name in ("mnist", "fashion_mnist") and _idx_images_file(path, split):
+        return load_idx_images(_idx_images_file(path, split))
     if lower.endswith(".zip") or os.path.isdir(path):
         return load_image_collection(path, split, celeba=(name == "celeba"), limit=limit)
     raise VaevarError(f"unrecognised data file {path}: expected .tar.gz (CIFAR-10), .npz, .zip or a folder")
@@ -142,6 +146,34 @@ def load_npz(path, split):
     if images.ndim == 3:
         images = images[..., None]
     return images
+
+
+IDX_IMAGES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+
+
+def _idx_images_file(folder, split):
+    """The (M)NIST-format image file of `split` in folder, plain or .gz, or None."""
+    for name in (IDX_IMAGES[split], IDX_IMAGES[split] + ".gz"):
+        if os.path.exists(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+def load_idx_images(path):
+    """The original MNIST / Fashion-MNIST image files: big-endian IDX, magic 0x00000803 (uint8, 3 dims)."""
+    try:
+        with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:
+        raise VaevarError(f"cannot read {path} ({error}): download it again") from error
+    if len(raw) < 16 or raw[:4] != b"\x00\x00\x08\x03":
+        raise VaevarError(f"{path} is not an IDX image file (magic {raw[:4].hex()}, expected 00000803): "
+                          f"download it again")
+    count, rows, cols = np.frombuffer(raw[4:16], ">u4").astype(int)
+    if len(raw) != 16 + count * rows * cols:
+        raise VaevarError(f"{path} holds {len(raw) - 16} pixel bytes, its header promises {count}x{rows}x{cols}: "
+                          f"the file is truncated; download it again")
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols, 1).copy()
 
 
 def _parse_partition(partition_text):

@@ -1,3 +1,4 @@
+import gzip
 import os
 import zipfile
 
@@ -106,3 +107,32 @@ def test_local_dir_environment_variable(tmp_path, mnist_npz, monkeypatch):
     os.symlink(mnist_npz, tmp_path / "mnist.npz")
     monkeypatch.setenv("VAEVAR_DATA_DIR", str(tmp_path))
     assert data.load("mnist", "test").shape == (60, 28, 28, 1)
+
+
+def write_idx_images(path, images):
+    """The MNIST distribution's own format: magic 0x00000803, three big-endian counts, pixel bytes."""
+    header = bytes([0, 0, 8, 3]) + np.asarray(images.shape, ">u4").tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + images.tobytes())
+
+
+def test_mnist_idx_folder_plain_and_gzip(tmp_path):
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    test = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    write_idx_images(tmp_path / "train-images-idx3-ubyte.gz", train)
+    write_idx_images(tmp_path / "t10k-images-idx3-ubyte", test)
+    np.testing.assert_array_equal(data.load("mnist", "train", str(tmp_path)), train[..., None])
+    np.testing.assert_array_equal(data.load("fashion_mnist", "test", str(tmp_path)), test[..., None])
+
+
+def test_truncated_or_foreign_idx_file(tmp_path):
+    write_idx_images(tmp_path / "train-images-idx3-ubyte", np.zeros((4, 28, 28), np.uint8))
+    raw = (tmp_path / "train-images-idx3-ubyte").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(raw[:-100])
+    with pytest.raises(VaevarError, match="truncated; download it again"):
+        data.load("mnist", "train", str(tmp_path))
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + raw[4:])  # a labels file's magic
+    with pytest.raises(VaevarError, match="not an IDX image file"):
+        data.load("mnist", "train", str(tmp_path))
