@@ -98,8 +98,8 @@ def _load_local(name, split, path, limit):
         return load_cifar10_tarball(path, split)
     if lower.endswith(".npz"):
         return load_npz(path, split)
-    if os.path.isdir(path) and name in ("mnist", "fashion_mnist") and _idx_images_file(path, split):
-        return load_idx_images(_idx_images_file(path, split))
+    if os.path.isdir(path) and name in ("mnist", "fashion_mnist") and (idx := _idx_images_file(path, split)):
+        return load_idx_images(idx)
     if lower.endswith(".zip") or os.path.isdir(path):
         return load_image_collection(path, split, celeba=(name == "celeba"), limit=limit)
     raise VaevarError(f"unrecognised data file {path}: expected .tar.gz (CIFAR-10), .npz, .zip or a folder")

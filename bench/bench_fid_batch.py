@@ -17,6 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import common  # noqa: E402
+from bench_speed import timed  # noqa: E402  (this folder is on sys.path when run as a script)
 
 BATCH_SIZES = "50,100,250,500,1000"  # comma-separated
 IMAGES = 4000                        # images per timed round at each size
@@ -40,12 +41,7 @@ def main(argv=None):
         model.predict_on_batch(x)
         first_call = time.perf_counter() - started
         calls = max(2, args.images // batch_size)
-        best = float("inf")
-        for _ in range(args.rounds):
-            started = time.perf_counter()
-            for _ in range(calls):
-                model.predict_on_batch(x)
-            best = min(best, (time.perf_counter() - started) / calls)
+        best = timed(lambda: [model.predict_on_batch(x) for _ in range(calls)], args.rounds) / calls
         results["batches"][batch_size] = {"images_per_s": batch_size / best, "first_call_s": first_call}
         print(batch_size, results["batches"][batch_size], flush=True)
     if args.output:
