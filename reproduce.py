@@ -18,7 +18,9 @@ DATA_PATH = None
 RUN_DIR = None             # default: runs/<dataset>
 SEED = 0
 QUICK = False
-EPOCHS = None              # stage-1 epochs (stage 2: twice); default the data set's, see train_first_stage.py
+EPOCHS = None              # stage-1 epochs; default the data set's, see train_first_stage.py
+STAGE2_EPOCHS = None       # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
+LEARNING_RATE = None       # both trainings; default the data set's (CIFAR-10 1e-4)
 MIXED_PRECISION = False    # float16 compute in both trainings; the loss stays float32
 JIT_COMPILE = "auto"       # XLA in both trainings: auto | on | off
 STEPS_PER_EXECUTION = 1    # training steps per call into the compiled step, both trainings
@@ -48,7 +50,9 @@ def main(argv=None):
     if args.mixed_precision:
         training.append("--mixed-precision")
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
-    stage2_epochs = ["--epochs", str(2 * args.epochs)] if args.epochs else []
+    stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
+    if args.learning_rate:
+        training += ["--learning-rate", str(args.learning_rate)]
     sampling = training_quick + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
     verbose = ["--verbose", str(args.verbose)]
     steps = [

@@ -18,8 +18,9 @@ DATA_PATH = None          # local tarball / .npz / image folder or .zip (else VA
 RUN_DIR = None            # default: runs/<dataset>
 EPOCHS = None             # default: the paper's (CIFAR-10 700, CelebA 70)
 BATCH_SIZE = 100
-LEARNING_RATE = None      # default: 1e-4 CIFAR-10, 5e-5 CelebA
-HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 250
+LEARNING_RATE = None      # default: 1e-4 CIFAR-10, 5e-5 CelebA (Adam)
+HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 250, CelebA 60
+KL_WEIGHT = None          # k in k * KL; default the authors' (2 * side / latent_dim)^2: 1 CIFAR-10, 4 CelebA
 LATENT_DIM = 64
 BASE_FILTERS = None       # default 32 (16 with --quick)
 GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
@@ -43,7 +44,11 @@ def resolve_settings(args):
             setattr(args, name, defaults[name])
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
-    common.require_positive(args, "epochs", "batch_size", "steps_per_execution", "learning_rate", "latent_dim",
+    if args.kl_weight is None:
+        from models.first_stage import kl_weight_for
+
+        args.kl_weight = kl_weight_for(data.IMAGE_SHAPES[args.dataset][0], args.latent_dim)
+    common.require_positive(args, "kl_weight", "epochs", "batch_size", "steps_per_execution", "learning_rate", "latent_dim",
                             "base_filters", "halve_every", "limit", allow_zero=("halve_every",))
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
@@ -59,17 +64,17 @@ def main(argv=None):
 
     stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
     metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
-                "gamma_mode": args.gamma_mode}
+                "gamma_mode": args.gamma_mode, "kl_weight": args.kl_weight}
     images = data.load(args.dataset, "train", args.data_path, args.limit)
     if len(images) < args.batch_size:
         raise common.VaevarError(f"only {len(images)} training images for batch size {args.batch_size}: "
                                  f"lower --batch-size")
-    print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
+    print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, k {args.kl_weight:.4g}, "
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
     train_stage(args, stage_dir, common.STAGE1_MODEL,
                 lambda: build_first_stage(data.IMAGE_SHAPES[args.dataset], args.latent_dim, args.base_filters,
-                                          args.gamma_mode, args.seed),
+                                          args.gamma_mode, args.seed, args.kl_weight),
                 lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata)
 
 

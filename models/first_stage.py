@@ -1,11 +1,13 @@
-"""First stage: the ResNet-style VAE of the authors' code (Keras 3, backend-agnostic).
+"""First stage: the ResNet VAE of the authors' code (asperti/BalancingVAE), Keras 3.
 
-Encoder: 3x3 conv (base filters) -> per scale a residual block, with a
-stride-2 conv doubling channels between scales (3 scales for 28/32 px,
-4 for 64 px) -> global average pooling -> residual dense block (512) ->
-Dense mu, Dense log-sigma. Decoder: Dense to a small map (2x2; 7x7 for
-28 px), then per step a stride-2 transposed conv and a residual block,
-halving channels, to a sigmoid output.
+Encoder: 3x3 conv (32) -> per scale a residual block, with a stride-2 3x3
+conv doubling the width between scales (3 scales for 28/32 px, 4 for 64 px)
+-> global average pooling -> dense residual block (512, no batch norm) ->
+Dense mu, Dense log-sigma.
+Decoder: Dense to a 2x2 map (7x7 for 28 px) whose width is 32 * 2^(halvings
+from full size), capped at 1024; per step a stride-2 3x3 transposed conv
+halving the width and a residual block; a 3x3 conv straight to the sigmoid.
+32x32x3 has 5,190,467 trainable parameters, 64x64x3 19,321,667, as theirs.
 """
 
 import keras
@@ -14,22 +16,29 @@ from keras import layers
 from models.vae import VAE
 
 DENSE_WIDTH = 512
+MAX_WIDTH = 1024
+# The authors' (TF1) batch norm: decay 0.999, epsilon 1e-5, scale and offset.
+BN_MOMENTUM, BN_EPSILON = 0.999, 1e-5
+
+
+def batch_norm(name):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def residual_block(h, channels, name):
-    """BN-ReLU-conv twice, plus a 1x1 conv shortcut."""
-    shortcut = layers.Conv2D(channels, 1, padding="same", name=f"{name}_shortcut")(h)
+    """[BN, ReLU, 3x3 conv] twice, plus a 3x3 conv shortcut of the input; no activation after the sum."""
+    shortcut = layers.Conv2D(channels, 3, padding="same", name=f"{name}_shortcut")(h)
     for i in range(2):
-        h = layers.BatchNormalization(name=f"{name}_bn{i}")(h)
+        h = batch_norm(f"{name}_bn{i}")(h)
         h = layers.ReLU(name=f"{name}_relu{i}")(h)
         h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv{i}")(h)
     return layers.Add(name=f"{name}_add")([h, shortcut])
 
 
 def dense_residual_block(h, width, name):
+    """[ReLU, Dense] twice, plus a Dense shortcut: no batch norm here in their code."""
     shortcut = layers.Dense(width, name=f"{name}_shortcut")(h)
     for i in range(2):
-        h = layers.BatchNormalization(name=f"{name}_bn{i}")(h)
         h = layers.ReLU(name=f"{name}_relu{i}")(h)
         h = layers.Dense(width, name=f"{name}_dense{i}")(h)
     return layers.Add(name=f"{name}_add")([h, shortcut])
@@ -45,6 +54,11 @@ def decoder_start(size):
     while start % 2 == 0 and start > 2:
         start //= 2
     return start
+
+
+def kl_weight_for(image_side, latent_dim):
+    """The authors' first-stage KL weight k = (2 * side / latent_dim)^2: 1 for CIFAR-10, 4 for CelebA."""
+    return (2.0 * image_side / latent_dim) ** 2
 
 
 def build_encoder(image_shape, latent_dim=64, base_filters=32):
@@ -72,27 +86,32 @@ def build_decoder(image_shape, latent_dim=64, base_filters=32):
         steps += 1
     if start * 2 ** steps != size or image_shape[0] != image_shape[1]:
         raise ValueError(f"unsupported image shape {image_shape}: need square sides of 2^k * start")
-    channels = base_filters * 2 ** max(steps - 1, 0)
+
+    def width(halvings):  # base at full size, doubling as the scale halves
+        return min(base_filters * 2 ** halvings, MAX_WIDTH)
+
     inputs = keras.Input((latent_dim,), name="z")
+    channels = width(steps)
     h = layers.Dense(start * start * channels, name="dec_in")(inputs)
     h = layers.Reshape((start, start, channels), name="dec_reshape")(h)
     for s in range(steps):
-        channels = base_filters * 2 ** (steps - 1 - s)
+        channels = width(steps - 1 - s)
         h = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name=f"dec_up{s}")(h)
         h = residual_block(h, channels, f"dec_scale{s}")
     if steps == 0:
         h = residual_block(h, channels, "dec_scale0")
-    h = layers.BatchNormalization(name="dec_out_bn")(h)
-    h = layers.ReLU(name="dec_out_relu")(h)
     outputs = layers.Conv2D(out_channels, 3, padding="same", activation="sigmoid", dtype="float32",
                             name="x_hat")(h)
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def build_first_stage(image_shape, latent_dim=64, base_filters=32, gamma_mode="balanced", seed=0):
+def build_first_stage(image_shape, latent_dim=64, base_filters=32, gamma_mode="balanced", seed=0, kl_weight=None):
+    """kl_weight None: the authors' (2 * side / latent_dim)^2."""
     image_shape = tuple(int(s) for s in image_shape)
+    if kl_weight is None:
+        kl_weight = kl_weight_for(image_shape[0], latent_dim)
     model = VAE(build_encoder(image_shape, latent_dim, base_filters),
                 build_decoder(image_shape, latent_dim, base_filters),
-                gamma_mode=gamma_mode, seed=seed, name="first_stage")
+                gamma_mode=gamma_mode, seed=seed, kl_weight=kl_weight, name="first_stage")
     model.build((None,) + image_shape)
     return model

@@ -29,13 +29,19 @@ def graph_prefix(name):
     return name.replace("__", "/")
 
 
+# How [0, 255] pixel values become the network's input: (x - center) / center.
+# authors: TF-GAN's run_inception fed [0, 1] floats as x * 2 - 1 (white -> 1);
+# ttur: the graph's own Sub 128 / Mul 1/128 on [0, 255] (white -> 0.9921875).
+INPUT_CENTERS = {"authors": 127.5, "ttur": 128.0}
+
+
 class LegacyResize(layers.Layer):
-    """[0, 255] images (any size, 1 or 3 channels) -> 299x299x3 in [-1, 1),
+    """[0, 255] images (any size, 1 or 3 channels) -> 299x299x3 scaled to about [-1, 1],
     resized as TF1's resize_bilinear(align_corners=False) does."""
 
-    def __init__(self, in_height, in_width, **kwargs):
+    def __init__(self, in_height, in_width, center=INPUT_CENTERS["ttur"], **kwargs):
         super().__init__(**kwargs)
-        self.in_height, self.in_width = in_height, in_width
+        self.in_height, self.in_width, self.center = in_height, in_width, float(center)
         self.rows = resize_matrix(in_height, INPUT_SIZE, half_pixel=False).astype(np.float32)
         self.cols = resize_matrix(in_width, INPUT_SIZE, half_pixel=False).astype(np.float32)
 
@@ -45,13 +51,13 @@ class LegacyResize(layers.Layer):
             images = ops.repeat(images, 3, axis=-1)
         resized = ops.einsum("oh,nhwc->nowc", ops.convert_to_tensor(self.rows), images)
         resized = ops.einsum("pw,nowc->nopc", ops.convert_to_tensor(self.cols), resized)
-        return (resized - 128.0) * (1.0 / 128.0)
+        return (resized - self.center) * (1.0 / self.center)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], INPUT_SIZE, INPUT_SIZE, 3)
 
     def get_config(self):
-        return dict(super().get_config(), in_height=self.in_height, in_width=self.in_width)
+        return dict(super().get_config(), in_height=self.in_height, in_width=self.in_width, center=self.center)
 
 
 def conv(h, prefix, filters, kernel, strides=1, padding="same"):
@@ -128,10 +134,11 @@ def block_e(h, name, max_pool):
     return layers.Concatenate(name=layer_name(f"{name}/join"))([branch1, tower, tower1, pool])
 
 
-def build_inception(image_shape=(INPUT_SIZE, INPUT_SIZE, 3)):
-    """pool_3 feature extractor: uint8-range images of `image_shape` -> (N, 2048)."""
+def build_inception(image_shape=(INPUT_SIZE, INPUT_SIZE, 3), input_convention="ttur"):
+    """pool_3 feature extractor: [0, 255] images of `image_shape` -> (N, 2048).
+    input_convention: 'ttur' (the graph's (x - 128) / 128) or 'authors' (x / 255 * 2 - 1)."""
     inputs = keras.Input(image_shape, name="images")
-    h = LegacyResize(image_shape[0], image_shape[1], name="resize")(inputs)
+    h = LegacyResize(image_shape[0], image_shape[1], INPUT_CENTERS[input_convention], name="resize")(inputs)
     h = conv(h, "conv", 32, 3, strides=2, padding="valid")
     h = conv(h, "conv_1", 32, 3, padding="valid")
     h = conv(h, "conv_2", 64, 3)

@@ -1,7 +1,9 @@
 """The VAE model and its loss, backend-agnostic (keras.ops only).
 
 Balanced loss (Asperti & Trentin 2020), per example, averaged over the batch:
-    sum((x - x_hat)^2) / (2 gamma^2) + D * log(gamma) + KL
+    sum((x - x_hat)^2) / (2 gamma^2) + D * log(gamma) + k * KL
+(k: the KL weight; the authors' first stage uses (2 * side / latent_dim)^2,
+their second stage 1)
 with gamma^2 a non-trainable state: after each training batch
     mse_ema <- min(mse_ema, 0.99 * mse_ema + 0.01 * batch_mse)
 so gamma never grows. 'learned' mode is Dai & Wipf's trainable log-gamma.
@@ -35,7 +37,7 @@ class VAE(keras.Model):
     inference z = mu (reconstructions use the posterior mean).
     """
 
-    def __init__(self, encoder, decoder, gamma_mode="balanced", seed=0, **kwargs):
+    def __init__(self, encoder, decoder, gamma_mode="balanced", seed=0, kl_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         if gamma_mode not in GAMMA_MODES:
             raise ValueError(f"gamma_mode must be one of {GAMMA_MODES}, got {gamma_mode!r}")
@@ -43,6 +45,7 @@ class VAE(keras.Model):
         self.decoder = decoder
         self.gamma_mode = gamma_mode
         self.seed = seed
+        self.kl_weight = float(kl_weight)
         self.latent_dim = int(encoder.outputs[0].shape[-1])
         self.sampler_seed = keras.random.SeedGenerator(seed, name="sampler_seed")
         self.mse_ema = self.add_weight(shape=(), initializer="ones", trainable=False,
@@ -84,7 +87,7 @@ class VAE(keras.Model):
         gamma2 = self.gamma_squared()
         reconstruction = squared_error / (2.0 * gamma2) + dims * 0.5 * ops.log(gamma2)
         kl = kl_divergence(mu, log_sigma)
-        loss = ops.mean(reconstruction + kl)
+        loss = ops.mean(reconstruction + self.kl_weight * kl)
         if training and self.gamma_mode == "balanced":
             self.mse_ema.assign(balanced_ema_update(self.mse_ema, ops.stop_gradient(batch_mse)))
         self.mse_tracker.update_state(batch_mse)
@@ -99,6 +102,7 @@ class VAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "gamma_mode": self.gamma_mode,
             "seed": self.seed,
+            "kl_weight": self.kl_weight,
         })
         return config
 

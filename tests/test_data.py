@@ -1,4 +1,5 @@
 import gzip
+import io
 import os
 import zipfile
 
@@ -136,3 +137,90 @@ def test_truncated_or_foreign_idx_file(tmp_path):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + raw[4:])  # a labels file's magic
     with pytest.raises(VaevarError, match="not an IDX image file"):
         data.load("mnist", "train", str(tmp_path))
+
+
+def write_image_tree(root, splits=("train", "test"), classes=("cat", "dog", "frog"), per_class=4, size=(32, 32),
+                     as_zip=False, prefix=""):
+    """An ImageFolder tree <split>/<class>/<n>.png (or a zip of it); pixel [0, 0, 0] encodes the label."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for split in splits:
+        for label, name in enumerate(classes):
+            for i in range(per_class):
+                image = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+                image[0, 0, 0] = label
+                buffer = io.BytesIO()
+                Image.fromarray(image).save(buffer, format="PNG")
+                files[f"{prefix}{split}/{name}/{i:04d}.png"] = buffer.getvalue()
+    if as_zip:
+        with zipfile.ZipFile(root, "w") as archive:
+            for name, payload in files.items():
+                archive.writestr(name, payload)
+    else:
+        for name, payload in files.items():
+            path = os.path.join(root, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(payload)
+    return str(root)
+
+
+@pytest.mark.parametrize("as_zip, prefix", [(False, ""), (True, ""), (True, "cifar10/")])
+def test_image_tree_folder_and_zip(tmp_path, as_zip, prefix):
+    path = write_image_tree(tmp_path / ("tree.zip" if as_zip else "tree"), as_zip=as_zip, prefix=prefix)
+    train = data.load("cifar10", "train", path)
+    images, labels, classes = data.load_labeled(path, "test")
+    assert train.shape == (12, 32, 32, 3) and images.shape == (12, 32, 32, 3)
+    assert classes == ["cat", "dog", "frog"]
+    np.testing.assert_array_equal(images[:, 0, 0, 0], labels)  # labels follow the sorted class folders
+    assert np.bincount(labels).tolist() == [4, 4, 4]
+
+
+def test_image_tree_environment_variable_may_name_the_zip(tmp_path, monkeypatch):
+    path = write_image_tree(tmp_path / "cifar10_jpeg_q75.zip", as_zip=True)
+    monkeypatch.setenv("VAEVAR_DATA_DIR", path)
+    assert data.load("cifar10", "test").shape == (12, 32, 32, 3)
+
+
+def test_image_tree_errors(tmp_path):
+    only_train = write_image_tree(tmp_path / "a.zip", splits=("train",), as_zip=True)
+    with pytest.raises(VaevarError, match="no 'test' split"):
+        data.load("cifar10", "test", only_train)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(flat / "x.png")
+    with pytest.raises(VaevarError, match="unknown layout"):
+        data.load("cifar10", "train", str(flat))
+    mixed = write_image_tree(tmp_path / "mixed", classes=("cat",), per_class=1)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(os.path.join(mixed, "train", "cat", "9999.png"))
+    with pytest.raises(VaevarError, match="different sizes"):
+        data.load("cifar10", "train", mixed)
+    stray = write_image_tree(tmp_path / "stray", classes=("cat",), per_class=1)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(os.path.join(stray, "train", "loose.png"))
+    with pytest.raises(VaevarError, match="unknown layout"):
+        data.load("cifar10", "train", stray)
+
+
+def test_limit_and_evaluation_sets_are_random_not_a_class_prefix(tmp_path):
+    path = write_image_tree(tmp_path / "tree", classes=tuple("abcdefghij"), per_class=10)
+    first = data.load("cifar10", "train", path, limit=30)
+    assert len(np.unique(first[:, 0, 0, 0])) > 3  # a prefix would hold 3 classes
+    evaluation = data.load_evaluation("cifar10", path, 30, "test")
+    again = data.load_evaluation("cifar10", path, 30, "test")
+    np.testing.assert_array_equal(evaluation, again)  # fixed seed: generate.py and compute_fid.py agree
+    assert len(np.unique(evaluation[:, 0, 0, 0])) > 3
+    assert len(data.load_evaluation("cifar10", path, 1000, "test")) == 100  # all when asking for more
+
+
+SHARED_ZIP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10", "cifar10_jpeg_q75.zip")
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_ZIP), reason="../shared/data/cifar10 is absent")
+def test_shared_cifar10_copy_loads_with_official_labels():
+    images, labels, classes = data.load_labeled(SHARED_ZIP, "test")
+    assert images.shape == (10000, 32, 32, 3) and np.bincount(labels).tolist() == [1000] * 10
+    assert classes[0] == "airplane" and classes[9] == "truck"

@@ -24,6 +24,67 @@ def test_first_stage_scales():
     assert build_first_stage((32, 32, 3), 8, 4).encoder.get_layer("enc_down1").filters == 16
 
 
+def trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize("shape, encoder, decoder", [((32, 32, 3), 1_135_840, 4_054_627),
+                                                     ((64, 64, 3), None, None)])
+def test_first_stage_has_the_authors_parameter_count(shape, encoder, decoder):
+    """asperti/BalancingVAE: 5,190,467 trainable parameters at 32x32x3, 19,321,667 at 64x64x3."""
+    model = build_first_stage(shape)
+    expected = {(32, 32, 3): 5_190_467, (64, 64, 3): 19_321_667}[shape]
+    assert trainable_count(model) == expected
+    if encoder is not None:
+        assert (trainable_count(model.encoder), trainable_count(model.decoder)) == (encoder, decoder)
+
+
+def test_first_stage_blocks_follow_the_authors_code():
+    import keras
+
+    model = build_first_stage((32, 32, 3))
+    encoder, decoder = model.encoder, model.decoder
+    assert encoder.get_layer("enc_scale0_shortcut").kernel_size == (3, 3)
+    bn = encoder.get_layer("enc_scale0_bn0")
+    assert (bn.momentum, bn.epsilon, bn.scale, bn.center) == (0.999, 1e-5, True, True)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) and l.name.startswith("enc_dense")
+                   for l in encoder.layers)
+    assert decoder.get_layer("dec_reshape").output.shape[1:] == (2, 2, 512)
+    assert [decoder.get_layer(f"dec_up{i}").filters for i in range(4)] == [256, 128, 64, 32]
+    # the output conv reads the last residual sum directly: no BN-ReLU before the sigmoid
+    assert isinstance(decoder.get_layer("x_hat").input._keras_history[0], keras.layers.Add)
+    assert build_first_stage((64, 64, 3)).decoder.get_layer("dec_reshape").output.shape[1:] == (2, 2, 1024)
+
+
+@pytest.mark.parametrize("side, expected", [(32, 1.0), (64, 4.0), (28, 0.765625)])
+def test_kl_weight_is_the_authors(side, expected):
+    from models.first_stage import kl_weight_for
+
+    assert kl_weight_for(side, 64) == pytest.approx(expected)
+    channels = 1 if side == 28 else 3
+    assert build_first_stage((side, side, channels), 64, 4).kl_weight == pytest.approx(expected)
+    assert build_second_stage(64, 8).kl_weight == 1.0
+
+
+def test_weighted_loss_matches_hand_computation():
+    """loss = k * KL + sum((x - x_hat)^2) / (2 gamma^2) + D log gamma, by hand, with k = 4 (CelebA's)."""
+    import keras
+
+    model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4, kl_weight=4.0)
+    model.mse_ema.assign(0.04)
+    rng = np.random.default_rng(3)
+    x, x_hat = rng.random((5, 28, 28, 1)), rng.random((5, 28, 28, 1))
+    mu, log_sigma = rng.normal(size=(5, 8)), rng.normal(size=(5, 8)) * 0.2
+    loss = model.compute_loss(x=x.astype("float32"),
+                              y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)), training=False)
+    dims = 28 * 28
+    rec = ((x - x_hat) ** 2).reshape(5, -1).sum(1) / (2 * 0.04) + dims * np.log(0.2)
+    kl = 0.5 * (mu ** 2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
+    np.testing.assert_allclose(float(loss), np.mean(rec + 4.0 * kl), rtol=1e-5)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    assert restored.kl_weight == 4.0
+
+
 def test_second_stage_shapes_and_skip():
     model = build_second_stage(latent_dim=12, width=32)
     z_hat, mu, _ = model(np.random.randn(5, 12).astype("float32"))
@@ -138,7 +199,8 @@ def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
     for _ in range(3):
         model.reset_metrics()  # logs of this step alone
         logs = model.train_on_batch(x, return_dict=True)
-        expected_loss = dims * logs["mse"] / (2 * gamma2) + dims * 0.5 * np.log(gamma2) + logs["kl"]
+        expected_loss = (dims * logs["mse"] / (2 * gamma2) + dims * 0.5 * np.log(gamma2)
+                         + model.kl_weight * logs["kl"])
         assert logs["loss"] == pytest.approx(expected_loss, rel=1e-4)
         assert logs["gamma"] == pytest.approx(np.sqrt(gamma2), rel=1e-5)
         gamma2 = min(gamma2, 0.99 * gamma2 + 0.01 * logs["mse"])

@@ -1,0 +1,102 @@
+"""Check the FID pipeline on real CIFAR-10 against numbers nobody here made.
+
+    python validate_fid.py --data-path ../shared/data/cifar10/cifar10_jpeg_q75.zip
+
+1. The CIFAR-10 test set (10k) vs the whole training set (50k): the
+   literature's value on the lossless data (TTUR's convention) is 3.15.
+2. The test set vs a random 10k of the training set (the 10k-vs-10k figure).
+3. The JPEG round trip's own FID: the first 4,000 lossless training images vs
+   the same 4,000 images from the JPEG copy (matched by class and position).
+Writes OUT_DIR/fid_validation.json with the features' speed on this machine.
+"""
+
+import os
+import time
+
+import numpy as np
+
+import common
+import data
+
+DATA_PATH = None          # the CIFAR-10 image tree / zip (else VAEVAR_DATA_DIR)
+LOSSLESS = "../shared/data/cifar10/cifar10_train_first4000_lossless.npz"  # the first 4,000 training images, exact pixels
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
+INPUT_CONVENTION = "ttur"  # the literature's 3.15 is TTUR's (x - 128) / 128
+BATCH_SIZE = 250
+OUT_DIR = "results/fid_validation"
+SEED = 0
+
+
+def jpeg_counterparts(jpeg_train, jpeg_labels, lossless_labels):
+    """Index in the class-sorted JPEG training tree of each lossless image: the k-th image of class c
+    in the official order is train/<c>/<k>.jpg (each class folder keeps the official order)."""
+    class_start = {c: int(np.argmax(jpeg_labels == c)) for c in np.unique(jpeg_labels)}
+    seen = {}
+    index = []
+    for label in lossless_labels:
+        label = int(label)
+        index.append(class_start[label] + seen.get(label, 0))
+        seen[label] = seen.get(label, 0) + 1
+    return np.array(index)
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
+    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12))
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    import compute_fid
+
+    path = args.data_path or data._find_local("cifar10")
+    if path is None:
+        raise common.VaevarError("give the CIFAR-10 image tree or zip with --data-path (or VAEVAR_DATA_DIR)")
+    weights = compute_fid.resolve_weights(args.inception_weights)
+    weights_hash = compute_fid.sha256(weights)
+    train, train_labels, _ = data.load_labeled(path, "train")
+    test, _, _ = data.load_labeled(path, "test")
+
+    timings = {}
+
+    def features(images, label):
+        started = time.time()
+        batches = (images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size))
+        out = compute_fid.extract_features(batches, images.shape[1:], weights, len(images), label,
+                                           args.input_convention)
+        timings[label] = {"images": len(images), "seconds": round(time.time() - started, 1)}
+        return out
+
+    def fid(a, b):
+        return compute_fid.frechet_distance(*compute_fid.statistics(a), *compute_fid.statistics(b))
+
+    results = {"weights_hash": weights_hash, "input_convention": args.input_convention, "data": path,
+               "literature_test_vs_train": 3.15}
+    with np.load(args.lossless) as stored:
+        lossless, lossless_labels = stored["x_train"], stored["y_train"]
+    matched = train[jpeg_counterparts(train, train_labels, lossless_labels)]
+    quality = psnr(lossless, matched)
+    if quality.min() < 15:
+        raise common.VaevarError(f"the lossless images do not match the JPEG copy (worst PSNR {quality.min():.1f} "
+                                 f"dB): check both files")
+    results["jpeg_psnr_db"] = {"mean": float(quality.mean()), "min": float(quality.min())}
+    results["fid_jpeg_vs_lossless_4000"] = fid(features(lossless, "lossless_4000"), features(matched, "jpeg_4000"))
+    print(f"JPEG round trip, 4,000 vs 4,000: FID {results['fid_jpeg_vs_lossless_4000']:.2f}")
+    common.save_json(os.path.join(args.out_dir, "fid_validation.json"), dict(results, timings=timings))
+
+    test_features = features(test, "test_10k")
+    train_features = features(train, "train_50k")
+    results["fid_test_vs_train_50k"] = fid(test_features, train_features)
+    subset = np.random.default_rng(args.seed).choice(len(train), len(test), replace=False)
+    results["fid_test_vs_train_random_10k"] = fid(test_features, train_features[subset])
+    total = sum(t["images"] for t in timings.values())
+    results["features_per_second"] = total / sum(t["seconds"] for t in timings.values())
+    results["device"] = common.device_description()
+    common.save_json(os.path.join(args.out_dir, "fid_validation.json"), dict(results, timings=timings))
+    print(f"test 10k vs train 50k: FID {results['fid_test_vs_train_50k']:.2f} (literature, lossless: 3.15); "
+          f"vs a random 10k of train: {results['fid_test_vs_train_random_10k']:.2f}; "
+          f"{results['features_per_second']:.1f} images/s")
+
+
+if __name__ == "__main__":
+    common.run_main(main)
