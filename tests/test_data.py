@@ -44,6 +44,20 @@ def test_celeba_crop_is_the_papers_window():
     assert np.all(out == 200)
 
 
+def test_celeba_resize_is_pillows_antialiased_bilinear():
+    """The authors resize with Pillow's BILINEAR, which filters on downscaling: an interior output
+    pixel is the [1, 3, 3, 1] / 8 weighting of 4 inputs per axis (not tf.image.resize's 2x2 mean)."""
+    image = np.random.default_rng(1).integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    out = data.celeba_crop_resize(image).astype(np.float64)
+    crop = image[45:173, 25:153].astype(np.float64)
+    taps = np.array([1, 3, 3, 1]) / 8.0
+    for i, j in [(1, 1), (10, 20), (31, 40), (62, 62)]:
+        window = crop[2 * i - 1:2 * i + 3, 2 * j - 1:2 * j + 3]
+        expected = np.einsum("a,b,abc->c", taps, taps, window)
+        np.testing.assert_allclose(out[i, j], expected, atol=1.0)
+    assert np.abs(out - data.resize_bilinear(crop, 64, 64)).max() > 5  # not the unfiltered resize
+
+
 def test_celeba_folder_without_partition_uses_last_tenth(tmp_path):
     zip_path = tmp_path / "img_align_celeba.zip"
     write_celeba_zip(zip_path, count=10, with_partition=False)

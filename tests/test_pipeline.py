@@ -46,7 +46,12 @@ def test_outputs_have_the_right_content(pipeline_run):
     with np.load(os.path.join(pipeline_run, "samples", "rec.npz")) as stored:
         assert stored["images"].shape == (60, 28, 28, 1)  # all 60 test images
     summary = json.load(open(os.path.join(pipeline_run, "samples", "summary.json")))
-    assert summary["kinds"]["gen2"]["mean_latent_std_renorm"] == pytest.approx(1.0, rel=1e-4)
+    gen2, (adjust,) = summary["kinds"]["gen2"], summary["target"]
+    assert summary["renorm_target"] == "authors" and 0 < adjust
+    expected = adjust if gen2["renormalized"] else gen2["mean_latent_std"]  # the 0.25 variance-loss condition
+    assert gen2["mean_latent_std_renorm"] == pytest.approx(expected, rel=1e-4)
+    assert (gen2["variance_loss_ratio"] > 0.25) == gen2["renormalized"]
+    assert summary["kinds"]["gen1"]["mean_latent_std_renorm"] == pytest.approx(adjust, rel=0.05)  # N(0, I) * adjust
     fid = json.load(open(os.path.join(pipeline_run, "fid.json")))
     assert set(fid) == {"rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm"}
     assert all(np.isfinite(v["fid"]) and v["fid"] >= -1e-6 for v in fid.values())
