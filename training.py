@@ -75,11 +75,15 @@ def learning_rate_at(epoch, base, halve_every):
 
 
 class EpochLog(keras.callbacks.Callback):
-    """CSV row per epoch, flushed and fsynced before the checkpoint is written."""
+    """CSV row per epoch, flushed and fsynced before the checkpoint is written.
 
-    def __init__(self, path):
+    Keras calls on_epoch_end even for an epoch cut short by a signal: `stopped()`
+    says so, and such an epoch is neither logged nor checkpointed."""
+
+    def __init__(self, path, stopped=lambda: False):
         super().__init__()
         self.path = path
+        self.stopped = stopped
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -87,8 +91,8 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):
-            return  # a diverged epoch is neither logged nor checkpointed
+        if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):
+            return  # an interrupted or diverged epoch is neither logged nor checkpointed
         new = not os.path.exists(self.path)
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)
@@ -154,6 +158,8 @@ class Checkpoint(keras.callbacks.Callback):
         if self.diverged is not None:
             self.diverged = (epoch + 1,) + self.diverged
             return
+        if self.interrupted is not None:
+            return  # a partial epoch: the last completed one stays the resume point
         save_model(self.model, os.path.join(self.run_dir, CHECKPOINT))
         save_json(os.path.join(self.run_dir, CHECKPOINT_STATE), dict(self.metadata, epoch=epoch + 1))
 
@@ -186,7 +192,7 @@ def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_eve
     checkpoint = Checkpoint(run_dir, metadata)
     callbacks = [
         keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, learning_rate, halve_every)),
-        EpochLog(log_path),
+        EpochLog(log_path, stopped=lambda: checkpoint.interrupted is not None),
         checkpoint,
     ]
     if initial_epoch < epochs:

@@ -83,6 +83,10 @@ def test_sigterm_stops_cleanly_with_a_message(tmp_path, slow_npz):
     assert "interrupted by SIGTERM" in output and "rerun the same command to resume" in output
     epochs = log_epochs(os.path.join(run_dir, "stage1"))
     assert epochs == list(range(1, len(epochs) + 1))
+    # The signal came early in epoch 2 (240 batches). Keras still calls on_epoch_end for the cut
+    # epoch: it must not become a logged, checkpointed epoch 2.
+    assert json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"] == 1
+    assert epochs == [1] and "after 1 completed epochs" in output
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
