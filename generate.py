@@ -227,7 +227,7 @@ def main(argv=None):
                 z_renorm, scale = (z * target).astype(np.float32), target  # their GEN-1: N(0, I) * adjust
             else:
                 z_renorm, scale = renormalize(z, target, args.renorm_mode)
-            if kind == "gen2" and gen2_ratio <= args.renorm_threshold:
+            if kind == "gen2" and args.renorm_threshold > 0 and gen2_ratio <= args.renorm_threshold:
                 z_renorm, scale, applied = z, 1.0, False
             renormed_float = decode(first, z_renorm, args.batch_size)
         plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
