@@ -351,13 +351,20 @@ def main(argv=None):
     reference = reference_statistics(args, weights_path, weights_hash)
     results_path = os.path.join(args.run_dir, "fid.json")
     results = common.load_json(results_path) if os.path.exists(results_path) else {}
+    scored = {}  # content digest -> (mu, sigma, features): identical sample files are scored once
     for path in files:
         started = time.time()
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         batches, shape, n = iterate_source(path, "train", args.num_samples, args.batch_size,
                                            multiple=args.drop_remainder)
-        features = extract_features(batches, shape, weights_path, n, label, args.input_convention)
-        mu, sigma = statistics(features)
+        batches = list(batches)
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(b).tobytes() for b in batches)).hexdigest()
+        if digest not in scored:
+            features = extract_features(batches, shape, weights_path, n, label, args.input_convention)
+            scored[digest] = statistics(features) + (features,)
+        else:
+            print(f"{label}: the same images as a set scored above; its features are reused")
+        mu, sigma, features = scored[digest]
         fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma, method=args.frechet_method)
         entry = {"fid": fid, "n": int(n), "reference": args.reference, "reference_split": args.reference_split,
                  "reference_n": int(reference["count"]), "samples": path, "weights_hash": weights_hash,

@@ -147,6 +147,26 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
     assert len(cached) == 1
 
 
+def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weights, capsys, monkeypatch):
+    """gen2_renorm equals gen2 when the authors' rule skips renormalization: one feature pass for both."""
+    images = np.random.default_rng(11).integers(0, 256, (30, 28, 28, 1), dtype=np.uint8)
+    for name in ("gen2", "gen2_renorm"):
+        np.savez(tmp_path / f"{name}.npz", images=images)
+    np.savez(tmp_path / "other.npz", images=images[::-1].copy() // 2)
+    passes = []
+    original = compute_fid.extract_features
+    monkeypatch.setattr(compute_fid, "extract_features", lambda *a, **k: passes.append(a[4]) or original(*a, **k))
+    samples = ",".join(str(tmp_path / f"{n}.npz") for n in ("gen2", "gen2_renorm", "other"))
+    with pytest.warns(UserWarning):
+        compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", samples,
+                          "--reference", str(tmp_path / "other.npz"), "--num-samples", "30",
+                          "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+    result = json.load(open(tmp_path / "fid.json"))
+    assert result["gen2"]["fid"] == result["gen2_renorm"]["fid"] > 0
+    assert passes == ["reference", "gen2", "other"]
+    assert "features are reused" in capsys.readouterr().out
+
+
 REAL_GRAPH = os.environ.get("VAEVAR_INCEPTION_GRAPH")
 
 
