@@ -15,7 +15,7 @@ import tarfile
 import numpy as np
 
 from common import VaevarError
-from models.inception import build_inception, conv_layers, graph_prefix, layer_name, pool_kinds
+from models.inception import build_inception, graph_prefix, layer_name, load_folded_convs, pool_kinds
 
 GRAPH_MEMBER = "classify_image_graph_def.pb"
 INPUT_TENSOR = "ExpandDims:0"
@@ -102,21 +102,9 @@ def convert(graph_def, model=None):
     Refuses a graph whose convolutions or pools do not match the port.
     """
     model = model or build_inception()
-    weights = folded_conv_weights(graph_def)
-    problems = []
-    for layer in conv_layers(model):
-        prefix = graph_prefix(layer.name)
-        if prefix not in weights:
-            problems.append(f"no conv+batchnorm '{prefix}' in the graph")
-            continue
-        kernel, bias, strides, padding = weights.pop(prefix)
-        if kernel.shape != tuple(layer.kernel.shape):
-            problems.append(f"{prefix}: kernel {kernel.shape} vs port {tuple(layer.kernel.shape)}")
-        elif list(layer.strides) != strides or layer.padding != padding:
-            problems.append(f"{prefix}: strides/padding {strides}/{padding} vs port {layer.strides}/{layer.padding}")
-        else:
-            layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    problems += [f"graph conv '{p}' has no layer in the port" for p in weights]
+    problems = load_folded_convs(model, folded_conv_weights(graph_def), "graph",
+                                 lambda layer, kernel, strides, padding: (list(layer.strides) == strides
+                                                                          and layer.padding == padding))
     graph_pools = graph_pool_kinds(graph_def)
     for prefix, kind in pool_kinds(model).items():
         if prefix in graph_pools and graph_pools[prefix] != kind:

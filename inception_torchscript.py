@@ -11,7 +11,7 @@ TorchScript module classes) and refuses anything else by name.
 Each Conv2dLayer holds weight (O, I, kh, kw), beta, mean, var: the graph's
 BatchNormWithGlobalNormalization without scale, epsilon 0.001, then ReLU.
 read_folded_convs() folds the batch norm in float64 and names each conv by the
-graph's prefix, so inception_graph.load_folded() can check and load it.
+graph's prefix, so models.inception.load_folded_convs() can check and load it.
 """
 
 import collections
@@ -209,27 +209,15 @@ def convert(path, model=None):
     Every port convolution must find its graph prefix with the same kernel
     shape, stride and padding, and every archive convolution a port layer.
     """
-    from models.inception import build_inception, conv_layers
-    from models.inception import graph_prefix as port_prefix
+    from models.inception import build_inception, load_folded_convs
 
-    model = model or build_inception()
-    convs = read_folded_convs(path)
-    problems = []
-    for layer in conv_layers(model):
-        prefix = port_prefix(layer.name)
-        if prefix not in convs:
-            problems.append(f"no convolution '{prefix}' in the archive")
-            continue
-        kernel, bias, stride, padding = convs.pop(prefix)
+    def geometry_matches(layer, kernel, stride, padding):
         kh, kw = kernel.shape[:2]
         expected_padding = [0, 0] if layer.padding == "valid" else [(kh - 1) // 2, (kw - 1) // 2]
-        if kernel.shape != tuple(layer.kernel.shape):
-            problems.append(f"{prefix}: kernel {kernel.shape} vs port {tuple(layer.kernel.shape)}")
-        elif list(layer.strides) != [stride, stride] or padding != expected_padding:
-            problems.append(f"{prefix}: stride/padding {stride}/{padding} vs port {layer.strides}/{layer.padding}")
-        else:
-            layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    problems += [f"archive convolution '{p}' has no layer in the port" for p in convs]
+        return list(layer.strides) == [stride, stride] and padding == expected_padding
+
+    model = model or build_inception()
+    problems = load_folded_convs(model, read_folded_convs(path), "archive", geometry_matches)
     if problems:
         raise VaevarError("the TorchScript Inception does not match the port: " + "; ".join(problems[:5]))
     return model

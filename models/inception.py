@@ -173,3 +173,27 @@ def pool_kinds(model):
         elif isinstance(layer, layers.AveragePooling2D):
             kinds[graph_prefix(layer.name)] = "AvgPool"
     return kinds
+
+
+def load_folded_convs(model, convs, source, geometry_matches):
+    """Load folded convolutions {graph prefix: (kernel HWIO, bias, *geometry)} into the port's layers.
+
+    geometry_matches(layer, kernel, *geometry) checks strides and padding in the
+    source's own terms. Returns the problems found (missing, extra or mismatched
+    convolutions); layers load only when theirs match.
+    """
+    convs = dict(convs)
+    problems = []
+    for layer in conv_layers(model):
+        prefix = graph_prefix(layer.name)
+        if prefix not in convs:
+            problems.append(f"no convolution '{prefix}' in the {source}")
+            continue
+        kernel, bias, *geometry = convs.pop(prefix)
+        if kernel.shape != tuple(layer.kernel.shape):
+            problems.append(f"{prefix}: kernel {kernel.shape} vs port {tuple(layer.kernel.shape)}")
+        elif not geometry_matches(layer, kernel, *geometry):
+            problems.append(f"{prefix}: strides/padding {geometry} vs port {layer.strides}/{layer.padding}")
+        else:
+            layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return problems + [f"{source} convolution '{p}' has no layer in the port" for p in convs]
