@@ -26,7 +26,7 @@ JIT_COMPILE = "auto"       # XLA in both trainings: auto | on | off
 STEPS_PER_EXECUTION = 1    # training steps per call into the compiled step, both trainings
 INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
 SKIP_FID = False
-FLOAT_SAMPLES = False      # generate.py also writes float16 samples (samples/float/), to measure uint8 rounding
+SAMPLE_DTYPE = "float16"   # generate.py's sample arrays: float16 [0, 1], scored unrounded | uint8
 NUM_SAMPLES = None         # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
 VERBOSE = 2                # Keras fit verbosity: 1 progress bar, 2 one line per epoch
 
@@ -55,7 +55,7 @@ def main(argv=None):
     if args.learning_rate:
         training += ["--learning-rate", str(args.learning_rate)]
     sampling = training_quick + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
-    generating = sampling + (["--float-samples"] if args.float_samples else [])
+    generating = sampling + ["--sample-dtype", args.sample_dtype]
     verbose = ["--verbose", str(args.verbose)]
     steps = [
         ("stage 1", train_first_stage.main, shared + training + stage1_epochs + verbose),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import common
+from common import VaevarError
 import generate
 import reproduce
 import train_first_stage
@@ -42,7 +43,8 @@ def test_every_output_is_written(pipeline_run):
 def test_outputs_have_the_right_content(pipeline_run):
     with np.load(os.path.join(pipeline_run, "samples", "gen2_renorm.npz")) as stored:
         images = stored["images"]
-    assert images.dtype == np.uint8 and images.shape == (200, 28, 28, 1)
+    assert images.dtype == np.float16 and images.shape == (200, 28, 28, 1)  # unrounded, as the authors score
+    assert 0 <= images.min() and images.max() <= 1
     with np.load(os.path.join(pipeline_run, "samples", "rec.npz")) as stored:
         assert stored["images"].shape == (60, 28, 28, 1)  # all 60 test images
     summary = json.load(open(os.path.join(pipeline_run, "samples", "summary.json")))
@@ -70,6 +72,13 @@ def test_same_seed_same_samples(pipeline_run, mnist_npz, tmp_path):
     shutil.copytree(os.path.join(pipeline_run, "stage2"), os.path.join(copy, "stage2"))
     generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "200"])
     np.testing.assert_array_equal(np.load(os.path.join(copy, "samples", "gen2_renorm.npz"))["images"], first)
+    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "200",
+                   "--sample-dtype", "uint8"])
+    rounded = np.load(os.path.join(copy, "samples", "gen2_renorm.npz"))["images"]
+    assert rounded.dtype == np.uint8  # the same images, rounded
+    assert np.abs(rounded.astype(np.int16) - np.rint(first.astype(np.float64) * 255)).max() <= 1
+    with pytest.raises(VaevarError, match="sample-dtype"):
+        generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--sample-dtype", "int8"])
     generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "200",
                    "--seed", "1"])
     assert not np.array_equal(np.load(os.path.join(copy, "samples", "gen1.npz"))["images"],
