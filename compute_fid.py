@@ -285,7 +285,7 @@ def _folder_images(folder, count):
 
 
 def load_sample_array(path):
-    """Samples as generate.py writes them: uint8 NHWC, or floats in [0, 1] (samples/float/)."""
+    """Samples as generate.py writes them: NHWC floats in [0, 1] (float16 by default, never rounded) or uint8."""
     if not os.path.exists(path):
         raise common.VaevarError(f"{path} not found: run generate.py first")
     with np.load(path) as archive:
