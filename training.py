@@ -219,6 +219,32 @@ def decode(model, z, batch_size=500):
     return model.decoder.predict(np.asarray(z, np.float32), batch_size=batch_size, verbose=0)
 
 
+def recalibrate_batch_norm(model, batches, seed=0):
+    """Re-estimate a first-stage VAE's batch-norm moving statistics on `batches`.
+
+    Each layer's moving mean and variance become the average of its batch
+    statistics over the batches, as in training (encoder on the images,
+    decoder on z = mu + sigma * eps). Not in the authors' code: with decay
+    0.999 the moving averages span ~1000 steps, so after a short run they lag
+    the weights and inference-mode outputs are worse than training-mode ones.
+    """
+    layers = [layer for part in (model.encoder, model.decoder) for layer in part.layers
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    noise_seed = keras.random.SeedGenerator(seed)
+    try:
+        for index, (x,) in enumerate(batches):
+            for layer in layers:
+                layer.momentum = index / (index + 1)  # moving <- running mean of the batch statistics
+            mu, log_sigma = model.encoder(x, training=True)
+            z = mu + keras.ops.exp(log_sigma) * keras.random.normal(keras.ops.shape(mu), seed=noise_seed)
+            model.decoder(z, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
 def make_optimizer(learning_rate):
     return keras.optimizers.Adam(learning_rate)
 

@@ -167,6 +167,37 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
     assert "features are reused" in capsys.readouterr().out
 
 
+def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(tmp_path, random_inception_weights, monkeypatch):
+    """An interrupted FID step resumes: a set fid.json holds for the same images is not scored again."""
+    rng = np.random.default_rng(5)
+    for name in ("rec", "gen1"):
+        np.savez(tmp_path / f"{name}.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+    passes = []
+    original = compute_fid.extract_features
+    monkeypatch.setattr(compute_fid, "extract_features", lambda *a, **k: passes.append(a[4]) or original(*a, **k))
+    argv = ["--dataset", "mnist", "--run-dir", str(tmp_path), "--reference", str(tmp_path / "rec.npz"),
+            "--samples", f"{tmp_path / 'rec.npz'},{tmp_path / 'gen1.npz'}", "--num-samples", "30",
+            "--inception-weights", random_inception_weights, "--frechet-method", "eig"]
+    with pytest.warns(UserWarning):
+        compute_fid.main(argv)
+    first = json.load(open(tmp_path / "fid.json"))
+    assert passes == ["reference", "rec", "gen1"]
+
+    compute_fid.main(argv)  # same images, same settings: nothing is scored
+    assert passes == ["reference", "rec", "gen1"]
+    assert json.load(open(tmp_path / "fid.json")) == first
+
+    np.savez(tmp_path / "gen1.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+    with pytest.warns(UserWarning):
+        compute_fid.main(argv)  # gen1's images changed: only gen1 is scored again
+    assert passes == ["reference", "rec", "gen1", "gen1"]
+    assert json.load(open(tmp_path / "fid.json"))["gen1"]["samples_sha256"] != first["gen1"]["samples_sha256"]
+
+    with pytest.warns(UserWarning):
+        compute_fid.main(argv + ["--rescore"])
+    assert passes[4:] == ["rec", "gen1"]
+
+
 REAL_GRAPH = os.environ.get("VAEVAR_INCEPTION_GRAPH")
 
 

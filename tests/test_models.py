@@ -206,3 +206,36 @@ def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
         gamma2 = min(gamma2, 0.99 * gamma2 + 0.01 * logs["mse"])
         assert float(model.mse_ema) == pytest.approx(gamma2, rel=1e-5)
     assert gamma2 < 1.0
+
+
+def test_batch_norm_recalibration_averages_batch_statistics():
+    """Moving statistics become the batch statistics' average: on one batch, inference equals training mode."""
+    import keras
+
+    from training import recalibrate_batch_norm
+
+    model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 28, 28, 1)).astype("float32")
+    model(images)
+    layers = [l for part in (model.encoder, model.decoder) for l in part.layers
+              if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in layers:  # stale statistics, as after a short run
+        layer.moving_mean.assign(np.full(layer.moving_mean.shape, 5.0, "float32"))
+    inference = ops.convert_to_numpy(model.encoder(images, training=False)[0])
+    training = ops.convert_to_numpy(model.encoder(images, training=True)[0])
+    assert not np.allclose(inference, training, atol=1e-3)
+
+    assert recalibrate_batch_norm(model, [(images,)]) == len(layers) > 0
+    inference = ops.convert_to_numpy(model.encoder(images, training=False)[0])
+    np.testing.assert_allclose(inference, training, rtol=1e-3, atol=1e-4)
+    assert all(l.momentum == 0.999 for l in layers)
+    assert all(np.abs(ops.convert_to_numpy(l.moving_mean) - 5.0).max() > 1e-3 for l in layers)  # decoder's too
+
+    # Two batches: the first layer's moving mean is the average of its two batch means.
+    first = model.encoder.get_layer("enc_scale0_bn0")
+    below = keras.Model(model.encoder.input, first.input)
+    halves = [images[:8], images[8:]]
+    expected = np.mean([ops.convert_to_numpy(below(h)).mean(axis=(0, 1, 2)) for h in halves], axis=0)
+    recalibrate_batch_norm(model, [(h,) for h in halves])
+    np.testing.assert_allclose(ops.convert_to_numpy(first.moving_mean), expected, rtol=1e-4, atol=1e-6)

@@ -123,6 +123,27 @@ def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
     assert common.load_json(os.path.join(stage1_only, common.STAGE1_DIR, "config.json"))["jit_compile"] is True
 
 
+def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, tmp_path, mnist_npz):
+    """A finished stage 1 rerun with --recalibrate-bn: new batch-norm statistics, same trained weights."""
+    import shutil
+
+    shutil.copytree(os.path.join(stage1_only, common.STAGE1_DIR), tmp_path / common.STAGE1_DIR)
+    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path),
+                            "--epochs", "1", "--limit", "100", "--batch-size", "50", "--jit-compile", "on",
+                            "--recalibrate-bn", "100"] + TINY)
+    stage_dir = tmp_path / common.STAGE1_DIR
+    trained = common.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
+    final = common.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+    for before, after in zip(trained.trainable_weights, final.trainable_weights):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+    moving = [(np.asarray(a), np.asarray(b)) for a, b in zip(trained.non_trainable_weights, final.non_trainable_weights)
+              if "moving_mean" in a.path]
+    assert moving and all(not np.allclose(a, b) for a, b in moving)
+    assert common.load_json(os.path.join(stage_dir, "config.json"))["recalibrate_bn"] == 100
+    with pytest.raises(VaevarError, match="--recalibrate-bn must be >= 0"):
+        train_first_stage.main(["--dataset", "mnist", "--recalibrate-bn", "-5"])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "cifar100"], "unknown data set 'cifar100'"),
     (["--dataset", "mnist", "--epochs", "-1"], "--epochs must be > 0"),
