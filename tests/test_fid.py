@@ -198,6 +198,20 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(tmp_path, ran
     assert passes[4:] == ["rec", "gen1"]
 
 
+def test_fid_table_puts_gains_next_to_the_papers():
+    entry = {"n": 9984, "reference_n": 9984, "weights_hash": "ab" * 32, "input_convention": "authors"}
+    results = {"rec": dict(entry, fid=60.0), "rec_renorm": dict(entry, fid=57.5), "gen1": dict(entry, fid=90.0)}
+    lines = compute_fid.fid_table(results, "cifar10").splitlines()
+    assert lines[0] == "| | REC | GEN-1 | GEN-2 |"
+    assert lines[2] == "| FID | 60.00 | 90.00 | - |"
+    assert lines[3] == "| FID renormalized | 57.50 | - | - |"
+    assert lines[4] == "| gain (without - with) | +2.50 | - | - |"
+    assert lines[5] == "| paper, renormalized | 53.5 | 78.6 | 69.4 |"
+    assert lines[6] == "| paper, gain | +0.3 | +1.6 | +0.4 |"
+    assert "n = 9984 per side against 9984 reference images" in lines[-1]
+    assert "paper" not in compute_fid.fid_table(results, "mnist")
+
+
 REAL_GRAPH = os.environ.get("VAEVAR_INCEPTION_GRAPH")
 
 

@@ -18,7 +18,7 @@ EXPECTED_FILES = [
     "samples/summary.json", "samples/latents.npz",
     "analysis/variance_loss.json", "analysis/report.md", "analysis/mse_vs_variance_loss.png",
     "analysis/pca_identity.png", "analysis/variance_law.png", "analysis/pixel_variance.png",
-    "fid.json",
+    "fid.json", "fid_table.md",
 ]
 
 
