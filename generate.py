@@ -160,6 +160,14 @@ def side_by_side(left, right, rows, cols):
     return np.concatenate([a, gap, b], axis=1)
 
 
+def grid_indices(count, cells, seed):
+    """Which samples the grids show: a seeded spread over the whole set, since REC's
+    inputs keep the source's order and a class-sorted source would show one class."""
+    if count <= cells:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, cells, replace=False))
+
+
 def interleave(originals, reconstructions, rows, cols):
     """REC grid: originals and reconstructions in alternating columns."""
     pairs = rows * cols // 2
@@ -220,6 +228,8 @@ def main(argv=None):
 
     out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
     cells = args.grid * args.grid
+    shown = grid_indices(args.num_samples, cells, args.seed)
+    pairs_shown = grid_indices(args.num_samples, cells // 2, args.seed)  # REC grids: original, reconstruction
     summary = {"dataset": args.dataset, "num_samples": args.num_samples, "seed": args.seed,
                "rec_code": args.rec_code, "rec_renorm": args.rec_renorm, "renorm_target": args.renorm_target,
                "renorm_mode": args.renorm_mode, "target": np.atleast_1d(target).tolist(), "kinds": {}}
@@ -243,15 +253,15 @@ def main(argv=None):
         common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"),
                         images=sample_array(renormed_float, args.sample_dtype))
         if kind == "rec":
-            save_png(os.path.join(out_dir, "rec.png"),
-                     image_grid(interleave(originals, plain, args.grid, args.grid), args.grid, args.grid))
-            save_png(os.path.join(out_dir, "rec_renorm.png"),
-                     image_grid(interleave(originals, renormed, args.grid, args.grid), args.grid, args.grid))
+            save_png(os.path.join(out_dir, "rec.png"), image_grid(
+                interleave(originals[pairs_shown], plain[pairs_shown], args.grid, args.grid), args.grid, args.grid))
+            save_png(os.path.join(out_dir, "rec_renorm.png"), image_grid(
+                interleave(originals[pairs_shown], renormed[pairs_shown], args.grid, args.grid), args.grid, args.grid))
         else:
-            save_png(os.path.join(out_dir, f"{kind}.png"), image_grid(plain[:cells], args.grid, args.grid))
-            save_png(os.path.join(out_dir, f"{kind}_renorm.png"), image_grid(renormed[:cells], args.grid, args.grid))
+            save_png(os.path.join(out_dir, f"{kind}.png"), image_grid(plain[shown], args.grid, args.grid))
+            save_png(os.path.join(out_dir, f"{kind}_renorm.png"), image_grid(renormed[shown], args.grid, args.grid))
         save_png(os.path.join(out_dir, f"{kind}_side_by_side.png"),
-                 side_by_side(plain[:cells], renormed[:cells], args.grid, args.grid))
+                 side_by_side(plain[shown], renormed[shown], args.grid, args.grid))
         latent_arrays[kind], latent_arrays[f"{kind}_renorm"] = z, z_renorm
         summary["kinds"][kind] = {"mean_latent_std": float(np.mean(z.std(0))),
                                   "mean_latent_std_renorm": float(np.mean(z_renorm.std(0))),
