@@ -228,8 +228,6 @@ def main(argv=None):
 
     out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
     cells = args.grid * args.grid
-    shown = grid_indices(args.num_samples, cells, args.seed)
-    pairs_shown = grid_indices(args.num_samples, cells // 2, args.seed)  # REC grids: original, reconstruction
     summary = {"dataset": args.dataset, "num_samples": args.num_samples, "seed": args.seed,
                "rec_code": args.rec_code, "rec_renorm": args.rec_renorm, "renorm_target": args.renorm_target,
                "renorm_mode": args.renorm_mode, "target": np.atleast_1d(target).tolist(), "kinds": {}}
@@ -249,6 +247,9 @@ def main(argv=None):
                 z_renorm, scale, applied = z, 1.0, False
             renormed_float = decode(first, z_renorm, args.batch_size)
         plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
+        # REC has as many as the test split holds, which may be fewer than NUM_SAMPLES
+        shown = grid_indices(len(plain), cells, args.seed)
+        pairs_shown = grid_indices(len(plain), cells // 2, args.seed)  # REC grids: original, reconstruction
         common.save_npz(os.path.join(out_dir, f"{kind}.npz"), images=sample_array(plain_float, args.sample_dtype))
         common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"),
                         images=sample_array(renormed_float, args.sample_dtype))
