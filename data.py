@@ -70,14 +70,21 @@ def load(name, split, data_path=None, limit=None):
 EVALUATION_SEED = 0  # fixes the evaluation set: generate.py's REC inputs are compute_fid.py's reference
 
 
+def seeded_subset(total, count, seed):
+    """Sorted indices of `count` of `total` items drawn at random with `seed` (all of them when
+    count >= total): a prefix of a class-sorted source would be a few classes."""
+    if count >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
+
+
 def load_evaluation(name, data_path=None, count=10000, split="test"):
     """The FID / REC evaluation images: `count` images of `split` drawn at random with a fixed seed
     (all of them when count >= the split's size), so a source's order never matters."""
     images = load(name, split, data_path)
     if count >= len(images):
         return images
-    keep = np.sort(np.random.default_rng(EVALUATION_SEED).choice(len(images), count, replace=False))
-    return images[keep]
+    return images[seeded_subset(len(images), count, EVALUATION_SEED)]
 
 
 def to_unit_float(images):
@@ -288,8 +295,7 @@ def _read_collection(path, split, celeba, limit=None, need_tree=False):
             cut = int(round(0.9 * len(names)))
             names = names[:cut] if split == "train" else names[cut:]
         if limit is not None and labels is not None and limit < len(names):
-            # a tree is class-sorted: a prefix would be a few classes, so take a seeded random subset
-            keep = np.sort(np.random.default_rng(0).choice(len(names), limit, replace=False))
+            keep = seeded_subset(len(names), limit, 0)  # a tree is class-sorted
             names, labels = [names[i] for i in keep], labels[keep]
         elif limit is not None:
             names = names[:limit]

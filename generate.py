@@ -160,14 +160,6 @@ def side_by_side(left, right, rows, cols):
     return np.concatenate([a, gap, b], axis=1)
 
 
-def grid_indices(count, cells, seed):
-    """Which samples the grids show: a seeded spread over the whole set, since REC's
-    inputs keep the source's order and a class-sorted source would show one class."""
-    if count <= cells:
-        return np.arange(count)
-    return np.sort(np.random.default_rng(seed).choice(count, cells, replace=False))
-
-
 def interleave(originals, reconstructions, rows, cols):
     """REC grid: originals and reconstructions in alternating columns."""
     pairs = rows * cols // 2
@@ -247,13 +239,14 @@ def main(argv=None):
                 z_renorm, scale, applied = z, 1.0, False
             renormed_float = decode(first, z_renorm, args.batch_size)
         plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
-        # REC has as many as the test split holds, which may be fewer than NUM_SAMPLES
-        shown = grid_indices(len(plain), cells, args.seed)
-        pairs_shown = grid_indices(len(plain), cells // 2, args.seed)  # REC grids: original, reconstruction
+        # a seeded spread over the set (REC keeps a class-sorted source's order), drawn from the
+        # kind's own count: REC has as many as the test split holds, maybe fewer than NUM_SAMPLES
+        shown = data.seeded_subset(len(plain), cells, args.seed)
         common.save_npz(os.path.join(out_dir, f"{kind}.npz"), images=sample_array(plain_float, args.sample_dtype))
         common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"),
                         images=sample_array(renormed_float, args.sample_dtype))
         if kind == "rec":
+            pairs_shown = data.seeded_subset(len(plain), cells // 2, args.seed)  # original, reconstruction
             save_png(os.path.join(out_dir, "rec.png"), image_grid(
                 interleave(originals[pairs_shown], plain[pairs_shown], args.grid, args.grid), args.grid, args.grid))
             save_png(os.path.join(out_dir, "rec_renorm.png"), image_grid(

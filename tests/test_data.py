@@ -238,3 +238,12 @@ def test_shared_cifar10_copy_loads_with_official_labels():
     images, labels, classes = data.load_labeled(SHARED_ZIP, "test")
     assert images.shape == (10000, 32, 32, 3) and np.bincount(labels).tolist() == [1000] * 10
     assert classes[0] == "airplane" and classes[9] == "truck"
+
+
+def test_seeded_subset_spreads_over_the_whole_set():
+    # grids, evaluation sets and limits: a prefix of a class-sorted source would be one class.
+    shown = data.seeded_subset(10000, 64, seed=0)
+    assert len(np.unique(shown)) == 64 and np.all(np.diff(shown) > 0)
+    assert shown[-1] > 5000 and shown[0] < 5000
+    assert np.array_equal(shown, data.seeded_subset(10000, 64, seed=0))
+    assert np.array_equal(data.seeded_subset(40, 64, seed=0), np.arange(40))

@@ -40,15 +40,6 @@ def test_grid_shapes():
     assert pair.shape[1] == 2 * grid.shape[1] + 16
 
 
-def test_grids_spread_over_the_whole_set():
-    # REC's inputs keep a class-sorted source's order: the first 64 would be one class.
-    shown = generate.grid_indices(10000, 64, seed=0)
-    assert len(np.unique(shown)) == 64 and np.all(np.diff(shown) > 0)
-    assert shown[-1] > 5000 and shown[0] < 5000
-    assert np.array_equal(shown, generate.grid_indices(10000, 64, seed=0))
-    assert np.array_equal(generate.grid_indices(40, 64, seed=0), np.arange(40))
-
-
 def test_latent_statistics_by_hand():
     import train_second_stage
 
