@@ -113,6 +113,12 @@ def statistics(features):
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def scored_and_whole_statistics(features, n):
+    """(mu, sigma) of the first n features (the authors' whole batches) and of all of them."""
+    scored = statistics(features[:n])
+    return scored, scored if n == len(features) else statistics(features)
+
+
 def kernel_inception_distance(features1, features2, subsets=100, subset_size=1000, seed=0):
     """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018), mean over subsets."""
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
@@ -359,8 +365,7 @@ def reference_statistics(args, weights_path, weights_hash):
     batches, shape, n, total = iterate_source(args.reference, args.reference_split, args.num_samples,
                                               args.batch_size, args.data_path, args.drop_remainder)
     features = extract_features(batches, shape, weights_path, total, "reference", args.input_convention)
-    mu, sigma = statistics(features[:n])
-    mu_whole_set, sigma_whole_set = statistics(features)
+    (mu, sigma), (mu_whole_set, sigma_whole_set) = scored_and_whole_statistics(features, n)
     stats = {"mu": mu, "sigma": sigma, "count": np.int64(n), "mu_whole_set": mu_whole_set,
              "sigma_whole_set": sigma_whole_set, "count_whole_set": np.int64(total),
              "weights_hash": np.str_(weights_hash)}
@@ -422,19 +427,18 @@ def main(argv=None):
             continue
         if digest not in scored:
             features = extract_features(batches, shape, weights_path, total, label, args.input_convention)
-            scored[digest] = features
+            scored[digest] = (features,) + scored_and_whole_statistics(features, n)
         else:
             print(f"{label}: the same images as a set scored above; its features are reused")
-        features = scored[digest]
-        fid = frechet_distance(reference["mu"], reference["sigma"], *statistics(features[:n]),
-                               method=args.frechet_method)
+        features, statistics_scored, statistics_whole_set = scored[digest]
+        fid = frechet_distance(reference["mu"], reference["sigma"], *statistics_scored, method=args.frechet_method)
         # Theirs drops the last partial batch; the whole set is the other common convention.
-        fid_whole_set = fid if (total, int(reference["count_whole_set"])) == (n, int(reference["count"])) else frechet_distance(
-            reference["mu_whole_set"], reference["sigma_whole_set"], *statistics(features),
-            method=args.frechet_method)
+        nothing_dropped = total == n and int(reference["count_whole_set"]) == int(reference["count"])
+        fid_whole_set = fid if nothing_dropped else frechet_distance(
+            reference["mu_whole_set"], reference["sigma_whole_set"], *statistics_whole_set, method=args.frechet_method)
         entry = {"fid": fid, "fid_whole_set": fid_whole_set, "samples": path, **settings,
-                 "backend": keras.backend.backend(),
-                 "device": common.device_description(), "seconds": round(time.time() - started, 2)}
+                 "backend": keras.backend.backend(), "device": common.device_description(),
+                 "seconds": round(time.time() - started, 2)}
         if args.kid:
             entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"], features[:n])
         results[label] = entry
