@@ -23,8 +23,10 @@ STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
 CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
 SAMPLES_DIR = "samples"
+KINDS = ("rec", "gen1", "gen2")  # reconstructions, decoded N(0, I), decoded second-stage samples
 # samples/<name>.npz that generate.py writes, in scoring order.
-SAMPLE_SETS = ("rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm")
+SAMPLE_SETS = tuple(name for kind in KINDS for name in (kind, f"{kind}_renorm"))
+EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (sampling.py)
 
 
 class VaevarError(Exception):
@@ -36,7 +38,8 @@ def run_main(main):
     try:
         main()
     except VaevarError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # one line whatever the message quotes (tarfile's and pip's reasons span several)
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         sys.exit(2)
 
 
@@ -103,32 +106,6 @@ def weights_digest(model):
     for weights in model.get_weights():
         digest.update(np.ascontiguousarray(weights).tobytes())
     return digest.hexdigest()[:16]
-
-
-def check_second_stage_matches(stage2_dir, stage1_digest):
-    """A second stage is only valid for the first stage whose latents it learned."""
-    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
-    if not os.path.exists(state_path):
-        return
-    trained_on = load_json(state_path).get("stage1_weights")
-    if trained_on is not None and trained_on != stage1_digest:
-        raise VaevarError(f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
-                          f"since): move {stage2_dir} away and rerun train_second_stage.py")
-
-
-def load_model(path, what="model", hint=""):
-    import keras
-
-    import models.vae  # noqa: F401  registers the VAE class for deserialization
-
-    if not os.path.exists(path):
-        raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
-    try:
-        return keras.saving.load_model(path, compile=True)
-    except Exception as error:  # corrupt or foreign file
-        reason = str(error).splitlines()[0][:200] if str(error) else ""
-        raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {reason}); "
-                          f"retrain it or point to a valid .keras file") from error
 
 
 # ---------------------------------------------------------- constants as flags

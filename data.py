@@ -10,45 +10,97 @@ Pixels become float32 in [0, 1] only batch by batch (see `to_unit_float`),
 so CelebA fits in memory as uint8.
 """
 
+import dataclasses
 import gzip
+import hashlib
 import io
+import logging
 import os
 import pickle
 import tarfile
+import urllib.parse
 import zipfile
 
 import numpy as np
 
-from common import VaevarError
+from common import VaevarError, atomic_path
 
-IMAGE_SHAPES = {
-    "mnist": (28, 28, 1),
-    "fashion_mnist": (28, 28, 1),
-    "cifar10": (32, 32, 3),
-    "celeba": (64, 64, 3),
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    epochs: int
+    learning_rate: float
+    halve_every: int  # halve the learning rate every N epochs; 0: never
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSet:
+    """Everything the project knows about one data set; adding a data set is one DATASETS entry."""
+    shape: tuple             # (H, W, C)
+    tfds_name: str           # tensorflow-datasets name
+    origin: str              # where tensorflow-datasets downloads it from
+    local_names: tuple       # file names looked for inside VAEVAR_DATA_DIR
+    stage1: Schedule         # Adam, batch 100
+    stage2: Schedule         # the dense VAE
+    stage2_width: int
+    source: str              # where the schedules come from
+    paper_fids: dict = None  # kind -> (plain, renormalized): the paper's table, mean of 10 trainings
+    jpeg_quality: int = None  # the authors' preprocessing: a JPEG round trip of lossless sources
+
+
+DATASETS = {
+    "cifar10": DataSet((32, 32, 3), "cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                       ("cifar-10-python.tar.gz", "cifar10.npz", "cifar10_jpeg_q75.zip", "cifar10"),
+                       Schedule(700, 1e-4, 250), Schedule(1400, 1e-4, 400), 2048, "the authors' code",
+                       {"rec": (53.8, 53.5), "gen1": (80.2, 78.6), "gen2": (69.8, 69.4)}, jpeg_quality=75),
+    "celeba": DataSet((64, 64, 3), "celeb_a", "https://drive.google.com/", ("img_align_celeba.zip", "img_align_celeba", "celeba.npz"),
+                      Schedule(70, 5e-5, 60), Schedule(140, 5e-5, 120), 4096, "the authors' code",
+                      {"rec": (33.9, 33.7), "gen1": (43.6, 42.7), "gen2": (42.7, 38.6)}),
+    "mnist": DataSet((28, 28, 1), "mnist", "https://storage.googleapis.com/cvdf-datasets/mnist/", ("mnist.npz",),
+                     Schedule(100, 1e-4, 40), Schedule(200, 1e-4, 80), 1024, "ours"),
+    "fashion_mnist": DataSet((28, 28, 1), "fashion_mnist",
+                             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                             ("fashion_mnist.npz", "fashion-mnist.npz"),
+                             Schedule(100, 1e-4, 40), Schedule(200, 1e-4, 80), 1024, "ours"),
 }
-TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "celeba": "celeb_a"}
-# File names looked for inside VAEVAR_DATA_DIR.
-LOCAL_NAMES = {
-    "mnist": ["mnist.npz"],
-    "fashion_mnist": ["fashion_mnist.npz", "fashion-mnist.npz"],
-    "cifar10": ["cifar-10-python.tar.gz", "cifar10.npz", "cifar10_jpeg_q75.zip", "cifar10"],
-    "celeba": ["img_align_celeba.zip", "img_align_celeba", "celeba.npz"],
-}
+# --quick: a CPU smoke run of the whole pipeline (minutes, not days); 10 epochs is
+# about where the balanced loss has shrunk gamma enough for the latents to activate.
+QUICK_SETTINGS = {"epochs": 10, "learning_rate": 1e-3, "halve_every": 0, "stage2_epochs": 20,
+                  "stage2_halve_every": 0, "stage2_width": 256, "base_filters": 16, "limit": 10000}
+
+
+def dataset(name):
+    """The registry entry of `name`, or a one-line error naming the choices."""
+    if name not in DATASETS:
+        raise VaevarError(f"unknown data set '{name}': choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def training_defaults(name, quick=False):
+    """Flat defaults for the training scripts: the data set's schedules, or --quick's."""
+    entry = dataset(name)
+    defaults = {"epochs": entry.stage1.epochs, "learning_rate": entry.stage1.learning_rate,
+                "halve_every": entry.stage1.halve_every, "stage2_epochs": entry.stage2.epochs,
+                "stage2_learning_rate": entry.stage2.learning_rate, "stage2_halve_every": entry.stage2.halve_every,
+                "stage2_width": entry.stage2_width, "base_filters": 32, "limit": None}
+    if quick:
+        defaults.update(QUICK_SETTINGS, stage2_learning_rate=QUICK_SETTINGS["learning_rate"])
+    return defaults
+
+
 CELEBA_CROP = (45, 173, 25, 153)  # rows 45:173, columns 25:153 (128x128)
 CELEBA_SIZE = 64
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "test")
 
 
-def check_name(name):
-    if name not in IMAGE_SHAPES:
-        raise VaevarError(f"unknown data set '{name}': choose one of {', '.join(IMAGE_SHAPES)}")
+def load(name, split, data_path=None, limit=None, jpeg_round_trip=True):
+    """Return uint8 images (N, H, W, C) of the official `split` ('train'/'test').
 
-
-def load(name, split, data_path=None, limit=None):
-    """Return uint8 images (N, H, W, C) of the official `split` ('train'/'test')."""
-    check_name(name)
+    A data set with a jpeg_quality (CIFAR-10: the authors wrote every image to
+    JPEG quality 75 and read it back) gets that round trip when its source is
+    lossless, cached once; a source of JPEG files is used as it is."""
+    dataset(name)
     if split not in SPLITS:
         raise VaevarError(f"unknown split '{split}': use 'train' or 'test'")
     path = data_path or _find_local(name)
@@ -58,13 +110,66 @@ def load(name, split, data_path=None, limit=None):
         images = _load_tfds(name, split, limit)
     if limit is not None:
         images = images[:limit]
-    expected = IMAGE_SHAPES[name]
+    expected = DATASETS[name].shape
     if images.shape[1:] != expected:
         raise VaevarError(f"{name} images from {path or 'tensorflow-datasets'} have shape "
                           f"{images.shape[1:]}, expected {expected}: check the data set name and file")
     if len(images) == 0:
         raise VaevarError(f"no {split} images found for {name} in {path or 'tensorflow-datasets'}")
+    quality = DATASETS[name].jpeg_quality
+    if quality and jpeg_round_trip and not (path is not None and _holds_jpeg_files(path)):
+        images = cached_jpeg_round_trip(images, quality)
     return images
+
+
+def jpeg_round_trip(images, quality):
+    """Each image written to JPEG (Pillow, 4:2:0 chroma subsampling, as imageio's .jpg) and read back."""
+    from PIL import Image
+
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="JPEG",
+                                                                               quality=quality, subsampling=2)
+        with Image.open(buffer) as decoded:
+            out[i] = np.asarray(decoded).reshape(image.shape)
+    return out
+
+
+def cache_dir():
+    """Where derived data (the JPEG round trip) is cached: $VAEVAR_CACHE_DIR, else ~/.cache/vaevar."""
+    return os.environ.get("VAEVAR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "vaevar")
+
+
+def cached_jpeg_round_trip(images, quality):
+    """jpeg_round_trip, cached under the SHA-256 of the lossless images (a minute for CIFAR-10, once)."""
+    key = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:20]
+    path = os.path.join(cache_dir(), f"jpeg_q{quality}_{key}.npz")
+    if os.path.exists(path):
+        try:
+            with np.load(path) as stored:
+                if stored["images"].shape == images.shape:
+                    return stored["images"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # a damaged cache entry is recomputed
+    round_tripped = jpeg_round_trip(images, quality)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, images=round_tripped)
+    return round_tripped
+
+
+def _holds_jpeg_files(path):
+    """A folder or .zip of .jpg/.jpeg images: already JPEG'd, never compressed twice."""
+    lower = path.lower()
+    if lower.endswith(".zip"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(n.lower().endswith((".jpg", ".jpeg")) for n in archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    if os.path.isdir(path):
+        return any(f.lower().endswith((".jpg", ".jpeg")) for _, _, files in os.walk(path) for f in files)
+    return False
 
 
 EVALUATION_SEED = 0  # fixes the evaluation set: generate.py's REC inputs are compute_fid.py's reference
@@ -78,10 +183,10 @@ def seeded_subset(total, count, seed):
     return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
 
 
-def load_evaluation(name, data_path=None, count=10000, split="test"):
+def load_evaluation(name, data_path=None, count=10000, split="test", jpeg_round_trip=True):
     """The FID / REC evaluation images: `count` images of `split` drawn at random with a fixed seed
     (all of them when count >= the split's size), so a source's order never matters."""
-    images = load(name, split, data_path)
+    images = load(name, split, data_path, jpeg_round_trip=jpeg_round_trip)
     if count >= len(images):
         return images
     return images[seeded_subset(len(images), count, EVALUATION_SEED)]
@@ -105,7 +210,7 @@ def _find_local(name):
         return None
     if os.path.isfile(root):
         return root
-    for candidate in LOCAL_NAMES[name]:
+    for candidate in DATASETS[name].local_names:
         path = os.path.join(root, candidate)
         if os.path.exists(path):
             return path
@@ -128,8 +233,24 @@ def _load_local(name, split, path, limit):
     raise VaevarError(f"unrecognised data file {path}: expected .tar.gz (CIFAR-10), .npz, .zip or a folder")
 
 
+class CifarBatchUnpickler(pickle.Unpickler):
+    """Only what the official python batches hold: a dict of bytes, lists, ints and NumPy arrays.
+    Any other global (os.system, eval, ...) is refused by name before anything runs."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which no CIFAR-10 batch holds; "
+                                         f"refusing to unpickle it")
+        return super().find_class(module, name)
+
+
 def load_cifar10_tarball(path, split):
-    """The original cifar-10-python.tar.gz: pickled batches of CHW uint8 rows."""
+    """The original cifar-10-python.tar.gz: pickled batches of CHW uint8 rows, read with an allow-list."""
     wanted = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     batches = {}
     try:
@@ -137,9 +258,10 @@ def load_cifar10_tarball(path, split):
             for member in archive.getmembers():
                 base = os.path.basename(member.name)
                 if base in wanted:
-                    raw = pickle.load(archive.extractfile(member), encoding="bytes")
+                    raw = CifarBatchUnpickler(archive.extractfile(member), encoding="bytes").load()
                     batches[base] = np.asarray(raw[b"data"], np.uint8)
-    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError) as error:
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError,
+            AttributeError, IndexError) as error:
         raise VaevarError(f"{path} is not a valid CIFAR-10 python tarball ({error}); download it again "
                           f"from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz") from error
     missing = [w for w in wanted if w not in batches]
@@ -147,6 +269,9 @@ def load_cifar10_tarball(path, split):
         raise VaevarError(f"{path} lacks {', '.join(missing)}: it is not a complete CIFAR-10 python "
                           f"tarball; download it again")
     rows = np.concatenate([batches[w] for w in wanted])
+    if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+        raise VaevarError(f"{path}: batches of {rows.shape[1:]} values per image, CIFAR-10 has 3072; "
+                          f"download it again")
     return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
 
 
@@ -347,34 +472,21 @@ def celeba_crop_resize(image):
     return np.asarray(crop.resize((CELEBA_SIZE, CELEBA_SIZE), Image.BILINEAR))
 
 
-def resize_matrix(in_size, out_size, half_pixel=True):
-    """(out_size, in_size) matrix of bilinear weights along one axis (no antialiasing).
-
-    half_pixel=True matches tf.image.resize / jax.image.resize;
-    half_pixel=False is TF1's legacy resize_bilinear(align_corners=False),
-    which the 2015 Inception graph uses: source = out_index * in/out.
-    """
-    scale = in_size / out_size
-    out = np.arange(out_size, dtype=np.float64)
-    source = (out + 0.5) * scale - 0.5 if half_pixel else out * scale
-    source = np.clip(source, 0.0, in_size - 1)
-    low = np.floor(source).astype(np.int64)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = source - low
-    matrix = np.zeros((out_size, in_size), np.float64)
-    matrix[np.arange(out_size), low] += 1.0 - frac
-    matrix[np.arange(out_size), high] += frac
-    return matrix
-
-
-def resize_bilinear(image, height, width, half_pixel=True):
-    """Resize an (H, W, C) array with separable bilinear interpolation."""
-    rows = resize_matrix(image.shape[0], height, half_pixel)
-    cols = resize_matrix(image.shape[1], width, half_pixel)
-    return np.einsum("oh,hwc,pw->opc", rows, image, cols)
-
-
 # --------------------------------------------------------- tensorflow-datasets
+
+TFDS_MIRROR = "storage.googleapis.com"  # tensorflow-datasets' own copies of prepared data sets
+REACHABLE_TIMEOUT = 5  # seconds: offline, fail at once instead of after tensorflow-datasets' retries
+
+
+def _reachable(host, port=443, timeout=REACHABLE_TIMEOUT):
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
 
 def _load_tfds(name, split, limit):
     try:
@@ -382,33 +494,30 @@ def _load_tfds(name, split, limit):
     except ImportError as error:
         raise VaevarError("tensorflow-datasets is not installed: pip install -r requirements.txt, "
                           "or give a local file with --data-path") from error
+    entry = DATASETS[name]
+    origin = urllib.parse.urlparse(entry.origin)
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # "Variant folder ... has no dataset_info.json": only means not prepared
+    try:
+        prepared = tfds.builder(entry.tfds_name).is_prepared()
+    except Exception:  # a broken tensorflow-datasets folder: let tfds.load report it
+        prepared = False
+    finally:
+        absl_logger.setLevel(level)
+    if not prepared and not any(_reachable(host, port) for host, port in
+                                ((TFDS_MIRROR, 443), (origin.hostname, origin.port or (443 if origin.scheme == "https" else 80)))):
+        raise VaevarError(f"{name} is not prepared in tensorflow-datasets' folder and neither {TFDS_MIRROR} nor "
+                          f"{origin.hostname} is reachable: offline, give a local file with --data-path or set "
+                          f"VAEVAR_DATA_DIR")
     tfds_split = split if limit is None else f"{split}[:{limit}]"
     try:
-        dataset = tfds.load(TFDS_NAMES[name], split=tfds_split, shuffle_files=False)
+        examples = tfds.load(DATASETS[name].tfds_name, split=tfds_split, shuffle_files=False)
     except Exception as error:  # network, missing manual download, ...
         raise VaevarError(f"tensorflow-datasets could not provide {name} ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}); offline, give a local "
                           f"file with --data-path or set VAEVAR_DATA_DIR") from error
-    images = [example["image"] for example in tfds.as_numpy(dataset)]
+    images = [example["image"] for example in tfds.as_numpy(examples)]
     if name == "celeba":
         images = [celeba_crop_resize(image) for image in images]
     return np.stack(images).astype(np.uint8)
-
-
-# ------------------------------------------------ per-data-set training defaults
-# The authors' settings (CIFAR-10, CelebA: Adam, batch 100); MNIST-like values are ours.
-# halve_every 0: constant learning rate. stage2_*: the dense VAE (width, epochs, halving).
-PAPER_SETTINGS = {
-    "cifar10": {"epochs": 700, "learning_rate": 1e-4, "halve_every": 250,
-                "stage2_epochs": 1400, "stage2_halve_every": 400, "stage2_width": 2048},
-    "celeba": {"epochs": 70, "learning_rate": 5e-5, "halve_every": 60,
-               "stage2_epochs": 140, "stage2_halve_every": 120, "stage2_width": 4096},
-    "mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40,
-              "stage2_epochs": 200, "stage2_halve_every": 80, "stage2_width": 1024},
-    "fashion_mnist": {"epochs": 100, "learning_rate": 1e-4, "halve_every": 40,
-                      "stage2_epochs": 200, "stage2_halve_every": 80, "stage2_width": 1024},
-}
-# --quick: a CPU smoke run of the whole pipeline (minutes, not days); 10 epochs is
-# about where the balanced loss has shrunk gamma enough for the latents to activate.
-QUICK_SETTINGS = {"epochs": 10, "learning_rate": 1e-3, "halve_every": 0, "stage2_epochs": 20,
-                  "stage2_halve_every": 0, "stage2_width": 256, "base_filters": 16, "limit": 10000}

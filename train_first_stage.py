@@ -19,29 +19,28 @@ DATASET = "cifar10"       # cifar10 | celeba | mnist | fashion_mnist
 DATA_PATH = None          # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
 RUN_DIR = None            # default: runs/<dataset>
 EPOCHS = None             # default: the paper's (CIFAR-10 700, CelebA 70)
-BATCH_SIZE = 100
+BATCH_SIZE = 100          # the authors' 100
 LEARNING_RATE = None      # default: 1e-4 CIFAR-10, 5e-5 CelebA (Adam)
 HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 250, CelebA 60
 KL_WEIGHT = None          # k in k * KL; default the authors' (2 * side / latent_dim)^2: 1 CIFAR-10, 4 CelebA
-LATENT_DIM = 64
+LATENT_DIM = 64           # the authors' 64
 BASE_FILTERS = None       # default 32 (16 with --quick)
 GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
+JPEG_ROUND_TRIP = True    # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
 LIMIT = None              # use only N training images (a seeded random subset of a class-folder tree; else the first N)
-SEED = 0
+SEED = 0                  # weights, batch order and sampling noise
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
 STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
 RECALIBRATE_BN = 0        # after training, re-estimate batch-norm statistics on N training images (0: no, as theirs)
+DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: correct its statistics to the zero-debiased ones
 QUICK = False             # small CPU setting: 10 epochs, 10k images, 16 filters
-VERBOSE = 1
+VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 
 def resolve_settings(args):
     """Fill constants left at None from the data set's (or --quick) defaults."""
-    data.check_name(args.dataset)
-    defaults = dict(data.PAPER_SETTINGS[args.dataset], base_filters=32, limit=None)
-    if args.quick:
-        defaults.update(data.QUICK_SETTINGS)
+    defaults = data.training_defaults(args.dataset, args.quick)
     for name in ("epochs", "learning_rate", "halve_every", "base_filters", "limit"):
         if getattr(args, name, None) is None and name in defaults:
             setattr(args, name, defaults[name])
@@ -50,7 +49,7 @@ def resolve_settings(args):
     if args.kl_weight is None:
         from models.first_stage import kl_weight_for
 
-        args.kl_weight = kl_weight_for(data.IMAGE_SHAPES[args.dataset][0], args.latent_dim)
+        args.kl_weight = kl_weight_for(data.dataset(args.dataset).shape[0], args.latent_dim)
     common.require_positive(args, "kl_weight", "epochs", "batch_size", "steps_per_execution", "learning_rate", "latent_dim",
                             "base_filters", "halve_every", "limit", "recalibrate_bn",
                             allow_zero=("halve_every", "recalibrate_bn"))
@@ -69,7 +68,7 @@ def main(argv=None):
     stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
     metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
                 "gamma_mode": args.gamma_mode, "kl_weight": args.kl_weight}
-    images = data.load(args.dataset, "train", args.data_path, args.limit)
+    images = data.load(args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip)
     if len(images) < args.batch_size:
         raise common.VaevarError(f"only {len(images)} training images for batch size {args.batch_size}: "
                                  f"lower --batch-size")
@@ -77,9 +76,16 @@ def main(argv=None):
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
     model = train_stage(args, stage_dir, common.STAGE1_MODEL,
-                lambda: build_first_stage(data.IMAGE_SHAPES[args.dataset], args.latent_dim, args.base_filters,
+                lambda: build_first_stage(data.dataset(args.dataset).shape, args.latent_dim, args.base_filters,
                                           args.gamma_mode, args.seed, args.kl_weight),
                 lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata)
+    if args.debias_legacy_bn:
+        from models.batch_norm import debias_legacy_statistics
+
+        steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        layers = debias_legacy_statistics(model, steps)
+        common.save_model(model, os.path.join(stage_dir, common.STAGE1_MODEL))
+        print(f"debiased {layers} batch-norm layers' moving statistics after {steps} steps")
     if args.recalibrate_bn:
         # Short runs: decay 0.999 averages over ~1000 steps, so the moving statistics lag the weights.
         batches = ImageBatches(images, args.batch_size, args.seed, epoch=args.epochs)

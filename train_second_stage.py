@@ -16,30 +16,28 @@ import numpy as np
 import common
 import data
 
-DATASET = "cifar10"
-DATA_PATH = None
+DATASET = "cifar10"       # the data set the first stage was trained on
+DATA_PATH = None          # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
 RUN_DIR = None            # default: runs/<dataset>
 EPOCHS = None             # default: the authors' (CIFAR-10 1400, CelebA 140)
-BATCH_SIZE = 100
+BATCH_SIZE = 100          # the authors' 100
 LEARNING_RATE = None      # default: the first stage's (1e-4 CIFAR-10, 5e-5 CelebA)
 HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 400, CelebA 120
-WIDTH = None              # dense width: 1024; the paper: 2048 CIFAR-10, 4096 CelebA
-GAMMA_MODE = "balanced"
-LIMIT = None
-SEED = 0
+WIDTH = None              # dense width; default the authors' code: 2048 CIFAR-10, 4096 CelebA (ours: 1024 MNIST)
+GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
+JPEG_ROUND_TRIP = True    # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
+LIMIT = None              # encode only N training images
+SEED = 0                  # weights, batch order and latent resampling
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
 STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
-QUICK = False
-VERBOSE = 1
+QUICK = False             # small CPU setting: 20 epochs, width 256
+VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 
 def resolve_settings(args):
-    data.check_name(args.dataset)
-    paper = dict(data.PAPER_SETTINGS[args.dataset], limit=None)
-    if args.quick:
-        paper.update(data.QUICK_SETTINGS)
-    defaults = {"epochs": paper["stage2_epochs"], "learning_rate": paper["learning_rate"],
+    paper = data.training_defaults(args.dataset, args.quick)
+    defaults = {"epochs": paper["stage2_epochs"], "learning_rate": paper["stage2_learning_rate"],
                 "halve_every": paper["stage2_halve_every"], "width": paper["stage2_width"],
                 "limit": paper["limit"]}
     for name, value in defaults.items():
@@ -75,17 +73,18 @@ def main(argv=None):
     import keras
 
     from models.second_stage import build_second_stage
-    from training import LatentBatches, encode, train_stage
+    from training import (LatentBatches, check_dataset, check_image_shape, check_second_stage_matches, encode,
+                          load_model, train_stage)
 
     stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
-    first = common.load_model(stage1_path, "first-stage model",
-                              f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
+    first = load_model(stage1_path, "first-stage model",
+                       f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
     check_dataset(args.run_dir, args.dataset)
     stage_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     stage1_digest = common.weights_digest(first)
-    common.check_second_stage_matches(stage_dir, stage1_digest)
+    check_second_stage_matches(stage_dir, stage1_digest)
     os.makedirs(stage_dir, exist_ok=True)
-    images = data.load(args.dataset, "train", args.data_path, args.limit)
+    images = data.load(args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip)
     check_image_shape(first, images, args.dataset)
     mu, sigma = encode(first, images)
     common.save_npz(os.path.join(stage_dir, common.LATENTS_FILE), mu=mu, sigma=sigma)
@@ -99,23 +98,6 @@ def main(argv=None):
     train_stage(args, stage_dir, common.STAGE2_MODEL,
                 lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
                 lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata)
-
-
-def check_dataset(run_dir, dataset):
-    """Refuse to mix data sets: the run's first stage records the one it was trained on."""
-    state = os.path.join(run_dir, common.STAGE1_DIR, common.CHECKPOINT_STATE)
-    if os.path.exists(state):
-        trained_on = common.load_json(state).get("dataset")
-        if trained_on != dataset:
-            raise common.VaevarError(f"{run_dir} was trained on {trained_on}, not {dataset}: "
-                                     f"pass --dataset {trained_on} or another --run-dir")
-
-
-def check_image_shape(model, images, dataset):
-    expected = tuple(model.encoder.inputs[0].shape[1:])
-    if tuple(images.shape[1:]) != expected:
-        raise common.VaevarError(f"{dataset} images are {images.shape[1:]} but the model expects {expected}: "
-                                 f"use the data set the model was trained on")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import time
 import keras
 import numpy as np
 
-from common import (CHECKPOINT_STATE, VaevarError, atomic_path, distribution_scope, load_json, load_model, save_json,
+import models.vae  # noqa: F401  registers the VAE class for loading .keras files
+from common import (CHECKPOINT_STATE, STAGE1_DIR, VaevarError, atomic_path, distribution_scope, load_json, save_json,
                     save_model)
 from data import to_unit_float
 
@@ -26,6 +27,49 @@ CHECKPOINT = "checkpoint.keras"
 LOG = "log.csv"
 LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
 
+
+# ------------------------------------------------------------- models on disk
+
+def check_second_stage_matches(stage2_dir, stage1_digest):
+    """A second stage is only valid for the first stage whose latents it learned."""
+    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
+    if not os.path.exists(state_path):
+        return
+    trained_on = load_json(state_path).get("stage1_weights")
+    if trained_on is not None and trained_on != stage1_digest:
+        raise VaevarError(f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
+                          f"since): move {stage2_dir} away and rerun train_second_stage.py")
+
+
+def load_model(path, what="model", hint=""):
+    if not os.path.exists(path):
+        raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except Exception as error:  # corrupt or foreign file
+        reason = str(error).splitlines()[0][:200] if str(error) else ""
+        raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {reason}); "
+                          f"retrain it or point to a valid .keras file") from error
+
+
+def check_dataset(run_dir, dataset):
+    """Refuse to mix data sets: the run's first stage records the one it was trained on."""
+    state = os.path.join(run_dir, STAGE1_DIR, CHECKPOINT_STATE)
+    if os.path.exists(state):
+        trained_on = load_json(state).get("dataset")
+        if trained_on != dataset:
+            raise VaevarError(f"{run_dir} was trained on {trained_on}, not {dataset}: "
+                              f"pass --dataset {trained_on} or another --run-dir")
+
+
+def check_image_shape(model, images, dataset):
+    expected = tuple(model.encoder.inputs[0].shape[1:])
+    if tuple(images.shape[1:]) != expected:
+        raise VaevarError(f"{dataset} images are {images.shape[1:]} but the model expects {expected}: "
+                          f"use the data set the model was trained on")
+
+
+# --------------------------------------------------------------- batch feeders
 
 class ImageBatches(keras.utils.PyDataset):
     """uint8 images -> shuffled float32 [0, 1] batches; the order is a function of (seed, epoch)."""
@@ -232,6 +276,8 @@ def recalibrate_batch_norm(model, batches, seed=0):
               if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in layers]
     noise_seed = keras.random.SeedGenerator(seed)
+    for layer in layers:
+        layer.debias = False  # zero-debiased layers: the plain update below is the running mean
     try:
         for index, (x,) in enumerate(batches):
             for layer in layers:
@@ -242,11 +288,15 @@ def recalibrate_batch_norm(model, batches, seed=0):
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+            layer.debias = True
     return len(layers)
 
 
+ADAM_EPSILON = 1e-8  # TF1's AdamOptimizer default, which the authors had (Keras' default is 1e-7)
+
+
 def make_optimizer(learning_rate):
-    return keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.Adam(learning_rate, epsilon=ADAM_EPSILON)
 
 
 @contextlib.contextmanager

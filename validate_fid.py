@@ -22,12 +22,12 @@ import data
 
 DATA_PATH = None          # the CIFAR-10 image tree / zip (else VAEVAR_DATA_DIR)
 LOSSLESS = "../shared/data/cifar10/cifar10_train_first4000_lossless.npz"  # the first 4,000 training images, exact pixels
-INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see compute_fid.py
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
 INPUT_CONVENTION = "ttur"  # the literature's 3.15 is TTUR's (x - 128) / 128
 TRAIN_IMAGES = 50000      # training images for the test-vs-train FID (the literature's: all 50,000)
-BATCH_SIZE = 250
-OUT_DIR = "results/fid_validation"
-SEED = 0
+BATCH_SIZE = 250          # images per Inception call
+OUT_DIR = "results/fid_validation"  # where fid_validation.json goes
+SEED = 0                  # the random training subsets
 
 
 def jpeg_counterparts(jpeg_train, jpeg_labels, lossless_labels):
@@ -50,13 +50,15 @@ def psnr(a, b):
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
-    import compute_fid
+    from fid.features import extract_features
+    from fid.frechet import frechet_distance, statistics
+    from fid.weights import resolve_weights, sha256
 
     path = args.data_path or data._find_local("cifar10")
     if path is None:
         raise common.VaevarError("give the CIFAR-10 image tree or zip with --data-path (or VAEVAR_DATA_DIR)")
-    weights = compute_fid.resolve_weights(args.inception_weights)
-    weights_hash = compute_fid.sha256(weights)
+    weights = resolve_weights(args.inception_weights)
+    weights_hash = sha256(weights)
     train, train_labels, _ = data.load_labeled(path, "train")
     test, _, _ = data.load_labeled(path, "test")
 
@@ -65,13 +67,12 @@ def main(argv=None):
     def features(images, label):
         started = time.time()
         batches = (images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size))
-        out = compute_fid.extract_features(batches, images.shape[1:], weights, len(images), label,
-                                           args.input_convention)
+        out = extract_features(batches, images.shape[1:], weights, len(images), label, args.input_convention)
         timings[label] = {"images": len(images), "seconds": round(time.time() - started, 1)}
         return out
 
     def fid(a, b):
-        return compute_fid.frechet_distance(*compute_fid.statistics(a), *compute_fid.statistics(b))
+        return frechet_distance(*statistics(a), *statistics(b))
 
     results = {"weights_hash": weights_hash, "input_convention": args.input_convention, "data": path,
                "literature_test_vs_train": 3.15}
@@ -102,7 +103,7 @@ def main(argv=None):
 
 def jpeg_round_trip(args, path, train, train_labels, features, fid, results, timings):
     """FID and variance of the JPEG copy against the 4,000 lossless training images."""
-    from variance_loss import mean_squared_error, total_variance, variance_loss
+    from analysis import mean_squared_error, total_variance, variance_loss
 
     with np.load(args.lossless) as stored:
         lossless, lossless_labels = stored["x_train"], stored["y_train"]

@@ -22,91 +22,32 @@ import numpy as np
 
 import common
 import data
+import training
+from analysis import mean_squared_error, pca_identity, smoothing_example, total_variance, variance_law, variance_loss
 
 RUN_DIRS = None          # comma-separated run directories (required)
 OUT_DIR = None           # where the cross-run scatter goes; default: the first run's analysis/
-DATA_PATH = None
+DATA_PATH = None          # local data file; default the one each run was trained on
+JPEG_ROUND_TRIP = True   # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
 NUM_SAMPLES = 5000       # test images used, a seeded random subset (and the PCA's, capped at PCA_SAMPLES)
-PCA_SAMPLES = 2000
-SEED = 0
+PCA_SAMPLES = 2000        # test images for the PCA identity (Fig. 2)
+SEED = 0                  # the latent draws
 QUICK = False            # 500 images
-
-INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
-INACTIVE_SIGMA = 0.9      # ... and mean sigma above this: a collapsed latent variable
-
-
-# ------------------------------------------------------------------ the numbers
-
-def flat(images):
-    images = np.asarray(images)
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    return images.reshape(len(images), -1).astype(np.float64) / scale
-
-
-def total_variance(images):
-    """Sum over pixels of the per-pixel variance across images."""
-    return float(np.sum(np.var(flat(images), axis=0)))
-
-
-def mean_squared_error(x, x_hat):
-    return float(np.mean((flat(x) - flat(x_hat)) ** 2))
-
-
-def variance_loss(x, x_hat):
-    """Per-pixel variance lost by x_hat relative to x."""
-    dims = flat(x).shape[1]
-    return (total_variance(x) - total_variance(x_hat)) / dims
-
-
-def pca_identity(x, components):
-    """For each k: PCA reconstruction's per-pixel MSE and variance loss (equal, Fig. 2)."""
-    x = flat(x)
-    mean = x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-    rows = []
-    for k in components:
-        basis = vt[:k]
-        x_hat = (x - mean) @ basis.T @ basis + mean
-        rows.append({"k": int(k), "mse": mean_squared_error(x, x_hat), "variance_loss": variance_loss(x, x_hat)})
-    return rows
-
-
-def smoothing_example(length=400, window=15, seed=0):
-    """Fig. 3: a noisy 1-D signal, its moving average; MSE vs variance loss."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 8 * np.pi, length)
-    signal = 2 * np.sin(t) + np.sin(3.7 * t) + rng.normal(0, 0.8, length)
-    padded = np.pad(signal, window // 2, mode="reflect")
-    smooth = np.convolve(padded, np.ones(window) / window, mode="valid")
-    smooth += signal.mean() - smooth.mean()  # same mean, as in the paper's figure
-    return {"t": t, "signal": signal, "smooth": smooth, "mse": float(np.mean((signal - smooth) ** 2)),
-            "variance_loss": float(np.var(signal) - np.var(smooth))}
-
-
-def variance_law(mu, sigma):
-    """Per latent dimension: E[mu] (~0), E[mu^2] + E[sigma^2] (~1), and inactive variables."""
-    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
-    second = np.mean(mu ** 2, 0) + np.mean(sigma ** 2, 0)
-    inactive = (np.var(mu, 0) < INACTIVE_VARIANCE) & (np.mean(sigma, 0) > INACTIVE_SIGMA)
-    return {"mu_mean": np.mean(mu, 0), "second_moment": second, "inactive": inactive,
-            "second_moment_sum": float(second.sum()), "latent_dim": int(mu.shape[1]),
-            "inactive_count": int(inactive.sum()), "max_abs_mu_mean": float(np.max(np.abs(np.mean(mu, 0))))}
 
 
 # -------------------------------------------------------------------- one run
 
 def analyse_run(run_dir, args):
-    from training import decode, encode
-
     config_path = os.path.join(run_dir, common.STAGE1_DIR, "config.json")
     if not os.path.exists(config_path):
         raise common.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
     config = common.load_json(config_path)
-    model = common.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
+    model = training.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
                               "first-stage model")
-    test = data.load_evaluation(config["dataset"], args.data_path or config.get("data_path"), args.num_samples)
-    mu, sigma = encode(model, test)
-    rec = decode(model, mu)
+    test = data.load_evaluation(config["dataset"], args.data_path or config.get("data_path"), args.num_samples,
+                                jpeg_round_trip=args.jpeg_round_trip)
+    mu, sigma = training.encode(model, test)
+    rec = training.decode(model, mu)
     rng = np.random.default_rng(args.seed)
     z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
 
@@ -255,7 +196,8 @@ def write_report(result, figures, smoothing, path):
     lines += [f"| {k} | {v:.2f} |" for k, v in result["latent_variance"].items()]
     lines += ["", f"Variance law: sum of E[mu^2] + E[sigma^2] = {law['second_moment_sum']:.2f} over "
               f"{law['latent_dim']} dimensions (expected {law['latent_dim']}); max |E[mu]| = "
-              f"{law['max_abs_mu_mean']:.3f}; {law['inactive_count']} inactive variables.", "",
+              f"{law['max_abs_mu_mean']:.3f}, sum of E[mu]^2 = {law['mu_mean_square_sum']:.2f} (0 for centred "
+              f"codes); {law['inactive_count']} inactive variables.", "",
               f"Smoothing example (Fig. 3): MSE {smoothing['mse']:.3f}, variance loss "
               f"{smoothing['variance_loss']:.3f}.", ""]
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]

@@ -1,6 +1,6 @@
 """FID feature throughput of the Keras Inception port at several batch sizes.
 
-    KERAS_BACKEND=jax python bench/bench_fid_batch.py --output bench/results/fid_batch_<device>.json
+    KERAS_BACKEND=jax python -m bench.bench_fid_batch --output bench/results/fid_batch_<device>.json
 
 Chooses compute_fid.py's BATCH_SIZE: larger batches keep a GPU busier, at the
 cost of memory (~4.5 GB at 250 and ~9.6 GB at 500 on a CPU, TensorFlow).
@@ -9,15 +9,12 @@ Each size is a new input shape, so its first call (compilation) is timed apart.
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import common  # noqa: E402
-from bench_speed import timed  # noqa: E402  (this folder is on sys.path when run as a script)
+import common
+from bench.bench_speed import timed
 
 BATCH_SIZES = "50,100,250,500,1000"  # comma-separated
 IMAGES = 4000                        # images per timed round at each size
@@ -29,7 +26,7 @@ def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     import keras
 
-    from models.inception import build_inception
+    from fid.network import build_inception
 
     model = build_inception((32, 32, 3))
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """Throughput benchmarks: stage-1 / stage-2 training, generation, FID features.
 
-    python bench/bench_speed.py                  # TensorFlow backend (default)
-    KERAS_BACKEND=jax python bench/bench_speed.py
+    python -m bench.bench_speed                  # TensorFlow backend (default)
+    KERAS_BACKEND=jax python -m bench.bench_speed
 
 Reports images/s and achieved FLOP/s as a ratio to this machine's measured
 float32 matrix-multiply throughput (same backend, same run). On TensorFlow it
@@ -15,14 +15,11 @@ Results: bench/results/<backend>_<device>[_mixed].json.
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import common  # noqa: E402
+import common
 
 DATASET = "cifar10"         # image shape of this data set
 BATCH_SIZE = 100
@@ -119,7 +116,7 @@ def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     import data
 
-    image_shape = data.IMAGE_SHAPES[args.dataset]
+    image_shape = data.dataset(args.dataset).shape
     import keras
 
     from models.first_stage import build_first_stage
@@ -199,7 +196,7 @@ def main(argv=None):
     results["generation"] = {"images_per_s": 1000 / seconds, "ratio_to_matmul_peak": flops * 1000 / seconds / peak}
 
     # FID features
-    from models.inception import build_inception
+    from fid.network import build_inception
 
     inception = build_inception(image_shape)
     images = rng.integers(0, 256, (args.fid_images,) + image_shape).astype("float32")
@@ -213,7 +210,7 @@ def main(argv=None):
                                     "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
                                     "forward_flops_per_image": flops}
     if backend == "tensorflow":
-        import inception_graph
+        from fid import graph as inception_graph
 
         extract = inception_graph.frozen_graph_extractor(inception_graph.random_graph_def(), args.fid_batch)
         seconds = timed(lambda: extract(images), 3)

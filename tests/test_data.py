@@ -8,13 +8,14 @@ import pytest
 
 import data
 from common import VaevarError
+from fid import resize
 from tests.conftest import write_celeba_zip
 
 
 def test_cifar_tarball_layout_and_splits(cifar_tarball):
     path, batches = cifar_tarball
-    train = data.load("cifar10", "train", path)
-    test = data.load("cifar10", "test", path)
+    train = data.load("cifar10", "train", path, jpeg_round_trip=False)
+    test = data.load("cifar10", "test", path, jpeg_round_trip=False)
     assert train.shape == (100, 32, 32, 3) and test.shape == (20, 32, 32, 3)
     assert train.dtype == np.uint8
     # CHW rows become HWC images: pixel (row 1, col 2) of channel 0 is byte 1*32+2.
@@ -55,7 +56,7 @@ def test_celeba_resize_is_pillows_antialiased_bilinear():
         window = crop[2 * i - 1:2 * i + 3, 2 * j - 1:2 * j + 3]
         expected = np.einsum("a,b,abc->c", taps, taps, window)
         np.testing.assert_allclose(out[i, j], expected, atol=1.0)
-    assert np.abs(out - data.resize_bilinear(crop, 64, 64)).max() > 5  # not the unfiltered resize
+    assert np.abs(out - resize.resize_bilinear(crop, 64, 64)).max() > 5  # not the unfiltered resize
 
 
 def test_celeba_folder_without_partition_uses_last_tenth(tmp_path):
@@ -70,14 +71,14 @@ def test_celeba_folder_without_partition_uses_last_tenth(tmp_path):
 
 def test_bilinear_halving_averages_2x2_blocks():
     image = np.arange(16, dtype=np.float64).reshape(4, 4, 1)
-    out = data.resize_bilinear(image, 2, 2)
+    out = resize.resize_bilinear(image, 2, 2)
     np.testing.assert_allclose(out[..., 0], [[2.5, 4.5], [10.5, 12.5]])
 
 
 def test_half_pixel_resize_matches_tensorflow():
     tf = pytest.importorskip("tensorflow")
     image = np.random.default_rng(0).random((128, 128, 3))
-    ours = data.resize_bilinear(image, 64, 64)
+    ours = resize.resize_bilinear(image, 64, 64)
     theirs = tf.image.resize(image[None], (64, 64), method="bilinear", antialias=False).numpy()[0]
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
@@ -247,3 +248,60 @@ def test_seeded_subset_spreads_over_the_whole_set():
     assert shown[-1] > 5000 and shown[0] < 5000
     assert np.array_equal(shown, data.seeded_subset(10000, 64, seed=0))
     assert np.array_equal(data.seeded_subset(40, 64, seed=0), np.arange(40))
+
+
+def test_crafted_cifar_tarball_runs_nothing(tmp_path):
+    """A data_batch whose pickle reduces to os.system is refused by name before anything runs."""
+    import pickle
+    import tarfile
+
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            payload = pickle.dumps({b"data": Exploit()})
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+    with pytest.raises(VaevarError, match=r"(posix|os|nt)\.system.*refusing"):
+        data.load("cifar10", "train", str(path))
+    assert not marker.exists()
+
+
+def test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once(cifar_tarball, monkeypatch, tmp_path):
+    """The tarball's pixels are written to JPEG quality 75 (4:2:0) and read back, as the authors' loader does;
+    the result is cached, so the second load encodes nothing."""
+    from PIL import Image
+
+    monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
+    path, batches = cifar_tarball
+    raw = data.load("cifar10", "test", path, jpeg_round_trip=False)
+    loaded = data.load("cifar10", "test", path)
+    assert not np.array_equal(loaded, raw)
+    buffer = io.BytesIO()
+    Image.fromarray(raw[3]).save(buffer, format="JPEG", quality=75)  # imageio's .jpg default: Pillow, quality 75
+    np.testing.assert_array_equal(loaded[3], np.asarray(Image.open(buffer)))
+    assert len(os.listdir(tmp_path / "cache")) == 1
+    monkeypatch.setattr(data, "jpeg_round_trip", lambda *a: pytest.fail("encoded again instead of the cache"))
+    np.testing.assert_array_equal(data.load("cifar10", "test", path), loaded)
+
+
+def test_jpeg_image_tree_is_not_compressed_twice(tmp_path):
+    """A source of .jpg files (the shared copy's layout) is decoded as it is."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    originals = {}
+    for split in ("train", "test"):
+        folder = tmp_path / "tree" / split / "cat"
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=75)
+            originals[(split, i)] = np.asarray(Image.open(folder / f"{i}.jpg"))
+    loaded = data.load("cifar10", "test", str(tmp_path / "tree"))
+    np.testing.assert_array_equal(loaded, np.stack([originals[("test", i)] for i in range(3)]))

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 
 import generate
+import sampling
 from common import VaevarError
 
 
 def test_global_renormalization_gives_unit_mean_std():
     z = np.random.default_rng(0).normal(0, 0.6, (5000, 16)) * np.linspace(0.5, 1.5, 16)
-    out, scale = generate.renormalize(z, 1.0, "global")
+    out, scale = sampling.renormalize(z, 1.0, "global")
     assert np.mean(out.std(0)) == pytest.approx(1.0, rel=1e-5)
     assert np.ndim(scale) == 0
     # one scalar: the relative spread of dimensions is kept
@@ -17,19 +18,19 @@ def test_global_renormalization_gives_unit_mean_std():
 def test_per_dimension_renormalization_hits_each_target():
     z = np.random.default_rng(1).normal(0, 0.3, (4000, 8))
     target = np.linspace(0.5, 1.2, 8)
-    out, _ = generate.renormalize(z, target, "per_dim")
+    out, _ = sampling.renormalize(z, target, "per_dim")
     np.testing.assert_allclose(out.std(0), target, rtol=1e-5)
 
 
 def test_measured_target_global():
     z = np.random.default_rng(2).normal(0, 0.5, (3000, 4))
-    out, _ = generate.renormalize(z, np.array([0.8, 0.9, 1.0, 1.1]), "global")
+    out, _ = sampling.renormalize(z, np.array([0.8, 0.9, 1.0, 1.1]), "global")
     assert np.mean(out.std(0)) == pytest.approx(0.95, rel=1e-5)
 
 
 def test_unknown_mode():
     with pytest.raises(VaevarError):
-        generate.renormalize(np.ones((3, 2)), 1.0, "median")
+        sampling.renormalize(np.ones((3, 2)), 1.0, "median")
 
 
 def test_grid_shapes():
@@ -63,23 +64,23 @@ def synthetic_latents(seed=0, n=20000):
 def test_authors_target_adds_sigma_not_sigma_squared():
     mu, sigma, mu_var = synthetic_latents()
     sigma_j = sigma[0]
-    authors = generate.latent_target(mu, sigma, "authors")
-    law = generate.latent_target(mu, sigma, "variance_law")
+    authors = sampling.latent_target(mu, sigma, "authors")
+    law = sampling.latent_target(mu, sigma, "variance_law")
     assert authors == pytest.approx(np.sqrt(np.mean(mu_var + sigma_j)), rel=1e-2)
     assert law == pytest.approx(np.sqrt(np.mean(mu_var + sigma_j ** 2)), rel=1e-2)
     assert authors > law  # sigma < 1, so sigma > sigma^2: the quirk targets more variance
-    np.testing.assert_allclose(generate.latent_target(mu, sigma, "authors", "per_dim"),
+    np.testing.assert_allclose(sampling.latent_target(mu, sigma, "authors", "per_dim"),
                                np.sqrt(mu_var + sigma_j), rtol=2e-2)
-    assert generate.latent_target(mu, sigma, "unit") == 1.0
+    assert sampling.latent_target(mu, sigma, "unit") == 1.0
     with pytest.raises(VaevarError, match="measured"):
-        generate.latent_target(mu, sigma, "measured")
+        sampling.latent_target(mu, sigma, "measured")
 
 
 def test_gen2_renormalization_hits_the_authors_adjust():
     mu, sigma, _ = synthetic_latents(1)
-    adjust = generate.latent_target(mu, sigma, "authors")
+    adjust = sampling.latent_target(mu, sigma, "authors")
     shrunk = np.random.default_rng(2).normal(0, 0.5, (5000, 8))  # a second stage's outputs, too little variance
-    out, scale = generate.renormalize(shrunk, adjust, "global")
+    out, scale = sampling.renormalize(shrunk, adjust, "global")
     assert np.mean(out.std(0)) == pytest.approx(adjust, rel=1e-6)
     assert scale == pytest.approx(adjust / np.mean(shrunk.std(0)))
 
@@ -89,10 +90,10 @@ def test_pixel_renormalization_of_reconstructions():
     originals = rng.random((4000, 4, 4, 3)) * 0.6 + 0.2
     mean = originals.mean(0)
     reconstructions = mean + (originals - mean) * 0.5  # half the spread, same per-pixel mean
-    out, scale = generate.renormalize_pixels(reconstructions, originals)
+    out, scale = sampling.renormalize_pixels(reconstructions, originals)
     assert scale == pytest.approx(2.0, rel=1e-6)
     np.testing.assert_allclose(out, originals, atol=1e-6)  # no clipping needed here
-    clipped, _ = generate.renormalize_pixels(0.4 + 0.05 * rng.standard_normal((4000, 4, 4, 3)), originals)
+    clipped, _ = sampling.renormalize_pixels(0.4 + 0.05 * rng.standard_normal((4000, 4, 4, 3)), originals)
     assert clipped.min() == 0.0 and clipped.max() == 1.0  # a large scale pushes pixels out: clipped to [0, 1]
 
 
@@ -110,7 +111,84 @@ def test_second_stage_variance_ratio_on_a_shrinking_stage():
     training.decode = lambda model, z, batch_size=500: 0.5 * np.asarray(z)
     try:
         mu = np.random.default_rng(4).normal(0, 1.3, (20000, 6))
-        ratio = generate.second_stage_variance_ratio(Shrink(), mu)
+        ratio = sampling.second_stage_variance_ratio(Shrink(), mu)
     finally:
         training.decode = original
     assert ratio == pytest.approx(3.0, rel=1e-3)  # float32 codes
+
+
+def rule_settings(**overrides):
+    import types
+
+    settings = dict(rec_renorm="pixel", renorm_mode="global", renorm_threshold=0.25, gen1_renorm="gated",
+                    gen2_rescale="batch")
+    return types.SimpleNamespace(**dict(settings, **overrides))
+
+
+def test_the_rule_gates_gen1_like_gen2_unless_asked_always():
+    z = np.random.default_rng(5).normal(0, 1, (300, 8)).astype(np.float32)
+    decode = lambda codes: codes  # noqa: E731  the images are the codes themselves here
+    for ratio, applied in ((0.2, False), (0.3, True)):
+        images, z_used, _, was = sampling.renormalize_kind("gen1", z, z, None, 0.7, rule_settings(), decode, ratio)
+        assert was is applied
+        np.testing.assert_allclose(z_used, z * 0.7 if applied else z, rtol=1e-6)
+    _, z_used, _, was = sampling.renormalize_kind("gen1", z, z, None, 0.7, rule_settings(gen1_renorm="always"),
+                                                  decode, 0.2)
+    assert was and np.allclose(z_used, z * 0.7)
+    _, z_used, _, was = sampling.renormalize_kind("gen1", z, z, None, 0.7, rule_settings(), decode, None)
+    assert was  # no second stage, no gate
+
+
+def test_gen2_is_rescaled_batch_by_batch_as_the_authors_do():
+    rng = np.random.default_rng(6)
+    z = (rng.normal(0, 1, (250, 8)) * np.repeat([0.3, 0.6, 0.9], [100, 100, 50])[:, None]).astype(np.float32)
+    _, batched, _, _ = sampling.renormalize_kind("gen2", z, z, None, 1.1, rule_settings(), lambda c: c, 0.5)
+    for start in (0, 100, 200):  # each batch of 100 (and the last 50) hits the target on its own
+        assert np.mean(batched[start:start + 100].std(0)) == pytest.approx(1.1, rel=1e-5)
+    _, whole, _, _ = sampling.renormalize_kind("gen2", z, z, None, 1.1, rule_settings(gen2_rescale="whole"),
+                                               lambda c: c, 0.5)
+    assert np.mean(whole.std(0)) == pytest.approx(1.1, rel=1e-5)
+    assert np.mean(whole[:100].std(0)) < 0.8  # one scale for all keeps the batches' differences
+
+
+def test_gauss_sampler_reproduces_the_codes_mean_and_covariance():
+    rng = np.random.default_rng(7)
+    mixing = rng.normal(size=(4, 4))
+    codes = rng.normal(size=(20000, 4)) @ mixing + np.array([1.0, -2.0, 0.5, 3.0])
+    drawn = sampling.sampler_codes("gauss", 50000, seed=1, train_mu=codes)
+    np.testing.assert_allclose(drawn.mean(0), codes.mean(0), atol=0.05)
+    np.testing.assert_allclose(np.cov(drawn, rowvar=False), np.cov(codes, rowvar=False), atol=0.1, rtol=0.05)
+    np.testing.assert_array_equal(drawn, sampling.sampler_codes("gauss", 50000, seed=1, train_mu=codes))
+    assert not np.array_equal(drawn, sampling.sampler_codes("gauss", 50000, seed=2, train_mu=codes))
+
+
+def test_gmm10_sampler_recovers_well_separated_components():
+    rng = np.random.default_rng(8)
+    centres = np.stack([np.eye(3)[i % 3] * (12.0 * (1 + i // 3)) * (-1) ** i for i in range(10)])
+    codes = np.concatenate([centre + rng.normal(0, 0.5, (400, 3)) for centre in centres])
+    mixture = sampling.fit_mixture(codes, seed=0)
+    for centre in centres:  # every true centre has a fitted component next to it
+        assert np.min(np.linalg.norm(mixture.means_ - centre, axis=1)) < 0.2
+    np.testing.assert_allclose(mixture.weights_, 0.1, atol=0.01)
+    drawn = sampling.sampler_codes("gmm10", 3000, seed=3, train_mu=codes)
+    nearest = np.argmin(np.linalg.norm(drawn[:, None, :] - centres[None], axis=2), axis=1)
+    np.testing.assert_allclose(np.bincount(nearest, minlength=10) / 3000, 0.1, atol=0.03)
+    np.testing.assert_array_equal(drawn, sampling.sampler_codes("gmm10", 3000, seed=3, train_mu=codes))
+
+
+def test_samplers_fitted_on_too_few_codes_say_so():
+    codes = np.random.default_rng(9).normal(size=(50, 8))
+    with pytest.raises(VaevarError, match="needs more than 8 codes"):
+        sampling.sampler_codes("gauss", 10, 0, train_mu=codes[:8])
+    with pytest.raises(VaevarError, match="at least 90 codes"):
+        sampling.sampler_codes("gmm10", 10, 0, train_mu=codes)
+    with pytest.raises(VaevarError, match="needs a second stage"):
+        sampling.sampler_codes("gen2_perdim", 10, 0, train_mu=codes)
+    with pytest.raises(VaevarError, match="unknown sampler"):
+        sampling.sampler_codes("vamp", 10, 0, train_mu=codes)
+
+
+def test_gen2_perdim_rescales_each_dimension_to_the_encoded_codes_std():
+    codes = np.random.default_rng(10).normal(0, [0.5, 1.0, 2.0], (5000, 3))
+    drawn = sampling.sampler_codes("gen2_perdim", 5000, 0, train_z_std=[1.0, 0.8, 1.2], second_stage_codes=codes)
+    np.testing.assert_allclose(drawn.std(0), [1.0, 0.8, 1.2], rtol=1e-5)

@@ -239,3 +239,71 @@ def test_batch_norm_recalibration_averages_batch_statistics():
     expected = np.mean([ops.convert_to_numpy(below(h)).mean(axis=(0, 1, 2)) for h in halves], axis=0)
     recalibrate_batch_norm(model, [(h,) for h in halves])
     np.testing.assert_allclose(ops.convert_to_numpy(first.moving_mean), expected, rtol=1e-4, atol=1e-6)
+
+
+def feed_batches(layer, batches):
+    for batch in batches:
+        layer(batch, training=True)
+
+
+def test_debiased_batch_norm_stores_the_debiased_average_of_batch_statistics():
+    """After t steps: sum_k (1 - b) b^(t-k) m_k / (1 - b^t), as TF1's assign_moving_average(zero_debias=True)."""
+    from models.batch_norm import DebiasedBatchNormalization
+
+    rng = np.random.default_rng(3)
+    batches = [rng.normal(k, 1.0 + k, (16, 4, 4, 3)).astype("float32") for k in range(3)]
+    layer = DebiasedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    layer.build((None, 4, 4, 3))
+    feed_batches(layer, batches)
+    b, t = 0.9, len(batches)
+    weights = [(1 - b) * b ** (t - 1 - k) for k in range(t)]
+    means = [x.mean(axis=(0, 1, 2)) for x in batches]
+    variances = [x.var(axis=(0, 1, 2)) for x in batches]
+    expected_mean = sum(w * m for w, m in zip(weights, means)) / (1 - b ** t)
+    expected_variance = sum(w * v for w, v in zip(weights, variances)) / (1 - b ** t)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_mean), expected_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_variance), expected_variance, rtol=1e-5)
+    # Keras' own layer keeps b^t of its (0, 1) start: visibly different after 3 steps
+    import keras
+
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    plain.build((None, 4, 4, 3))
+    feed_batches(plain, batches)
+    assert np.abs(ops.convert_to_numpy(plain.moving_mean) - expected_mean).max() > 0.1
+
+
+def test_legacy_correction_gives_the_debiased_statistics():
+    """A model trained with Keras' batch norm, corrected with t = its steps, equals the debiased layer's."""
+    import keras
+
+    from models.batch_norm import DebiasedBatchNormalization, debias_legacy_statistics
+
+    rng = np.random.default_rng(4)
+    batches = [rng.normal(2.0, 3.0, (8, 6)).astype("float32") for _ in range(5)]
+    debiased = DebiasedBatchNormalization(momentum=0.99)
+    plain = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Sequential([keras.Input((6,)), plain])
+    debiased.build((None, 6))
+    feed_batches(debiased, batches)
+    feed_batches(plain, batches)
+    assert debias_legacy_statistics(model, len(batches)) == 1
+    for ours, theirs in ((plain.moving_mean, debiased.moving_mean), (plain.moving_variance, debiased.moving_variance)):
+        np.testing.assert_allclose(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs), rtol=1e-4)
+
+
+def test_first_stage_uses_debiased_batch_norm_and_saves_its_state(tmp_path):
+    import keras
+
+    from models.batch_norm import DebiasedBatchNormalization
+    from training import load_model
+
+    model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+    bns = [l for l in model.encoder.layers + model.decoder.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and all(isinstance(l, DebiasedBatchNormalization) for l in bns)
+    model.compile(optimizer="adam")
+    model.fit(np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32"), epochs=1, batch_size=10, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(str(tmp_path / "m.keras"))
+    first = loaded.encoder.get_layer(bns[0].name)
+    assert float(ops.convert_to_numpy(first.debias_steps)) == 2.0
+    np.testing.assert_array_equal(ops.convert_to_numpy(first.biased_mean), ops.convert_to_numpy(bns[0].biased_mean))

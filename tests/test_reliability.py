@@ -15,6 +15,7 @@ import generate
 import train_first_stage
 import train_second_stage
 import common
+import training
 from common import VaevarError
 from tests.conftest import ROOT, digit_images
 
@@ -99,12 +100,17 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     stage_dir = str(tmp_path / "stage2")
     meta = {"dataset": "mnist"}
     fit(model, LatentBatches(good, np.ones_like(good), 10, 0), stage_dir, 1, 0, 1e-3, 0, meta, verbose=0)
+    last_finite = model.get_weights()
     bad = good.copy()
     bad[3, 1] = np.nan
     with pytest.raises(VaevarError, match="training diverged .* last good checkpoint .* is kept"):
         fit(model, LatentBatches(bad, np.ones_like(bad), 10, 0, epoch=1), stage_dir, 3, 1, 1e-3, 0, meta, verbose=0)
     assert json.load(open(os.path.join(stage_dir, "checkpoint.json")))["epoch"] == 1
     assert log_epochs(stage_dir) == [1]
+    kept = training.load_model(os.path.join(stage_dir, "checkpoint.keras"), "checkpoint").get_weights()
+    assert all(np.isfinite(w).all() for w in kept)
+    for a, b in zip(kept, last_finite):
+        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------- bad input table
@@ -118,7 +124,7 @@ def stage1_only(tmp_path_factory, mnist_npz):
 
 
 def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
-    model = common.load_model(os.path.join(stage1_only, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    model = training.load_model(os.path.join(stage1_only, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
     assert model.jit_compile is True
     assert common.load_json(os.path.join(stage1_only, common.STAGE1_DIR, "config.json"))["jit_compile"] is True
 
@@ -132,8 +138,8 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
                             "--epochs", "1", "--limit", "100", "--batch-size", "50", "--jit-compile", "on",
                             "--recalibrate-bn", "100"] + TINY)
     stage_dir = tmp_path / common.STAGE1_DIR
-    trained = common.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
-    final = common.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+    trained = training.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
+    final = training.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
     for before, after in zip(trained.trainable_weights, final.trainable_weights):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
     moving = [(np.asarray(a), np.asarray(b)) for a, b in zip(trained.non_trainable_weights, final.non_trainable_weights)
@@ -200,9 +206,9 @@ def test_run_dir_of_another_dataset(stage1_only, cifar_tarball):
 def test_images_that_do_not_fit_the_model(stage1_only):
     import common
 
-    model = common.load_model(os.path.join(stage1_only, "stage1", "first_stage.keras"))
+    model = training.load_model(os.path.join(stage1_only, "stage1", "first_stage.keras"))
     with pytest.raises(VaevarError, match="model expects \\(28, 28, 1\\)"):
-        train_second_stage.check_image_shape(model, np.zeros((2, 32, 32, 3), np.uint8), "cifar10")
+        training.check_image_shape(model, np.zeros((2, 32, 32, 3), np.uint8), "cifar10")
 
 
 def test_corrupt_model_file_is_reported_and_kept(tmp_path, stage1_only, mnist_npz):
@@ -245,7 +251,7 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
     train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--epochs", "1",
                             "--limit", "100", "--batch-size", "50", "--mixed-precision"] + TINY)
     assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
-    model = common.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    model = training.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
     assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     with open(os.path.join(run_dir, common.STAGE1_DIR, "log.csv")) as f:
@@ -263,7 +269,7 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
         train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--epochs", "2",
                                 "--limit", "100", "--batch-size", "20", "--steps-per-execution", str(steps)] + TINY)
         stage_dir = os.path.join(run_dir, common.STAGE1_DIR)
-        model = common.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+        model = training.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
         runs[steps] = (model, read_log(os.path.join(stage_dir, "log.csv")))
     assert runs[3][0].steps_per_execution == 3
     for one, three in zip(runs[1][1], runs[3][1]):
@@ -271,3 +277,83 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
             assert float(three[column]) == pytest.approx(float(one[column]), rel=1e-4), column
     for one, three in zip(runs[1][0].get_weights(), runs[3][0].get_weights()):
         np.testing.assert_allclose(three, one, rtol=1e-4, atol=1e-6)
+
+
+def stage_state(stage_dir, model_file):
+    """(weights, gamma's moving average, log rows without timings) of a finished stage."""
+    model = training.load_model(os.path.join(stage_dir, model_file), "model", "")
+    with open(os.path.join(stage_dir, "log.csv")) as f:
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    return model.get_weights(), float(model.mse_ema.numpy()), rows
+
+
+def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
+    """1 epoch, then a resume to 3, equals 3 straight epochs for both stages: weights, gamma's moving
+    average and log rows, with a learning-rate halving (after epoch 2) inside the resumed span."""
+    schedule = ["--halve-every", "2"]
+    first = ["--dataset", "mnist", "--data-path", mnist_npz] + TINY + schedule
+    second = ["--dataset", "mnist", "--data-path", mnist_npz, "--width", "16", "--verbose", "0",
+              "--learning-rate", "0.001"] + schedule
+    states = {}
+    for name, steps in (("straight", [3]), ("resumed", [1, 3])):
+        run_dir = str(tmp_path / name)
+        for epochs in steps:
+            train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", str(epochs)])
+        for epochs in steps:
+            train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", str(epochs)])
+        states[name] = [stage_state(os.path.join(run_dir, stage), model)
+                        for stage, model in ((common.STAGE1_DIR, common.STAGE1_MODEL),
+                                             (common.STAGE2_DIR, common.STAGE2_MODEL))]
+    for (weights, ema, rows), (weights_resumed, ema_resumed, rows_resumed) in zip(states["straight"],
+                                                                                  states["resumed"]):
+        assert [r["learning_rate"] for r in rows] == ["0.001", "0.001", "0.0005"]
+        assert rows_resumed == rows and ema_resumed == ema
+        for a, b in zip(weights, weights_resumed):
+            np.testing.assert_array_equal(a, b)
+
+
+def crafted_second_stage(latent_dim, scale, shift):
+    """A real second stage whose codes are exact: encoder mu2 = z (sigma ~ 0), decoder z_hat = scale * u + shift."""
+    from models.second_stage import build_second_stage
+
+    model = build_second_stage(latent_dim, width=4)
+    for part, head, value in ((model.encoder, "mu", 1.0), (model.decoder, "z_hat", scale)):
+        kernel, bias = part.get_layer(head).get_weights()
+        kernel[:] = 0.0
+        kernel[-latent_dim:] = value * np.eye(latent_dim)  # the skip connection's copy of the input
+        part.get_layer(head).set_weights([kernel, bias * 0.0 + (shift if head == "z_hat" else 0.0)])
+    kernel, bias = model.encoder.get_layer("log_sigma").get_weights()
+    model.encoder.get_layer("log_sigma").set_weights([kernel * 0.0, bias * 0.0 - 20.0])
+    model.compile(optimizer="adam")
+    return model
+
+
+@pytest.mark.parametrize("applies", [True, False])
+def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_path, applies):
+    """Variance ratio 3 (z_hat = (mu + mean) / 2) is over 0.25: GEN-2 is rescaled to the target std.
+    Ratio 0 (z_hat = mu + 0.1, no variance lost): gen2_renorm is the plain GEN-2."""
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(os.path.join(stage1_only, common.STAGE1_DIR), os.path.join(run_dir, common.STAGE1_DIR))
+    first = training.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model")
+    evaluation = __import__("data").load_evaluation("mnist", mnist_npz, 60)
+    mu, _ = training.encode(first, evaluation)
+    second = crafted_second_stage(first.latent_dim, 0.5, 0.5 * mu.mean(0)) if applies else \
+        crafted_second_stage(first.latent_dim, 1.0, 0.1)
+    common.save_model(second, os.path.join(run_dir, common.STAGE2_DIR, common.STAGE2_MODEL))
+    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "60"])
+    samples = os.path.join(run_dir, common.SAMPLES_DIR)
+    summary = common.load_json(os.path.join(samples, "summary.json"))["kinds"]["gen2"]
+    assert summary["variance_loss_ratio"] == pytest.approx(3.0 if applies else 0.0, abs=1e-3)
+    assert summary["renormalized"] is applies
+    latents = np.load(os.path.join(samples, "latents.npz"))
+    plain, renormed = (np.load(os.path.join(samples, f"{k}.npz"))["images"] for k in ("gen2", "gen2_renorm"))
+    if applies:
+        target = common.load_json(os.path.join(samples, "summary.json"))["target"][0]
+        assert np.mean(latents["gen2_renorm"].std(0)) == pytest.approx(target, rel=1e-5)
+        assert np.mean(latents["gen2"].std(0)) == pytest.approx(0.5, rel=0.2)  # N(0, I) halved
+        assert not np.array_equal(plain, renormed)
+    else:
+        np.testing.assert_array_equal(latents["gen2_renorm"], latents["gen2"])
+        np.testing.assert_array_equal(plain, renormed)

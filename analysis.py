@@ -1,0 +1,69 @@
+"""The variance-loss measures (NumPy): pixel variance, MSE vs variance loss, the PCA
+identity, the smoothing example, the variance law.
+
+All pixel quantities are in [0, 1] units, per pixel:
+  mse           = mean over images and pixels of (x - x_hat)^2
+  variance loss = (sum_j Var(x_j) - sum_j Var(x_hat_j)) / D
+"""
+
+import numpy as np
+
+INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
+INACTIVE_SIGMA = 0.9      # ... and mean sigma above this: a collapsed latent variable
+
+
+def flat(images):
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    return images.reshape(len(images), -1).astype(np.float64) / scale
+
+
+def total_variance(images):
+    """Sum over pixels of the per-pixel variance across images."""
+    return float(np.sum(np.var(flat(images), axis=0)))
+
+
+def mean_squared_error(x, x_hat):
+    return float(np.mean((flat(x) - flat(x_hat)) ** 2))
+
+
+def variance_loss(x, x_hat):
+    """Per-pixel variance lost by x_hat relative to x."""
+    dims = flat(x).shape[1]
+    return (total_variance(x) - total_variance(x_hat)) / dims
+
+
+def pca_identity(x, components):
+    """For each k: PCA reconstruction's per-pixel MSE and variance loss (equal, Fig. 2)."""
+    x = flat(x)
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    rows = []
+    for k in components:
+        basis = vt[:k]
+        x_hat = (x - mean) @ basis.T @ basis + mean
+        rows.append({"k": int(k), "mse": mean_squared_error(x, x_hat), "variance_loss": variance_loss(x, x_hat)})
+    return rows
+
+
+def smoothing_example(length=400, window=15, seed=0):
+    """Fig. 3: a noisy 1-D signal, its moving average; MSE vs variance loss."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 8 * np.pi, length)
+    signal = 2 * np.sin(t) + np.sin(3.7 * t) + rng.normal(0, 0.8, length)
+    padded = np.pad(signal, window // 2, mode="reflect")
+    smooth = np.convolve(padded, np.ones(window) / window, mode="valid")
+    smooth += signal.mean() - smooth.mean()  # same mean, as in the paper's figure
+    return {"t": t, "signal": signal, "smooth": smooth, "mse": float(np.mean((signal - smooth) ** 2)),
+            "variance_loss": float(np.var(signal) - np.var(smooth))}
+
+
+def variance_law(mu, sigma):
+    """Per latent dimension: E[mu] (~0), E[mu^2] + E[sigma^2] (~1), and inactive variables."""
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    second = np.mean(mu ** 2, 0) + np.mean(sigma ** 2, 0)
+    inactive = (np.var(mu, 0) < INACTIVE_VARIANCE) & (np.mean(sigma, 0) > INACTIVE_SIGMA)
+    return {"mu_mean": np.mean(mu, 0), "second_moment": second, "inactive": inactive,
+            "second_moment_sum": float(second.sum()), "latent_dim": int(mu.shape[1]),
+            "inactive_count": int(inactive.sum()), "max_abs_mu_mean": float(np.max(np.abs(np.mean(mu, 0)))),
+            "mu_mean_square_sum": float(np.sum(np.mean(mu, 0) ** 2))}  # off-centre codes: sum_j E[mu_j]^2

