@@ -31,6 +31,8 @@ LIMIT = None              # use only N training images (a seeded random subset o
 SEED = 0                  # weights, batch order and sampling noise
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
+TRAINER = "auto"          # auto: fast where the backend is JAX on a GPU, else fit | fit (model.fit) | fast (fast_training.py)
+CHECKPOINT_EVERY = 10     # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
 STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
 RECALIBRATE_BN = 0        # after training, re-estimate batch-norm statistics on N training images (0: no, as theirs)
 DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: correct its statistics to the zero-debiased ones
@@ -51,7 +53,7 @@ def resolve_settings(args):
 
         args.kl_weight = kl_weight_for(data.dataset(args.dataset).shape[0], args.latent_dim)
     common.require_positive(args, "kl_weight", "epochs", "batch_size", "steps_per_execution", "learning_rate", "latent_dim",
-                            "base_filters", "halve_every", "limit", "recalibrate_bn",
+                            "base_filters", "halve_every", "limit", "recalibrate_bn", "checkpoint_every",
                             allow_zero=("halve_every", "recalibrate_bn"))
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
@@ -62,6 +64,7 @@ def main(argv=None):
     common.set_seed(args.seed)
     import keras
 
+    import fast_training
     from models.first_stage import build_first_stage
     from training import ImageBatches, recalibrate_batch_norm, train_stage
 
@@ -75,10 +78,12 @@ def main(argv=None):
     print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, k {args.kl_weight:.4g}, "
           f"backend {keras.backend.backend()} on {common.device_description()}")
 
+    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     model = train_stage(args, stage_dir, common.STAGE1_MODEL,
                 lambda: build_first_stage(data.dataset(args.dataset).shape, args.latent_dim, args.base_filters,
                                           args.gamma_mode, args.seed, args.kl_weight),
-                lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata)
+                lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata,
+                trainer)
     if args.debias_legacy_bn:
         from models.batch_norm import debias_legacy_statistics
 

@@ -30,6 +30,8 @@ LIMIT = None              # encode only N training images
 SEED = 0                  # weights, batch order and latent resampling
 MIXED_PRECISION = False   # float16 compute on GPU; the loss stays float32
 JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
+TRAINER = "auto"          # auto: fast where the backend is JAX on a GPU, else fit | fit (model.fit) | fast (fast_training.py)
+CHECKPOINT_EVERY = 10     # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
 STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
 QUICK = False             # small CPU setting: 20 epochs, width 256
 VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
@@ -46,7 +48,7 @@ def resolve_settings(args):
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
     common.require_positive(args, "epochs", "batch_size", "steps_per_execution", "learning_rate", "width", "limit",
-                            "halve_every", allow_zero=("halve_every",))
+                            "halve_every", "checkpoint_every", allow_zero=("halve_every",))
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
@@ -72,6 +74,7 @@ def main(argv=None):
     common.set_seed(args.seed)
     import keras
 
+    import fast_training
     from models.second_stage import build_second_stage
     from training import (LatentBatches, check_dataset, check_image_shape, check_second_stage_matches, encode,
                           load_model, train_stage)
@@ -95,9 +98,11 @@ def main(argv=None):
     metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
                 "gamma_mode": args.gamma_mode, "stage1_weights": stage1_digest}
 
+    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     train_stage(args, stage_dir, common.STAGE2_MODEL,
                 lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
-                lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata)
+                lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata,
+                trainer)
 
 
 if __name__ == "__main__":

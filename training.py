@@ -71,6 +71,19 @@ def check_image_shape(model, images, dataset):
 
 # --------------------------------------------------------------- batch feeders
 
+def batch_rows(count, batch_size, seed, epoch):
+    """(steps, batch_size) rows of one training epoch: a permutation fixed by (seed, epoch), full batches
+    only (the loss is a batch mean), rows sorted within a batch. Both trainers use it."""
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    steps = count // batch_size
+    return np.sort(order[:steps * batch_size].reshape(steps, batch_size), axis=1)
+
+
+def latent_noise(seed, epoch, index, shape):
+    """The eps of z = mu + sigma * eps for batch `index` of `epoch` (stage 2, resampled every epoch)."""
+    return np.random.default_rng([seed, epoch, index, 1]).standard_normal(shape).astype(np.float32)
+
+
 class ImageBatches(keras.utils.PyDataset):
     """uint8 images -> shuffled float32 [0, 1] batches; the order is a function of (seed, epoch)."""
 
@@ -79,11 +92,17 @@ class ImageBatches(keras.utils.PyDataset):
         self.images, self.batch_size, self.seed = images, batch_size, seed
         self.epoch, self.shuffle = epoch, shuffle
         self._order = self._permutation()
+        self._epoch_rows = batch_rows(len(images), batch_size, seed, epoch) if shuffle else None
 
     def _permutation(self):
         if not self.shuffle:
             return np.arange(len(self.images))
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+
+    def _rows(self, index):
+        if self.shuffle:
+            return self._epoch_rows[index]
+        return self._order[index * self.batch_size:(index + 1) * self.batch_size]
 
     def __len__(self):
         # Training uses full batches only (the loss is a batch mean); inference covers every image.
@@ -92,12 +111,26 @@ class ImageBatches(keras.utils.PyDataset):
         return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index):
-        rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
-        return (to_unit_float(self.images[rows]),)
+        return (to_unit_float(self.images[self._rows(index)]),)
 
-    def on_epoch_end(self):
-        self.epoch += 1
+    def set_epoch(self, epoch):
+        """Feed epoch `epoch`'s batches. Set by fit's FeedEpoch callback, never counted here: Keras also
+        calls on_epoch_end when training starts."""
+        self.epoch = epoch
         self._order = self._permutation()
+        if self.shuffle:
+            self._epoch_rows = batch_rows(len(self.images), self.batch_size, self.seed, epoch)
+
+
+class FeedEpoch(keras.callbacks.Callback):
+    """Each epoch's batches are the (seed, epoch) ones, whatever happened before: resume is exact."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
 
 
 class LatentBatches(ImageBatches):
@@ -108,10 +141,8 @@ class LatentBatches(ImageBatches):
         super().__init__(self.mu, batch_size, seed, epoch)
 
     def __getitem__(self, index):
-        rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
-        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-        noise = rng.standard_normal(self.mu[rows].shape).astype(np.float32)
-        return (self.mu[rows] + self.sigma[rows] * noise,)
+        rows = self._rows(index)
+        return (self.mu[rows] + self.sigma[rows] * latent_noise(self.seed, self.epoch, index, self.mu[rows].shape),)
 
 
 def learning_rate_at(epoch, base, halve_every):
@@ -137,17 +168,21 @@ class EpochLog(keras.callbacks.Callback):
         logs = logs or {}
         if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):
             return  # an interrupted or diverged epoch is neither logged nor checkpointed
-        new = not os.path.exists(self.path)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(LOG_FIELDS)
-            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            writer.writerow([epoch + 1] + [f"{float(logs.get(k, float('nan'))):.6g}"
-                                           for k in ("loss", "mse", "gamma", "kl")]
-                            + [f"{lr:.6g}", f"{time.time() - self._start:.2f}"])
-            f.flush()
-            os.fsync(f.fileno())
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        write_log_row(self.path, epoch + 1, logs, lr, time.time() - self._start)
+
+
+def write_log_row(path, epoch, logs, learning_rate, seconds):
+    """Append one epoch's row to log.csv (header first), flushed and fsynced."""
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(LOG_FIELDS)
+        writer.writerow([epoch] + [f"{float(logs.get(k, float('nan'))):.6g}" for k in ("loss", "mse", "gamma", "kl")]
+                        + [f"{learning_rate:.6g}", f"{seconds:.2f}"])
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_log(path):
@@ -235,12 +270,16 @@ def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_eve
     truncate_log(log_path, initial_epoch)
     checkpoint = Checkpoint(run_dir, metadata)
     callbacks = [
+        FeedEpoch(batches),
         keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, learning_rate, halve_every)),
         EpochLog(log_path, stopped=lambda: checkpoint.interrupted is not None),
         checkpoint,
     ]
     if initial_epoch < epochs:
-        model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+        # shuffle=False: the order is the feeder's, a function of (seed, epoch) (Keras would draw it from the
+        # global RNG, which a resumed run has not advanced)
+        model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)
     if checkpoint.diverged is not None:
         epoch, batch, loss = checkpoint.diverged
         raise VaevarError(f"training diverged (loss={loss} at epoch {epoch}, batch {batch}); the last good "
@@ -312,9 +351,10 @@ def precision_policy(mixed):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata):
+def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata, trainer=None):
     """Build (or resume) a stage under the distribution scope, fit it, save the
-    final model and the run's settings. make_batches(first_epoch) feeds fit."""
+    final model and the run's settings. make_batches(first_epoch) feeds the
+    trainer: `fit` below, or fast_training.fit_fast (fast_training.choose)."""
     started = time.time()
     jit_compile = args.jit_compile
 
@@ -332,8 +372,8 @@ def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata
     model.steps_per_execution = args.steps_per_execution  # likewise; read when fit builds its train function
     if done:
         print(f"resuming {stage_dir} after epoch {done}")
-    fit(model, make_batches(done), stage_dir, args.epochs, done, args.learning_rate, args.halve_every, metadata,
-        verbose=args.verbose)
+    (trainer or fit)(model, make_batches(done), stage_dir, args.epochs, done, args.learning_rate, args.halve_every,
+                     metadata, verbose=args.verbose)
     save_model(model, os.path.join(stage_dir, model_file))
     save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
     print(f"saved {os.path.join(stage_dir, model_file)}")

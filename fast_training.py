@@ -1,0 +1,175 @@
+"""The fast trainer (JAX backend): the training set on the device, one compiled call per epoch.
+
+The same algorithm as training.fit, step for step: each step is Keras' own
+JAX train step (model.train_step: the balanced loss, gamma's rule, Adam,
+batch-norm updates, the sampler's noise), the batches are the fit path's
+(training.batch_rows: a fresh permutation per (seed, epoch), rows sorted
+within a batch; stage 2 resamples z = mu + sigma * eps from
+training.latent_noise), and the learning rate is set per epoch as the fit
+path's scheduler does. What changes is where the work happens: the uint8
+images (or the latent codes) are copied to the device once, batches are
+gathered and converted there, and jax.lax.scan runs a whole epoch per call,
+so there is no Python round trip, host-to-device batch or callback per
+step. log.csv rows, checkpoints (every CHECKPOINT_EVERY epochs and at the
+end) and the .keras files are the fit path's; a resume continues exactly.
+The NaN guard checks each epoch's losses; SIGTERM / SIGINT stop after the
+epoch in progress, which is checkpointed.
+"""
+
+import math
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+
+from common import CHECKPOINT_STATE, VaevarError, save_json, save_model
+from training import CHECKPOINT, LOG, LatentBatches, batch_rows, latent_noise, learning_rate_at, read_log, \
+    truncate_log, write_log_row
+
+
+TRAINERS = ("auto", "fit", "fast")
+
+
+def choose(trainer, checkpoint_every=10):
+    """The training function for TRAINER: fit (training.fit, any backend) or fast (JAX only); auto is
+    fast where the backend is JAX on a GPU, else fit. Returns None for fit (train_stage's default)."""
+    import functools
+
+    if trainer not in TRAINERS:
+        raise VaevarError(f"unknown --trainer {trainer!r}: use {', '.join(TRAINERS)}")
+    jax_backend = keras.backend.backend() == "jax"
+    if trainer == "fast" and not jax_backend:
+        raise VaevarError("--trainer fast needs the JAX backend: set KERAS_BACKEND=jax (or use --trainer fit)")
+    if trainer == "fit" or (trainer == "auto" and not (jax_backend and _on_gpu())):
+        return None
+    return functools.partial(fit_fast, checkpoint_every=checkpoint_every)
+
+
+def _on_gpu():
+    import jax
+
+    return any(device.platform == "gpu" for device in jax.devices())
+
+
+class EpochInputs:
+    """Device-resident training data and, per epoch, the fit path's batch rows (and stage-2 noise)."""
+
+    def __init__(self, batches):
+        import jax.numpy as jnp
+
+        self.latent = isinstance(batches, LatentBatches)
+        self.batch_size, self.seed = batches.batch_size, batches.seed
+        if self.latent:
+            self.source = (jnp.asarray(batches.mu), jnp.asarray(batches.sigma))
+            self.count, self.dims = batches.mu.shape
+        else:
+            self.source = (jnp.asarray(batches.images),)  # uint8: a quarter of float32's memory
+            self.count = len(batches.images)
+
+    def epoch(self, epoch):
+        rows = batch_rows(self.count, self.batch_size, self.seed, epoch)
+        if not self.latent:
+            return rows, np.zeros((len(rows), 0), np.float32)
+        noise = np.stack([latent_noise(self.seed, epoch, index, (self.batch_size, self.dims))
+                          for index in range(len(rows))])
+        return rows, noise
+
+    def batch(self, source, rows, noise):
+        """The step's inputs, on the device: as ImageBatches / LatentBatches would give them."""
+        import jax.numpy as jnp
+
+        if self.latent:
+            mu, sigma = source
+            return mu[rows] + sigma[rows] * noise
+        return source[0][rows].astype(jnp.float32) / 255.0
+
+
+def make_epoch_function(model, inputs):
+    """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch."""
+    import jax
+
+    def run_epoch(state, source, rows, noise):
+        def step(carry, batch):
+            step_rows, step_noise = batch
+            logs, carry = model.train_step(carry, (inputs.batch(source, step_rows, step_noise),))
+            return carry, logs
+
+        return jax.lax.scan(step, state, (rows, noise))
+
+    return jax.jit(run_epoch, donate_argnums=0)
+
+
+def model_state(model):
+    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables], [v.value for v in model.metrics_variables])
+
+
+def sync_state(model, state):
+    """Write the loop's state back into the model's variables (before a checkpoint or the final save)."""
+    for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
+                                  model.optimizer.variables, model.metrics_variables), state):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+def fit_fast(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1,
+             checkpoint_every=10):
+    """training.fit's contract (resume, log.csv, checkpoints, NaN and signal guards), on the device."""
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    os.makedirs(run_dir, exist_ok=True)
+    log_path = os.path.join(run_dir, LOG)
+    truncate_log(log_path, initial_epoch)
+    if initial_epoch >= epochs:
+        return model
+    model.optimizer.build(model.trainable_variables)
+    model.reset_metrics()
+    learning_rate_index = next(i for i, v in enumerate(model.optimizer.variables)
+                               if v is model.optimizer._learning_rate)
+    inputs = EpochInputs(batches)
+    run_epoch = make_epoch_function(model, inputs)
+    state = model_state(model)
+    checkpointed = initial_epoch
+    interrupted = []
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            handlers[sig] = signal.signal(sig, lambda signum, frame: interrupted.append(signal.Signals(signum).name))
+        except ValueError:  # not the main thread
+            pass
+    try:
+        bar = tqdm(range(initial_epoch, epochs), desc="epochs", unit="epoch", disable=not verbose,
+                   initial=initial_epoch, total=epochs)
+        for epoch in bar:
+            started = time.time()
+            rate = learning_rate_at(epoch, learning_rate, halve_every)
+            optimizer_values = list(state[2])
+            optimizer_values[learning_rate_index] = jnp.asarray(rate, optimizer_values[learning_rate_index].dtype)
+            fresh_metrics = [jnp.zeros_like(v.value) for v in model.metrics_variables]  # the epoch's means restart
+            state = (state[0], state[1], optimizer_values, fresh_metrics)
+            rows, noise = inputs.epoch(epoch)
+            state, logs = run_epoch(state, inputs.source, jnp.asarray(rows), jnp.asarray(noise))
+            final = {k: float(np.asarray(v)[-1]) for k, v in logs.items() if k in ("loss", "mse", "gamma", "kl")}
+            if not all(math.isfinite(v) for v in final.values()):
+                truncate_log(log_path, checkpointed)
+                raise VaevarError(f"training diverged (loss={final.get('loss')} in epoch {epoch + 1}); the last good "
+                                  f"checkpoint in {run_dir} (epoch {checkpointed}) is kept: lower --learning-rate "
+                                  f"and rerun to resume")
+            write_log_row(log_path, epoch + 1, final, rate, time.time() - started)
+            bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")
+            done = epoch + 1
+            if done % checkpoint_every == 0 or done == epochs or interrupted:
+                sync_state(model, state)
+                save_model(model, os.path.join(run_dir, CHECKPOINT))
+                save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=done))
+                checkpointed = done
+            if interrupted:
+                raise VaevarError(f"interrupted by {interrupted[0]} after {len(read_log(log_path))} completed "
+                                  f"epochs; rerun the same command to resume")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return model

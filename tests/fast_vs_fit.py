@@ -1,0 +1,100 @@
+"""Run with KERAS_BACKEND=jax (tests/test_fast_training.py does, in a subprocess): the fast trainer against
+model.fit on the same model, seed and batches, for both stages. Prints one JSON object."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import fast_training  # noqa: E402
+from models.first_stage import build_first_stage  # noqa: E402
+from models.second_stage import build_second_stage  # noqa: E402
+from training import FeedEpoch, ImageBatches, LatentBatches, fit, load_model, make_optimizer, read_log  # noqa: E402
+
+assert keras.backend.backend() == "jax"
+OUT = sys.argv[1]
+rng = np.random.default_rng(0)
+IMAGES = rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8)
+MU = rng.normal(0, 1, (200, 8)).astype(np.float32)
+SIGMA = rng.uniform(0.1, 0.5, (200, 8)).astype(np.float32)
+STAGES = {
+    "stage1": (lambda: build_first_stage((28, 28, 1), latent_dim=8, base_filters=4),
+               lambda epoch: ImageBatches(IMAGES, 10, 0, epoch=epoch)),
+    "stage2": (lambda: build_second_stage(8, width=16), lambda epoch: LatentBatches(MU, SIGMA, 10, 0, epoch=epoch)),
+}
+
+
+def fresh(build):
+    keras.utils.set_random_seed(0)
+    model = build()
+    model.compile(optimizer=make_optimizer(1e-3))
+    return model
+
+
+class StepLogs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([float(logs["loss"]), float(logs["gamma"])])
+
+
+def rows_without_seconds(run_dir):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in read_log(os.path.join(run_dir, "log.csv"))]
+
+
+def max_relative(a_weights, b_weights):
+    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(a_weights, b_weights))
+
+
+results = {}
+for stage, (build, batches) in STAGES.items():
+    # 20 steps (one epoch of 200 at batch 10): per-step running loss and gamma, then the weights
+    model = fresh(build)
+    steps = StepLogs()
+    feeder = batches(0)
+    model.fit(feeder, epochs=1, verbose=0, shuffle=False, callbacks=[FeedEpoch(feeder), steps])  # as training.fit
+    fast = fresh(build)
+    fast.optimizer.build(fast.trainable_variables)
+    inputs = fast_training.EpochInputs(batches(0))
+    rows, noise = inputs.epoch(0)
+    state, logs = fast_training.make_epoch_function(fast, inputs)(
+        fast_training.model_state(fast), inputs.source, rows, noise)
+    fast_training.sync_state(fast, state)
+    fast_steps = np.stack([np.asarray(logs["loss"]), np.asarray(logs["gamma"])], axis=1)
+    results[stage] = {
+        "steps": len(steps.steps), "fast_steps": len(fast_steps),
+        "max_step_difference": float(np.max(np.abs(np.asarray(steps.steps) - fast_steps)
+                                            / np.abs(np.asarray(steps.steps)))),
+        "max_weight_difference": max_relative(model.get_weights(), fast.get_weights()),
+        "mse_ema": [float(model.mse_ema.numpy()), float(fast.mse_ema.numpy())],
+    }
+    # 3 epochs with a halving after 2: fit's log.csv against the fast one's, and a resumed fast run
+    logs_of = {}
+    for name, epochs_per_call in (("fit", [3]), ("fast", [3]), ("fast_resumed", [1, 3])):
+        run_dir = os.path.join(OUT, stage, name)
+        done = 0
+        model = fresh(build)
+        for epochs in epochs_per_call:
+            if done:
+                model = load_model(os.path.join(run_dir, "checkpoint.keras"))
+            trainer = fit if name == "fit" else fast_training.choose("fast", checkpoint_every=1)
+            trainer(model, batches(done), run_dir, epochs, done, 1e-3, 2, {"stage": stage}, verbose=0)
+            done = epochs
+        logs_of[name] = (rows_without_seconds(run_dir), model.get_weights())
+    fit_rows, fast_rows = logs_of["fit"][0], logs_of["fast"][0]
+    results[stage].update({
+        "learning_rates": [[r["learning_rate"] for r in fit_rows], [r["learning_rate"] for r in fast_rows]],
+        "gammas": [[float(r["gamma"]) for r in fit_rows], [float(r["gamma"]) for r in fast_rows]],
+        "resumed_rows_equal": logs_of["fast_resumed"][0] == fast_rows,
+        "resumed_weights_equal": all(np.array_equal(a, b) for a, b in zip(logs_of["fast"][1],
+                                                                          logs_of["fast_resumed"][1])),
+    })
+with open(os.path.join(OUT, "fast_vs_fit.json"), "w") as f:
+    json.dump(results, f, indent=1)
+print(json.dumps(results))
