@@ -24,9 +24,11 @@ QUICK = False             # the small CPU setting of every step (minutes)
 EPOCHS = None              # stage-1 epochs; default the data set's, see train_first_stage.py
 STAGE2_EPOCHS = None       # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
 LEARNING_RATE = None       # both trainings; default the data set's (CIFAR-10 1e-4)
-MIXED_PRECISION = False    # float16 compute in both trainings; the loss stays float32
+MIXED_PRECISION = False    # mixed compute in both trainings; the loss stays float32
+MIXED_DTYPE = "float16"    # float16 | bfloat16
 JIT_COMPILE = "auto"       # XLA in both trainings: auto | on | off
 STEPS_PER_EXECUTION = 1    # training steps per call into the compiled step, both trainings
+TRAINER = "auto"           # both trainings: auto (fast on JAX with a GPU, else fit) | fit | fast
 INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
 JPEG_ROUND_TRIP = True     # CIFAR-10 from a lossless source: JPEG quality 75 and back in every step
 SKIP_FID = False          # stop before compute_fid.py (no Inception weights needed)
@@ -57,9 +59,9 @@ def main(argv=None):
         data_path.append("--no-jpeg-round-trip")
     training_quick = ["--quick"] if args.quick else []
     training = training_quick + ["--jit-compile", str(args.jit_compile),
-                                "--steps-per-execution", str(args.steps_per_execution)]
+                                "--steps-per-execution", str(args.steps_per_execution), "--trainer", args.trainer]
     if args.mixed_precision:
-        training.append("--mixed-precision")
+        training += ["--mixed-precision", "--mixed-dtype", args.mixed_dtype]
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
     if args.learning_rate:

@@ -18,7 +18,8 @@ import time
 import keras
 import numpy as np
 
-import models.vae  # noqa: F401  registers the VAE class for loading .keras files
+import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
+import models.vae  # noqa: F401
 from common import (CHECKPOINT_STATE, STAGE1_DIR, VaevarError, atomic_path, distribution_scope, load_json, save_json,
                     save_model)
 from data import to_unit_float
@@ -339,12 +340,14 @@ def make_optimizer(learning_rate):
 
 
 @contextlib.contextmanager
-def precision_policy(mixed):
-    """Build layers under mixed_float16 when asked; the global policy is restored
+def precision_policy(mixed, dtype="float16"):
+    """Build layers under mixed_float16 (or mixed_bfloat16) when asked; the global policy is restored
     after, so later steps in the same process (generation, FID) stay float32."""
+    if dtype not in ("float16", "bfloat16"):
+        raise VaevarError(f"--mixed-dtype must be float16 or bfloat16, got {dtype!r}")
     previous = keras.mixed_precision.global_policy()
     if mixed:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(f"mixed_{dtype}")
     try:
         yield
     finally:
@@ -359,7 +362,7 @@ def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata
     jit_compile = args.jit_compile
 
     def build():
-        with precision_policy(args.mixed_precision):
+        with precision_policy(args.mixed_precision, args.mixed_dtype):
             model = build_model()
         model.compile(optimizer=make_optimizer(args.learning_rate), jit_compile=jit_compile,
                       steps_per_execution=args.steps_per_execution)

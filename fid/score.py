@@ -68,32 +68,31 @@ def score_set(path, reference, settings, weights_path, weights_hash, earlier, sc
     if digest not in scored:
         features = extract_features(pixel_batches(images, settings.batch_size), images.shape[1:], weights_path,
                                     total, label, settings.input_convention)
-        scored[digest] = (features,) + scored_and_whole_statistics(features, n)
+        statistics_scored, statistics_whole_set = scored_and_whole_statistics(features, n)
+        fids = {}
+        fids["fid"], fids["fid_whole_set"] = distances(reference, statistics_scored, statistics_whole_set, n, total,
+                                                       settings.frechet_method)
+        if train_reference is not None:
+            fids["fid_train_reference"], fids["fid_train_reference_whole_set"] = distances(
+                train_reference, statistics_scored, statistics_whole_set, n, total, settings.frechet_method)
+            fids["train_reference_n"] = int(train_reference["count"])
+        scored[digest] = (features, fids)
     else:
-        print(f"{label}: the same images as a set scored above; its features are reused")
-    features, statistics_scored, statistics_whole_set = scored[digest]
-    fid = frechet_distance(reference["mu"], reference["sigma"], *statistics_scored, method=settings.frechet_method)
-    # Theirs drops the last partial batch; the whole set is the other common convention.
-    nothing_dropped = total == n and int(reference["count_whole_set"]) == int(reference["count"])
-    fid_whole_set = fid if nothing_dropped else frechet_distance(
-        reference["mu_whole_set"], reference["sigma_whole_set"], *statistics_whole_set,
-        method=settings.frechet_method)
-    entry = {"fid": fid, "fid_whole_set": fid_whole_set, "samples": path, **identity,
-             **(against_training_images(train_reference, statistics_scored, statistics_whole_set, settings)
-                if train_reference is not None else {}),
-             "backend": keras.backend.backend(), "device": common.device_description(),
-             "seconds": round(time.time() - started, 2)}
+        print(f"{label}: the same images as a set scored above; its features are reused, and its FIDs")
+    features, fids = scored[digest]
+    entry = {**fids, "samples": path, **identity, "backend": keras.backend.backend(),
+             "device": common.device_description(), "seconds": round(time.time() - started, 2)}
     if settings.kid:
         entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"],
                                                                    features[scored_subset(total, n)])
     return entry
 
 
-def against_training_images(train_reference, statistics_scored, statistics_whole_set, settings):
-    """The second reference's FIDs: random training images, as the authors' February 2020 code scored."""
-    return {"fid_train_reference": frechet_distance(train_reference["mu"], train_reference["sigma"],
-                                                    *statistics_scored, method=settings.frechet_method),
-            "fid_train_reference_whole_set": frechet_distance(
-                train_reference["mu_whole_set"], train_reference["sigma_whole_set"], *statistics_whole_set,
-                method=settings.frechet_method),
-            "train_reference_n": int(train_reference["count"])}
+def distances(reference, statistics_scored, statistics_whole_set, n, total, method):
+    """(FID of the scored n, FID of the whole sets) against one reference. The authors drop the last partial
+    batch; the whole set is the other common convention (the same number when nothing is dropped)."""
+    fid = frechet_distance(reference["mu"], reference["sigma"], *statistics_scored, method=method)
+    if total == n and int(reference["count_whole_set"]) == int(reference["count"]):
+        return fid, fid
+    return fid, frechet_distance(reference["mu_whole_set"], reference["sigma_whole_set"], *statistics_whole_set,
+                                 method=method)

@@ -3,6 +3,7 @@ model.fit on the same model, seed and batches, for both stages. Prints one JSON 
 
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,8 +49,16 @@ def rows_without_seconds(run_dir):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in read_log(os.path.join(run_dir, "log.csv"))]
 
 
-def max_relative(a_weights, b_weights):
-    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(a_weights, b_weights))
+# A conv bias followed only by batch norm has a gradient of zero up to rounding, and Adam scales that rounding
+# to steps of order the learning rate: those biases (and the batch means downstream of them) follow the
+# rounding of the two compiled programs, not the algorithm. Everything else is compared.
+ROUNDING_DRIVEN = re.compile(r"_conv0/bias$|_bn1/(moving_mean|biased_mean)$")
+
+
+def max_relative(a_model, b_model):
+    pairs = [(a, b) for v, a, b in zip(a_model.weights, a_model.get_weights(), b_model.get_weights())
+             if not ROUNDING_DRIVEN.search(v.path)]
+    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in pairs)
 
 
 results = {}
@@ -71,7 +80,7 @@ for stage, (build, batches) in STAGES.items():
         "steps": len(steps.steps), "fast_steps": len(fast_steps),
         "max_step_difference": float(np.max(np.abs(np.asarray(steps.steps) - fast_steps)
                                             / np.abs(np.asarray(steps.steps)))),
-        "max_weight_difference": max_relative(model.get_weights(), fast.get_weights()),
+        "max_weight_difference": max_relative(model, fast),
         "mse_ema": [float(model.mse_ema.numpy()), float(fast.mse_ema.numpy())],
     }
     # 3 epochs with a halving after 2: fit's log.csv against the fast one's, and a resumed fast run

@@ -168,7 +168,7 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
     entry = json.load(open(tmp_path / "fid.json"))["gen1"]
     assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (64, 70, 64, 70)
     assert entry["fid"] == pytest.approx(authors, rel=1e-6) and entry["fid_whole_set"] == pytest.approx(whole, rel=1e-6)
-    assert abs(authors - whole) > 1e-3 * authors
+    assert abs(authors - whole) > 1e-5 * authors  # two computations, not one number twice
     table = open(tmp_path / "fid_table.md").read()
     assert f"| FID, whole sets (n = 70) | - | {whole:.2f} | - |" in table
 

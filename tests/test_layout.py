@@ -20,7 +20,8 @@ LAYERS = {
     "fid": {"common", "data", "fid"},
     "training": {"common", "data", "models"},
     "sampling": {"common", "training"},
-    "bench": {"common", "data", "models", "fid", "training", "bench"},
+    "fast_training": {"common", "training"},
+    "bench": {"common", "data", "models", "fid", "training", "fast_training", "bench"},
 }
 
 
@@ -29,7 +30,7 @@ def project_modules():
     modules = {}
     for path in glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "*", "*.py")):
         relative = os.path.relpath(path, ROOT)
-        if relative.startswith(("tests", ".venv")):
+        if relative.startswith(("tests", ".venv", "runs")):
             continue
         name = relative[:-3].replace(os.sep, ".")
         modules[name[:-len(".__init__")] if name.endswith(".__init__") else name] = path

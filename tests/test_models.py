@@ -166,15 +166,16 @@ def test_fit_moves_gamma_down_and_save_load_roundtrip(tmp_path):
     assert int(loaded.optimizer.iterations) == 2
 
 
-def test_mixed_precision_keeps_the_loss_in_float32():
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_mixed_precision_keeps_the_loss_in_float32(dtype):
     import keras
 
-    keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(f"mixed_{dtype}")
     try:
         model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
         x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
         x_hat, mu, log_sigma = model(x, training=True)
-        assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
+        assert model.encoder.get_layer("enc_in").compute_dtype == dtype
         assert x_hat.dtype == "float32"  # the sigmoid output layer is float32
         loss = model.compute_loss(x=x, y_pred=(x_hat, mu, log_sigma), training=True)
         assert loss.dtype == "float32" and model.mse_ema.dtype == "float32"

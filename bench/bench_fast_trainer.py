@@ -1,0 +1,107 @@
+"""The fast trainer against model.fit, same model and batches, in one run (JAX backend):
+
+    KERAS_BACKEND=jax python -m bench.bench_fast_trainer                          # CPU: small set
+    KERAS_BACKEND=jax python -m bench.bench_fast_trainer --images 50000 --epochs 3 --matmul-size 8192   # a GPU
+
+Stage 1 (the authors' network at the data set's shape) and stage 2 (the
+dense VAE of the data set's width) each train EPOCHS epochs of IMAGES
+synthetic images (latents) at batch 100 on both paths, after one
+compile/warm-up epoch each; reported as images/s, the ratio fast / fit, and
+FLOP/s as a fraction of the measured float32 matrix product.
+Results: bench/results/fast_trainer_<device>.json.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+import common
+
+DATASET = "cifar10"        # image shape and stage-2 width of this data set
+IMAGES = 2000              # training images (latent codes) per epoch
+EPOCHS = 2                 # timed epochs per path, after one warm-up epoch
+MATMUL_SIZE = 2048         # 8192 on a GPU, to reach its matrix-multiply limit
+OUTPUT = None              # default bench/results/fast_trainer_<device>.json
+
+
+def epochs_per_second(run_epoch, epochs):
+    run_epoch(0)  # compile and warm up
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        run_epoch(epoch)
+    return epochs / (time.perf_counter() - started)
+
+
+def fit_epochs(model, batches):
+    from training import FeedEpoch
+
+    def run(epoch):
+        model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
+                  callbacks=[FeedEpoch(batches)])
+    return run
+
+
+def fast_epochs(model, batches):
+    import jax
+    import jax.numpy as jnp
+
+    import fast_training
+
+    model.optimizer.build(model.trainable_variables)
+    inputs = fast_training.EpochInputs(batches)
+    run_epoch = fast_training.make_epoch_function(model, inputs)
+    state = [fast_training.model_state(model)]
+
+    def run(epoch):
+        rows, noise = inputs.epoch(epoch)
+        state[0], logs = run_epoch(state[0], inputs.source, jnp.asarray(rows), jnp.asarray(noise))
+        jax.block_until_ready(logs["loss"])
+    return run
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    import keras
+
+    import data
+    from bench.bench_speed import conv_dense_flops, matmul_peak
+    from models.first_stage import build_first_stage
+    from models.second_stage import build_second_stage
+    from training import ImageBatches, LatentBatches, make_optimizer
+
+    if keras.backend.backend() != "jax":
+        raise common.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
+    entry = data.dataset(args.dataset)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.images,) + entry.shape, dtype=np.uint8)
+    mu = rng.normal(size=(args.images, 64)).astype(np.float32)
+    sigma = np.full_like(mu, 0.3)
+    peak = matmul_peak(args.matmul_size)
+    results = {"device": common.device_description(), "dataset": args.dataset, "images": args.images,
+               "epochs": args.epochs, "batch_size": 100, "matmul_flops_per_second": peak}
+    stages = {"stage1": (lambda: build_first_stage(entry.shape), lambda: ImageBatches(images, 100, 0), 3),
+              "stage2": (lambda: build_second_stage(64, entry.stage2_width), lambda: LatentBatches(mu, sigma, 100, 0),
+                         3)}
+    for stage, (build, feeder, passes) in stages.items():
+        rates = {}
+        for path, make in (("fit", fit_epochs), ("fast", fast_epochs)):
+            keras.utils.set_random_seed(0)
+            model = build()
+            model.compile(optimizer=make_optimizer(1e-4))
+            rates[path] = epochs_per_second(make(model, feeder()), args.epochs) * (args.images // 100 * 100)
+        flops = conv_dense_flops(model) * passes  # forward + backward ~ 3 forward passes
+        results[stage] = {f"{p}_per_second": r for p, r in rates.items()}
+        results[stage].update({"fast_over_fit": rates["fast"] / rates["fit"],
+                               "fast_fraction_of_matmul": rates["fast"] * flops / peak})
+        print(f"{stage}: fit {rates['fit']:.0f}/s, fast {rates['fast']:.0f}/s ({rates['fast'] / rates['fit']:.2f}x), "
+              f"fast at {results[stage]['fast_fraction_of_matmul']:.3f} of the matmul rate")
+    out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                      f"fast_trainer_{results['device'].replace(' ', '_')}.json")
+    common.save_json(out, results)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    common.run_main(main)

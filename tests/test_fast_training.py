@@ -1,0 +1,84 @@
+"""The fast trainer (JAX), in subprocesses with KERAS_BACKEND=jax and TensorFlow hidden, as on the GPU machines."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("jax")
+NO_TENSORFLOW = os.path.join(ROOT, "tests", "no_tensorflow")
+
+
+def jax_environment():
+    return dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=NO_TENSORFLOW, JAX_PLATFORMS="cpu")
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fast_vs_fit")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "fast_vs_fit.py"), str(out)],
+                            capture_output=True, text=True, timeout=900, cwd=ROOT, env=jax_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.load(open(out / "fast_vs_fit.json"))
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_fast_steps_equal_fit_steps(comparison, stage):
+    """Same model, seed and batches: 20 steps' running loss and gamma, the weights and gamma's average
+    (all weights but the conv biases that only feed batch norm: tests/fast_vs_fit.py says why)."""
+    result = comparison[stage]
+    assert result["steps"] == result["fast_steps"] == 20
+    assert result["max_step_difference"] < 1e-4
+    assert result["max_weight_difference"] < 1e-4
+    fit_ema, fast_ema = result["mse_ema"]
+    assert fast_ema == pytest.approx(fit_ema, rel=1e-5)
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_fast_log_rows_follow_the_fit_paths_schedule_and_gamma(comparison, stage):
+    fit_rates, fast_rates = comparison[stage]["learning_rates"]
+    assert fit_rates == fast_rates == ["0.001", "0.001", "0.0005"]  # halved after epoch 2 in both
+    fit_gammas, fast_gammas = comparison[stage]["gammas"]
+    np.testing.assert_allclose(fast_gammas, fit_gammas, rtol=1e-4)
+    assert all(b <= a for a, b in zip(fast_gammas, fast_gammas[1:]))  # gamma never grows
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_fast_run_resumed_at_a_checkpoint_ends_bit_identical(comparison, stage):
+    assert comparison[stage]["resumed_rows_equal"] and comparison[stage]["resumed_weights_equal"]
+
+
+def test_quick_pipeline_on_jax_without_tensorflow(tmp_path, mnist_npz, random_inception_weights):
+    """train (the fast trainer), generate, analyse, then score, with KERAS_BACKEND=jax and TensorFlow
+    unimportable. The FID step scores one set on a few images: XLA compiles the Inception on a CPU slowly."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, os.path.join(ROOT, "reproduce.py"), "--dataset", "mnist", "--data-path", mnist_npz,
+               "--run-dir", str(run_dir), "--quick", "--epochs", "2", "--stage2-epochs", "2", "--num-samples", "50",
+               "--skip-fid", "--verbose", "0", "--trainer", "fast"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT, env=jax_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = open(run_dir / "stage1" / "log.csv").read().splitlines()
+    assert len(log) == 3 and json.load(open(run_dir / "stage1" / "config.json"))["trainer"] == "fast"
+    assert os.path.exists(run_dir / "samples" / "gen2_renorm.npz")
+    assert os.path.exists(run_dir / "analysis" / "variance_loss.json")
+    command = [sys.executable, os.path.join(ROOT, "compute_fid.py"), "--dataset", "mnist", "--data-path", mnist_npz,
+               "--run-dir", str(run_dir), "--samples", str(run_dir / "samples" / "gen1.npz"), "--num-samples", "8",
+               "--no-train-reference", "--inception-weights", random_inception_weights, "--drop-remainder", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT, env=jax_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    entry = json.load(open(run_dir / "fid.json"))["gen1"]
+    assert entry["backend"] == "jax" and entry["n"] == 8 and np.isfinite(entry["fid"])
+
+
+def test_fast_trainer_needs_the_jax_backend():
+    import fast_training
+    from common import VaevarError
+
+    with pytest.raises(VaevarError, match="needs the JAX backend"):
+        fast_training.choose("fast")
+    assert fast_training.choose("auto") is None and fast_training.choose("fit") is None
