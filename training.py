@@ -92,18 +92,12 @@ class ImageBatches(keras.utils.PyDataset):
         super().__init__()
         self.images, self.batch_size, self.seed = images, batch_size, seed
         self.epoch, self.shuffle = epoch, shuffle
-        self._order = self._permutation()
         self._epoch_rows = batch_rows(len(images), batch_size, seed, epoch) if shuffle else None
-
-    def _permutation(self):
-        if not self.shuffle:
-            return np.arange(len(self.images))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
 
     def _rows(self, index):
         if self.shuffle:
             return self._epoch_rows[index]
-        return self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        return np.arange(index * self.batch_size, min((index + 1) * self.batch_size, len(self.images)))
 
     def __len__(self):
         # Training uses full batches only (the loss is a batch mean); inference covers every image.
@@ -118,7 +112,6 @@ class ImageBatches(keras.utils.PyDataset):
         """Feed epoch `epoch`'s batches. Set by fit's FeedEpoch callback, never counted here: Keras also
         calls on_epoch_end when training starts."""
         self.epoch = epoch
-        self._order = self._permutation()
         if self.shuffle:
             self._epoch_rows = batch_rows(len(self.images), self.batch_size, self.seed, epoch)
 
