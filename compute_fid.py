@@ -38,9 +38,9 @@ INPUT_CONVENTION = "authors"  # authors: [0, 1] floats as x * 2 - 1 (TF-GAN run_
 DROP_REMAINDER = 64         # score a multiple of this many images per side (theirs: batches of 64, 9,984 of 10k); 1: all
 BATCH_SIZE = 250            # images per Inception call: 1.2x of 100 on an H100, ~4.5 GB on a CPU (bench/bench_fid_batch.py)
 INCEPTION_WEIGHTS = None    # or $VAEVAR_INCEPTION_WEIGHTS
-FRECHET_METHOD = "sqrtm"    # sqrtm (TTUR, scipy) | eig (faster, symmetric eigenvalues)
+FRECHET_METHOD = None       # sqrtm (TTUR, scipy; default) | eig (eigenvalues: seconds, not a minute, on a CPU; --quick's)
 KID = False                 # also the unbiased KID (same features)
-QUICK = False               # 500 samples per side
+QUICK = False               # 500 samples per side and eig distances: a smoke test, not comparable numbers
 TRAIN_REFERENCE = True      # a data-set reference: also score against NUM_SAMPLES random training images (their 2020-02 code)
 RESCORE = False             # score every set again, even one fid.json already holds for the same images and settings
 
@@ -59,6 +59,9 @@ def sample_files(args):
 def check_settings(args):
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = 500
+    args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
+    if args.frechet_method not in ("sqrtm", "eig"):
+        raise common.VaevarError(f"unknown --frechet-method {args.frechet_method!r}: use sqrtm or eig")
     common.require_positive(args, "num_samples", "batch_size", "drop_remainder")
     if args.num_samples < 2:
         raise common.VaevarError("--num-samples must be at least 2 for FID")
@@ -87,7 +90,7 @@ def main(argv=None):
     for path in files:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         entry = score_set(path, reference, args, weights_path, weights_hash, results.get(label, {}), scored,
-                          train_reference)
+                          train_reference, others={k: v for k, v in results.items() if k != label})
         if entry is None:
             print(f"FID {label:<12} {results[label]['fid']:8.2f}  (in {results_path} for the same images and "
                   f"settings; --rescore to score again)")

@@ -42,11 +42,13 @@ def reference_statistics(settings, weights_path, weights_hash, split=None):
     return stats
 
 
-def score_set(path, reference, settings, weights_path, weights_hash, earlier, scored, train_reference=None):
+def score_set(path, reference, settings, weights_path, weights_hash, earlier, scored, train_reference=None,
+              others=None):
     """fid.json's entry for one sample file or folder, or None when `earlier` already holds it for the same
-    images, reference and settings (and not settings.rescore). `scored` (content digest -> features and
-    statistics) is shared across calls, so files holding the same images are scored once. With
-    `train_reference` (statistics of training images), the entry has fid_train_reference too."""
+    images, reference and settings (and not settings.rescore). Files holding the same images are scored
+    once: within a run through `scored` (content digest -> features and statistics, shared across calls),
+    across runs through `others` (fid.json's other entries). With `train_reference` (statistics of training
+    images), the entry has fid_train_reference too."""
     import keras
 
     started = time.time()
@@ -65,6 +67,11 @@ def score_set(path, reference, settings, weights_path, weights_hash, earlier, sc
     unchanged = all(earlier.get(k) == v for k, v in identity.items()) and (not settings.kid or "kid" in earlier)
     if unchanged and not settings.rescore:
         return None
+    same = None if settings.rescore or digest in scored else same_images_scored(others or {}, identity, settings)
+    if same is not None:
+        print(f"{label}: the same images as {same['samples']}, scored in an earlier run; its FIDs are reused")
+        return {**same, **identity, "samples": path, "reused_from": same["samples"],
+                "seconds": round(time.time() - started, 2)}
     if digest not in scored:
         features = extract_features(pixel_batches(images, settings.batch_size), images.shape[1:], weights_path,
                                     total, label, settings.input_convention)
@@ -86,6 +93,15 @@ def score_set(path, reference, settings, weights_path, weights_hash, earlier, sc
         entry["kid"], entry["kid_std"] = kernel_inception_distance(reference["features"],
                                                                    features[scored_subset(total, n)])
     return entry
+
+
+def same_images_scored(entries, identity, settings):
+    """An fid.json entry (any name) of the same images under the same reference and settings, or None: the
+    gate leaves gen1_renorm and gen2_renorm equal to gen1 and gen2, and they need not cost a feature pass."""
+    for entry in entries.values():
+        if all(entry.get(k) == v for k, v in identity.items()) and (not settings.kid or "kid" in entry):
+            return entry
+    return None
 
 
 def distances(reference, statistics_scored, statistics_whole_set, n, total, method):

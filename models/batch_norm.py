@@ -28,20 +28,26 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
         self.debias = True  # recalibration switches it off to average batch statistics its own way
 
     def call(self, inputs, training=None, mask=None):
-        outputs = super().call(inputs, training=training, mask=mask)
-        if training and self.trainable and self.debias:
-            mean, variance = self._moments(ops.cast(inputs, "float32"), mask)
-            decay = self.momentum
-            biased_mean = self.biased_mean * decay + ops.cast(mean, "float32") * (1.0 - decay)
-            biased_variance = self.biased_variance * decay + ops.cast(variance, "float32") * (1.0 - decay)
-            steps = self.debias_steps + 1.0
-            correction = 1.0 - ops.power(decay, steps)
-            self.biased_mean.assign(biased_mean)
-            self.biased_variance.assign(biased_variance)
-            self.debias_steps.assign(steps)
-            self.moving_mean.assign(biased_mean / correction)
-            self.moving_variance.assign(biased_variance / correction)
-        return outputs
+        if not (training and self.trainable and self.debias) or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        # Keras' training branch, with the batch moments computed once and the debiased moving update.
+        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        mean, variance = self._moments(inputs, mask)
+        decay = self.momentum
+        biased_mean = self.biased_mean * decay + ops.cast(mean, "float32") * (1.0 - decay)
+        biased_variance = self.biased_variance * decay + ops.cast(variance, "float32") * (1.0 - decay)
+        steps = self.debias_steps + 1.0
+        correction = 1.0 - ops.power(decay, steps)
+        self.biased_mean.assign(biased_mean)
+        self.biased_variance.assign(biased_variance)
+        self.debias_steps.assign(steps)
+        self.moving_mean.assign(biased_mean / correction)
+        self.moving_variance.assign(biased_variance / correction)
+        scale = ops.cast(self.gamma, inputs.dtype) if self.scale else None
+        offset = ops.cast(self.beta, inputs.dtype) if self.center else None
+        outputs = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=offset, scale=scale,
+                                          epsilon=self.epsilon)
+        return ops.cast(outputs, self.compute_dtype)
 
 
 def debias_legacy_statistics(model, steps):

@@ -191,6 +191,15 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
     assert result["gen2"]["fid"] == result["gen2_renorm"]["fid"] > 0
     assert passes == ["reference", "gen2", "other"]
     assert "features are reused" in capsys.readouterr().out
+    # a later run: a new file with gen2's images reuses gen2's FIDs, with no feature pass
+    np.savez(tmp_path / "gen1_renorm.npz", images=images)
+    compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(tmp_path / "gen1_renorm.npz"),
+                      "--reference", str(tmp_path / "other.npz"), "--num-samples", "30",
+                      "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+    reused = json.load(open(tmp_path / "fid.json"))["gen1_renorm"]
+    assert passes == ["reference", "gen2", "other"]
+    assert reused["fid"] == result["gen2"]["fid"] and reused["reused_from"] == str(tmp_path / "gen2.npz")
+    assert reused["samples"] == str(tmp_path / "gen1_renorm.npz")
 
 
 def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(tmp_path, random_inception_weights, monkeypatch):

@@ -271,6 +271,12 @@ def test_debiased_batch_norm_stores_the_debiased_average_of_batch_statistics():
     plain.build((None, 4, 4, 3))
     feed_batches(plain, batches)
     assert np.abs(ops.convert_to_numpy(plain.moving_mean) - expected_mean).max() > 0.1
+    # inference uses the debiased statistics; the training output (batch moments) is Keras' own
+    expected_inference = (batches[0] - expected_mean) / np.sqrt(expected_variance + 1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(batches[0], training=False)), expected_inference,
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(batches[0], training=True)),
+                               ops.convert_to_numpy(plain(batches[0], training=True)), rtol=1e-5, atol=1e-5)
 
 
 def test_legacy_correction_gives_the_debiased_statistics():

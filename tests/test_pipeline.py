@@ -59,6 +59,7 @@ def test_outputs_have_the_right_content(pipeline_run):
     fid = json.load(open(os.path.join(pipeline_run, "fid.json")))
     assert set(fid) == {"rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm"}
     assert all(np.isfinite(v["fid"]) and v["fid"] >= -1e-6 for v in fid.values())
+    assert {v["frechet_method"] for v in fid.values()} == {"eig"}  # --quick: sqrtm takes a minute per distance
     log = open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()
     assert log[0].startswith("epoch,loss,mse,gamma,kl") and len(log) == 11  # 10 quick epochs
     gammas = [float(row.split(",")[3]) for row in log[1:]]
@@ -122,8 +123,10 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random
     with pytest.warns(UserWarning):
         import compute_fid
 
+        samples = ",".join(os.path.join(copy, "samples", f"{name}.npz") for name in ("gauss", "gen2_perdim"))
         compute_fid.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "100",
-                          "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+                          "--samples", samples, "--no-train-reference", "--inception-weights",
+                          random_inception_weights, "--frechet-method", "eig"])
     fid = json.load(open(os.path.join(copy, "fid.json")))
     assert {"gauss", "gen2_perdim"} <= set(fid)
     table = open(os.path.join(copy, "fid_table.md")).read()
