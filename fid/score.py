@@ -64,7 +64,7 @@ def score_set(path, reference, settings, weights_path, weights_hash, earlier, sc
                 "input_convention": settings.input_convention}
     if train_reference is not None:
         identity["train_reference_sha256"] = str(train_reference["images_sha256"])
-    unchanged = all(earlier.get(k) == v for k, v in identity.items()) and (not settings.kid or "kid" in earlier)
+    unchanged = same_images_scored({label: earlier}, identity, settings) is not None
     if unchanged and not settings.rescore:
         return None
     same = None if settings.rescore or digest in scored else same_images_scored(others or {}, identity, settings)
