@@ -22,6 +22,7 @@ import os
 import common
 import data
 from fid.features import check_sample_file
+from fid.frechet import check_method
 from fid.score import reference_statistics, score_set
 from fid.table import fid_table, sampler_table
 from fid.weights import resolve_weights, sha256
@@ -60,8 +61,7 @@ def check_settings(args):
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = 500
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
-    if args.frechet_method not in ("sqrtm", "eig"):
-        raise common.VaevarError(f"unknown --frechet-method {args.frechet_method!r}: use sqrtm or eig")
+    check_method(args.frechet_method)
     common.require_positive(args, "num_samples", "batch_size", "drop_remainder")
     if args.num_samples < 2:
         raise common.VaevarError("--num-samples must be at least 2 for FID")
@@ -90,7 +90,7 @@ def main(argv=None):
     for path in files:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         entry = score_set(path, reference, args, weights_path, weights_hash, results.get(label, {}), scored,
-                          train_reference, others={k: v for k, v in results.items() if k != label})
+                          train_reference, others=results)
         if entry is None:
             print(f"FID {label:<12} {results[label]['fid']:8.2f}  (in {results_path} for the same images and "
                   f"settings; --rescore to score again)")
