@@ -53,9 +53,16 @@ def test_fast_run_resumed_at_a_checkpoint_ends_bit_identical(comparison, stage):
     assert comparison[stage]["resumed_rows_equal"] and comparison[stage]["resumed_weights_equal"]
 
 
-def test_quick_pipeline_on_jax_without_tensorflow(tmp_path, mnist_npz, random_inception_weights):
+def test_quick_pipeline_on_jax_without_tensorflow(tmp_path, random_inception_weights):
     """train (the fast trainer), generate, analyse, then score, with KERAS_BACKEND=jax and TensorFlow
-    unimportable. The FID step scores one set on a few images: XLA compiles the Inception on a CPU slowly."""
+    unimportable. 100 training images (one batch per epoch: an XLA CPU step of this network takes ~15 s);
+    the FID step scores one set on a few images: XLA compiles the Inception on a CPU slowly."""
+    from tests.conftest import digit_images
+
+    images = digit_images(160)
+    mnist_npz = str(tmp_path / "mnist.npz")
+    np.savez(mnist_npz, x_train=images[:100], y_train=np.zeros(100, np.uint8), x_test=images[100:],
+             y_test=np.zeros(60, np.uint8))
     run_dir = tmp_path / "run"
     command = [sys.executable, os.path.join(ROOT, "reproduce.py"), "--dataset", "mnist", "--data-path", mnist_npz,
                "--run-dir", str(run_dir), "--quick", "--epochs", "2", "--stage2-epochs", "2", "--num-samples", "50",
