@@ -6,6 +6,7 @@
 #                                              # (SKIP_BENCH=1: from the rates measured on an H100 before)
 #   bash bench/gpu_cifar10.sh generate         # test images; samples (+ ex-post samplers)
 #   bash bench/gpu_cifar10.sh fid              # FID against both references, then the variance analysis
+#   bash bench/gpu_cifar10.sh gen2_whole       # (optional) GEN-2 renormalized with one scale for the whole set
 #
 # Inputs (ignored paths, carried; at most 64 MiB per command): train: .whl/ (keras, namex, optree) and
 # .device_data/cifar10_train.zip; generate: .device_data/cifar10_test.zip (the shared JPEG quality-75 copy,
@@ -116,7 +117,19 @@ elif [ "$PHASE" = fid ]; then
     stamp analysis
     tar czf "$OUT/fid_results.tar.gz" "$RUN"/fid.json "$RUN"/fid_table.md "$RUN"/analysis 2>/dev/null
     stamp done
+elif [ "$PHASE" = gen2_whole ]; then  # after fid: GEN-2 rescaled with one scale for the whole set, scored once
+    WHOLE=.device_runs/cifar10_gen2_whole
+    mkdir -p "$WHOLE" && cp -r "$RUN/stage1" "$RUN/stage2" "$WHOLE/"
+    $PY generate.py --dataset cifar10 --data-path "$DATA" --run-dir "$WHOLE" --seed 0 "${SAMPLES[@]}" \
+        --gen2-rescale whole > "$OUT/gen2_whole.log" 2>&1
+    stamp generate
+    $PY compute_fid.py --dataset cifar10 --data-path "$DATA" --run-dir "$WHOLE" "${SAMPLES[@]}" --frechet-method eig \
+        --batch-size 500 --inception-weights "$WEIGHTS" --no-train-reference \
+        --samples "$WHOLE/samples/gen2_renorm.npz" >> "$OUT/gen2_whole.log" 2>&1
+    stamp fid
+    tar czf "$OUT/gen2_whole_results.tar.gz" "$WHOLE"/fid.json "$WHOLE"/samples/summary.json 2>/dev/null
+    stamp done
 else
-    echo "usage: bash bench/gpu_cifar10.sh train BUDGET_S | generate | fid" >&2
+    echo "usage: bash bench/gpu_cifar10.sh train BUDGET_S | generate | fid | gen2_whole" >&2
     exit 2
 fi
