@@ -17,7 +17,7 @@ import numpy as np
 import common
 import data
 from fid.features import extract_features, load_sample_array, pixel_batches
-from fid.frechet import frechet_distance
+from fid.frechet import frechet_distance, statistics
 from fid.weights import resolve_weights, sha256
 
 SAMPLES = "runs/cifar10_cpu/samples/gen2.npz"  # generated images to score
@@ -48,10 +48,6 @@ def write_float16_copy(source, target):
             dst.attrs[key] = value
         src.visititems(copy)
     return target
-
-
-def statistics(features):
-    return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
 def main(argv=None):
