@@ -35,17 +35,24 @@ if [ "$SMOKE" = 0 ]; then
         $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
     fi
     export PYTHONPATH=$SITE
-    SMALL=()
+    SMALL_NETWORK=()
+    LIMIT=()
     BENCH=(--images 10000 --epochs 2 --matmul-size 8192)
     SAMPLES=()
     SAMPLERS=gauss,gen2_perdim,gmm10
 else
-    SMALL=(--limit 300 --base-filters 8)
+    SMALL_NETWORK=(--base-filters 8)
+    LIMIT=(--limit 300)
     BENCH=(--images 200 --epochs 1 --matmul-size 256)
     SAMPLES=(--num-samples 200)
     SAMPLERS=gauss,gen2_perdim  # a mixture needs more codes than the smoke run encodes
 fi
 COMMON=(--dataset cifar10 --data-path "$DATA" --run-dir "$RUN" --seed 0)
+FID=(--frechet-method eig --batch-size 500 --inception-weights "$WEIGHTS")
+
+extract() {  # a carried zip into the data folder (the machine has no unzip)
+    $PY -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$1" "$DATA" && stamp unzip
+}
 
 finish_at_checkpoint() {  # a stage cut by its timeout: end it at its last checkpoint (saves the final model)
     local stage=$1 script=$2; shift 2
@@ -57,7 +64,7 @@ finish_at_checkpoint() {  # a stage cut by its timeout: end it at its last check
 
 if [ "$PHASE" = train ]; then
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; $PY -c "import jax, keras; print(jax.__version__, keras.__version__, jax.devices())"; } > "$OUT/device.txt" 2>&1
-    $PY -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" .device_data/cifar10_train.zip "$DATA" && stamp unzip
+    extract .device_data/cifar10_train.zip
     if [ "${SKIP_BENCH:-0}" = 0 ]; then  # SKIP_BENCH=1: plan from the H100 rates measured before (below)
         timeout -s TERM 200 $PY -m bench.bench_fast_trainer "${BENCH[@]}" --output "$OUT/fast_trainer.json" > "$OUT/bench.log" 2>&1
         stamp bench
@@ -87,21 +94,21 @@ EOF
 )"
     echo "plan: stage 1 $E1 epochs (halve every $H1), stage 2 $E2 epochs (halve every $H2)" | tee "$OUT/plan.txt"
     left=$(( BUDGET - $(elapsed) ))
-    timeout -s TERM $(( left - S2 )) $PY train_first_stage.py "${COMMON[@]}" "${SMALL[@]}" --epochs "$E1" \
+    timeout -s TERM $(( left - S2 )) $PY train_first_stage.py "${COMMON[@]}" "${LIMIT[@]}" "${SMALL_NETWORK[@]}" --epochs "$E1" \
         --halve-every "$H1" --trainer fast --checkpoint-every 25 --verbose 0 > "$OUT/stage1.log" 2>&1 \
-        || finish_at_checkpoint stage1 train_first_stage.py "${SMALL[@]}" --halve-every "$H1" --trainer fast >> "$OUT/stage1.log" 2>&1
+        || finish_at_checkpoint stage1 train_first_stage.py "${LIMIT[@]}" "${SMALL_NETWORK[@]}" --halve-every "$H1" --trainer fast >> "$OUT/stage1.log" 2>&1
     stamp stage1
     left=$(( BUDGET - $(elapsed) ))
-    timeout -s TERM $(( left > 40 ? left - 15 : 25 )) $PY train_second_stage.py "${COMMON[@]}" ${SMALL[@]:0:2} --epochs "$E2" \
+    timeout -s TERM $(( left > 40 ? left - 15 : 25 )) $PY train_second_stage.py "${COMMON[@]}" "${LIMIT[@]}" --epochs "$E2" \
         --halve-every "$H2" --trainer fast --checkpoint-every 100 --verbose 0 > "$OUT/stage2.log" 2>&1 \
-        || finish_at_checkpoint stage2 train_second_stage.py ${SMALL[@]:0:2} --halve-every "$H2" --trainer fast >> "$OUT/stage2.log" 2>&1
+        || finish_at_checkpoint stage2 train_second_stage.py "${LIMIT[@]}" --halve-every "$H2" --trainer fast >> "$OUT/stage2.log" 2>&1
     stamp stage2
     sha256sum "$RUN"/stage1/first_stage.keras "$RUN"/stage2/second_stage.keras >> "$OUT/plan.txt" 2>&1
     tar czf "$OUT/train_results.tar.gz" "$RUN"/stage1/log.csv "$RUN"/stage1/config.json "$RUN"/stage2/log.csv \
         "$RUN"/stage2/config.json "$RUN"/stage2/latent_stats.json 2>/dev/null
     stamp done
 elif [ "$PHASE" = generate ]; then
-    $PY -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" .device_data/cifar10_test.zip "$DATA" && stamp unzip
+    extract .device_data/cifar10_test.zip
     $PY generate.py "${COMMON[@]}" "${SAMPLES[@]}" --samplers "$SAMPLERS" > "$OUT/generate.log" 2>&1
     stamp generate
     tar czf "$OUT/generate_results.tar.gz" "$RUN"/samples/*.png "$RUN"/samples/summary.json 2>/dev/null
@@ -109,10 +116,10 @@ elif [ "$PHASE" = generate ]; then
 elif [ "$PHASE" = fid ]; then
     cat .device_data/inception_part1 .device_data/inception_part2 > "$WEIGHTS" && stamp weights
     echo "$WEIGHTS_SHA256  $WEIGHTS" | sha256sum -c - || exit 1
-    $PY compute_fid.py --dataset cifar10 --data-path "$DATA" --run-dir "$RUN" "${SAMPLES[@]}" --frechet-method eig \
-        --batch-size 500 --inception-weights "$WEIGHTS" > "$OUT/fid.log" 2>&1
+    $PY compute_fid.py --dataset cifar10 --data-path "$DATA" --run-dir "$RUN" "${SAMPLES[@]}" "${FID[@]}" \
+        > "$OUT/fid.log" 2>&1
     stamp fid
-    tar czf "$OUT/fid_results.tar.gz" "$RUN"/fid.json "$RUN"/fid_table.md 2>/dev/null
+    tar czf "$OUT/fid_results.tar.gz" "$RUN"/fid.json "$RUN"/fid_table.md 2>/dev/null  # kept if the analysis is cut
     $PY variance_loss.py --run-dirs "$RUN" --data-path "$DATA" "${SAMPLES[@]}" > "$OUT/analysis.log" 2>&1
     stamp analysis
     tar czf "$OUT/fid_results.tar.gz" "$RUN"/fid.json "$RUN"/fid_table.md "$RUN"/analysis 2>/dev/null
@@ -123,8 +130,7 @@ elif [ "$PHASE" = gen2_whole ]; then  # after fid: GEN-2 rescaled with one scale
     $PY generate.py --dataset cifar10 --data-path "$DATA" --run-dir "$WHOLE" --seed 0 "${SAMPLES[@]}" \
         --gen2-rescale whole > "$OUT/gen2_whole.log" 2>&1
     stamp generate
-    $PY compute_fid.py --dataset cifar10 --data-path "$DATA" --run-dir "$WHOLE" "${SAMPLES[@]}" --frechet-method eig \
-        --batch-size 500 --inception-weights "$WEIGHTS" --no-train-reference \
+    $PY compute_fid.py --dataset cifar10 --data-path "$DATA" --run-dir "$WHOLE" "${SAMPLES[@]}" "${FID[@]}" --no-train-reference \
         --samples "$WHOLE/samples/gen2_renorm.npz" >> "$OUT/gen2_whole.log" 2>&1
     stamp fid
     tar czf "$OUT/gen2_whole_results.tar.gz" "$WHOLE"/fid.json "$WHOLE"/samples/summary.json 2>/dev/null
