@@ -42,11 +42,12 @@ def check_second_stage_matches(stage2_dir, stage1_digest):
                           f"since): move {stage2_dir} away and rerun train_second_stage.py")
 
 
-def load_model(path, what="model", hint=""):
+def load_model(path, what="model", hint="", compile=True):
+    """compile=False: the model without its optimizer state (enough to encode and decode)."""
     if not os.path.exists(path):
         raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
     try:
-        return keras.saving.load_model(path, compile=True)
+        return keras.saving.load_model(path, compile=compile)
     except Exception as error:  # corrupt or foreign file
         reason = str(error).splitlines()[0][:200] if str(error) else ""
         raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {reason}); "
