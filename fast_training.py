@@ -86,8 +86,9 @@ class EpochInputs:
         return source[0][rows].astype(jnp.float32) / 255.0
 
 
-def make_epoch_function(model, inputs):
-    """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch."""
+def make_epoch_function(model, inputs, unroll=1):
+    """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch;
+    unroll: steps per iteration of the compiled loop (the same steps, fewer loop iterations)."""
     import jax
 
     def run_epoch(state, source, rows, noise):
@@ -96,7 +97,7 @@ def make_epoch_function(model, inputs):
             logs, carry = model.train_step(carry, (inputs.batch(source, step_rows, step_noise),))
             return carry, logs
 
-        return jax.lax.scan(step, state, (rows, noise))
+        return jax.lax.scan(step, state, (rows, noise), unroll=unroll)
 
     return jax.jit(run_epoch, donate_argnums=0)
 

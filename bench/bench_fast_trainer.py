@@ -8,7 +8,9 @@ dense VAE of the data set's width) each train EPOCHS epochs of IMAGES
 synthetic images (latents) at batch 100 on both paths, after one
 compile/warm-up epoch each; reported as images/s, the ratio fast / fit, and
 FLOP/s as a fraction of the measured float32 matrix product.
-Results: bench/results/fast_trainer_<device>.json.
+Results: bench/results/fast_trainer_<device>.json. PATHS / STAGES time a
+part only, UNROLL and MIXED_DTYPE vary the fast path (bench/fast_variants.py
+runs the variants, XLA flags included, in one command).
 """
 
 import json
@@ -24,6 +26,10 @@ IMAGES = 2000              # training images (latent codes) per epoch
 EPOCHS = 2                 # timed epochs per path, after one warm-up epoch
 MATMUL_SIZE = 2048         # 8192 on a GPU, to reach its matrix-multiply limit
 OUTPUT = None              # default bench/results/fast_trainer_<device>.json
+PATHS = "fit,fast"         # which trainers to time
+STAGES = "stage1,stage2"   # which stages to time
+UNROLL = 1                 # fast path: training steps per iteration of the compiled loop
+MIXED_DTYPE = ""           # "" float32 | bfloat16 | float16: the layers' compute type (variables stay float32)
 
 
 def epochs_per_second(run_epoch, epochs):
@@ -43,7 +49,7 @@ def fit_epochs(model, batches):
     return run
 
 
-def fast_epochs(model, batches):
+def fast_epochs(model, batches, unroll=1):
     import jax
     import jax.numpy as jnp
 
@@ -51,7 +57,7 @@ def fast_epochs(model, batches):
 
     model.optimizer.build(model.trainable_variables)
     inputs = fast_training.EpochInputs(batches)
-    run_epoch = fast_training.make_epoch_function(model, inputs)
+    run_epoch = fast_training.make_epoch_function(model, inputs, unroll)
     state = [fast_training.model_state(model)]
 
     def run(epoch):
@@ -69,7 +75,7 @@ def main(argv=None):
     from bench.bench_speed import conv_dense_flops, matmul_peak
     from models.first_stage import build_first_stage
     from models.second_stage import build_second_stage
-    from training import ImageBatches, LatentBatches, make_optimizer
+    from training import ImageBatches, LatentBatches, make_optimizer, precision_policy
 
     if keras.backend.backend() != "jax":
         raise common.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
@@ -80,25 +86,35 @@ def main(argv=None):
     sigma = np.full_like(mu, 0.3)
     peak = matmul_peak(args.matmul_size)
     results = {"device": common.device_description(), "dataset": args.dataset, "images": args.images,
-               "epochs": args.epochs, "batch_size": 100, "matmul_flops_per_second": peak}
+               "epochs": args.epochs, "batch_size": 100, "matmul_flops_per_second": peak, "unroll": args.unroll,
+               "mixed_dtype": args.mixed_dtype or "float32", "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    paths = {"fit": fit_epochs, "fast": lambda model, batches: fast_epochs(model, batches, args.unroll)}
+    stage_names = ("stage1", "stage2")
+    for names, known in ((args.paths, paths), (args.stages, stage_names)):
+        if not set(names.split(",")) <= set(known):
+            raise common.VaevarError(f"unknown name in {names!r}: use some of {', '.join(known)}")
+    paths = {name: paths[name] for name in args.paths.split(",")}
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                       f"fast_trainer_{results['device'].replace(' ', '_')}.json")
     stages = {"stage1": (lambda: build_first_stage(entry.shape), lambda: ImageBatches(images, 100, 0), 3),
               "stage2": (lambda: build_second_stage(64, entry.stage2_width), lambda: LatentBatches(mu, sigma, 100, 0),
                          3)}
-    for stage, (build, feeder, passes) in stages.items():
+    for stage in args.stages.split(","):
+        build, feeder, passes = stages[stage]
         rates = {}
-        for path, make in (("fit", fit_epochs), ("fast", fast_epochs)):
+        for path, make in paths.items():
             keras.utils.set_random_seed(0)
-            model = build()
+            with precision_policy(bool(args.mixed_dtype), args.mixed_dtype or "float16"):
+                model = build()
             model.compile(optimizer=make_optimizer(1e-4))
             rates[path] = epochs_per_second(make(model, feeder()), args.epochs) * (args.images // 100 * 100)
         flops = conv_dense_flops(model) * passes  # forward + backward ~ 3 forward passes
         results[stage] = {f"{p}_per_second": r for p, r in rates.items()}
-        results[stage].update({"fast_over_fit": rates["fast"] / rates["fit"],
-                               "fast_fraction_of_matmul": rates["fast"] * flops / peak})
-        print(f"{stage}: fit {rates['fit']:.0f}/s, fast {rates['fast']:.0f}/s ({rates['fast'] / rates['fit']:.2f}x), "
-              f"fast at {results[stage]['fast_fraction_of_matmul']:.3f} of the matmul rate")
+        results[stage].update({f"{p}_fraction_of_matmul": r * flops / peak for p, r in rates.items()})
+        if len(rates) == 2:
+            results[stage]["fast_over_fit"] = rates["fast"] / rates["fit"]
+        print(f"{stage}: " + ", ".join(f"{p} {r:.0f}/s ({results[stage][p + '_fraction_of_matmul']:.3f} of the "
+                                       f"matmul rate)" for p, r in rates.items()))
         common.save_json(out, results)  # each stage as it is measured: a run cut short keeps what it has
     print(json.dumps(results, indent=1))
 
