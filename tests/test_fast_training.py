@@ -40,6 +40,14 @@ def test_fast_steps_equal_fit_steps(comparison, stage):
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_an_unrolled_epoch_is_the_same_steps(comparison, stage):
+    """make_epoch_function(unroll=3) (bench/fast_variants.py times it): the 20 steps' losses and the weights
+    agree to float32 rounding (XLA may fuse across unrolled steps), as closely as the fit path's."""
+    assert comparison[stage]["unrolled_step_difference"] < 1e-4
+    assert comparison[stage]["unrolled_weight_difference"] < 1e-4
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_fast_log_rows_follow_the_fit_paths_schedule_and_gamma(comparison, stage):
     fit_rates, fast_rates = comparison[stage]["learning_rates"]
     assert fit_rates == fast_rates == ["0.001", "0.001", "0.0005"]  # halved after epoch 2 in both
