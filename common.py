@@ -89,9 +89,10 @@ def load_json(path):
         return json.load(f)
 
 
-def save_npz(path, **arrays):
+def save_npz(path, compress=True, **arrays):
+    """compress=False for large float arrays: zlib gains them ~16% (float16 images) at ~50x the time."""
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+        (np.savez_compressed if compress else np.savez)(tmp, **arrays)
 
 
 def save_model(model, path):

@@ -38,6 +38,7 @@ second stage, GEN-2 is skipped with a message.
 """
 
 import os
+import time
 
 import numpy as np
 
@@ -147,8 +148,10 @@ def load_stages(args):
 def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
     """The kind's two sample arrays, its two grids and the side-by-side grid."""
     plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
-    common.save_npz(os.path.join(out_dir, f"{kind}.npz"), images=sample_array(plain_float, args.sample_dtype))
-    common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"), images=sample_array(renormed_float, args.sample_dtype))
+    common.save_npz(os.path.join(out_dir, f"{kind}.npz"), compress=False,
+                    images=sample_array(plain_float, args.sample_dtype))
+    common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"), compress=False,
+                    images=sample_array(renormed_float, args.sample_dtype))
     # a seeded spread over the set (REC keeps a class-sorted source's order), drawn from the
     # kind's own count: REC has as many as the test split holds, maybe fewer than NUM_SAMPLES
     cells = args.grid * args.grid
@@ -167,8 +170,6 @@ def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
 
 def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir, latent_arrays):
     """Samples of each ex-post sampler in SAMPLERS: <name>.npz, <name>.png; returns their summary rows."""
-    import time
-
     latents_path = os.path.join(stage2_dir, common.LATENTS_FILE)
     if not os.path.exists(latents_path):
         raise common.VaevarError(f"the samplers fit the encoded training codes in {latents_path}: run "
@@ -182,7 +183,8 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
         z = sampling.sampler_codes(name, args.num_samples, args.seed, train_mu, z_std, gen2_codes)
         images = decode(z)
         seconds = time.time() - started
-        common.save_npz(os.path.join(out_dir, f"{name}.npz"), images=sample_array(images, args.sample_dtype))
+        common.save_npz(os.path.join(out_dir, f"{name}.npz"), compress=False,
+                        images=sample_array(images, args.sample_dtype))
         shown = data.seeded_subset(len(images), args.grid * args.grid, args.seed)
         save_png(os.path.join(out_dir, f"{name}.png"), image_grid(data.to_uint8(images[shown]), args.grid, args.grid))
         latent_arrays[name] = z
@@ -196,6 +198,7 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
 def main(argv=None):
     args = check_settings(common.parse_constants(globals(), __doc__, argv))
     common.set_seed(args.seed)
+    started = time.time()
     first, second, stage2_dir = load_stages(args)
     rng = np.random.default_rng(args.seed)
 
@@ -220,11 +223,13 @@ def main(argv=None):
                "rec_split": args.rec_split, "rec_code": args.rec_code, "rec_renorm": args.rec_renorm,
                "renorm_target": args.renorm_target,
                "renorm_mode": args.renorm_mode, "gen1_renorm": args.gen1_renorm, "gen2_rescale": args.gen2_rescale,
-               "variance_loss_ratio": gen2_ratio, "target": np.atleast_1d(target).tolist(), "kinds": {}}
+               "variance_loss_ratio": gen2_ratio, "target": np.atleast_1d(target).tolist(), "kinds": {},
+               "seconds_to_prepare": round(time.time() - started, 2)}  # load, encode, second-stage codes, gate
     latent_arrays = {}
     data_variance = total_variance(originals)
     decode = lambda z: training.decode(first, z, args.batch_size)  # noqa: E731
     for kind, z in latents.items():
+        started = time.time()
         plain_float = decode(z)
         renormed_float, z_renorm, scale, applied = sampling.renormalize_kind(
             kind, z, plain_float, data.to_unit_float(originals), target, args, decode, gen2_ratio)
@@ -236,7 +241,8 @@ def main(argv=None):
                                   "latent_variance_renorm": float(np.sum(np.var(z_renorm, 0))),
                                   "pixel_variance_ratio": total_variance(plain_float) / data_variance,
                                   "pixel_variance_ratio_renorm": total_variance(renormed_float) / data_variance,
-                                  "renormalized": applied, "scale": np.atleast_1d(scale).tolist()}
+                                  "renormalized": applied, "scale": np.atleast_1d(scale).tolist(),
+                                  "seconds": round(time.time() - started, 2)}  # decoding, renormalizing, saving
         if kind == "gen2":
             summary["kinds"][kind]["variance_loss_ratio"] = gen2_ratio
         note = "" if applied else f" (not applied: GEN-2's variance-loss ratio {gen2_ratio:.3f} <= " \
@@ -246,7 +252,7 @@ def main(argv=None):
     if args.samplers:
         summary["samplers"] = write_samplers(args, stage2_dir, latents.get("gen2"), decode, data_variance, out_dir,
                                              latent_arrays)
-    common.save_npz(os.path.join(out_dir, "latents.npz"), **latent_arrays)
+    common.save_npz(os.path.join(out_dir, "latents.npz"), compress=False, **latent_arrays)
     common.save_json(os.path.join(out_dir, "summary.json"), summary)
     print(f"samples written to {out_dir}")
 
