@@ -1,5 +1,6 @@
 """The Frechet distance and KID between feature sets (NumPy / SciPy, float64)."""
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -50,11 +51,26 @@ def check_method(method):
 
 
 def trace_sqrt_product(sigma1, sigma2):
-    """Tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))), for PSD S1, S2."""
-    values, vectors = linalg.eigh(sigma1)
-    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    """Tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))), for PSD S1, S2. S1 is the reference's
+    covariance in every call of a run: its square root is computed once (keyed by its content)."""
+    root1 = square_root(sigma1)
     middle = root1 @ sigma2 @ root1
     return float(np.sum(np.sqrt(np.clip(linalg.eigvalsh((middle + middle.T) / 2), 0, None))))
+
+
+_ROOTS = {}  # SHA-256 of a covariance -> its square root: a run's references (test, training; both n)
+
+
+def square_root(sigma):
+    """The PSD square root of a covariance, computed once per content."""
+    sigma = np.ascontiguousarray(sigma, np.float64)
+    key = hashlib.sha256(sigma.tobytes()).hexdigest()
+    if key not in _ROOTS:
+        if len(_ROOTS) >= 4:
+            _ROOTS.pop(next(iter(_ROOTS)))
+        values, vectors = linalg.eigh(sigma)
+        _ROOTS[key] = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return _ROOTS[key]
 
 
 def statistics(features):

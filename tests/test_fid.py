@@ -24,6 +24,25 @@ def test_frechet_matches_direct_sqrtm_both_methods():
     assert frechet.frechet_distance(mu1, s1, mu2, s2, method="eig") == pytest.approx(direct, rel=1e-6)
 
 
+def test_the_reference_square_root_is_reused_only_for_the_same_covariance():
+    """eig computes the reference's square root once per content: later sets reuse it, a reference whose
+    content changed (even in place) gets its own, and the distances equal a fresh computation's."""
+    rng = np.random.default_rng(3)
+    mu, reference, sets = np.zeros(20), random_covariance(rng, 20), [random_covariance(rng, 20) for _ in range(3)]
+    frechet._ROOTS.clear()
+    first = [frechet.frechet_distance(mu, reference, mu, s, method="eig") for s in sets]
+    assert len(frechet._ROOTS) == 1
+    root = frechet.square_root(reference)
+    np.testing.assert_allclose(root @ root, reference, atol=1e-10)
+    reference[0, 0] += 1.0  # changed in place: same object, other content
+    changed = frechet.frechet_distance(mu, reference, mu, sets[0], method="eig")
+    assert len(frechet._ROOTS) == 2 and changed != first[0]
+    frechet._ROOTS.clear()
+    assert frechet.frechet_distance(mu, reference, mu, sets[0], method="eig") == changed
+    reference[0, 0] -= 1.0
+    assert [frechet.frechet_distance(mu, reference, mu, s, method="eig") for s in sets] == first
+
+
 def test_frechet_closed_form_commuting_gaussians():
     # Diagonal covariances: FID = |dmu|^2 + sum (sqrt(a) - sqrt(b))^2
     a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
