@@ -5,7 +5,7 @@
 
 Stage 1 (the authors' network at the data set's shape) and stage 2 (the
 dense VAE of the data set's width) each train EPOCHS epochs of IMAGES
-synthetic images (latents) at batch 100 on both paths, after one
+synthetic images (latents) at batch 100 (BATCH_SIZE) on both paths, after one
 compile/warm-up epoch each; reported as images/s, the ratio fast / fit, and
 FLOP/s as a fraction of the measured float32 matrix product.
 Results: bench/results/fast_trainer_<device>.json. PATHS / STAGES time a
@@ -30,6 +30,7 @@ PATHS = "fit,fast"         # which trainers to time
 STAGES = "stage1,stage2"   # which stages to time
 UNROLL = 1                 # fast path: training steps per iteration of the compiled loop
 MIXED_DTYPE = ""           # "" float32 | bfloat16 | float16: the layers' compute type (variables stay float32)
+BATCH_SIZE = 100           # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
 
 
 def epochs_per_second(run_epoch, epochs):
@@ -86,7 +87,7 @@ def main(argv=None):
     sigma = np.full_like(mu, 0.3)
     peak = matmul_peak(args.matmul_size)
     results = {"device": common.device_description(), "dataset": args.dataset, "images": args.images,
-               "epochs": args.epochs, "batch_size": 100, "matmul_flops_per_second": peak, "unroll": args.unroll,
+               "epochs": args.epochs, "batch_size": args.batch_size, "matmul_flops_per_second": peak, "unroll": args.unroll,
                "mixed_dtype": args.mixed_dtype or "float32", "xla_flags": os.environ.get("XLA_FLAGS", "")}
     paths = {"fit": fit_epochs, "fast": lambda model, batches: fast_epochs(model, batches, args.unroll)}
     stage_names = ("stage1", "stage2")
@@ -96,8 +97,8 @@ def main(argv=None):
     paths = {name: paths[name] for name in args.paths.split(",")}
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                       f"fast_trainer_{results['device'].replace(' ', '_')}.json")
-    stages = {"stage1": (lambda: build_first_stage(entry.shape), lambda: ImageBatches(images, 100, 0), 3),
-              "stage2": (lambda: build_second_stage(64, entry.stage2_width), lambda: LatentBatches(mu, sigma, 100, 0),
+    stages = {"stage1": (lambda: build_first_stage(entry.shape), lambda: ImageBatches(images, args.batch_size, 0), 3),
+              "stage2": (lambda: build_second_stage(64, entry.stage2_width), lambda: LatentBatches(mu, sigma, args.batch_size, 0),
                          3)}
     for stage in args.stages.split(","):
         build, feeder, passes = stages[stage]
@@ -107,7 +108,8 @@ def main(argv=None):
             with precision_policy(bool(args.mixed_dtype), args.mixed_dtype or "float16"):
                 model = build()
             model.compile(optimizer=make_optimizer(1e-4))
-            rates[path] = epochs_per_second(make(model, feeder()), args.epochs) * (args.images // 100 * 100)
+            per_epoch = args.images // args.batch_size * args.batch_size  # whole batches only
+            rates[path] = epochs_per_second(make(model, feeder()), args.epochs) * per_epoch
         flops = conv_dense_flops(model) * passes  # forward + backward ~ 3 forward passes
         results[stage] = {f"{p}_per_second": r for p, r in rates.items()}
         results[stage].update({f"{p}_fraction_of_matmul": r * flops / peak for p, r in rates.items()})
