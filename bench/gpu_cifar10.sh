@@ -74,14 +74,16 @@ describe_device() {
     $PY -c "import jax, keras; print(jax.__version__, keras.__version__, jax.devices())" 2>&1
 }
 
+# Checkpoints: the timeout's SIGTERM saves one after the epoch in progress, and a machine given back keeps
+# none, so few periodic ones (a 210 MB stage-2 checkpoint takes seconds to write).
 train_stage1() {  # SECONDS EPOCHS HALVE: train (or resume) stage 1 for at most SECONDS
     timeout -s TERM "$1" $PY train_first_stage.py "${COMMON[@]}" "${LIMIT[@]}" "${SMALL_NETWORK[@]}" --epochs "$2" \
-        --halve-every "$3" --trainer fast --checkpoint-every 25 --verbose 0 >> "$OUT/stage1.log" 2>&1
+        --halve-every "$3" --trainer fast --checkpoint-every 50 --verbose 0 >> "$OUT/stage1.log" 2>&1
 }
 
 train_stage2() {  # SECONDS EPOCHS HALVE
     timeout -s TERM "$1" $PY train_second_stage.py "${COMMON[@]}" "${LIMIT[@]}" --epochs "$2" \
-        --halve-every "$3" --trainer fast --checkpoint-every 100 --verbose 0 >> "$OUT/stage2.log" 2>&1
+        --halve-every "$3" --trainer fast --checkpoint-every 500 --verbose 0 >> "$OUT/stage2.log" 2>&1
 }
 
 tar_stage2() {
