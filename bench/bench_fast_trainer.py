@@ -90,6 +90,8 @@ def main(argv=None):
                "epochs": args.epochs, "batch_size": args.batch_size, "matmul_flops_per_second": peak, "unroll": args.unroll,
                "mixed_dtype": args.mixed_dtype or "float32", "xla_flags": os.environ.get("XLA_FLAGS", "")}
     paths = {"fit": fit_epochs, "fast": lambda model, batches: fast_epochs(model, batches, args.unroll)}
+    if args.images < args.batch_size:
+        raise common.VaevarError(f"--images {args.images} is less than one batch of {args.batch_size}")
     stage_names = ("stage1", "stage2")
     for names, known in ((args.paths, paths), (args.stages, stage_names)):
         if not set(names.split(",")) <= set(known):

@@ -8,6 +8,7 @@
 #   bash bench/gpu_cifar10.sh generate         # test images; samples (+ ex-post samplers)
 #   bash bench/gpu_cifar10.sh fid              # FID against both references, then the variance analysis
 #   bash bench/gpu_cifar10.sh gen2_whole       # (optional) GEN-2 renormalized with one scale for the whole set
+#   bash bench/gpu_cifar10.sh variants         # (any time, carry .whl) the fast trainer's speed variants
 #
 # The long schedule (350 or 700 first-stage epochs, then 1400) over several leases, relayed by bench/relay.py
 # (docs/running.md, "The long schedule"):
@@ -203,7 +204,13 @@ elif [ "$PHASE" = gen2_whole ]; then  # after fid: GEN-2 rescaled with one scale
     stamp fid
     tar czf "$OUT/gen2_whole_results.tar.gz" "$WHOLE"/fid.json "$WHOLE"/samples/summary.json 2>/dev/null
     stamp done
+elif [ "$PHASE" = variants ]; then  # the fast trainer's speed variants (bench/fast_variants.py), ~2-3 min on a GPU
+    describe_device > "$OUT/device.txt"
+    SIZE=(--images 5000 --matmul-size 8192)
+    [ "$SMOKE" = 1 ] && SIZE=(--images 400 --epochs 1 --matmul-size 256 --stages stage2)
+    $PY -m bench.fast_variants "${SIZE[@]}" --output "$OUT/fast_variants.json" > "$OUT/variants.log" 2>&1
+    stamp done
 else
-    echo "usage: bash bench/gpu_cifar10.sh train BUDGET_S | stage1 BUDGET_S [EPOCHS [HALVE]] | restore | stage2 BUDGET_S [EPOCHS [HALVE]] | generate | fid | gen2_whole" >&2
+    echo "usage: bash bench/gpu_cifar10.sh train BUDGET_S | stage1 BUDGET_S [EPOCHS [HALVE]] | restore | stage2 BUDGET_S [EPOCHS [HALVE]] | generate | fid | gen2_whole | variants" >&2
     exit 2
 fi
