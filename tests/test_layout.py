@@ -98,3 +98,15 @@ def test_help_lists_the_flags_with_their_comments():
                             text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0
     assert "--num-samples" in result.stdout and "per side" in result.stdout
+
+
+def test_the_tracked_files_leave_room_for_a_gpu_commands_data():
+    """A device command carries at most 64 MiB, the tracked files included; the first stage's command also
+    carries the training images (49.4 MiB) and the Keras wheels (2.8 MiB): bench/gpu_cifar10.sh."""
+    listed = subprocess.run(["git", "ls-files", "-z"], capture_output=True, cwd=ROOT)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    paths = [p for p in listed.stdout.decode().split("\0") if p and os.path.isfile(os.path.join(ROOT, p))]
+    tracked = sum(os.path.getsize(os.path.join(ROOT, p)) for p in paths)
+    assert tracked < 64 * 2 ** 20 - 49.4 * 2 ** 20 - 2.8 * 2 ** 20 - 0.5 * 2 ** 20, \
+        f"tracked files {tracked / 2 ** 20:.1f} MiB: a GPU command could not carry them with its data"
