@@ -86,9 +86,11 @@ class EpochInputs:
         return source[0][rows].astype(jnp.float32) / 255.0
 
 
-def make_epoch_function(model, inputs, unroll=1):
+def make_epoch_function(model, inputs, unroll=1, copies=1):
     """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch;
-    unroll: steps per iteration of the compiled loop (the same steps, fewer loop iterations)."""
+    unroll: steps per iteration of the compiled loop (the same steps, fewer loop iterations);
+    copies > 1: that many independent trainings at once (state, rows and noise stacked on a first axis,
+    the data shared), as bench/fast_variants.py times them."""
     import jax
 
     def run_epoch(state, source, rows, noise):
@@ -99,6 +101,8 @@ def make_epoch_function(model, inputs, unroll=1):
 
         return jax.lax.scan(step, state, (rows, noise), unroll=unroll)
 
+    if copies > 1:
+        run_epoch = jax.vmap(run_epoch, in_axes=(0, None, 0, 0))
     return jax.jit(run_epoch, donate_argnums=0)
 
 

@@ -31,6 +31,7 @@ STAGES = "stage1,stage2"   # which stages to time
 UNROLL = 1                 # fast path: training steps per iteration of the compiled loop
 MIXED_DTYPE = ""           # "" float32 | bfloat16 | float16: the layers' compute type (variables stay float32)
 BATCH_SIZE = 100           # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
+COPIES = 1                 # fast path: independent trainings (seeds) at once; the rate counts all their images
 
 
 def epochs_per_second(run_epoch, epochs):
@@ -50,19 +51,24 @@ def fit_epochs(model, batches):
     return run
 
 
-def fast_epochs(model, batches, unroll=1):
+def fast_epochs(models, batches, unroll=1):
+    """One epoch per call for MODELS (one, or several trained at once as vmapped copies, each on its own
+    batches: the seeds' trainings of one run)."""
     import jax
     import jax.numpy as jnp
 
     import fast_training
 
-    model.optimizer.build(model.trainable_variables)
+    for model in models:
+        model.optimizer.build(model.trainable_variables)
     inputs = fast_training.EpochInputs(batches)
-    run_epoch = fast_training.make_epoch_function(model, inputs, unroll)
-    state = [fast_training.model_state(model)]
+    run_epoch = fast_training.make_epoch_function(models[0], inputs, unroll, copies=len(models))
+    states = [fast_training.model_state(model) for model in models]
+    state = [states[0] if len(models) == 1 else jax.tree_util.tree_map(lambda *v: jnp.stack(v), *states)]
 
     def run(epoch):
-        rows, noise = inputs.epoch(epoch)
+        batches_of = [inputs.epoch(epoch * len(models) + copy) for copy in range(len(models))]
+        rows, noise = (np.stack(parts) if len(models) > 1 else parts[0] for parts in zip(*batches_of))
         state[0], logs = run_epoch(state[0], inputs.source, jnp.asarray(rows), jnp.asarray(noise))
         jax.block_until_ready(logs["loss"])
     return run
@@ -87,11 +93,15 @@ def main(argv=None):
     sigma = np.full_like(mu, 0.3)
     peak = matmul_peak(args.matmul_size)
     results = {"device": common.device_description(), "dataset": args.dataset, "images": args.images,
-               "epochs": args.epochs, "batch_size": args.batch_size, "matmul_flops_per_second": peak, "unroll": args.unroll,
-               "mixed_dtype": args.mixed_dtype or "float32", "xla_flags": os.environ.get("XLA_FLAGS", "")}
-    paths = {"fit": fit_epochs, "fast": lambda model, batches: fast_epochs(model, batches, args.unroll)}
+               "epochs": args.epochs, "batch_size": args.batch_size, "matmul_flops_per_second": peak,
+               "unroll": args.unroll, "copies": args.copies, "mixed_dtype": args.mixed_dtype or "float32",
+               "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    paths = {"fit": lambda models, batches: fit_epochs(models[0], batches),
+             "fast": lambda models, batches: fast_epochs(models, batches, args.unroll)}
     if args.images < args.batch_size:
         raise common.VaevarError(f"--images {args.images} is less than one batch of {args.batch_size}")
+    if args.copies > 1 and "fit" in args.paths.split(","):
+        raise common.VaevarError("--copies above 1 is a fast-path variant: pass --paths fast")
     stage_names = ("stage1", "stage2")
     for names, known in ((args.paths, paths), (args.stages, stage_names)):
         if not set(names.split(",")) <= set(known):
@@ -99,19 +109,23 @@ def main(argv=None):
     paths = {name: paths[name] for name in args.paths.split(",")}
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                       f"fast_trainer_{results['device'].replace(' ', '_')}.json")
-    stages = {"stage1": (lambda: build_first_stage(entry.shape), lambda: ImageBatches(images, args.batch_size, 0), 3),
-              "stage2": (lambda: build_second_stage(64, entry.stage2_width), lambda: LatentBatches(mu, sigma, args.batch_size, 0),
-                         3)}
+    stages = {"stage1": (lambda seed: build_first_stage(entry.shape, seed=seed),
+                         lambda: ImageBatches(images, args.batch_size, 0), 3),
+              "stage2": (lambda seed: build_second_stage(64, entry.stage2_width, seed=seed),
+                         lambda: LatentBatches(mu, sigma, args.batch_size, 0), 3)}
     for stage in args.stages.split(","):
         build, feeder, passes = stages[stage]
         rates = {}
         for path, make in paths.items():
-            keras.utils.set_random_seed(0)
-            with precision_policy(bool(args.mixed_dtype), args.mixed_dtype or "float16"):
-                model = build()
-            model.compile(optimizer=make_optimizer(1e-4))
-            per_epoch = args.images // args.batch_size * args.batch_size  # whole batches only
-            rates[path] = epochs_per_second(make(model, feeder()), args.epochs) * per_epoch
+            models = []
+            for seed in range(args.copies):
+                keras.utils.set_random_seed(seed)
+                with precision_policy(bool(args.mixed_dtype), args.mixed_dtype or "float16"):
+                    models.append(build(seed))
+                models[-1].compile(optimizer=make_optimizer(1e-4))
+            per_epoch = args.images // args.batch_size * args.batch_size * args.copies  # whole batches only
+            rates[path] = epochs_per_second(make(models, feeder()), args.epochs) * per_epoch
+            model = models[0]
         flops = conv_dense_flops(model) * passes  # forward + backward ~ 3 forward passes
         results[stage] = {f"{p}_per_second": r for p, r in rates.items()}
         results[stage].update({f"{p}_fraction_of_matmul": r * flops / peak for p, r in rates.items()})

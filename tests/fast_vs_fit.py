@@ -8,6 +8,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -83,6 +85,22 @@ for stage, (build, batches) in STAGES.items():
         fast_training.model_state(unrolled), inputs.source, rows, noise)
     fast_training.sync_state(unrolled, unrolled_state)
     unrolled_loss = np.asarray(unrolled_logs["loss"])
+    # two trainings at once (vmapped copies, bench/fast_variants.py): the second, with its own batches of
+    # another epoch, against the same training alone
+    pair = [fresh(build), fresh(build)]
+    for member in pair:
+        member.optimizer.build(member.trainable_variables)
+    other_rows, other_noise = inputs.epoch(1)
+    paired_state, paired_logs = fast_training.make_epoch_function(pair[0], inputs, copies=2)(
+        jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[fast_training.model_state(m) for m in pair]),
+        inputs.source, np.stack([rows, other_rows]), np.stack([noise, other_noise]))
+    fast_training.sync_state(pair[1], jax.tree_util.tree_map(lambda v: v[1], paired_state))
+    alone = fresh(build)
+    alone.optimizer.build(alone.trainable_variables)
+    alone_state, alone_logs = fast_training.make_epoch_function(alone, inputs)(
+        fast_training.model_state(alone), inputs.source, other_rows, other_noise)
+    fast_training.sync_state(alone, alone_state)
+    alone_loss = np.asarray(alone_logs["loss"])
     results[stage] = {
         "steps": len(steps.steps), "fast_steps": len(fast_steps),
         "max_step_difference": float(np.max(np.abs(np.asarray(steps.steps) - fast_steps)
@@ -91,6 +109,9 @@ for stage, (build, batches) in STAGES.items():
         "mse_ema": [float(model.mse_ema.numpy()), float(fast.mse_ema.numpy())],
         "unrolled_step_difference": float(np.max(np.abs(unrolled_loss - fast_steps[:, 0]) / np.abs(fast_steps[:, 0]))),
         "unrolled_weight_difference": max_relative(fast, unrolled),
+        "copy_step_difference": float(np.max(np.abs(np.asarray(paired_logs["loss"])[1] - alone_loss)
+                                             / np.abs(alone_loss))),
+        "copy_weight_difference": max_relative(alone, pair[1]),
     }
     # 3 epochs with a halving after 2: fit's log.csv against the fast one's, and a resumed fast run
     logs_of = {}
