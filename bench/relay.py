@@ -29,20 +29,13 @@ import tempfile
 
 import common
 import training
+from fid.weights import sha256
 from training import CHECKPOINT
 
 MANIFEST = "stage1_manifest.json"
 SMALL_FILES = "stage1_files.tar"
 KEPT_FILES = ("log.csv", "config.json", common.CHECKPOINT_STATE)  # those that exist
 PART_BYTES = 15 * 2 ** 20  # under the 16 MiB a returned file may have
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2 ** 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_parts(path, out_dir, part_bytes):
