@@ -8,8 +8,9 @@ lease travels between leases in parts of 15 MiB:
   (21 MB instead of 63 MB: the second stage, generation and scoring never
   use it), two parts;
 - an unfinished one as its last checkpoint, optimizer state included, so
-  that the next lease resumes it exactly (63 MB, four parts: they go back
-  over two commands, three parts with the wheels, then the fourth).
+  that the next lease resumes it exactly (63 MB, four parts: they reach the
+  next machine over two commands, three parts with the wheels, then the
+  fourth).
 
     python -m bench.relay pack RUN/stage1 OUT                    # on the GPU machine
     python -m bench.relay keep FILES_AT .device_carry/stage1     # here, from the returned files
