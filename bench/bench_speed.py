@@ -112,33 +112,15 @@ def matmul_peak(size):
     return 2 * size ** 3 / seconds
 
 
-def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
-    import data
-
-    image_shape = data.dataset(args.dataset).shape
+def stage1_speed(args, image_shape, peak, rng):
+    """Stage-1 training: model.fit and its variants, timed in interleaved rounds (best of ROUNDS each), so a
+    slow spell of the machine hits them all alike. Returns (results, the fit model)."""
     import keras
 
     from models.first_stage import build_first_stage
-    from models.second_stage import build_second_stage
-    from training import make_optimizer
+    from training import ImageBatches, make_optimizer
 
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     backend = keras.backend.backend()
-    device = common.device_description()
-    results = {"backend": backend, "device": device, "machine": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "batch_size": args.batch_size, "dataset": args.dataset,
-               "mixed_precision": args.mixed_precision}
-    peak = matmul_peak(args.matmul_size)
-    results["matmul_flops_per_s"] = peak
-    results["matmul_dtype"] = keras.mixed_precision.global_policy().compute_dtype
-    rng = np.random.default_rng(0)
-
-    # stage 1 training. The variants are timed in interleaved rounds (best of
-    # ROUNDS each), so a slow spell of the machine hits them all alike.
-    from training import ImageBatches
-
     x = rng.random((args.batch_size * args.steps,) + image_shape).astype("float32")
     uint8_images = (x * 255).astype(np.uint8)
     model = build_first_stage(image_shape)
@@ -164,52 +146,64 @@ def main(argv=None):
     per_step = {name: value / args.steps for name, value in seconds.items()}
     fit_seconds = per_step["fit"]
     train_flops = 3 * conv_dense_flops(model)  # forward + backward ~ 3x forward
-    results["stage1_fit"] = {"images_per_s": args.batch_size / fit_seconds,
-                             "flops_per_s": train_flops * args.batch_size / fit_seconds,
-                             "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
-                             "forward_flops_per_image": train_flops / 3,
-                             "images_per_s_with_uint8_feeder": args.batch_size / per_step["fit_uint8_feeder"],
-                             "images_per_s_with_steps_per_execution": (args.batch_size
-                                                                       / per_step["fit_steps_per_execution"]),
-                             "steps_per_execution": args.steps_per_execution,
-                             "rounds": args.rounds}
+    results = {"stage1_fit": {"images_per_s": args.batch_size / fit_seconds,
+                              "flops_per_s": train_flops * args.batch_size / fit_seconds,
+                              "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
+                              "forward_flops_per_image": train_flops / 3,
+                              "images_per_s_with_uint8_feeder": args.batch_size / per_step["fit_uint8_feeder"],
+                              "images_per_s_with_steps_per_execution": (args.batch_size
+                                                                        / per_step["fit_steps_per_execution"]),
+                              "steps_per_execution": args.steps_per_execution,
+                              "rounds": args.rounds}}
     if backend == "tensorflow":
         results["stage1_fit_xla"] = {"images_per_s": args.batch_size / per_step["fit_xla"],
                                      "speed_ratio_to_fit_without_xla": fit_seconds / per_step["fit_xla"]}
         results["stage1_gradient_tape"] = {"images_per_s": args.batch_size / per_step["gradient_tape"],
                                            "fit_speed_ratio": per_step["gradient_tape"] / fit_seconds}
+    return results, model
 
-    # stage 2 training
+
+def stage2_speed(args, peak, rng):
+    from models.second_stage import build_second_stage
+    from training import make_optimizer
+
     second = build_second_stage(64, 2048)
     second.compile(optimizer=make_optimizer(1e-4))
     z = rng.standard_normal((args.batch_size * args.steps * 5, 64)).astype("float32")
     seconds = timed(lambda: second.fit(z, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False),
                     3) / (args.steps * 5)
     flops = 3 * conv_dense_flops(second)
-    results["stage2_fit"] = {"latents_per_s": args.batch_size / seconds,
-                             "ratio_to_matmul_peak": flops * args.batch_size / seconds / peak}
+    return {"latents_per_s": args.batch_size / seconds,
+            "ratio_to_matmul_peak": flops * args.batch_size / seconds / peak}
 
-    # generation: decoder forward
+
+def generation_speed(decoder, peak, rng):
+    """The decoder's forward pass on 1,000 codes."""
     u = rng.standard_normal((1000, 64)).astype("float32")
-    seconds = timed(lambda: model.decoder.predict(u, batch_size=500, verbose=0), 3)
-    flops = conv_dense_flops(model.decoder)
-    results["generation"] = {"images_per_s": 1000 / seconds, "ratio_to_matmul_peak": flops * 1000 / seconds / peak}
+    seconds = timed(lambda: decoder.predict(u, batch_size=500, verbose=0), 3)
+    flops = conv_dense_flops(decoder)
+    return {"images_per_s": 1000 / seconds, "ratio_to_matmul_peak": flops * 1000 / seconds / peak}
 
-    # FID features
+
+def fid_features_speed(args, image_shape, peak, rng):
+    """The Keras Inception port as compute_fid.py calls it, and on TensorFlow the frozen graph beside it."""
+    import keras
+
     from fid.network import build_inception
 
     inception = build_inception(image_shape)
     images = rng.integers(0, 256, (args.fid_images,) + image_shape).astype("float32")
+
     def port():
         for i in range(0, args.fid_images, args.fid_batch):
-            inception.predict_on_batch(images[i:i + args.fid_batch])  # as compute_fid.py does
+            inception.predict_on_batch(images[i:i + args.fid_batch])
 
     seconds = timed(port, 3)
     flops = conv_dense_flops(inception)
-    results["fid_features_port"] = {"images_per_s": args.fid_images / seconds,
-                                    "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
-                                    "forward_flops_per_image": flops}
-    if backend == "tensorflow":
+    results = {"fid_features_port": {"images_per_s": args.fid_images / seconds,
+                                     "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
+                                     "forward_flops_per_image": flops}}
+    if keras.backend.backend() == "tensorflow":
         from fid import graph as inception_graph
 
         extract = inception_graph.frozen_graph_extractor(inception_graph.random_graph_def(), args.fid_batch)
@@ -217,10 +211,36 @@ def main(argv=None):
         results["fid_features_frozen_graph"] = {"images_per_s": args.fid_images / seconds}
         results["fid_features_port"]["speed_ratio_to_frozen_graph"] = (
             results["fid_features_port"]["images_per_s"] / results["fid_features_frozen_graph"]["images_per_s"])
+    return results
+
+
+def main(argv=None):
+    args = common.parse_constants(globals(), __doc__, argv)
+    import data
+
+    image_shape = data.dataset(args.dataset).shape
+    import keras
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    backend = keras.backend.backend()
+    device = common.device_description()
+    results = {"backend": backend, "device": device, "machine": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "batch_size": args.batch_size, "dataset": args.dataset,
+               "mixed_precision": args.mixed_precision}
+    peak = matmul_peak(args.matmul_size)
+    results["matmul_flops_per_s"] = peak
+    results["matmul_dtype"] = keras.mixed_precision.global_policy().compute_dtype
+    rng = np.random.default_rng(0)
+    stage1, model = stage1_speed(args, image_shape, peak, rng)
+    results.update(stage1)
+    results["stage2_fit"] = stage2_speed(args, peak, rng)
+    results["generation"] = generation_speed(model.decoder, peak, rng)
+    results.update(fid_features_speed(args, image_shape, peak, rng))
 
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                 f"{backend}_{device.replace(' ', '_').replace(',', '')}"
-                                 f"{'_mixed' if args.mixed_precision else ''}.json")
+                                      f"{backend}_{device.replace(' ', '_').replace(',', '')}"
+                                      f"{'_mixed' if args.mixed_precision else ''}.json")
     common.save_json(out, results)
     print(json.dumps(results, indent=2))
     print(f"written to {out}")
