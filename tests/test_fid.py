@@ -168,28 +168,28 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
 
 
 def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_inception_weights):
-    """70 images per side: theirs scores 64 (whole batches), fid_whole_set all 70, from one pass."""
+    """20 images per side: theirs scores 16 (whole batches of 16), fid_whole_set all 20, from one pass."""
     rng = np.random.default_rng(3)
-    reference = rng.integers(0, 256, (70, 28, 28, 1), dtype=np.uint8)
+    reference = rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
     samples = (reference // 2 + rng.integers(0, 128, reference.shape)).astype(np.uint8)
     for name, images in (("ref", reference), ("gen1", samples)):
         np.savez(tmp_path / f"{name}.npz", images=images)
     with pytest.warns(UserWarning):
         compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(tmp_path / "gen1.npz"),
-                          "--reference", str(tmp_path / "ref.npz"), "--num-samples", "70", "--drop-remainder", "64",
+                          "--reference", str(tmp_path / "ref.npz"), "--num-samples", "20", "--drop-remainder", "16",
                           "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
-        pool3 = [features.extract_features([images], images.shape[1:], random_inception_weights, 70)
+        pool3 = [features.extract_features([images], images.shape[1:], random_inception_weights, 20)
                  for images in (reference, samples)]
-        kept = frechet.scored_subset(70, 64)  # 6 seeded random images dropped, not the last 6
+        kept = frechet.scored_subset(20, 16)  # 4 seeded random images dropped, not the last 4
         authors = frechet.frechet_distance(*frechet.statistics(pool3[0][kept]), *frechet.statistics(pool3[1][kept]),
                                            method="eig")
         whole = frechet.frechet_distance(*frechet.statistics(pool3[0]), *frechet.statistics(pool3[1]), method="eig")
     entry = json.load(open(tmp_path / "fid.json"))["gen1"]
-    assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (64, 70, 64, 70)
+    assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (16, 20, 16, 20)
     assert entry["fid"] == pytest.approx(authors, rel=1e-6) and entry["fid_whole_set"] == pytest.approx(whole, rel=1e-6)
     assert abs(authors - whole) > 1e-5 * authors  # two computations, not one number twice
     table = open(tmp_path / "fid_table.md").read()
-    assert f"| FID, whole sets (n = 70) | - | {whole:.2f} | - |" in table
+    assert f"| FID, whole sets (n = 20) | - | {whole:.2f} | - |" in table
 
 
 def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weights, capsys, monkeypatch):
@@ -581,15 +581,15 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
 
     rng = np.random.default_rng(30)
     samples = tmp_path / "gen1.npz"
-    np.savez(samples, images=rng.integers(0, 256, (60, 28, 28, 1), dtype=np.uint8))
+    np.savez(samples, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
     with pytest.warns(UserWarning):
         compute_fid.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path),
-                          "--samples", str(samples), "--num-samples", "60", "--drop-remainder", "1",
+                          "--samples", str(samples), "--num-samples", "30", "--drop-remainder", "1",
                           "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
         entry = json.load(open(tmp_path / "fid.json"))["gen1"]
-        pool3 = {split: features.extract_features([data.load_evaluation("mnist", mnist_npz, 60, split)], (28, 28, 1),
-                                                  random_inception_weights, 60) for split in ("test", "train")}
-        ours = features.extract_features([np.load(samples)["images"]], (28, 28, 1), random_inception_weights, 60)
+        pool3 = {split: features.extract_features([data.load_evaluation("mnist", mnist_npz, 30, split)], (28, 28, 1),
+                                                  random_inception_weights, 30) for split in ("test", "train")}
+        ours = features.extract_features([np.load(samples)["images"]], (28, 28, 1), random_inception_weights, 30)
     for split, key in (("test", "fid"), ("train", "fid_train_reference")):
         expected = frechet.frechet_distance(*frechet.statistics(pool3[split]), *frechet.statistics(ours), method="eig")
         assert entry[key] == pytest.approx(expected, rel=1e-6)
