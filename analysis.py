@@ -10,6 +10,7 @@ import numpy as np
 
 INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
 INACTIVE_SIGMA = 0.9      # ... and mean sigma above this: a collapsed latent variable
+BATCH_NORM_LAG = 1.5      # reconstruction MSE, moving / batch statistics, above which the report flags the lag
 
 
 def flat(images):
@@ -67,3 +68,14 @@ def variance_law(mu, sigma):
             "second_moment_sum": float(second.sum()), "latent_dim": int(mu.shape[1]),
             "inactive_count": int(inactive.sum()), "max_abs_mu_mean": float(np.max(np.abs(np.mean(mu, 0)))),
             "mu_mean_square_sum": float(np.sum(np.mean(mu, 0) ** 2))}  # off-centre codes: sum_j E[mu_j]^2
+
+
+def batch_norm_lag_note(mse_moving, mse_batch):
+    """A sentence for the report when the moving batch-norm statistics lag the weights (short runs), else ''."""
+    ratio = mse_moving / mse_batch
+    if ratio <= BATCH_NORM_LAG:
+        return ""
+    return (f"With the moving batch-norm statistics (the authors' inference) the reconstructions' MSE is {ratio:.1f}x "
+            f"that with each batch's own statistics: the moving statistics lag the weights, as after a short run, "
+            f"so part of what these reconstructions lose or gain in variance is that lag, not the VAE. "
+            f"train_first_stage.py --recalibrate-bn 10000 re-estimates them (not the authors' protocol).")

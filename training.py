@@ -297,6 +297,20 @@ def decode(model, z, batch_size=500):
     return model.decoder.predict(np.asarray(z, np.float32), batch_size=batch_size, verbose=0)
 
 
+def decode_posterior_means(model, images, batch_statistics, batch_size=100):
+    """x_hat = decoder(mu) of images (uint8 or [0, 1] floats), in batches of `batch_size`. batch_statistics:
+    each batch normalized by its own statistics (training mode) instead of the moving ones; this updates the
+    moving statistics, so call it on a model that is not saved afterwards."""
+    from keras import ops
+
+    images = to_unit_float(images) if np.asarray(images).dtype == np.uint8 else np.asarray(images, np.float32)
+    outputs = []
+    for i in range(0, len(images), batch_size):
+        mu = model.encoder(images[i:i + batch_size], training=batch_statistics)[0]
+        outputs.append(ops.convert_to_numpy(model.decoder(mu, training=batch_statistics)))
+    return np.concatenate(outputs)
+
+
 def recalibrate_batch_norm(model, batches, seed=0):
     """Re-estimate a first-stage VAE's batch-norm moving statistics on `batches`.
 

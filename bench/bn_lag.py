@@ -26,11 +26,7 @@ CALIBRATION_IMAGES = 10000     # training images whose batch statistics replace 
 
 def reconstruction_quality(model, test, data_variance, batch_statistics):
     """Per-pixel MSE and pixel-variance ratio of decoded posterior means, 100 images per batch."""
-    from keras import ops
-
-    outputs = [ops.convert_to_numpy(model.decoder(model.encoder(test[i:i + 100], training=batch_statistics)[0],
-                                                  training=batch_statistics)) for i in range(0, len(test), 100)]
-    reconstructions = np.concatenate(outputs)
+    reconstructions = training.decode_posterior_means(model, test, batch_statistics)
     return {"mse_per_pixel": float(np.mean((reconstructions - test) ** 2)),
             "pixel_variance_ratio": float(reconstructions.var(axis=0).sum() / data_variance)}
 

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import analysis
 import common
 from common import VaevarError
 import generate
@@ -105,6 +106,12 @@ def test_variance_numbers_are_consistent(pipeline_run):
         assert summary["pixel_variance_ratio"][kind] == pytest.approx(variance / summary["pixel_variance"]["data"])
     assert summary["pixel_variance_ratio"]["reconstruction"] < 1.0  # the paper's effect: reconstructions lose variance
     assert summary["variance_law"]["latent_dim"] == 64
+    lag = summary["batch_norm"]  # the reconstructions again with batch statistics, and the note if they lag
+    assert lag["mse_moving_statistics"] == summary["reconstruction_mse"] and lag["mse_batch_statistics"] > 0
+    assert lag["note"] == analysis.batch_norm_lag_note(lag["mse_moving_statistics"], lag["mse_batch_statistics"])
+    report = open(os.path.join(pipeline_run, "analysis", "report.md")).read()
+    assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (lag["note"] in report if lag["note"] else
+                                                                   "Batch-norm lag" not in report)
 
 
 def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random_inception_weights, tmp_path):

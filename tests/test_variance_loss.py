@@ -57,3 +57,35 @@ def test_variance_law_and_inactive_count():
     assert law["max_abs_mu_mean"] < 0.05 and law["mu_mean_square_sum"] < 5 * 0.05 ** 2
     shifted = analysis.variance_law(mu + np.array([1.0, 0, 0, 2.0, 0]), sigma)
     assert shifted["mu_mean_square_sum"] == pytest.approx(5.0, rel=0.02)
+
+
+def test_batch_norm_lag_note_only_above_its_threshold():
+    assert analysis.batch_norm_lag_note(0.012, 0.010) == ""  # 1.2x: a 7-epoch run's lag, not flagged
+    note = analysis.batch_norm_lag_note(0.052, 0.019)
+    assert "2.7x" in note and "--recalibrate-bn" in note
+
+
+def test_batch_statistics_reconstructions_see_through_lagging_moving_statistics():
+    """decode_posterior_means with the moving statistics is the inference training.decode does; with batch
+    statistics it ignores the moving ones. Moving statistics made to lag (variances x 50) change the first
+    and leave the second."""
+    import keras
+
+    import training
+    from models.first_stage import build_first_stage
+    from tests.conftest import digit_images
+
+    keras.utils.set_random_seed(0)
+    model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+    images = digit_images(200)[..., None]
+    moving = training.decode_posterior_means(model, images, batch_statistics=False)
+    mu, _ = training.encode(model, images)
+    np.testing.assert_allclose(moving, training.decode(model, mu), atol=1e-5)
+    batch = training.decode_posterior_means(model, images, batch_statistics=True)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_variance.assign(layer.moving_variance * 50.0)
+    lagging = training.decode_posterior_means(model, images, batch_statistics=False)
+    assert np.abs(lagging - moving).max() > 1e-2
+    np.testing.assert_allclose(training.decode_posterior_means(model, images, batch_statistics=True), batch,
+                               atol=1e-5)
