@@ -111,6 +111,14 @@ def model_state(model):
             [v.value for v in model.optimizer.variables], [v.value for v in model.metrics_variables])
 
 
+def stacked_state(models):
+    """The states of several models stacked on a first axis: an epoch function's state with copies."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[model_state(model) for model in models])
+
+
 def sync_state(model, state):
     """Write the loop's state back into the model's variables (before a checkpoint or the final save)."""
     for variables, values in zip((model.trainable_variables, model.non_trainable_variables,

@@ -75,7 +75,8 @@ def analyse_run(run_dir, args):
     pca = pca_identity(test[:args.pca_samples], pca_components(pixel_count))
     # Last: training-mode calls update this loaded copy's moving statistics (it is not saved).
     rec_batch_statistics = training.decode_posterior_means(model, test, batch_statistics=True)
-    batch_norm = {"mse_moving_statistics": mean_squared_error(test, rec),
+    rec_mse = mean_squared_error(test, rec)
+    batch_norm = {"mse_moving_statistics": rec_mse,
                   "mse_batch_statistics": mean_squared_error(test, rec_batch_statistics),
                   "pixel_variance_ratio_batch_statistics": total_variance(rec_batch_statistics) / data_var}
     batch_norm["note"] = batch_norm_lag_note(batch_norm["mse_moving_statistics"], batch_norm["mse_batch_statistics"])
@@ -84,7 +85,7 @@ def analyse_run(run_dir, args):
         "n": int(len(test)), "pixels": pixel_count,
         "pixel_variance": pixels, "pixel_variance_ratio": {k: v / data_var for k, v in pixels.items()},
         "latent_variance": latents, "latent_dim": int(mu.shape[1]),
-        "reconstruction_mse": mean_squared_error(test, rec), "reconstruction_variance_loss": variance_loss(test, rec),
+        "reconstruction_mse": rec_mse, "reconstruction_variance_loss": variance_loss(test, rec),
         "batch_norm": batch_norm,
         "variance_law": {k: v for k, v in law.items() if not isinstance(v, np.ndarray)},
         "_law": law, "pca": pca,

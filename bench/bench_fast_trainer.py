@@ -63,8 +63,7 @@ def fast_epochs(models, batches, unroll=1):
         model.optimizer.build(model.trainable_variables)
     inputs = fast_training.EpochInputs(batches)
     run_epoch = fast_training.make_epoch_function(models[0], inputs, unroll, copies=len(models))
-    states = [fast_training.model_state(model) for model in models]
-    state = [states[0] if len(models) == 1 else jax.tree_util.tree_map(lambda *v: jnp.stack(v), *states)]
+    state = [fast_training.model_state(models[0]) if len(models) == 1 else fast_training.stacked_state(models)]
 
     def run(epoch):
         batches_of = [inputs.epoch(epoch * len(models) + copy) for copy in range(len(models))]

@@ -9,7 +9,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -86,7 +85,7 @@ for stage, (build, batches) in STAGES.items():
         member.optimizer.build(member.trainable_variables)
     other_rows, other_noise = inputs.epoch(1)
     paired_state, paired_logs = fast_training.make_epoch_function(pair[0], inputs, unroll=3, copies=2)(
-        jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[fast_training.model_state(m) for m in pair]),
+        fast_training.stacked_state(pair),
         inputs.source, np.stack([rows, other_rows]), np.stack([noise, other_noise]))
     for index, member in enumerate(pair):
         fast_training.sync_state(member, jax.tree_util.tree_map(lambda v: v[index], paired_state))
