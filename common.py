@@ -4,6 +4,7 @@ where noted (the distribution scope imports the active backend lazily)."""
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -64,9 +65,25 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        kept = f"the previous {base} is intact" if os.path.exists(path) else f"{base} was not written"
+        raise VaevarError(f"no space left on the device writing {path} ({kept}): free some space and rerun "
+                          f"the same command") from error
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_dataset(run_dir, dataset):
+    """Refuse to mix data sets: the run's first stage records the one it was trained on."""
+    state = os.path.join(run_dir, STAGE1_DIR, CHECKPOINT_STATE)
+    if os.path.exists(state):
+        trained_on = load_json(state).get("dataset")
+        if trained_on != dataset:
+            raise VaevarError(f"{run_dir} was trained on {trained_on}, not {dataset}: "
+                              f"pass --dataset {trained_on} or another --run-dir")
 
 
 def save_json(path, obj):

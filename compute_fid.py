@@ -68,6 +68,7 @@ def check_settings(args):
     data.dataset(args.dataset)
     args.reference = args.reference or args.dataset
     args.run_dir = args.run_dir or os.path.join("runs", args.dataset)
+    common.check_dataset(args.run_dir, args.dataset)
     return args
 
 

@@ -445,6 +445,9 @@ def _decode_images(path, names, read, celeba):
     except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as error:
         raise VaevarError(f"corrupt image {name} in {path} ({error}): download the archive again") from error
     shapes = {a.shape for a in images}
+    if len({shape[:2] for shape in shapes}) == 1 and len(shapes) > 1:
+        raise VaevarError(f"images in {path} mix grayscale and RGB (channels {sorted(s[2] for s in shapes)}): "
+                          f"convert them all to one mode first")
     if len(shapes) > 1:
         raise VaevarError(f"images in {path} have different sizes {sorted(shapes)[:3]}: "
                           f"resize them to the data set's size first")

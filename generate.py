@@ -135,14 +135,16 @@ def load_stages(args):
     first = training.load_model(
         os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
         "first-stage model", f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
-    training.check_dataset(args.run_dir, args.dataset)
+    common.check_dataset(args.run_dir, args.dataset)
     stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
     if not os.path.exists(second_path):
         print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
         return first, None, stage2_dir
     training.check_second_stage_matches(stage2_dir, common.weights_digest(first))
-    return first, training.load_model(second_path, "second-stage model"), stage2_dir
+    second = training.load_model(second_path, "second-stage model")
+    training.check_second_stage_fits(second, first, second_path)
+    return first, second, stage2_dir
 
 
 def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):

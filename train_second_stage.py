@@ -77,13 +77,13 @@ def main(argv=None):
 
     import fast_training
     from models.second_stage import build_second_stage
-    from training import (LatentBatches, check_dataset, check_image_shape, check_second_stage_matches, encode,
+    from training import (LatentBatches, check_image_shape, check_second_stage_matches, encode,
                           load_model, train_stage)
 
     stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
     first = load_model(stage1_path, "first-stage model",
                        f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
-    check_dataset(args.run_dir, args.dataset)
+    common.check_dataset(args.run_dir, args.dataset)
     stage_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     stage1_digest = common.weights_digest(first)
     check_second_stage_matches(stage_dir, stage1_digest)

@@ -42,8 +42,9 @@ def check_second_stage_matches(stage2_dir, stage1_digest):
                           f"since): move {stage2_dir} away and rerun train_second_stage.py")
 
 
-def load_model(path, what="model", hint="", compile=True):
-    """compile=False: the model without its optimizer state (enough to encode and decode)."""
+def load_model(path, what="model", hint="", compile=True, corrupt_hint="retrain it or point to a valid .keras file"):
+    """compile=False: the model without its optimizer state (enough to encode and decode).
+    hint: what to do when the file is missing; corrupt_hint: when it cannot be read."""
     if not os.path.exists(path):
         raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
     try:
@@ -51,17 +52,15 @@ def load_model(path, what="model", hint="", compile=True):
     except Exception as error:  # corrupt or foreign file
         reason = str(error).splitlines()[0][:200] if str(error) else ""
         raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {reason}); "
-                          f"retrain it or point to a valid .keras file") from error
+                          f"{corrupt_hint}") from error
 
 
-def check_dataset(run_dir, dataset):
-    """Refuse to mix data sets: the run's first stage records the one it was trained on."""
-    state = os.path.join(run_dir, STAGE1_DIR, CHECKPOINT_STATE)
-    if os.path.exists(state):
-        trained_on = load_json(state).get("dataset")
-        if trained_on != dataset:
-            raise VaevarError(f"{run_dir} was trained on {trained_on}, not {dataset}: "
-                              f"pass --dataset {trained_on} or another --run-dir")
+def check_second_stage_fits(second, first, path):
+    """A second stage learns the first stage's codes: its latent size is theirs (also without its checkpoint.json)."""
+    if second.latent_dim != first.latent_dim:
+        raise VaevarError(f"the second stage at {path} has {second.latent_dim} latent dimensions, the first "
+                          f"stage {first.latent_dim}: it belongs to another first stage; move it away and rerun "
+                          f"train_second_stage.py")
 
 
 def check_image_shape(model, images, dataset):
@@ -253,8 +252,8 @@ def resume_or_build(run_dir, build, metadata):
             raise VaevarError(f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
                               f"use another --run-dir or the original settings")
 
-    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint",
-                       f"delete {state_path} to start over")
+    start_over = f"restore it, or delete {state_path} to start this stage over"
+    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint", start_over, corrupt_hint=start_over)
     return model, int(state["epoch"])
 
 

@@ -103,6 +103,8 @@ for stage, (build, batches) in STAGES.items():
         "copy_step_difference": max(float(np.max(np.abs(paired_loss[i] - alone_losses[i]) / np.abs(alone_losses[i])))
                                     for i in (0, 1)),
         "copy_weight_difference": max(max_relative(fast, pair[0]), max_relative(alone, pair[1])),
+        # each copy against the lone run of the other copy's batches: what swapped or shared batches would give
+        "copy_swapped_weight_difference": min(max_relative(fast, pair[1]), max_relative(alone, pair[0])),
     }
     # 3 epochs with a halving after 2: fit's log.csv against the fast one's, and a resumed fast run
     logs_of = {}

@@ -109,3 +109,100 @@ BAD_INPUT = [
 def test_bad_input_is_one_line_and_exit_code_2(bad_files, script, argv, expected):
     result, _ = run_script(script, *[a.format(root=bad_files) for a in argv], env={"VAEVAR_DATA_DIR": ""})
     assert_one_line_error(result, expected)
+
+
+def tree_digest(root):
+    """{relative path: bytes} of every file under root: what a refused command must leave as it was."""
+    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(root) for f in files}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory, mnist_npz):
+    """Run folders that are wrong in one way each, with real .keras files where the check needs a model."""
+    import json
+
+    from models.first_stage import build_first_stage
+    from models.second_stage import build_second_stage
+
+    root = tmp_path_factory.mktemp("bad_runs")
+    mismatched = root / "mismatched"  # a second stage of another latent size, without its checkpoint.json
+    (mismatched / "stage1").mkdir(parents=True)
+    (mismatched / "stage2").mkdir()
+    build_first_stage((28, 28, 1), latent_dim=8, base_filters=4).save(mismatched / "stage1" / "first_stage.keras")
+    build_second_stage(latent_dim=4, width=8).save(mismatched / "stage2" / "second_stage.keras")
+    corrupt = root / "corrupt" / "stage1"  # a resume point whose model file is damaged
+    corrupt.mkdir(parents=True)
+    (corrupt / "checkpoint.keras").write_bytes(b"PK\x03\x04 cut short")
+    (corrupt / "checkpoint.json").write_text(json.dumps({"dataset": "mnist", "epoch": 1}))
+    mnist_run = root / "mnist_run" / "stage1"  # a run of MNIST, scored as if it were CIFAR-10
+    mnist_run.mkdir(parents=True)
+    (mnist_run / "checkpoint.json").write_text(json.dumps({"dataset": "mnist", "epoch": 3}))
+    mixed = root / "mixed"  # an ImageFolder tree of grayscale and RGB images of one size
+    from PIL import Image
+
+    for split in ("train", "test"):
+        (mixed / split / "a").mkdir(parents=True)
+        Image.new("L", (28, 28), 90).save(mixed / split / "a" / "0.png")
+        Image.new("RGB", (28, 28), (9, 90, 200)).save(mixed / split / "a" / "1.png")
+    return root
+
+
+# (script, argv, what the one line says): each must leave its folder as it was
+BAD_RUNS = [
+    ("generate.py", ["--dataset", "mnist", "--run-dir", "{root}/mismatched"], "has 4 latent dimensions, the first stage 8"),
+    ("train_first_stage.py", ["--dataset", "mnist", "--data-path", "{mnist}", "--run-dir", "{root}/corrupt",
+                              "--epochs", "2", "--base-filters", "4"],
+     "cannot load checkpoint from {root}/corrupt/stage1/checkpoint.keras"),
+    ("compute_fid.py", ["--run-dir", "{root}/mnist_run"], "was trained on mnist, not cifar10: pass --dataset mnist"),
+    ("train_first_stage.py", ["--dataset", "mnist", "--data-path", "{root}/mixed", "--run-dir", "{root}/unused"],
+     "mix grayscale and RGB (channels [1, 3])"),
+]
+
+
+@pytest.mark.parametrize("script, argv, expected", BAD_RUNS, ids=[f"{s}:{e[:24]}" for s, _, e in BAD_RUNS])
+def test_bad_run_folder_is_one_line_and_left_as_it_was(bad_runs, mnist_npz, script, argv, expected):
+    before = tree_digest(bad_runs)
+    fill = {"root": bad_runs, "mnist": mnist_npz}
+    result, _ = run_script(script, *[a.format(**fill) for a in argv], env={"VAEVAR_DATA_DIR": ""}, timeout=300)
+    assert_one_line_error(result, expected.format(**fill))
+    if "checkpoint" in expected:
+        assert "delete" in result.stderr and "to start this stage over" in result.stderr
+    assert tree_digest(bad_runs) == before
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    """ENOSPC in the middle of writing checkpoint.keras (simulated: the save writes part of the file, then
+    fails): the message is one line, exit 2, and the previous checkpoint is the resume point, unchanged."""
+    import errno
+
+    import keras
+
+    import common
+    from models.first_stage import build_first_stage
+    from tests.conftest import digit_images
+    from training import CHECKPOINT, ImageBatches, fit, load_model, make_optimizer
+
+    run_dir = str(tmp_path / "stage1")
+    model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+    model.compile(optimizer=make_optimizer(1e-3))
+    batches = ImageBatches(digit_images(20)[..., None], 10, 0)
+    fit(model, batches, run_dir, 1, 0, 1e-3, 0, {"dataset": "mnist"}, verbose=0)
+    kept = {name: open(os.path.join(run_dir, name), "rb").read() for name in (CHECKPOINT, "checkpoint.json")}
+
+    def full_disk(self, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 half a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(SystemExit) as stopped:
+        common.run_main(lambda: fit(model, batches, run_dir, 2, 1, 1e-3, 0, {"dataset": "mnist"}, verbose=0))
+    monkeypatch.undo()
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on the device writing "), lines
+    assert f"the previous {CHECKPOINT} is intact" in lines[0] and "rerun the same command" in lines[0]
+    assert {name: open(os.path.join(run_dir, name), "rb").read() for name in kept} == kept
+    assert sorted(os.listdir(run_dir)) == ["checkpoint.json", CHECKPOINT, "log.csv"]  # no temporary file left
+    assert load_model(os.path.join(run_dir, CHECKPOINT)).optimizer.iterations.numpy() == 2  # epoch 1's 2 steps

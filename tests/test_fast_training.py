@@ -53,12 +53,21 @@ def test_fast_steps_equal_fit_steps(comparison, stage):
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_vmapped_unrolled_copies_train_as_they_would_alone(comparison, stage):
     """make_epoch_function(unroll=3, copies=2) (bench/fast_variants.py times both): each copy, on its own
-    batches, takes the steps and reaches the weights of the same training run alone. The losses agree to
-    ~1e-6; the weights to ~2e-4 in stage 1, where Adam turns the rounding of batched and fused products into
-    steps of order the learning rate on entries whose gradient is near zero. A copy that shared state or
-    batches with the other would be off by far more."""
-    assert comparison[stage]["copy_step_difference"] < 1e-4
-    assert comparison[stage]["copy_weight_difference"] < 1e-3
+    batches, takes the steps and reaches the weights of the same training run alone.
+
+    The vmapped program rounds its batched products differently from the lone one, so the copies agree with
+    it up to rounding, not bit for bit. The losses: float32 sums over a batch, ~1e-6 apart; 1e-4 leaves a
+    hundredfold margin for the drift of 20 steps. The weights: Adam's first steps are nearly sign(g) * lr,
+    so on entries whose gradient is zero up to rounding (the conv biases before batch norm are left out,
+    fast_vs_fit.ROUNDING_DRIVEN) rounding picks the sign of lr-sized steps. Over 20 steps that moves a few
+    entries by up to a few lr: 2e-4 to 4e-3 of the weights' scale on two x86-64 CPUs, and machine-dependent.
+    So the weights are bounded against what the test guards against, measured in the same run: a copy that
+    trained on the other copy's batches (shared or swapped state) differs from the lone run by the training
+    itself, of the order of the weights. 5 % of that separates the two by over an order of magnitude."""
+    result = comparison[stage]
+    assert result["copy_step_difference"] < 1e-4
+    assert result["copy_swapped_weight_difference"] > 0.1  # the reference is a real difference of trainings
+    assert result["copy_weight_difference"] < 0.05 * result["copy_swapped_weight_difference"]
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])

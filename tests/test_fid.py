@@ -100,13 +100,25 @@ def test_legacy_resize_matches_tensorflow_v1():
 
 
 def test_grayscale_repeated_to_three_channels():
+    """Each channel of a 1-channel input's resize is the gray image's resize, up to float32 rounding.
+
+    The channels are computed in different SIMD lanes, so they may differ by an ulp: the bound is the
+    rounding of the computation, not equality. Each output is two 28-term float32 sums of nonnegative
+    weights (each row sums to 1) times values <= 255, then (x - 128) / 128: |error| <= (2 * 28 + 4) u 255 / 128,
+    u = 2^-24 (the 4: the rounded weights of both passes, the subtraction and the product)."""
     from keras import ops
 
-    from fid.network import LegacyResize
+    from fid.network import INPUT_CENTERS, INPUT_SIZE, LegacyResize
+    from fid.resize import resize_matrix
 
     gray = np.random.default_rng(5).integers(0, 256, (1, 28, 28, 1)).astype("float32")
     out = ops.convert_to_numpy(LegacyResize(28, 28)(gray))
-    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    rows, cols = (resize_matrix(28, INPUT_SIZE, half_pixel=False) for _ in range(2))
+    center = INPUT_CENTERS["ttur"]
+    expected = (rows @ gray[0, :, :, 0].astype(np.float64) @ cols.T - center) / center
+    bound = (2 * 28 + 4) * 2.0 ** -24 * 255 / center
+    for channel in range(3):
+        np.testing.assert_allclose(out[0, :, :, channel], expected, rtol=0, atol=bound)
 
 
 def test_port_matches_frozen_graph(random_graph, random_inception_weights):

@@ -110,3 +110,27 @@ def test_the_tracked_files_leave_room_for_a_gpu_commands_data():
     tracked = sum(os.path.getsize(os.path.join(ROOT, p)) for p in paths)
     assert tracked < 64 * 2 ** 20 - 49.4 * 2 ** 20 - 2.8 * 2 ** 20 - 0.5 * 2 ** 20, \
         f"tracked files {tracked / 2 ** 20:.1f} MiB: a GPU command could not carry them with its data"
+
+
+def test_the_lock_pins_every_requirement_within_its_range():
+    """requirements-lock.txt (what the README and CI install) names one exact version of every package of
+    requirements.txt, inside the range requirements.txt allows, extras' packages included."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    def lines(name):
+        with open(os.path.join(ROOT, name)) as f:
+            return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
+    pinned = {}
+    for line in lines("requirements-lock.txt"):
+        requirement = Requirement(line)
+        specifiers = list(requirement.specifier)
+        assert len(specifiers) == 1 and specifiers[0].operator == "==", f"not an exact pin: {line}"
+        pinned[canonicalize_name(requirement.name)] = specifiers[0].version
+    for line in lines("requirements.txt"):
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{requirement.name} is in requirements.txt but not in the lock"
+        assert requirement.specifier.contains(pinned[name]), f"the lock's {name}=={pinned[name]} is outside {line}"
+    assert "jaxlib" in pinned  # jax[cpu]'s extra
