@@ -1,6 +1,7 @@
-"""Small helpers shared by the scripts: user-facing errors, atomic writes,
-constants-as-flags, seeding and the multi-device scope. Backend-free except
-where noted (the distribution scope imports the active backend lazily)."""
+"""Small helpers shared by the scripts: the Keras backend's choice, user-facing
+errors, atomic writes, constants-as-flags, seeding, the device and the
+multi-device scope. Backend-free except where noted (the device and
+distribution helpers import the active backend lazily)."""
 
 import argparse
 import contextlib
@@ -12,10 +13,13 @@ import random
 import re
 import sys
 import tempfile
+import time
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+STARTED = time.time()  # the command's start, near enough (scripts import common first): --time-budget counts from it
+EXIT_TIME_BUDGET = 75  # exit code of a run stopped at --time-budget (sysexits' EX_TEMPFAIL): rerun to continue
 
 
 # Run-directory layout, shared by every script (not flags).
@@ -30,14 +34,62 @@ SAMPLE_SETS = tuple(name for kind in KINDS for name in (kind, f"{kind}_renorm"))
 EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (sampling.py)
 
 
+# ---------------------------------------------------------- the Keras backend
+
+# Packages through which JAX reaches a GPU; without one of them JAX sees none and is not even imported.
+JAX_GPU_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
+
+
+def jax_sees_gpu():
+    import importlib.util
+
+    if not any(importlib.util.find_spec(name) for name in JAX_GPU_PLUGINS):
+        return False
+    try:
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    except Exception:  # a plugin without a usable driver: JAX falls back to the CPU
+        return False
+
+
+def choose_backend(environ, gpu_query=jax_sees_gpu):
+    """The backend for KERAS_BACKEND: the user's when set; unset, JAX where it sees a GPU (the fast trainer's
+    home), else None (Keras' own default: TensorFlow, or ~/.keras/keras.json)."""
+    if environ.get("KERAS_BACKEND"):
+        return environ["KERAS_BACKEND"]
+    return "jax" if gpu_query() else None
+
+
+if "keras" not in sys.modules and choose_backend(os.environ) == "jax":
+    os.environ["KERAS_BACKEND"] = "jax"
+
+
 class VaevarError(Exception):
     """An error the user can fix; printed as one line, no traceback."""
 
 
+class TimeBudgetReached(Exception):
+    """--time-budget: the run stopped cleanly, its last epoch checkpointed; rerunning continues it."""
+
+    def __init__(self, done=None, epochs=None, message=None):
+        super().__init__(message or f"stopped at the time budget after epoch {done} of {epochs}: rerun the same "
+                                    f"command to continue")
+        self.done, self.epochs = done, epochs
+
+    @classmethod
+    def during(cls, step):
+        return cls(message=f"stopped at the time budget at the {step} step: rerun the same command to continue")
+
+
 def run_main(main):
-    """Run a script's main() and turn VaevarError into a one-line message."""
+    """Run a script's main(): a VaevarError becomes a one-line message and exit code 2, a stop at the time
+    budget its line and EXIT_TIME_BUDGET."""
     try:
         main()
+    except TimeBudgetReached as stop:
+        print(str(stop), file=sys.stderr)
+        sys.exit(EXIT_TIME_BUDGET)
     except VaevarError as error:
         # one line whatever the message quotes (tarfile's and pip's reasons span several)
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
@@ -116,6 +168,15 @@ def save_model(model, path):
     """Save a Keras model (.keras, with optimizer state) atomically."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+
+
+def file_digest(path):
+    """SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def weights_digest(model):
@@ -225,6 +286,7 @@ def distribution_scope():
 
 
 def device_description():
+    """The device the backend computes on, e.g. 'NVIDIA H100 80GB HBM3' or 'CPU (AMD EPYC, 2 cores)'."""
     import keras
 
     backend = keras.backend.backend()
@@ -232,9 +294,57 @@ def device_description():
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return f"{len(gpus)} GPU(s)" if gpus else "CPU"
-    if backend == "jax":
+        if gpus:
+            names = [tf.config.experimental.get_device_details(gpu).get("device_name", "GPU") for gpu in gpus]
+            return ", ".join(sorted(set(names))) + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+    elif backend == "jax":
         import jax
 
-        return ", ".join(sorted({d.device_kind for d in jax.devices()}))
-    return backend
+        gpus = [d for d in jax.devices() if d.platform != "cpu"]
+        if gpus:
+            return ", ".join(sorted({d.device_kind for d in gpus})) + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+    return f"CPU ({_cpu_name()}, {os.cpu_count()} cores)"
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        return platform.processor() or platform.machine()
+
+
+def on_gpu():
+    """Whether the active backend computes on a GPU (or another accelerator)."""
+    return not device_description().startswith("CPU")
+
+
+def matmul_precision():
+    """float32 matmuls on this device: 'TF32' where the backend rounds them to TensorFloat-32 (its default on
+    NVIDIA GPUs since Ampere), else 'float32'. JAX_DEFAULT_MATMUL_PRECISION=highest asks JAX for float32."""
+    import keras
+
+    if not on_gpu():
+        return "float32"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return "TF32" if tf.config.experimental.tensor_float_32_execution_enabled() else "float32"
+    if keras.backend.backend() == "jax":
+        import jax
+
+        precision = str(jax.config.jax_default_matmul_precision or "default").lower()
+        return "float32" if precision in ("highest", "float32") else "TF32"
+    return "float32"
+
+
+def runtime_line(trainer=None):
+    """A script's first line: backend, device, trainer and matmul precision."""
+    import keras
+
+    line = f"backend {keras.backend.backend()} on {device_description()}"
+    if trainer:
+        line += f", trainer {trainer}"
+    return line + f", matmul precision {matmul_precision()}"

@@ -74,6 +74,7 @@ def check_settings(args):
 
 def main(argv=None):
     args = check_settings(common.parse_constants(globals(), __doc__, argv))
+    print(common.runtime_line(), flush=True)
     os.makedirs(args.run_dir, exist_ok=True)
     files = sample_files(args)
     for path in files:

@@ -24,9 +24,9 @@ import time
 import keras
 import numpy as np
 
-from common import CHECKPOINT_STATE, VaevarError, save_json, save_model
-from training import CHECKPOINT, LOG, LatentBatches, batch_rows, latent_noise, learning_rate_at, read_log, \
-    truncate_log, write_log_row
+from common import CHECKPOINT_STATE, TimeBudgetReached, VaevarError, save_json, save_model
+from training import CHECKPOINT, LOG, LatentBatches, TimeBudget, batch_rows, latent_noise, learning_rate_at, \
+    read_log, truncate_log, write_log_row
 
 
 TRAINERS = ("auto", "fit", "fast")
@@ -128,8 +128,8 @@ def sync_state(model, state):
 
 
 def fit_fast(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1,
-             checkpoint_every=10):
-    """training.fit's contract (resume, log.csv, checkpoints, NaN and signal guards), on the device."""
+             deadline=None, checkpoint_every=10):
+    """training.fit's contract (resume, log.csv, checkpoints, NaN and signal guards, time budget), on the device."""
     import jax.numpy as jnp
     from tqdm import tqdm
 
@@ -146,6 +146,7 @@ def fit_fast(model, batches, run_dir, epochs, initial_epoch, learning_rate, halv
     run_epoch = make_epoch_function(model, inputs)
     state = model_state(model)
     checkpointed = initial_epoch
+    budget, checkpoint_seconds = TimeBudget(deadline), 0.0
     interrupted = []
     handlers = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -174,14 +175,19 @@ def fit_fast(model, batches, run_dir, epochs, initial_epoch, learning_rate, halv
             write_log_row(log_path, epoch + 1, final, rate, time.time() - started)
             bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")
             done = epoch + 1
-            if done % checkpoint_every == 0 or done == epochs or interrupted:
+            # the epoch's time includes a checkpoint, written or not: the budget keeps room for the last one
+            over_budget = done < epochs and not budget.another_fits(time.time() - started + checkpoint_seconds)
+            if done % checkpoint_every == 0 or done == epochs or interrupted or over_budget:
+                saving = time.time()
                 sync_state(model, state)
                 save_model(model, os.path.join(run_dir, CHECKPOINT))
                 save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=done))
-                checkpointed = done
+                checkpointed, checkpoint_seconds = done, time.time() - saving
             if interrupted:
                 raise VaevarError(f"interrupted by {interrupted[0]} after {len(read_log(log_path))} completed "
                                   f"epochs; rerun the same command to resume")
+            if over_budget:
+                raise TimeBudgetReached(done, epochs)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -200,6 +200,7 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
 def main(argv=None):
     args = check_settings(common.parse_constants(globals(), __doc__, argv))
     common.set_seed(args.seed)
+    print(common.runtime_line(), flush=True)
     started = time.time()
     first, second, stage2_dir = load_stages(args)
     rng = np.random.default_rng(args.seed)
@@ -222,6 +223,9 @@ def main(argv=None):
 
     out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
     summary = {"dataset": args.dataset, "num_samples": args.num_samples, "seed": args.seed,
+               "sample_dtype": args.sample_dtype,  # the models the samples come from (reproduce.py: current?)
+               "models": {"stage1": common.weights_digest(first),
+                          "stage2": common.weights_digest(second) if second is not None else None},
                "rec_split": args.rec_split, "rec_code": args.rec_code, "rec_renorm": args.rec_renorm,
                "renorm_target": args.renorm_target,
                "renorm_mode": args.renorm_mode, "gen1_renorm": args.gen1_renorm, "gen2_rescale": args.gen2_rescale,

@@ -1,11 +1,16 @@
-"""The whole reproduction for one data set: stage 1, stage 2, samples, FID,
-and the variance-loss analysis, in order, in one run directory.
+"""The whole reproduction for one data set: stage 1, stage 2, samples, the
+variance-loss analysis and FID, in order, in one run directory.
 
-    python reproduce.py --dataset cifar10            # the paper's settings (a GPU: ~1 h of H100 training)
+    python reproduce.py --dataset cifar10            # the paper's settings (a GPU; docs/running.md)
     python reproduce.py --dataset mnist --quick      # a CPU smoke run (minutes)
+    python reproduce.py --dataset cifar10 --time-budget 3600   # a cluster job: stop cleanly within the hour
 
 Each step runs the script of the same name in its own process with these
-flags passed on; rerunning resumes the training steps where they stopped.
+flags passed on. A rerun skips the steps whose outputs are complete and
+current (a finished stage, samples from the same models, an analysis of
+those samples), says so, and resumes the rest where they stopped. With
+--time-budget the run stops before the budget ends with exit code 75
+(common.EXIT_TIME_BUDGET): rerun the same command to continue.
 """
 
 import os
@@ -35,6 +40,8 @@ SKIP_FID = False          # stop before compute_fid.py (no Inception weights nee
 SAMPLE_DTYPE = "float16"   # generate.py's sample arrays: float16 [0, 1], scored unrounded | uint8
 NUM_SAMPLES = None         # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
 VERBOSE = 2                # Keras fit verbosity: 1 progress bar, 2 one line per epoch
+TIME_BUDGET = 0            # seconds for the whole command: stop cleanly before then (exit code 75: rerun); 0: none
+ALLOW_CPU = False          # train even when a stage would take over 6 h without a GPU
 
 
 def run_step(name, script, argv):
@@ -43,15 +50,56 @@ def run_step(name, script, argv):
     started = time.time()
     print(f"== {name}: {script} {' '.join(argv)}", flush=True)
     code = subprocess.run(command).returncode
+    if code == common.EXIT_TIME_BUDGET:
+        raise common.TimeBudgetReached.during(name)
     if code != 0:
         raise common.VaevarError(f"{name} ({script}) failed with exit code {code}: see its message above; "
                                  f"rerunning this command resumes")
     print(f"== {name} done in {time.time() - started:.0f} s", flush=True)
 
 
+def read_json(path):
+    return common.load_json(path) if os.path.exists(path) else {}
+
+
+def stage_complete(stage_dir, model_file, epochs):
+    """The stage's completion record (training.STAGE_CONFIG, written after its final model) for `epochs`."""
+    config = read_json(os.path.join(stage_dir, "config.json"))
+    done = config.get("epochs") == epochs and "weights" in config and os.path.exists(os.path.join(stage_dir, model_file))
+    return config.get("weights") if done else None
+
+
+def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtype):
+    """The steps whose outputs are complete and made from what the run holds now: {name: why}."""
+    stage1 = stage_complete(os.path.join(run_dir, common.STAGE1_DIR), common.STAGE1_MODEL, epochs)
+    if stage1 is None:
+        return {}
+    current = {"stage 1": f"{epochs} epochs done"}
+    stage2_dir = os.path.join(run_dir, common.STAGE2_DIR)
+    stage2 = stage_complete(stage2_dir, common.STAGE2_MODEL, stage2_epochs)
+    if stage2 is None or read_json(os.path.join(stage2_dir, common.CHECKPOINT_STATE)).get("stage1_weights") != stage1:
+        return current
+    current["stage 2"] = f"{stage2_epochs} epochs done on this first stage"
+    summary_path = os.path.join(run_dir, common.SAMPLES_DIR, "summary.json")
+    summary = read_json(summary_path)
+    if summary.get("models") != {"stage1": stage1, "stage2": stage2} or \
+            (summary.get("num_samples"), summary.get("seed"), summary.get("sample_dtype")) != (num_samples, seed,
+                                                                                                sample_dtype):
+        return current
+    current["samples"] = f"made from these models ({num_samples} per kind, seed {seed})"
+    analysis = read_json(os.path.join(run_dir, "analysis", "variance_loss.json"))
+    if analysis.get("samples_summary_sha256") == common.file_digest(summary_path):
+        current["variance analysis"] = "of these samples"
+    return current
+
+
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
+    common.require_positive(args, "time_budget", allow_zero=("time_budget",))
+    import fast_training
+
+    print(common.runtime_line("fast" if fast_training.choose(args.trainer) else "fit"), flush=True)
     run_dir = args.run_dir or os.path.join("runs", args.dataset)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
     data_path = ["--data-path", args.data_path] if args.data_path else []
@@ -62,6 +110,8 @@ def main(argv=None):
                                 "--steps-per-execution", str(args.steps_per_execution), "--trainer", args.trainer]
     if args.mixed_precision:
         training += ["--mixed-precision", "--mixed-dtype", args.mixed_dtype]
+    if args.allow_cpu:
+        training.append("--allow-cpu")
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
     if args.learning_rate:
@@ -76,9 +126,23 @@ def main(argv=None):
     ]
     if not args.skip_fid:
         weights = ["--inception-weights", args.inception_weights] if args.inception_weights else []
-        steps.append(("FID", "compute_fid.py",
+        steps.append(("FID", "compute_fid.py",  # it skips by itself the sets fid.json holds for the same images
                       ["--dataset", args.dataset, "--run-dir", run_dir] + sampling + data_path + weights))
+    defaults = data.training_defaults(args.dataset, args.quick)
+    num_samples = args.num_samples or (1000 if args.quick else 10000)  # generate.py's NUM_SAMPLES and --quick's
+    current = current_steps(run_dir, args.epochs or defaults["epochs"], args.stage2_epochs or defaults["stage2_epochs"],
+                            num_samples, args.seed, args.sample_dtype)
+    deadline = common.STARTED + args.time_budget if args.time_budget else None
     for name, script, step_argv in steps:
+        if name in current:
+            print(f"== {name}: skipped, {run_dir} holds it ({current[name]})", flush=True)
+            continue
+        if deadline is not None:
+            left = int(deadline - time.time())
+            if left <= 0:
+                raise common.TimeBudgetReached.during(name)
+            if script.startswith("train_"):
+                step_argv = step_argv + ["--time-budget", str(left)]
         run_step(name, script, step_argv)
 
 

@@ -37,6 +37,8 @@ CHECKPOINT_EVERY = 10     # the fast trainer checkpoints every N epochs (and at 
 STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
 RECALIBRATE_BN = 0        # after training, re-estimate batch-norm statistics on N training images (0: no, as theirs)
 DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: correct its statistics to the zero-debiased ones
+TIME_BUDGET = 0           # seconds: stop cleanly before then, last epoch checkpointed (exit code 75: rerun to continue); 0: none
+ALLOW_CPU = False         # train even when the run would take over 6 h without a GPU
 QUICK = False             # small CPU setting: 10 epochs, 10k images, 16 filters
 VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -54,8 +56,8 @@ def resolve_settings(args):
 
         args.kl_weight = kl_weight_for(data.dataset(args.dataset).shape[0], args.latent_dim)
     common.require_positive(args, "kl_weight", "epochs", "batch_size", "steps_per_execution", "learning_rate", "latent_dim",
-                            "base_filters", "halve_every", "limit", "recalibrate_bn", "checkpoint_every",
-                            allow_zero=("halve_every", "recalibrate_bn"))
+                            "base_filters", "halve_every", "limit", "recalibrate_bn", "checkpoint_every", "time_budget",
+                            allow_zero=("halve_every", "recalibrate_bn", "time_budget"))
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
@@ -67,8 +69,10 @@ def main(argv=None):
 
     import fast_training
     from models.first_stage import build_first_stage
-    from training import ImageBatches, recalibrate_batch_norm, train_stage
+    from training import STAGE_CONFIG, ImageBatches, recalibrate_batch_norm, train_stage
 
+    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
+    print(common.runtime_line("fast" if trainer else "fit"), flush=True)
     stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
     metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
                 "gamma_mode": args.gamma_mode, "kl_weight": args.kl_weight}
@@ -76,10 +80,9 @@ def main(argv=None):
     if len(images) < args.batch_size:
         raise common.VaevarError(f"only {len(images)} training images for batch size {args.batch_size}: "
                                  f"lower --batch-size")
-    print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, k {args.kl_weight:.4g}, "
-          f"backend {keras.backend.backend()} on {common.device_description()}")
+    print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
+          f"k {args.kl_weight:.4g}")
 
-    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     model = train_stage(args, stage_dir, common.STAGE1_MODEL,
                 lambda: build_first_stage(data.dataset(args.dataset).shape, args.latent_dim, args.base_filters,
                                           args.gamma_mode, args.seed, args.kl_weight),
@@ -99,6 +102,9 @@ def main(argv=None):
         layers = recalibrate_batch_norm(model, (batches[i] for i in range(count)), args.seed)
         common.save_model(model, os.path.join(stage_dir, common.STAGE1_MODEL))
         print(f"re-estimated {layers} batch-norm layers' statistics on {count * args.batch_size} training images")
+    if args.debias_legacy_bn or args.recalibrate_bn:  # the completion record names the weights saved last
+        config_path = os.path.join(stage_dir, STAGE_CONFIG)
+        common.save_json(config_path, dict(common.load_json(config_path), weights=common.weights_digest(model)))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU)
 TRAINER = "auto"          # auto: fast where the backend is JAX on a GPU, else fit | fit (model.fit) | fast (fast_training.py)
 CHECKPOINT_EVERY = 10     # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
 STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
+TIME_BUDGET = 0           # seconds: stop cleanly before then, last epoch checkpointed (exit code 75: rerun to continue); 0: none
+ALLOW_CPU = False         # train even when the run would take over 6 h without a GPU
 QUICK = False             # small CPU setting: 20 epochs, width 256
 VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -49,7 +51,7 @@ def resolve_settings(args):
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
     common.require_positive(args, "epochs", "batch_size", "steps_per_execution", "learning_rate", "width", "limit",
-                            "halve_every", "checkpoint_every", allow_zero=("halve_every",))
+                            "halve_every", "checkpoint_every", "time_budget", allow_zero=("halve_every", "time_budget"))
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
@@ -73,13 +75,13 @@ def latent_statistics(mu, sigma):
 def main(argv=None):
     args = resolve_settings(common.parse_constants(globals(), __doc__, argv))
     common.set_seed(args.seed)
-    import keras
-
     import fast_training
     from models.second_stage import build_second_stage
     from training import (LatentBatches, check_image_shape, check_second_stage_matches, encode,
                           load_model, train_stage)
 
+    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
+    print(common.runtime_line("fast" if trainer else "fit"), flush=True)
     stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
     first = load_model(stage1_path, "first-stage model",
                        f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
@@ -93,13 +95,11 @@ def main(argv=None):
     mu, sigma = encode(first, images)
     common.save_npz(os.path.join(stage_dir, common.LATENTS_FILE), mu=mu, sigma=sigma)
     common.save_json(os.path.join(stage_dir, common.STATS_FILE), latent_statistics(mu, sigma))
-    print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs, "
-          f"backend {keras.backend.backend()} on {common.device_description()}")
+    print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs")
 
     metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
                 "gamma_mode": args.gamma_mode, "stage1_weights": stage1_digest}
 
-    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     train_stage(args, stage_dir, common.STAGE2_MODEL,
                 lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
                 lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata,

@@ -18,6 +18,7 @@ import time
 import keras
 import numpy as np
 
+import common
 import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
 import models.vae  # noqa: F401
 from common import (CHECKPOINT_STATE, STAGE1_DIR, VaevarError, atomic_path, distribution_scope, load_json, save_json,
@@ -196,15 +197,38 @@ def truncate_log(path, completed_epochs):
             writer.writerows(rows)
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Atomic per-epoch checkpoint; stops cleanly on NaN/inf or SIGTERM/SIGINT."""
+class TimeBudget:
+    """--time-budget: after each epoch (its checkpoint included), whether one more ends before the deadline,
+    judged by the longest epoch so far. Each run trains at least one epoch, so a resubmitted job always moves on."""
 
-    def __init__(self, run_dir, metadata):
+    def __init__(self, deadline=None):
+        self.deadline = deadline  # a time.time() value; None: no budget
+        self.longest = 0.0
+
+    def another_fits(self, epoch_seconds):
+        self.longest = max(self.longest, epoch_seconds)
+        return self.deadline is None or time.time() + self.longest < self.deadline
+
+
+def deadline_of(time_budget):
+    """--time-budget SECONDS, counted from the command's start -> a deadline for the trainers (None: none)."""
+    return common.STARTED + time_budget if time_budget else None
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Atomic per-epoch checkpoint; stops cleanly on NaN/inf, SIGTERM/SIGINT or the time budget."""
+
+    def __init__(self, run_dir, metadata, deadline=None):
         super().__init__()
         self.run_dir, self.metadata = run_dir, metadata
         self.diverged = None
         self.interrupted = None
+        self.budget, self.budget_stop = TimeBudget(deadline), None
+        self._epoch_started = None
         self._previous_handlers = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.time()
 
     def on_train_begin(self, logs=None):
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -235,6 +259,9 @@ class Checkpoint(keras.callbacks.Callback):
             return  # a partial epoch: the last completed one stays the resume point
         save_model(self.model, os.path.join(self.run_dir, CHECKPOINT))
         save_json(os.path.join(self.run_dir, CHECKPOINT_STATE), dict(self.metadata, epoch=epoch + 1))
+        if not self.budget.another_fits(time.time() - self._epoch_started):
+            self.budget_stop = epoch + 1
+            self.model.stop_training = True
 
 
 def resume_or_build(run_dir, build, metadata):
@@ -257,12 +284,13 @@ def resume_or_build(run_dir, build, metadata):
     return model, int(state["epoch"])
 
 
-def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1):
-    """model.fit with resume, CSV log, LR halving and the NaN/signal guard."""
+def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1,
+        deadline=None):
+    """model.fit with resume, CSV log, LR halving, the NaN/signal guard and the time budget (deadline_of)."""
     os.makedirs(run_dir, exist_ok=True)
     log_path = os.path.join(run_dir, LOG)
     truncate_log(log_path, initial_epoch)
-    checkpoint = Checkpoint(run_dir, metadata)
+    checkpoint = Checkpoint(run_dir, metadata, deadline)
     callbacks = [
         FeedEpoch(batches),
         keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, learning_rate, halve_every)),
@@ -282,6 +310,8 @@ def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_eve
         done = len(read_log(log_path))
         raise VaevarError(f"interrupted by {checkpoint.interrupted} after {done} completed epochs; "
                           f"rerun the same command to resume")
+    if checkpoint.budget_stop is not None and checkpoint.budget_stop < epochs:
+        raise common.TimeBudgetReached(checkpoint.budget_stop, epochs)
     return model
 
 
@@ -382,9 +412,42 @@ def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata
     model.steps_per_execution = args.steps_per_execution  # likewise; read when fit builds its train function
     if done:
         print(f"resuming {stage_dir} after epoch {done}")
-    (trainer or fit)(model, make_batches(done), stage_dir, args.epochs, done, args.learning_rate, args.halve_every,
-                     metadata, verbose=args.verbose)
+    batches = make_batches(done)
+    if not (args.quick or args.allow_cpu):
+        check_cpu_time(build, batches, args.epochs - done)
+    (trainer or fit)(model, batches, stage_dir, args.epochs, done, args.learning_rate, args.halve_every,
+                     metadata, verbose=args.verbose, deadline=deadline_of(args.time_budget))
     save_model(model, os.path.join(stage_dir, model_file))
-    save_json(os.path.join(stage_dir, "config.json"), dict(vars(args), seconds=time.time() - started))
+    # the stage's completion record: its settings, and the weights that later steps were made from
+    save_json(os.path.join(stage_dir, STAGE_CONFIG), dict(vars(args), seconds=time.time() - started,
+                                                          weights=common.weights_digest(model)))
     print(f"saved {os.path.join(stage_dir, model_file)}")
     return model
+
+
+STAGE_CONFIG = "config.json"  # written when a stage completes
+CPU_HOURS_LIMIT = 6  # a run estimated longer on a machine without a GPU stops before training (--allow-cpu: runs)
+PROBE_STEPS = 3
+# Below this many samples to train, no run nears the limit on a CPU (a 2-core one trains >= ~35 images/s even
+# at 64 px): the estimate's steps are skipped.
+PROBE_ABOVE_SAMPLES = 100_000
+
+
+def check_cpu_time(build, batches, epochs):
+    """Stop before a run of `epochs` that would take days on a machine without a GPU: its time, estimated from
+    PROBE_STEPS timed steps of a fresh copy of the model (after one untimed step that compiles) on the run's own
+    batches; the run's model and data order are untouched."""
+    steps = epochs * len(batches)
+    if steps * batches.batch_size < PROBE_ABOVE_SAMPLES or common.on_gpu():
+        return
+    probe = build()
+    probe.train_on_batch(batches[0][0])
+    started = time.time()
+    for index in range(1, PROBE_STEPS + 1):
+        probe.train_on_batch(batches[index % len(batches)][0])
+    per_step = (time.time() - started) / PROBE_STEPS
+    if per_step * steps > CPU_HOURS_LIMIT * 3600:
+        raise VaevarError(f"this run would take about {per_step * steps / 3600:.0f} h here ({epochs} epochs of "
+                          f"{len(batches)} steps at {per_step:.2f} s a step, measured) and no GPU is visible: "
+                          f"run it on a GPU, pass --allow-cpu to run it on this CPU anyway, or --quick for a small "
+                          f"CPU run")

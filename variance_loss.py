@@ -223,6 +223,12 @@ def write_report(result, figures, smoothing, path):
             f.write("\n".join(lines) + "\n")
 
 
+def samples_summary_digest(run_dir):
+    """SHA-256 of the run's samples/summary.json (None without one): which generate.py run was analysed."""
+    path = os.path.join(run_dir, common.SAMPLES_DIR, "summary.json")
+    return common.file_digest(path) if os.path.exists(path) else None
+
+
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     if not args.run_dirs:
@@ -231,6 +237,7 @@ def main(argv=None):
         args.num_samples = 500
     common.require_positive(args, "num_samples", "pca_samples")
     common.set_seed(args.seed)
+    print(common.runtime_line(), flush=True)
     smoothing = smoothing_example(seed=args.seed)
     print(f"smoothing example: MSE {smoothing['mse']:.3f}, variance loss {smoothing['variance_loss']:.3f}")
     results = []
@@ -243,6 +250,7 @@ def main(argv=None):
         plot_smoothing(smoothing, figures["smoothing"])
         summary = {k: v for k, v in result.items() if not k.startswith("_")}
         summary["smoothing"] = {"mse": smoothing["mse"], "variance_loss": smoothing["variance_loss"]}
+        summary["samples_summary_sha256"] = samples_summary_digest(run_dir)  # the samples analysed (reproduce.py)
         common.save_json(os.path.join(out_dir, "variance_loss.json"), summary)
         write_report(result, figures, smoothing, os.path.join(out_dir, "report.md"))
         results.append(result)

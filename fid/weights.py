@@ -6,10 +6,10 @@ converted once), the Keras cache, the official .tgz via keras.utils.get_file
 (sha256-pinned; no TensorFlow needed), else a one-line error.
 """
 
-import hashlib
 import os
 
 from common import VaevarError, atomic_path
+from common import file_digest as sha256  # noqa: F401  fid's name for it
 from fid import torchscript
 
 INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
@@ -19,14 +19,6 @@ INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-
 INCEPTION_TGZ_HASH = None
 CONVERTED_NAME = "inception_2015_12_05_fid.weights.h5"
 WHEEL_FILE = torchscript.WHEEL_FILE
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_dir():

@@ -139,3 +139,19 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random
     assert {"gauss", "gen2_perdim"} <= set(fid)
     table = open(os.path.join(copy, "fid_table.md")).read()
     assert f"| gauss | {fid['gauss']['fid']:.2f} |" in table
+
+
+def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipped(pipeline_run, mnist_npz,
+                                                                                    random_inception_weights, capfd):
+    logs = {stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in ("stage1", "stage2")}
+    summary = open(os.path.join(pipeline_run, "samples", "summary.json")).read()
+    reproduce.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", pipeline_run, "--quick",
+                    "--inception-weights", random_inception_weights, "--verbose", "0", "--num-samples", "50",
+                    "--epochs", "4", "--stage2-epochs", "8"])  # the fixture's command
+    out = capfd.readouterr().out
+    for step in ("stage 1", "stage 2", "samples", "variance analysis"):
+        assert f"== {step}: skipped, {pipeline_run} holds it" in out
+    assert "train_first_stage.py" not in out and "generate.py" not in out and "== FID: compute_fid.py" in out
+    assert out.count("in " + os.path.join(pipeline_run, "fid.json") + " for the same images") == 6  # FID skips its sets
+    assert {stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in logs} == logs
+    assert open(os.path.join(pipeline_run, "samples", "summary.json")).read() == summary

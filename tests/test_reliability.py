@@ -357,3 +357,81 @@ def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_pat
     else:
         np.testing.assert_array_equal(latents["gen2_renorm"], latents["gen2"])
         np.testing.assert_array_equal(plain, renormed)
+
+
+def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_npz):
+    """--time-budget counts from the command's start, here long past: each stage trains one epoch, checkpoints
+    it and stops (TimeBudgetReached: exit code 75 from a script); the same command without the budget then ends
+    as a straight run does, both stages."""
+    first = ["--dataset", "mnist", "--data-path", mnist_npz, "--epochs", "3"] + TINY
+    second = ["--dataset", "mnist", "--data-path", mnist_npz, "--width", "16", "--verbose", "0",
+              "--learning-rate", "0.001", "--epochs", "3"]
+    states = {}
+    for name in ("straight", "budgeted"):
+        run_dir = str(tmp_path / name)
+        for script, argv, stage in ((train_first_stage, first, common.STAGE1_DIR),
+                                    (train_second_stage, second, common.STAGE2_DIR)):
+            if name == "budgeted":
+                with pytest.raises(common.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"):
+                    script.main(argv + ["--run-dir", run_dir, "--time-budget", "1"])
+                assert log_epochs(os.path.join(run_dir, stage)) == [1]
+                assert json.load(open(os.path.join(run_dir, stage, "checkpoint.json")))["epoch"] == 1
+            script.main(argv + ["--run-dir", run_dir])
+        states[name] = [stage_state(os.path.join(run_dir, stage), model)
+                        for stage, model in ((common.STAGE1_DIR, common.STAGE1_MODEL),
+                                             (common.STAGE2_DIR, common.STAGE2_MODEL))]
+    for (weights, ema, rows), (weights_budgeted, ema_budgeted, rows_budgeted) in zip(*states.values()):
+        assert rows_budgeted == rows and ema_budgeted == ema
+        for a, b in zip(weights, weights_budgeted):
+            np.testing.assert_array_equal(a, b)
+
+
+def run_first_stage(mnist_npz, run_dir, *argv):
+    """train_first_stage.py as a user runs it, with the GPUs hidden."""
+    command = [sys.executable, "train_first_stage.py", "--dataset", "mnist", "--data-path", mnist_npz,
+               "--run-dir", run_dir] + TINY + list(argv)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, CUDA_VISIBLE_DEVICES="", VAEVAR_DATA_DIR=""))
+
+
+def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, mnist_npz):
+    """No GPU and a schedule whose measured steps add up to over 6 h: one line with the estimate and both ways
+    on, before anything is written. --allow-cpu trains (here until a 1 s time budget stops it, exit code 75);
+    --quick is never stopped."""
+    endless = ["--epochs", "50000000"]  # 150 M steps of this tiny model: thousands of hours anywhere
+    refused = run_first_stage(mnist_npz, str(tmp_path / "refused"), *endless)
+    assert refused.returncode == 2, refused.stderr
+    line = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert len(line) == 1 and "h here (50000000 epochs of 3 steps at" in line[0] and "no GPU is visible" in line[0]
+    assert "--allow-cpu" in line[0] and "--quick" in line[0]
+    assert refused.stdout.splitlines()[0].startswith("backend tensorflow on CPU")  # the first line names the device
+    assert not os.path.exists(tmp_path / "refused" / "stage1")
+    for insisting in (["--allow-cpu"], ["--quick"]):
+        run = run_first_stage(mnist_npz, str(tmp_path / insisting[0][2:]), *endless, *insisting, "--time-budget", "1")
+        assert run.returncode == common.EXIT_TIME_BUDGET == 75, run.stderr
+        assert "stopped at the time budget after epoch 1 of 50000000" in run.stderr
+        assert log_epochs(str(tmp_path / insisting[0][2:] / "stage1")) == [1]
+
+
+def test_backend_choice():
+    """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked), else Keras' own default; set: the
+    user's, whatever the devices."""
+    assert common.choose_backend({}, gpu_query=lambda: True) == "jax"
+    assert common.choose_backend({}, gpu_query=lambda: False) is None
+    assert common.choose_backend({"KERAS_BACKEND": "tensorflow"}, gpu_query=lambda: True) == "tensorflow"
+    assert common.choose_backend({"KERAS_BACKEND": "jax"}, gpu_query=lambda: False) == "jax"
+    assert common.choose_backend({"KERAS_BACKEND": ""}, gpu_query=lambda: True) == "jax"
+    # without a JAX GPU plugin the query answers at once, without importing JAX
+    if not any(__import__("importlib.util").util.find_spec(name) for name in common.JAX_GPU_PLUGINS):
+        assert common.jax_sees_gpu() is False
+
+
+def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):
+    import fast_training
+    import keras
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(fast_training, "_on_gpu", lambda: True)
+    assert fast_training.choose("auto").func is fast_training.fit_fast
+    monkeypatch.setattr(fast_training, "_on_gpu", lambda: False)
+    assert fast_training.choose("auto") is None
