@@ -338,7 +338,7 @@ def load_image_collection(path, split, celeba, limit=None):
     """Images in a folder or .zip: an ImageFolder tree or the img_align_celeba layout.
 
     A tree `<split>/<class>/<file>` (optionally under one root folder; the
-    layout of the shared CIFAR-10 JPEG copy) gives the split from the top
+    layout of the public CIFAR-10 JPEG copy) gives the split from the top
     folder. Otherwise (CelebA only) the split comes from
     list_eval_partition.txt (inside or beside the archive), else the last 10%
     of the sorted names are the test split. CelebA images are cropped and

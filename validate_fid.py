@@ -1,6 +1,6 @@
 """Check the FID pipeline on real CIFAR-10 against numbers nobody here made.
 
-    python validate_fid.py --data-path ../shared/data/cifar10/cifar10_jpeg_q75.zip
+    python validate_fid.py --data-path cifar10_jpeg_q75.zip --lossless cifar10_train_first4000_lossless.npz
 
 1. The CIFAR-10 test set (10k) vs the whole training set (50k): the
    literature's value on the lossless data (TTUR's convention) is 3.15.
@@ -8,7 +8,8 @@
    TRAIN_IMAGES 10000 computes only this one). A rerun keeps part 3's result.
 3. The JPEG round trip's own FID: the first 4,000 lossless training images vs
    the same 4,000 images from the JPEG copy (matched by class and position),
-   and what it does to the data's variance (the paper's yardstick).
+   and what it does to the data's variance (the paper's yardstick); skipped
+   without LOSSLESS (or that file in the VAEVAR_DATA_DIR folder).
 Writes OUT_DIR/fid_validation.json with the features' speed on this machine.
 """
 
@@ -21,7 +22,7 @@ import common
 import data
 
 DATA_PATH = None          # the CIFAR-10 image tree / zip (else VAEVAR_DATA_DIR)
-LOSSLESS = "../shared/data/cifar10/cifar10_train_first4000_lossless.npz"  # the first 4,000 training images, exact pixels
+LOSSLESS = None           # .npz of the first 4,000 training images, exact pixels (x_train, y_train): part 3
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
 INPUT_CONVENTION = "ttur"  # the literature's 3.15 is TTUR's (x - 128) / 128
 TRAIN_IMAGES = 50000      # training images for the test-vs-train FID (the literature's: all 50,000)
@@ -83,8 +84,10 @@ def main(argv=None):
         print("JPEG round trip: kept from the earlier run (same weights and convention)")
         timings.update(earlier.get("timings", {}))
         results.update({k: v for k, v in earlier.items() if k.startswith("jpeg") or k == "fid_jpeg_vs_lossless_4000"})
-    else:
+    elif lossless_path(args) is not None:
         jpeg_round_trip(args, path, train, train_labels, features, fid, results, timings)
+    else:
+        print(f"JPEG round trip skipped: no --lossless file (nor {_LOSSLESS_NAME} in VAEVAR_DATA_DIR)")
     test_features = features(test, "test_10k")
     subset = np.random.default_rng(args.seed).choice(len(train), min(args.train_images, len(train)), replace=False)
     train_features = features(train[np.sort(subset)], f"train_{len(subset)}")
@@ -101,11 +104,22 @@ def main(argv=None):
           f"images/s")
 
 
+_LOSSLESS_NAME = "cifar10_train_first4000_lossless.npz"  # looked for in the VAEVAR_DATA_DIR folder
+
+
+def lossless_path(args):
+    if args.lossless:
+        return args.lossless
+    folder = os.environ.get("VAEVAR_DATA_DIR", "")
+    candidate = os.path.join(folder, _LOSSLESS_NAME)
+    return candidate if folder and os.path.isfile(candidate) else None
+
+
 def jpeg_round_trip(args, path, train, train_labels, features, fid, results, timings):
     """FID and variance of the JPEG copy against the 4,000 lossless training images."""
     from analysis import mean_squared_error, total_variance, variance_loss
 
-    with np.load(args.lossless) as stored:
+    with np.load(lossless_path(args)) as stored:
         lossless, lossless_labels = stored["x_train"], stored["y_train"]
     matched = train[jpeg_counterparts(train, train_labels, lossless_labels)]
     quality = psnr(lossless, matched)

@@ -4,7 +4,7 @@ authors' code uses), with batch statistics (training mode), and after
 training.recalibrate_batch_norm on training images (train_first_stage.py
 --recalibrate-bn). Run from the repository root:
 
-    python -m bench.bn_lag --run-dir runs/cifar10 --data-path ../shared/data/cifar10/cifar10_jpeg_q75.zip \
+    python -m bench.bn_lag --run-dir runs/cifar10 --data-path cifar10_jpeg_q75.zip \
         --out results/bn_recalibration/cifar10_7_epochs.json
 """
 
@@ -35,7 +35,7 @@ def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     model = training.load_model(os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
                                 "first-stage model")
-    # A seeded random subset: the shared copy is class-sorted, so a prefix is two classes.
+    # A seeded random subset: an ImageFolder copy is class-sorted, so a prefix is two classes.
     test = data.to_unit_float(data.load("cifar10", "test", args.data_path, limit=args.test_images))
     data_variance = float(test.var(axis=0).sum())
     results = {"run_dir": args.run_dir, "test_images": len(test), "test_subset": "seeded random (data.load limit)",

@@ -100,37 +100,63 @@ def test_help_lists_the_flags_with_their_comments():
     assert "--num-samples" in result.stdout and "per side" in result.stdout
 
 
-def test_the_tracked_files_leave_room_for_a_gpu_commands_data():
-    """A device command carries at most 64 MiB, the tracked files included; the first stage's command also
-    carries the training images (49.4 MiB) and the Keras wheels (2.8 MiB): bench/gpu_cifar10.sh."""
-    listed = subprocess.run(["git", "ls-files", "-z"], capture_output=True, cwd=ROOT)
-    if listed.returncode != 0:
-        pytest.skip("not a git checkout")
-    paths = [p for p in listed.stdout.decode().split("\0") if p and os.path.isfile(os.path.join(ROOT, p))]
-    tracked = sum(os.path.getsize(os.path.join(ROOT, p)) for p in paths)
-    assert tracked < 64 * 2 ** 20 - 49.4 * 2 ** 20 - 2.8 * 2 ** 20 - 0.5 * 2 ** 20, \
-        f"tracked files {tracked / 2 ** 20:.1f} MiB: a GPU command could not carry them with its data"
+def requirement_lines(name):
+    """The requirements of a requirements file, its `-r` includes followed."""
+    found = []
+    with open(os.path.join(ROOT, name)) as f:
+        for line in f:
+            line = line.split("#")[0].strip()
+            if line.startswith("-r "):
+                found += requirement_lines(line[3:].strip())
+            elif line:
+                found.append(line)
+    return found
 
 
-def test_the_lock_pins_every_requirement_within_its_range():
-    """requirements-lock.txt (what the README and CI install) names one exact version of every package of
-    requirements.txt, inside the range requirements.txt allows, extras' packages included."""
+def exact_pins(lock):
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    def lines(name):
-        with open(os.path.join(ROOT, name)) as f:
-            return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
-
     pinned = {}
-    for line in lines("requirements-lock.txt"):
+    for line in requirement_lines(lock):
         requirement = Requirement(line)
         specifiers = list(requirement.specifier)
-        assert len(specifiers) == 1 and specifiers[0].operator == "==", f"not an exact pin: {line}"
+        assert len(specifiers) == 1 and specifiers[0].operator == "==", f"{lock}: not an exact pin: {line}"
         pinned[canonicalize_name(requirement.name)] = specifiers[0].version
-    for line in lines("requirements.txt"):
+    return pinned
+
+
+@pytest.mark.parametrize("requirements, lock", [("requirements.txt", "requirements-lock.txt"),
+                                                ("requirements-cuda.txt", "requirements-cuda-lock.txt")])
+def test_the_lock_pins_every_requirement_within_its_range(requirements, lock):
+    """Each lock (what the README and CI install) names one exact version of every package of its requirements
+    file, inside the range that file allows, extras' packages included."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned = exact_pins(lock)
+    for line in requirement_lines(requirements):
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
-        assert name in pinned, f"{requirement.name} is in requirements.txt but not in the lock"
-        assert requirement.specifier.contains(pinned[name]), f"the lock's {name}=={pinned[name]} is outside {line}"
-    assert "jaxlib" in pinned  # jax[cpu]'s extra
+        assert name in pinned, f"{requirement.name} is in {requirements} but not in {lock}"
+        assert requirement.specifier.contains(pinned[name]), f"{lock}'s {name}=={pinned[name]} is outside {line}"
+    assert "jaxlib" in pinned  # jax[cpu]'s and jax[cuda12]'s
+
+
+def test_the_cuda_lock_has_the_cpu_locks_versions():
+    """The GPU set-up runs the code the CPU tests pass with: every package both locks name, the same version."""
+    cpu, cuda = exact_pins("requirements-lock.txt"), exact_pins("requirements-cuda-lock.txt")
+    assert {name: (cpu[name], cuda[name]) for name in cpu.keys() & cuda.keys() if cpu[name] != cuda[name]} == {}
+    assert cpu.keys() <= cuda.keys() and "jax-cuda12-plugin" in cuda
+
+
+def test_what_users_read_names_no_development_machine():
+    """README, docs, bench, the scripts and the results' notes speak of the user's machines: no device leases,
+    transfer limits or paths outside the repository (recorded JSON and logs keep the paths they were made with)."""
+    paths = ["README.md"] + glob.glob(os.path.join(ROOT, "docs", "*")) + glob.glob(os.path.join(ROOT, "bench", "*.py")) \
+        + glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "results", "*.md")) \
+        + glob.glob(os.path.join(ROOT, "results", "*", "command.txt"))
+    pattern = re.compile(r"\b(leases?|FILES_AT|64 MiB)\b|\.device_(data|runs|carry)|\.\./shared|--carry\b")
+    found = [f"{os.path.relpath(path, ROOT)}:{number}: {line.strip()[:80]}"
+             for path in paths for number, line in enumerate(open(os.path.join(ROOT, path)), 1) if pattern.search(line)]
+    assert not found
