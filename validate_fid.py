@@ -51,6 +51,7 @@ def psnr(a, b):
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
+    print(common.runtime_line(), flush=True)
     from fid.features import extract_features
     from fid.frechet import frechet_distance, statistics
     from fid.weights import resolve_weights, sha256
