@@ -78,9 +78,15 @@ def test_weighted_loss_matches_hand_computation():
     loss = model.compute_loss(x=x.astype("float32"),
                               y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)), training=False)
     dims = 28 * 28
-    rec = ((x - x_hat) ** 2).reshape(5, -1).sum(1) / (2 * 0.04) + dims * np.log(0.2)
+    squared = ((x - x_hat) ** 2).reshape(5, -1).sum(1)
+    rec = squared / (2 * 0.04) + dims * np.log(0.2)
     kl = 0.5 * (mu ** 2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
-    np.testing.assert_allclose(float(loss), np.mean(rec + 4.0 * kl), rtol=1e-5)
+    # float32: the inputs' rounding (<= 6u per term, |x - x_hat| <= 1) and the squares' 784-term sum (<= 785 u sum),
+    # then / 2 gamma^2; the log term (dims |log gamma| = 1262), KL and the mean: ~10 roundings of values no larger
+    u = 2.0 ** -24
+    bound = u * (((dims + 1) * squared.max() + 6 * dims) / (2 * 0.04)
+                 + 10 * (squared.max() / (2 * 0.04) + dims * abs(np.log(0.2)) + 4.0 * kl.max()))
+    np.testing.assert_allclose(float(loss), np.mean(rec + 4.0 * kl), rtol=0, atol=bound)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert restored.kl_weight == 4.0
 
@@ -237,9 +243,13 @@ def test_batch_norm_recalibration_averages_batch_statistics():
     first = model.encoder.get_layer("enc_scale0_bn0")
     below = keras.Model(model.encoder.input, first.input)
     halves = [images[:8], images[8:]]
-    expected = np.mean([ops.convert_to_numpy(below(h)).mean(axis=(0, 1, 2)) for h in halves], axis=0)
+    inputs = [ops.convert_to_numpy(below(h)) for h in halves]
+    expected = np.mean([x.astype(np.float64).mean(axis=(0, 1, 2)) for x in inputs], axis=0)
     recalibrate_batch_norm(model, [(h,) for h in halves])
-    np.testing.assert_allclose(ops.convert_to_numpy(first.moving_mean), expected, rtol=1e-4, atol=1e-6)
+    # float32 means of 8 * 28 * 28 = 6272 values: |error| <= 6272 u mean|x| per channel (the last half's mean
+    # alone is over 7x that away)
+    bound = 6272 * 2.0 ** -24 * np.max([np.abs(x).mean(axis=(0, 1, 2)) for x in inputs], axis=0)
+    np.testing.assert_array_less(np.abs(ops.convert_to_numpy(first.moving_mean) - expected), bound)
 
 
 def feed_batches(layer, batches):
@@ -258,12 +268,18 @@ def test_debiased_batch_norm_stores_the_debiased_average_of_batch_statistics():
     feed_batches(layer, batches)
     b, t = 0.9, len(batches)
     weights = [(1 - b) * b ** (t - 1 - k) for k in range(t)]
-    means = [x.mean(axis=(0, 1, 2)) for x in batches]
-    variances = [x.var(axis=(0, 1, 2)) for x in batches]
+    means = [x.astype(np.float64).mean(axis=(0, 1, 2)) for x in batches]
+    variances = [x.astype(np.float64).var(axis=(0, 1, 2)) for x in batches]
     expected_mean = sum(w * m for w, m in zip(weights, means)) / (1 - b ** t)
     expected_variance = sum(w * v for w, v in zip(weights, variances)) / (1 - b ** t)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_mean), expected_mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_variance), expected_variance, rtol=1e-5)
+    # float32 moments of 256 values per channel: |error| <= 256 u mean|x| (mean), 258 u Var (two-pass variance),
+    # averaged with weights summing to 1; the float32 decay constants and debiasing: ~16 roundings relative
+    u = 2.0 ** -24
+    mean_bound = 256 * u * max(np.abs(x).mean(axis=(0, 1, 2)).max() for x in batches)
+    variance_bound = 258 * u * np.max(variances)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_mean), expected_mean, rtol=16 * u, atol=mean_bound)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_variance), expected_variance, rtol=16 * u,
+                               atol=variance_bound)
     # Keras' own layer keeps b^t of its (0, 1) start: visibly different after 3 steps
     import keras
 
@@ -273,6 +289,7 @@ def test_debiased_batch_norm_stores_the_debiased_average_of_batch_statistics():
     assert np.abs(ops.convert_to_numpy(plain.moving_mean) - expected_mean).max() > 0.1
     # inference uses the debiased statistics; the training output (batch moments) is Keras' own
     expected_inference = (batches[0] - expected_mean) / np.sqrt(expected_variance + 1e-5)
+    # covers the statistics' bounds carried on: mean_bound / sigma + |out| variance_bound / (2 Var) ~ 2e-5 (1 + |out|)
     np.testing.assert_allclose(ops.convert_to_numpy(layer(batches[0], training=False)), expected_inference,
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ops.convert_to_numpy(layer(batches[0], training=True)),
@@ -294,6 +311,8 @@ def test_legacy_correction_gives_the_debiased_statistics():
     feed_batches(debiased, batches)
     feed_batches(plain, batches)
     assert debias_legacy_statistics(model, len(batches)) == 1
+    # ~15 float32 roundings of the running statistics, amplified by the correction's 1 / (1 - 0.99^5) = 20:
+    # relative error <= 15 * 20 * u = 1.8e-5, under rtol=1e-4
     for ours, theirs in ((plain.moving_mean, debiased.moving_mean), (plain.moving_variance, debiased.moving_variance)):
         np.testing.assert_allclose(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs), rtol=1e-4)
 
