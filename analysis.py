@@ -9,8 +9,8 @@ All pixel quantities are in [0, 1] units, per pixel:
 import numpy as np
 
 INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
-INACTIVE_SIGMA = 0.9      # ... and mean sigma above this: a collapsed latent variable
-BATCH_NORM_LAG = 1.5      # reconstruction MSE, moving / batch statistics, above which the report flags the lag
+INACTIVE_SIGMA = 0.9  # ... and mean sigma above this: a collapsed latent variable
+BATCH_NORM_LAG = 1.5  # reconstruction MSE, moving / batch statistics, above which the report flags the lag
 
 
 def flat(images):
@@ -43,7 +43,9 @@ def pca_identity(x, components):
     for k in components:
         basis = vt[:k]
         x_hat = (x - mean) @ basis.T @ basis + mean
-        rows.append({"k": int(k), "mse": mean_squared_error(x, x_hat), "variance_loss": variance_loss(x, x_hat)})
+        rows.append(
+            {"k": int(k), "mse": mean_squared_error(x, x_hat), "variance_loss": variance_loss(x, x_hat)}
+        )
     return rows
 
 
@@ -55,19 +57,30 @@ def smoothing_example(length=400, window=15, seed=0):
     padded = np.pad(signal, window // 2, mode="reflect")
     smooth = np.convolve(padded, np.ones(window) / window, mode="valid")
     smooth += signal.mean() - smooth.mean()  # same mean, as in the paper's figure
-    return {"t": t, "signal": signal, "smooth": smooth, "mse": float(np.mean((signal - smooth) ** 2)),
-            "variance_loss": float(np.var(signal) - np.var(smooth))}
+    return {
+        "t": t,
+        "signal": signal,
+        "smooth": smooth,
+        "mse": float(np.mean((signal - smooth) ** 2)),
+        "variance_loss": float(np.var(signal) - np.var(smooth)),
+    }
 
 
 def variance_law(mu, sigma):
     """Per latent dimension: E[mu] (~0), E[mu^2] + E[sigma^2] (~1), and inactive variables."""
     mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
-    second = np.mean(mu ** 2, 0) + np.mean(sigma ** 2, 0)
+    second = np.mean(mu**2, 0) + np.mean(sigma**2, 0)
     inactive = (np.var(mu, 0) < INACTIVE_VARIANCE) & (np.mean(sigma, 0) > INACTIVE_SIGMA)
-    return {"mu_mean": np.mean(mu, 0), "second_moment": second, "inactive": inactive,
-            "second_moment_sum": float(second.sum()), "latent_dim": int(mu.shape[1]),
-            "inactive_count": int(inactive.sum()), "max_abs_mu_mean": float(np.max(np.abs(np.mean(mu, 0)))),
-            "mu_mean_square_sum": float(np.sum(np.mean(mu, 0) ** 2))}  # off-centre codes: sum_j E[mu_j]^2
+    return {
+        "mu_mean": np.mean(mu, 0),
+        "second_moment": second,
+        "inactive": inactive,
+        "second_moment_sum": float(second.sum()),
+        "latent_dim": int(mu.shape[1]),
+        "inactive_count": int(inactive.sum()),
+        "max_abs_mu_mean": float(np.max(np.abs(np.mean(mu, 0)))),
+        "mu_mean_square_sum": float(np.sum(np.mean(mu, 0) ** 2)),
+    }  # off-centre codes: sum_j E[mu_j]^2
 
 
 def batch_norm_lag_note(mse_moving, mse_batch):
@@ -75,7 +88,9 @@ def batch_norm_lag_note(mse_moving, mse_batch):
     ratio = mse_moving / mse_batch
     if ratio <= BATCH_NORM_LAG:
         return ""
-    return (f"With the moving batch-norm statistics (the authors' inference) the reconstructions' MSE is {ratio:.1f}x "
-            f"that with each batch's own statistics: the moving statistics lag the weights, as after a short run, "
-            f"so part of what these reconstructions lose or gain in variance is that lag, not the VAE. "
-            f"train_first_stage.py --recalibrate-bn 10000 re-estimates them (not the authors' protocol).")
+    return (
+        f"With the moving batch-norm statistics (the authors' inference) the reconstructions' MSE is {ratio:.1f}x "
+        f"that with each batch's own statistics: the moving statistics lag the weights, as after a short run, "
+        f"so part of what these reconstructions lose or gain in variance is that lag, not the VAE. "
+        f"train_first_stage.py --recalibrate-bn 10000 re-estimates them (not the authors' protocol)."
+    )

@@ -18,8 +18,10 @@ import time
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
-STARTED = time.time()  # the command's start, near enough (scripts import common first): --time-budget counts from it
-EXIT_TIME_BUDGET = 75  # exit code of a run stopped at --time-budget (sysexits' EX_TEMPFAIL): rerun to continue
+STARTED = (
+    time.time()
+)  # the command's start, near enough (scripts import common first): --time-budget counts from it
+EXIT_TIME_BUDGET = 75  # a run stopped at --time-budget (sysexits' EX_TEMPFAIL): rerun to continue
 
 
 # Run-directory layout, shared by every script (not flags).
@@ -73,13 +75,18 @@ class TimeBudgetReached(Exception):
     """--time-budget: the run stopped cleanly, its last epoch checkpointed; rerunning continues it."""
 
     def __init__(self, done=None, epochs=None, message=None):
-        super().__init__(message or f"stopped at the time budget after epoch {done} of {epochs}: rerun the same "
-                                    f"command to continue")
+        super().__init__(
+            message
+            or f"stopped at the time budget after epoch {done} of {epochs}: rerun the same "
+            f"command to continue"
+        )
         self.done, self.epochs = done, epochs
 
     @classmethod
     def during(cls, step):
-        return cls(message=f"stopped at the time budget at the {step} step: rerun the same command to continue")
+        return cls(
+            message=f"stopped at the time budget at the {step} step: rerun the same command to continue"
+        )
 
 
 def run_main(main):
@@ -97,6 +104,7 @@ def run_main(main):
 
 
 # ---------------------------------------------------------------- atomic files
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -121,8 +129,9 @@ def atomic_path(path):
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         kept = f"the previous {base} is intact" if os.path.exists(path) else f"{base} was not written"
-        raise VaevarError(f"no space left on the device writing {path} ({kept}): free some space and rerun "
-                          f"the same command") from error
+        raise VaevarError(
+            f"no space left on the device writing {path} ({kept}): free some space and rerun the same command"
+        ) from error
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -134,8 +143,10 @@ def check_dataset(run_dir, dataset):
     if os.path.exists(state):
         trained_on = load_json(state).get("dataset")
         if trained_on != dataset:
-            raise VaevarError(f"{run_dir} was trained on {trained_on}, not {dataset}: "
-                              f"pass --dataset {trained_on} or another --run-dir")
+            raise VaevarError(
+                f"{run_dir} was trained on {trained_on}, not {dataset}: "
+                f"pass --dataset {trained_on} or another --run-dir"
+            )
 
 
 def save_json(path, obj):
@@ -189,6 +200,7 @@ def weights_digest(model):
 
 # ---------------------------------------------------------- constants as flags
 
+
 def parse_constants(module_globals, description, argv=None):
     """Every UPPERCASE constant of a script becomes a `--lower-case` flag.
 
@@ -197,7 +209,9 @@ def parse_constants(module_globals, description, argv=None):
     flags read an int, a float or else a string. Returns an argparse.Namespace
     with lower-case attribute names.
     """
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     comments = _constant_comments(module_globals.get("__file__"))
     for name, value in module_globals.items():
         if not name.isupper() or name.startswith("_"):
@@ -210,6 +224,16 @@ def parse_constants(module_globals, description, argv=None):
             kind = type(value) if value is not None else _number_or_text
             parser.add_argument(flag, default=value, type=kind, dest=name.lower(), help=help_text)
     return parser.parse_args(argv)
+
+
+def settings_from(args, settings_class, **overrides):
+    """A library's typed settings (a dataclass) from a script's parsed flags: the fields it names, in one place."""
+    import dataclasses
+
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class) if hasattr(args, f.name)
+    }
+    return settings_class(**dict(values, **overrides))
 
 
 def _constant_comments(path):
@@ -252,6 +276,7 @@ def jit_setting(text):
 
 
 # ------------------------------------------------------------------- seeding
+
 
 def set_seed(seed):
     """Fix Python, NumPy and Keras (backend) random generators."""
@@ -302,7 +327,9 @@ def device_description():
 
         gpus = [d for d in jax.devices() if d.platform != "cpu"]
         if gpus:
-            return ", ".join(sorted({d.device_kind for d in gpus})) + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+            return ", ".join(sorted({d.device_kind for d in gpus})) + (
+                f" x{len(gpus)}" if len(gpus) > 1 else ""
+            )
     return f"CPU ({_cpu_name()}, {os.cpu_count()} cores)"
 
 

@@ -23,27 +23,27 @@ import common
 import data
 from fid.features import check_sample_file
 from fid.frechet import check_method
-from fid.score import reference_statistics, score_set
+from fid.score import FidSettings, reference_statistics, score_set
 from fid.table import fid_table, sampler_table
 from fid.weights import resolve_weights, sha256
 
-DATASET = "cifar10"       # the run's data set (its test split is the default reference)
-DATA_PATH = None          # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
-RUN_DIR = None              # default: runs/<dataset>
-SAMPLES = None              # comma-separated .npz files or image folders; default: RUN_DIR/samples/*.npz
-REFERENCE = None            # data set name, .npz or folder; default: DATASET
-REFERENCE_SPLIT = "test"    # the authors': NUM_SAMPLES random test images (the REC inputs too)
-JPEG_ROUND_TRIP = True      # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
-NUM_SAMPLES = 10000         # per side
-INPUT_CONVENTION = "authors"  # authors: [0, 1] floats as x * 2 - 1 (TF-GAN run_inception) | ttur: (x - 128) / 128
-DROP_REMAINDER = 64         # score a multiple of this many images per side (theirs: batches of 64, 9,984 of 10k); 1: all
-BATCH_SIZE = 250            # images per Inception call: 1.2x of 100 on an H100, ~4.5 GB on a CPU (bench/bench_fid_batch.py)
-INCEPTION_WEIGHTS = None    # or $VAEVAR_INCEPTION_WEIGHTS
-FRECHET_METHOD = None       # sqrtm (TTUR, scipy; default) | eig (eigenvalues: seconds, not a minute, on a CPU; --quick's)
-KID = False                 # also the unbiased KID (same features)
-QUICK = False               # 500 samples per side and eig distances: a smoke test, not comparable numbers
-TRAIN_REFERENCE = True      # a data-set reference: also score against NUM_SAMPLES random training images (their 2020-02 code)
-RESCORE = False             # score every set again, even one fid.json already holds for the same images and settings
+DATASET = "cifar10"  # the run's data set (its test split is the default reference)
+DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+RUN_DIR = None  # default: runs/<dataset>
+SAMPLES = None  # comma-separated .npz files or image folders; default: RUN_DIR/samples/*.npz
+REFERENCE = None  # data set name, .npz or folder; default: DATASET
+REFERENCE_SPLIT = "test"  # the authors': NUM_SAMPLES random test images (the REC inputs too)
+JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
+NUM_SAMPLES = 10000  # per side
+INPUT_CONVENTION = "authors"  # authors: [0, 1] floats as x * 2 - 1 (TF-GAN) | ttur: (x - 128) / 128
+DROP_REMAINDER = 64  # score a multiple of this many images per side (theirs: batches of 64); 1: all
+BATCH_SIZE = 250  # images per Inception call (speed and memory only: bench/bench_fid_batch.py)
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS
+FRECHET_METHOD = None  # sqrtm (TTUR, scipy; default) | eig (eigenvalues, faster; --quick's)
+KID = False  # also the unbiased KID (same features)
+QUICK = False  # 500 samples per side and eig distances: a smoke test, not comparable numbers
+TRAIN_REFERENCE = True  # also score against NUM_SAMPLES random training images (their 7965c70 code)
+RESCORE = False  # score every set again, even one fid.json already holds for the same images and settings
 
 
 def sample_files(args):
@@ -82,29 +82,46 @@ def main(argv=None):
             check_sample_file(path)  # before the weights and the reference, which take minutes
     weights_path = resolve_weights(args.inception_weights)
     weights_hash = sha256(weights_path)
-    reference = reference_statistics(args, weights_path, weights_hash)
+    settings = common.settings_from(args, FidSettings)
+    reference = reference_statistics(settings, weights_path, weights_hash)
     train_reference = None
     if args.train_reference and args.reference in data.DATASETS and args.reference_split != "train":
-        train_reference = reference_statistics(args, weights_path, weights_hash, split="train")
+        train_reference = reference_statistics(settings, weights_path, weights_hash, split="train")
     results_path = os.path.join(args.run_dir, "fid.json")
     results = common.load_json(results_path) if os.path.exists(results_path) else {}
     scored = {}  # content digest -> features and statistics: identical sample files are scored once
     for path in files:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
-        entry = score_set(path, reference, args, weights_path, weights_hash, results.get(label, {}), scored,
-                          train_reference, others=results)
+        entry = score_set(
+            path,
+            reference,
+            settings,
+            weights_path,
+            weights_hash,
+            results.get(label, {}),
+            scored,
+            train_reference,
+            others=results,
+        )
         if entry is None:
-            print(f"FID {label:<12} {results[label]['fid']:8.2f}  (in {results_path} for the same images and "
-                  f"settings; --rescore to score again)")
+            print(
+                f"FID {label:<12} {results[label]['fid']:8.2f}  (in {results_path} for the same images and "
+                f"settings; --rescore to score again)"
+            )
             continue
         results[label] = entry
         common.save_json(results_path, results)
         kid = f"  KID {entry['kid']:.5f}" if args.kid else ""
-        whole = f"; whole sets, n={entry['n_whole_set']}: {entry['fid_whole_set']:.2f}" \
-            if entry["n_whole_set"] != entry["n"] else ""
+        whole = (
+            f"; whole sets, n={entry['n_whole_set']}: {entry['fid_whole_set']:.2f}"
+            if entry["n_whole_set"] != entry["n"]
+            else ""
+        )
         train = f"; against training images: {entry['fid_train_reference']:.2f}" if train_reference else ""
-        print(f"FID {label:<12} {entry['fid']:8.2f}  (n={entry['n']}, reference {args.reference} "
-              f"n={entry['reference_n']}{whole}{train}){kid}")
+        print(
+            f"FID {label:<12} {entry['fid']:8.2f}  (n={entry['n']}, reference {args.reference} "
+            f"n={entry['reference_n']}{whole}{train}){kid}"
+        )
     table_path = os.path.join(args.run_dir, "fid_table.md")
     table = fid_table(results, args.dataset)
     summary_path = os.path.join(args.run_dir, common.SAMPLES_DIR, "summary.json")

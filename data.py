@@ -36,37 +36,76 @@ class Schedule:
 @dataclasses.dataclass(frozen=True)
 class DataSet:
     """Everything the project knows about one data set; adding a data set is one DATASETS entry."""
-    shape: tuple             # (H, W, C)
-    tfds_name: str           # tensorflow-datasets name
-    origin: str              # where tensorflow-datasets downloads it from
-    local_names: tuple       # file names looked for inside VAEVAR_DATA_DIR
-    stage1: Schedule         # Adam, batch 100
-    stage2: Schedule         # the dense VAE
+
+    shape: tuple  # (H, W, C)
+    tfds_name: str  # tensorflow-datasets name
+    origin: str  # where tensorflow-datasets downloads it from
+    local_names: tuple  # file names looked for inside VAEVAR_DATA_DIR
+    stage1: Schedule  # Adam, batch 100
+    stage2: Schedule  # the dense VAE
     stage2_width: int
-    source: str              # where the schedules come from
+    source: str  # where the schedules come from
     paper_fids: dict = None  # kind -> (plain, renormalized): the paper's table, mean of 10 trainings
     jpeg_quality: int = None  # the authors' preprocessing: a JPEG round trip of lossless sources
 
 
 DATASETS = {
-    "cifar10": DataSet((32, 32, 3), "cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                       ("cifar-10-python.tar.gz", "cifar10.npz", "cifar10_jpeg_q75.zip", "cifar10"),
-                       Schedule(700, 1e-4, 250), Schedule(1400, 1e-4, 400), 2048, "the authors' code",
-                       {"rec": (53.8, 53.5), "gen1": (80.2, 78.6), "gen2": (69.8, 69.4)}, jpeg_quality=75),
-    "celeba": DataSet((64, 64, 3), "celeb_a", "https://drive.google.com/", ("img_align_celeba.zip", "img_align_celeba", "celeba.npz"),
-                      Schedule(70, 5e-5, 60), Schedule(140, 5e-5, 120), 4096, "the authors' code",
-                      {"rec": (33.9, 33.7), "gen1": (43.6, 42.7), "gen2": (42.7, 38.6)}),
-    "mnist": DataSet((28, 28, 1), "mnist", "https://storage.googleapis.com/cvdf-datasets/mnist/", ("mnist.npz",),
-                     Schedule(100, 1e-4, 40), Schedule(200, 1e-4, 80), 1024, "ours"),
-    "fashion_mnist": DataSet((28, 28, 1), "fashion_mnist",
-                             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                             ("fashion_mnist.npz", "fashion-mnist.npz"),
-                             Schedule(100, 1e-4, 40), Schedule(200, 1e-4, 80), 1024, "ours"),
+    "cifar10": DataSet(
+        (32, 32, 3),
+        "cifar10",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        ("cifar-10-python.tar.gz", "cifar10.npz", "cifar10_jpeg_q75.zip", "cifar10"),
+        Schedule(700, 1e-4, 250),
+        Schedule(1400, 1e-4, 400),
+        2048,
+        "the authors' code",
+        {"rec": (53.8, 53.5), "gen1": (80.2, 78.6), "gen2": (69.8, 69.4)},
+        jpeg_quality=75,
+    ),
+    "celeba": DataSet(
+        (64, 64, 3),
+        "celeb_a",
+        "https://drive.google.com/",
+        ("img_align_celeba.zip", "img_align_celeba", "celeba.npz"),
+        Schedule(70, 5e-5, 60),
+        Schedule(140, 5e-5, 120),
+        4096,
+        "the authors' code",
+        {"rec": (33.9, 33.7), "gen1": (43.6, 42.7), "gen2": (42.7, 38.6)},
+    ),
+    "mnist": DataSet(
+        (28, 28, 1),
+        "mnist",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ("mnist.npz",),
+        Schedule(100, 1e-4, 40),
+        Schedule(200, 1e-4, 80),
+        1024,
+        "ours",
+    ),
+    "fashion_mnist": DataSet(
+        (28, 28, 1),
+        "fashion_mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ("fashion_mnist.npz", "fashion-mnist.npz"),
+        Schedule(100, 1e-4, 40),
+        Schedule(200, 1e-4, 80),
+        1024,
+        "ours",
+    ),
 }
 # --quick: a CPU smoke run of the whole pipeline (minutes, not days); 10 epochs is
 # about where the balanced loss has shrunk gamma enough for the latents to activate.
-QUICK_SETTINGS = {"epochs": 10, "learning_rate": 1e-3, "halve_every": 0, "stage2_epochs": 20,
-                  "stage2_halve_every": 0, "stage2_width": 256, "base_filters": 16, "limit": 10000}
+QUICK_SETTINGS = {
+    "epochs": 10,
+    "learning_rate": 1e-3,
+    "halve_every": 0,
+    "stage2_epochs": 20,
+    "stage2_halve_every": 0,
+    "stage2_width": 256,
+    "base_filters": 16,
+    "limit": 10000,
+}
 
 
 def dataset(name):
@@ -79,10 +118,17 @@ def dataset(name):
 def training_defaults(name, quick=False):
     """Flat defaults for the training scripts: the data set's schedules, or --quick's."""
     entry = dataset(name)
-    defaults = {"epochs": entry.stage1.epochs, "learning_rate": entry.stage1.learning_rate,
-                "halve_every": entry.stage1.halve_every, "stage2_epochs": entry.stage2.epochs,
-                "stage2_learning_rate": entry.stage2.learning_rate, "stage2_halve_every": entry.stage2.halve_every,
-                "stage2_width": entry.stage2_width, "base_filters": 32, "limit": None}
+    defaults = {
+        "epochs": entry.stage1.epochs,
+        "learning_rate": entry.stage1.learning_rate,
+        "halve_every": entry.stage1.halve_every,
+        "stage2_epochs": entry.stage2.epochs,
+        "stage2_learning_rate": entry.stage2.learning_rate,
+        "stage2_halve_every": entry.stage2.halve_every,
+        "stage2_width": entry.stage2_width,
+        "base_filters": 32,
+        "limit": None,
+    }
     if quick:
         defaults.update(QUICK_SETTINGS, stage2_learning_rate=QUICK_SETTINGS["learning_rate"])
     return defaults
@@ -112,8 +158,10 @@ def load(name, split, data_path=None, limit=None, jpeg_round_trip=True):
         images = images[:limit]
     expected = DATASETS[name].shape
     if images.shape[1:] != expected:
-        raise VaevarError(f"{name} images from {path or 'tensorflow-datasets'} have shape "
-                          f"{images.shape[1:]}, expected {expected}: check the data set name and file")
+        raise VaevarError(
+            f"{name} images from {path or 'tensorflow-datasets'} have shape "
+            f"{images.shape[1:]}, expected {expected}: check the data set name and file"
+        )
     if len(images) == 0:
         raise VaevarError(f"no {split} images found for {name} in {path or 'tensorflow-datasets'}")
     quality = DATASETS[name].jpeg_quality
@@ -129,8 +177,9 @@ def jpeg_round_trip(images, quality):
     out = np.empty_like(images)
     for i, image in enumerate(images):
         buffer = io.BytesIO()
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="JPEG",
-                                                                               quality=quality, subsampling=2)
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            buffer, format="JPEG", quality=quality, subsampling=2
+        )
         with Image.open(buffer) as decoded:
             out[i] = np.asarray(decoded).reshape(image.shape)
     return out
@@ -203,6 +252,7 @@ def to_uint8(images):
 
 # ----------------------------------------------------------------- local files
 
+
 def _find_local(name):
     """VAEVAR_DATA_DIR: the data file itself, or a folder holding it under a usual name."""
     root = os.environ.get("VAEVAR_DATA_DIR")
@@ -219,8 +269,10 @@ def _find_local(name):
 
 def _load_local(name, split, path, limit):
     if not os.path.exists(path):
-        raise VaevarError(f"data path {path} does not exist: give the CIFAR-10 tarball, an .npz, "
-                          f"a folder of MNIST idx files or an image folder/.zip")
+        raise VaevarError(
+            f"data path {path} does not exist: give the CIFAR-10 tarball, an .npz, "
+            f"a folder of MNIST idx files or an image folder/.zip"
+        )
     lower = path.lower()
     if lower.endswith((".tar.gz", ".tgz", ".tar")):
         return load_cifar10_tarball(path, split)
@@ -237,15 +289,22 @@ class CifarBatchUnpickler(pickle.Unpickler):
     """Only what the official python batches hold: a dict of bytes, lists, ints and NumPy arrays.
     Any other global (os.system, eval, ...) is refused by name before anything runs."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-               ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which no CIFAR-10 batch holds; "
-                                         f"refusing to unpickle it")
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, which no CIFAR-10 batch holds; refusing to unpickle it"
+            )
         return super().find_class(module, name)
 
 
@@ -260,18 +319,32 @@ def load_cifar10_tarball(path, split):
                 if base in wanted:
                     raw = CifarBatchUnpickler(archive.extractfile(member), encoding="bytes").load()
                     batches[base] = np.asarray(raw[b"data"], np.uint8)
-    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError,
-            AttributeError, IndexError) as error:
-        raise VaevarError(f"{path} is not a valid CIFAR-10 python tarball ({error}); download it again "
-                          f"from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz") from error
+    except (
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        pickle.UnpicklingError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+    ) as error:
+        raise VaevarError(
+            f"{path} is not a valid CIFAR-10 python tarball ({error}); download it again "
+            f"from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+        ) from error
     missing = [w for w in wanted if w not in batches]
     if missing:
-        raise VaevarError(f"{path} lacks {', '.join(missing)}: it is not a complete CIFAR-10 python "
-                          f"tarball; download it again")
+        raise VaevarError(
+            f"{path} lacks {', '.join(missing)}: it is not a complete CIFAR-10 python "
+            f"tarball; download it again"
+        )
     rows = np.concatenate([batches[w] for w in wanted])
     if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
-        raise VaevarError(f"{path}: batches of {rows.shape[1:]} values per image, CIFAR-10 has 3072; "
-                          f"download it again")
+        raise VaevarError(
+            f"{path}: batches of {rows.shape[1:]} values per image, CIFAR-10 has 3072; download it again"
+        )
     return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
 
 
@@ -285,8 +358,9 @@ def load_npz(path, split):
                     images = archive[key]
                     break
             else:
-                raise VaevarError(f"{path} has no '{split}' images: expected key x_{split} or {split}, "
-                                  f"found {keys}")
+                raise VaevarError(
+                    f"{path} has no '{split}' images: expected key x_{split} or {split}, found {keys}"
+                )
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise VaevarError(f"cannot read {path} as .npz ({error}): write it with numpy.savez") from error
     if images.dtype != np.uint8:
@@ -310,17 +384,20 @@ def _idx_images_file(folder, split):
 def load_idx_images(path):
     """The original MNIST / Fashion-MNIST image files: big-endian IDX, magic 0x00000803 (uint8, 3 dims)."""
     try:
-        with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as error:
         raise VaevarError(f"cannot read {path} ({error}): download it again") from error
     if len(raw) < 16 or raw[:4] != b"\x00\x00\x08\x03":
-        raise VaevarError(f"{path} is not an IDX image file (magic {raw[:4].hex()}, expected 00000803): "
-                          f"download it again")
+        raise VaevarError(
+            f"{path} is not an IDX image file (magic {raw[:4].hex()}, expected 00000803): download it again"
+        )
     count, rows, cols = np.frombuffer(raw[4:16], ">u4").astype(int)
     if len(raw) != 16 + count * rows * cols:
-        raise VaevarError(f"{path} holds {len(raw) - 16} pixel bytes, its header promises {count}x{rows}x{cols}: "
-                          f"the file is truncated; download it again")
+        raise VaevarError(
+            f"{path} holds {len(raw) - 16} pixel bytes, its header promises {count}x{rows}x{cols}: "
+            f"the file is truncated; download it again"
+        )
     return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols, 1).copy()
 
 
@@ -358,12 +435,19 @@ def _list_collection(path):
     """(sorted image names, read(name) -> bytes, partition text or None, archive to close or None)."""
     try:
         if os.path.isdir(path):
-            names = sorted(os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-                           for d, _, files in os.walk(path) for f in files
-                           if f.lower().endswith(IMAGE_SUFFIXES))
+            names = sorted(
+                os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
+                for d, _, files in os.walk(path)
+                for f in files
+                if f.lower().endswith(IMAGE_SUFFIXES)
+            )
             read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
-            partition = _read_partition([os.path.join(path, "list_eval_partition.txt"),
-                                         os.path.join(os.path.dirname(path), "list_eval_partition.txt")])
+            partition = _read_partition(
+                [
+                    os.path.join(path, "list_eval_partition.txt"),
+                    os.path.join(os.path.dirname(path), "list_eval_partition.txt"),
+                ]
+            )
             return names, read, partition, None
         archive = zipfile.ZipFile(path)
         names = sorted(n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
@@ -372,15 +456,19 @@ def _list_collection(path):
         partition = archive.read(inner[0]).decode() if inner else _read_partition(partition_paths)
         return names, archive.read, partition, archive
     except (zipfile.BadZipFile, OSError) as error:
-        raise VaevarError(f"{path} is not a readable image folder or .zip ({error}); "
-                          f"download the archive again") from error
+        raise VaevarError(
+            f"{path} is not a readable image folder or .zip ({error}); download the archive again"
+        ) from error
 
 
 def _split_tree(names):
     """names -> {split: [(class, name)]} when they form `[root/]<split>/<class>/<file>`, else None."""
     parts = [n.split("/") for n in names]
-    offset = 1 if parts and all(len(p) > 1 and p[0] == parts[0][0] for p in parts) \
-        and parts[0][0] not in SPLITS else 0
+    offset = (
+        1
+        if parts and all(len(p) > 1 and p[0] == parts[0][0] for p in parts) and parts[0][0] not in SPLITS
+        else 0
+    )
     if not any(len(p) > offset and p[offset] in SPLITS for p in parts):
         return None
     tree = {}
@@ -399,19 +487,25 @@ def _read_collection(path, split, celeba, limit=None, need_tree=False):
             raise VaevarError(f"no images (.jpg/.png) found in {path}")
         tree = _split_tree(names)
         if tree is not None and "bad" in tree:
-            raise VaevarError(f"unknown layout in {path}: {tree['bad']} is not <split>/<class>/<file> with "
-                              f"split train or test; arrange the images as an ImageFolder tree")
+            raise VaevarError(
+                f"unknown layout in {path}: {tree['bad']} is not <split>/<class>/<file> with "
+                f"split train or test; arrange the images as an ImageFolder tree"
+            )
         if tree is not None:
             if split not in tree:
-                raise VaevarError(f"{path} has no '{split}' split: expected a folder {split}/<class>/ beside "
-                                  f"{', '.join(sorted(tree))}/")
+                raise VaevarError(
+                    f"{path} has no '{split}' split: expected a folder {split}/<class>/ beside "
+                    f"{', '.join(sorted(tree))}/"
+                )
             classes = sorted({c for entries in tree.values() for c, _ in entries})
             entries = tree[split]
             names = [n for _, n in entries]
             labels = np.array([classes.index(c) for c, _ in entries], np.int64)
         elif need_tree or not celeba:
-            raise VaevarError(f"unknown layout in {path} (e.g. {names[0]}): expected <split>/<class>/<file> "
-                              f"with split train or test")
+            raise VaevarError(
+                f"unknown layout in {path} (e.g. {names[0]}): expected <split>/<class>/<file> "
+                f"with split train or test"
+            )
         elif partition is not None:
             table = _parse_partition(partition)
             wanted = {0} if split == "train" else {2}
@@ -446,11 +540,15 @@ def _decode_images(path, names, read, celeba):
         raise VaevarError(f"corrupt image {name} in {path} ({error}): download the archive again") from error
     shapes = {a.shape for a in images}
     if len({shape[:2] for shape in shapes}) == 1 and len(shapes) > 1:
-        raise VaevarError(f"images in {path} mix grayscale and RGB (channels {sorted(s[2] for s in shapes)}): "
-                          f"convert them all to one mode first")
+        raise VaevarError(
+            f"images in {path} mix grayscale and RGB (channels {sorted(s[2] for s in shapes)}): "
+            f"convert them all to one mode first"
+        )
     if len(shapes) > 1:
-        raise VaevarError(f"images in {path} have different sizes {sorted(shapes)[:3]}: "
-                          f"resize them to the data set's size first")
+        raise VaevarError(
+            f"images in {path} have different sizes {sorted(shapes)[:3]}: "
+            f"resize them to the data set's size first"
+        )
     return np.stack(images)
 
 
@@ -469,8 +567,10 @@ def celeba_crop_resize(image):
 
     top, bottom, left, right = CELEBA_CROP
     if image.shape[0] < bottom or image.shape[1] < right:
-        raise VaevarError(f"CelebA image of size {image.shape[:2]} is smaller than the crop "
-                          f"[45:173, 25:153]: use the aligned 178x218 images")
+        raise VaevarError(
+            f"CelebA image of size {image.shape[:2]} is smaller than the crop "
+            f"[45:173, 25:153]: use the aligned 178x218 images"
+        )
     crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
     return np.asarray(crop.resize((CELEBA_SIZE, CELEBA_SIZE), Image.BILINEAR))
 
@@ -495,31 +595,44 @@ def _load_tfds(name, split, limit):
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
-        raise VaevarError("tensorflow-datasets is not installed: pip install -r requirements.txt, "
-                          "or give a local file with --data-path") from error
+        raise VaevarError(
+            "tensorflow-datasets is not installed: pip install -r requirements.txt, "
+            "or give a local file with --data-path"
+        ) from error
     entry = DATASETS[name]
     origin = urllib.parse.urlparse(entry.origin)
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)  # "Variant folder ... has no dataset_info.json": only means not prepared
+    absl_logger.setLevel(
+        logging.ERROR
+    )  # "Variant folder ... has no dataset_info.json": only means not prepared
     try:
         prepared = tfds.builder(entry.tfds_name).is_prepared()
     except Exception:  # a broken tensorflow-datasets folder: let tfds.load report it
         prepared = False
     finally:
         absl_logger.setLevel(level)
-    if not prepared and not any(_reachable(host, port) for host, port in
-                                ((TFDS_MIRROR, 443), (origin.hostname, origin.port or (443 if origin.scheme == "https" else 80)))):
-        raise VaevarError(f"{name} is not prepared in tensorflow-datasets' folder and neither {TFDS_MIRROR} nor "
-                          f"{origin.hostname} is reachable: offline, give a local file with --data-path or set "
-                          f"VAEVAR_DATA_DIR")
+    if not prepared and not any(
+        _reachable(host, port)
+        for host, port in (
+            (TFDS_MIRROR, 443),
+            (origin.hostname, origin.port or (443 if origin.scheme == "https" else 80)),
+        )
+    ):
+        raise VaevarError(
+            f"{name} is not prepared in tensorflow-datasets' folder and neither {TFDS_MIRROR} nor "
+            f"{origin.hostname} is reachable: offline, give a local file with --data-path or set "
+            f"VAEVAR_DATA_DIR"
+        )
     tfds_split = split if limit is None else f"{split}[:{limit}]"
     try:
         examples = tfds.load(DATASETS[name].tfds_name, split=tfds_split, shuffle_files=False)
     except Exception as error:  # network, missing manual download, ...
-        raise VaevarError(f"tensorflow-datasets could not provide {name} ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}); offline, give a local "
-                          f"file with --data-path or set VAEVAR_DATA_DIR") from error
+        raise VaevarError(
+            f"tensorflow-datasets could not provide {name} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); offline, give a local "
+            f"file with --data-path or set VAEVAR_DATA_DIR"
+        ) from error
     images = [example["image"] for example in tfds.as_numpy(examples)]
     if name == "celeba":
         images = [celeba_crop_resize(image) for image in images]

@@ -18,16 +18,24 @@ epoch in progress, which is checkpointed.
 
 import math
 import os
-import signal
 import time
 
 import keras
 import numpy as np
 
-from common import CHECKPOINT_STATE, TimeBudgetReached, VaevarError, save_json, save_model
-from training import CHECKPOINT, LOG, LatentBatches, TimeBudget, batch_rows, latent_noise, learning_rate_at, \
-    read_log, truncate_log, write_log_row
-
+from common import TimeBudgetReached, VaevarError
+from run_folder import (
+    LOG,
+    StopSignals,
+    TimeBudget,
+    diverged,
+    interrupted,
+    read_log,
+    save_checkpoint,
+    truncate_log,
+    write_log_row,
+)
+from training import LatentBatches, batch_rows, latent_noise, learning_rate_at
 
 TRAINERS = ("auto", "fit", "fast")
 
@@ -41,7 +49,9 @@ def choose(trainer, checkpoint_every=10):
         raise VaevarError(f"unknown --trainer {trainer!r}: use {', '.join(TRAINERS)}")
     jax_backend = keras.backend.backend() == "jax"
     if trainer == "fast" and not jax_backend:
-        raise VaevarError("--trainer fast needs the JAX backend: set KERAS_BACKEND=jax (or use --trainer fit)")
+        raise VaevarError(
+            "--trainer fast needs the JAX backend: set KERAS_BACKEND=jax (or use --trainer fit)"
+        )
     if trainer == "fit" or (trainer == "auto" and not (jax_backend and _on_gpu())):
         return None
     return functools.partial(fit_fast, checkpoint_every=checkpoint_every)
@@ -72,8 +82,12 @@ class EpochInputs:
         rows = batch_rows(self.count, self.batch_size, self.seed, epoch)
         if not self.latent:
             return rows, np.zeros((len(rows), 0), np.float32)
-        noise = np.stack([latent_noise(self.seed, epoch, index, (self.batch_size, self.dims))
-                          for index in range(len(rows))])
+        noise = np.stack(
+            [
+                latent_noise(self.seed, epoch, index, (self.batch_size, self.dims))
+                for index in range(len(rows))
+            ]
+        )
         return rows, noise
 
     def batch(self, source, rows, noise):
@@ -107,8 +121,12 @@ def make_epoch_function(model, inputs, unroll=1, copies=1):
 
 
 def model_state(model):
-    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables], [v.value for v in model.metrics_variables])
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
 
 
 def stacked_state(models):
@@ -121,15 +139,34 @@ def stacked_state(models):
 
 def sync_state(model, state):
     """Write the loop's state back into the model's variables (before a checkpoint or the final save)."""
-    for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
-                                  model.optimizer.variables, model.metrics_variables), state):
+    for variables, values in zip(
+        (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        ),
+        state,
+    ):
         for variable, value in zip(variables, values):
             variable.assign(value)
 
 
-def fit_fast(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1,
-             deadline=None, checkpoint_every=10):
-    """training.fit's contract (resume, log.csv, checkpoints, NaN and signal guards, time budget), on the device."""
+def fit_fast(
+    model,
+    batches,
+    run_dir,
+    epochs,
+    initial_epoch,
+    learning_rate,
+    halve_every,
+    metadata,
+    verbose=1,
+    deadline=None,
+    checkpoint_every=10,
+):
+    """training.fit's contract (run_folder: resume, log.csv, checkpoints, the NaN, signal and time-budget stops),
+    on the device; only the loop is this trainer's."""
     import jax.numpy as jnp
     from tqdm import tqdm
 
@@ -140,55 +177,55 @@ def fit_fast(model, batches, run_dir, epochs, initial_epoch, learning_rate, halv
         return model
     model.optimizer.build(model.trainable_variables)
     model.reset_metrics()
-    learning_rate_index = next(i for i, v in enumerate(model.optimizer.variables)
-                               if v is model.optimizer._learning_rate)
+    rate_variable = model.optimizer.learning_rate
+    learning_rate_index = next(i for i, v in enumerate(model.optimizer.variables) if v is rate_variable)
     inputs = EpochInputs(batches)
     run_epoch = make_epoch_function(model, inputs)
     state = model_state(model)
     checkpointed = initial_epoch
     budget, checkpoint_seconds = TimeBudget(deadline), 0.0
-    interrupted = []
-    handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            handlers[sig] = signal.signal(sig, lambda signum, frame: interrupted.append(signal.Signals(signum).name))
-        except ValueError:  # not the main thread
-            pass
-    try:
-        bar = tqdm(range(initial_epoch, epochs), desc="epochs", unit="epoch", disable=not verbose,
-                   initial=initial_epoch, total=epochs)
+    with StopSignals() as signals:
+        bar = tqdm(
+            range(initial_epoch, epochs),
+            desc="epochs",
+            unit="epoch",
+            disable=not verbose,
+            initial=initial_epoch,
+            total=epochs,
+        )
         for epoch in bar:
             started = time.time()
             rate = learning_rate_at(epoch, learning_rate, halve_every)
             optimizer_values = list(state[2])
-            optimizer_values[learning_rate_index] = jnp.asarray(rate, optimizer_values[learning_rate_index].dtype)
-            fresh_metrics = [jnp.zeros_like(v.value) for v in model.metrics_variables]  # the epoch's means restart
+            optimizer_values[learning_rate_index] = jnp.asarray(
+                rate, optimizer_values[learning_rate_index].dtype
+            )
+            fresh_metrics = [
+                jnp.zeros_like(v.value) for v in model.metrics_variables
+            ]  # the epoch's means restart
             state = (state[0], state[1], optimizer_values, fresh_metrics)
             rows, noise = inputs.epoch(epoch)
             state, logs = run_epoch(state, inputs.source, jnp.asarray(rows), jnp.asarray(noise))
-            final = {k: float(np.asarray(v)[-1]) for k, v in logs.items() if k in ("loss", "mse", "gamma", "kl")}
+            final = {
+                k: float(np.asarray(v)[-1]) for k, v in logs.items() if k in ("loss", "mse", "gamma", "kl")
+            }
             if not all(math.isfinite(v) for v in final.values()):
                 truncate_log(log_path, checkpointed)
-                raise VaevarError(f"training diverged (loss={final.get('loss')} in epoch {epoch + 1}); the last good "
-                                  f"checkpoint in {run_dir} (epoch {checkpointed}) is kept: lower --learning-rate "
-                                  f"and rerun to resume")
+                raise diverged(run_dir, final.get("loss"), epoch + 1, checkpointed)
             write_log_row(log_path, epoch + 1, final, rate, time.time() - started)
             bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")
             done = epoch + 1
             # the epoch's time includes a checkpoint, written or not: the budget keeps room for the last one
-            over_budget = done < epochs and not budget.another_fits(time.time() - started + checkpoint_seconds)
-            if done % checkpoint_every == 0 or done == epochs or interrupted or over_budget:
+            over_budget = done < epochs and not budget.another_fits(
+                time.time() - started + checkpoint_seconds
+            )
+            if done % checkpoint_every == 0 or done == epochs or signals.received or over_budget:
                 saving = time.time()
                 sync_state(model, state)
-                save_model(model, os.path.join(run_dir, CHECKPOINT))
-                save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=done))
+                save_checkpoint(model, run_dir, metadata, done)
                 checkpointed, checkpoint_seconds = done, time.time() - saving
-            if interrupted:
-                raise VaevarError(f"interrupted by {interrupted[0]} after {len(read_log(log_path))} completed "
-                                  f"epochs; rerun the same command to resume")
+            if signals.received:
+                raise interrupted(signals.received, len(read_log(log_path)))
             if over_budget:
                 raise TimeBudgetReached(done, epochs)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
     return model

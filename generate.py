@@ -10,22 +10,12 @@ REC:   evaluation images -> encoder -> z = mu + sigma * eps (their `reconstruct`
        REC_CODE mean decodes mu) -> decoder.
 GEN-1: z ~ N(0, I) -> decoder.
 GEN-2: u ~ N(0, I) -> second-stage decoder -> z -> decoder.
-Renormalized ("_renorm"), as their code does it:
-- REC (REC_RENORM pixel): x' = clip((x - m) * s + m, 0, 1), m the per-pixel
-  mean of the reconstructions, s = mean per-pixel std of the evaluation
-  images / that of the reconstructions. REC_RENORM latent rescales z instead.
-- GEN-1: z * adjust; GEN-2: z * adjust / mean_j std_j(z), each batch of 100
-  on its own (GEN2_RESCALE whole: one scale), where (RENORM_TARGET authors)
-  adjust = sqrt(mean_j(Var(mu_j) + mean(sigma_j))) over the encoded
-  evaluation images. Their code adds sigma, not sigma^2 (a quirk);
-  variance_law uses sigma^2, unit 1, measured the std of sampled training
-  latents. GEN-2 and GEN-1 are renormalized only when the second stage loses
-  variance: (mean_j Var(mu_j) - mean_j Var(z_hat_j)) / mean((mu - z_hat)^2) >
-  RENORM_THRESHOLD (0.25), z_hat its reconstruction of mu; else the
-  renormalized file equals the plain one (recorded in summary.json).
-  GEN1_RENORM always rescales GEN-1 regardless. RENORM_MODE per_dim rescales
-  each dimension to its own target instead of one scalar. The rule itself is
-  sampling.renormalize_kind.
+Renormalized ("_renorm"): the authors' rule, written out once in
+docs/protocol.md ("The authors' protocol": REC renormalization, adjust, the
+gate, GEN-1 and GEN-2 renormalization); the flags REC_RENORM ... GEN2_RESCALE
+choose among its variants, and sampling.renormalize_kind applies it. When
+the gate stays closed the renormalized file equals the plain one
+(recorded in summary.json).
 
 Outputs in RUN_DIR/samples/: <kind>.npz and <kind>_renorm.npz (key
 'images', NHWC: float16 in [0, 1] by default, which compute_fid.py scores
@@ -44,29 +34,30 @@ import numpy as np
 
 import common
 import data
+import run_folder
 import sampling
 import training
 from analysis import total_variance
 
-DATASET = "cifar10"       # the data set the run was trained on
-DATA_PATH = None          # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
-RUN_DIR = None            # default: runs/<dataset>
-JPEG_ROUND_TRIP = True    # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
-NUM_SAMPLES = 10000       # per kind; FID uses 10k
-REC_SPLIT = "test"        # the REC inputs (and adjust's encodings): NUM_SAMPLES random test images | train
-REC_CODE = "sampled"      # sampled: decode mu + sigma * eps (the authors') | mean: decode mu
-REC_RENORM = "pixel"      # pixel: the authors' per-pixel rescaling | latent: rescale z like GEN-1
+DATASET = "cifar10"  # the data set the run was trained on
+DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+RUN_DIR = None  # default: runs/<dataset>
+JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
+NUM_SAMPLES = 10000  # per kind; FID uses 10k
+REC_SPLIT = "test"  # the REC inputs (and adjust's encodings): NUM_SAMPLES random test images | train
+REC_CODE = "sampled"  # sampled: decode mu + sigma * eps (the authors') | mean: decode mu
+REC_RENORM = "pixel"  # pixel: the authors' per-pixel rescaling | latent: rescale z like GEN-1
 RENORM_TARGET = "authors"  # authors (sigma: their quirk) | variance_law (sigma^2) | unit | measured
-RENORM_MODE = "global"    # global | per_dim
-RENORM_THRESHOLD = 0.25   # renormalize GEN-2 only if the second stage's variance loss / MSE exceeds this; 0: always
-GEN1_RENORM = "gated"     # gated: GEN-1 too only when GEN-2's gate opens (the authors' adjust2) | always
-GEN2_RESCALE = "batch"    # batch: each batch of 100 codes to the target (the authors') | whole: one scale for all
+RENORM_MODE = "global"  # global | per_dim
+RENORM_THRESHOLD = 0.25  # the gate: renormalize only if stage 2's variance loss / MSE exceeds this; 0: always
+GEN1_RENORM = "gated"  # gated: GEN-1 too only when GEN-2's gate opens (the authors' adjust2) | always
+GEN2_RESCALE = "batch"  # batch: each batch of 100 codes to the target (theirs) | whole: one scale for all
 SAMPLE_DTYPE = "float16"  # float16: [0, 1], scored unrounded (the authors') | uint8: half the disk, moves FID
-SAMPLERS = ""              # also these ex-post samplers, comma-separated: gauss, gmm10, gen2_perdim (sampling.py)
-GRID = 8                  # grids are GRID x GRID
-BATCH_SIZE = 500          # images per encoder/decoder call
-SEED = 0                  # latent draws and the images shown in the grids
-QUICK = False             # 1000 samples
+SAMPLERS = ""  # also these ex-post samplers, comma-separated: gauss, gmm10, gen2_perdim (sampling.py)
+GRID = 8  # grids are GRID x GRID
+BATCH_SIZE = 500  # images per encoder/decoder call
+SEED = 0  # latent draws and the images shown in the grids
+QUICK = False  # 1000 samples
 
 
 def sample_array(images, dtype):
@@ -76,12 +67,14 @@ def sample_array(images, dtype):
 
 def image_grid(images, rows, cols, pad=2):
     """Tile uint8 NHWC images into one uint8 image, upscaled x2 below 64 px."""
-    images = np.asarray(images)[:rows * cols]
+    images = np.asarray(images)[: rows * cols]
     n, h, w, c = images.shape
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
     for i, image in enumerate(images):
         r, col = divmod(i, cols)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = image
+        grid[
+            pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w
+        ] = image
     if h < 64:
         grid = grid.repeat(2, axis=0).repeat(2, axis=1)
     return grid
@@ -113,16 +106,19 @@ def check_settings(args):
     data.dataset(args.dataset)
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = 1000
-    common.require_positive(args, "num_samples", "grid", "batch_size", "renorm_threshold",
-                            allow_zero=("renorm_threshold",))
-    for flag, value, choices in (("rec-split", args.rec_split, ("test", "train")),
-                                 ("rec-code", args.rec_code, ("sampled", "mean")),
-                                 ("rec-renorm", args.rec_renorm, ("pixel", "latent")),
-                                 ("renorm-target", args.renorm_target, sampling.RENORM_TARGETS),
-                                 ("renorm-mode", args.renorm_mode, ("global", "per_dim")),
-                                 ("gen1-renorm", args.gen1_renorm, ("gated", "always")),
-                                 ("gen2-rescale", args.gen2_rescale, ("batch", "whole")),
-                                 ("sample-dtype", args.sample_dtype, ("float16", "uint8"))):
+    common.require_positive(
+        args, "num_samples", "grid", "batch_size", "renorm_threshold", allow_zero=("renorm_threshold",)
+    )
+    for flag, value, choices in (
+        ("rec-split", args.rec_split, ("test", "train")),
+        ("rec-code", args.rec_code, ("sampled", "mean")),
+        ("rec-renorm", args.rec_renorm, ("pixel", "latent")),
+        ("renorm-target", args.renorm_target, sampling.RENORM_TARGETS),
+        ("renorm-mode", args.renorm_mode, ("global", "per_dim")),
+        ("gen1-renorm", args.gen1_renorm, ("gated", "always")),
+        ("gen2-rescale", args.gen2_rescale, ("batch", "whole")),
+        ("sample-dtype", args.sample_dtype, ("float16", "uint8")),
+    ):
         if value not in choices:
             raise common.VaevarError(f"unknown --{flag} {value!r}: use {' or '.join(choices)}")
     if args.run_dir is None:
@@ -132,28 +128,36 @@ def check_settings(args):
 
 def load_stages(args):
     """(first stage, second stage or None, stage-2 folder) of the run, checked against each other."""
-    first = training.load_model(
+    first = run_folder.load_model(
         os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
-        "first-stage model", f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
+        "first-stage model",
+        f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first",
+    )
     common.check_dataset(args.run_dir, args.dataset)
     stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
     if not os.path.exists(second_path):
         print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
         return first, None, stage2_dir
-    training.check_second_stage_matches(stage2_dir, common.weights_digest(first))
-    second = training.load_model(second_path, "second-stage model")
-    training.check_second_stage_fits(second, first, second_path)
+    run_folder.check_second_stage_matches(stage2_dir, common.weights_digest(first))
+    second = run_folder.load_model(second_path, "second-stage model")
+    run_folder.check_second_stage_fits(second, first, second_path)
     return first, second, stage2_dir
 
 
 def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
     """The kind's two sample arrays, its two grids and the side-by-side grid."""
     plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
-    common.save_npz(os.path.join(out_dir, f"{kind}.npz"), compress=False,
-                    images=sample_array(plain_float, args.sample_dtype))
-    common.save_npz(os.path.join(out_dir, f"{kind}_renorm.npz"), compress=False,
-                    images=sample_array(renormed_float, args.sample_dtype))
+    common.save_npz(
+        os.path.join(out_dir, f"{kind}.npz"),
+        compress=False,
+        images=sample_array(plain_float, args.sample_dtype),
+    )
+    common.save_npz(
+        os.path.join(out_dir, f"{kind}_renorm.npz"),
+        compress=False,
+        images=sample_array(renormed_float, args.sample_dtype),
+    )
     # a seeded spread over the set (REC keeps a class-sorted source's order), drawn from the
     # kind's own count: REC has as many as the test split holds, maybe fewer than NUM_SAMPLES
     cells = args.grid * args.grid
@@ -161,21 +165,32 @@ def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
     if kind == "rec":
         pairs_shown = data.seeded_subset(len(plain), cells // 2, args.seed)  # original, reconstruction
         for name, images in (("rec", plain), ("rec_renorm", renormed)):
-            save_png(os.path.join(out_dir, f"{name}.png"), image_grid(
-                interleave(originals[pairs_shown], images[pairs_shown], args.grid, args.grid), args.grid, args.grid))
+            save_png(
+                os.path.join(out_dir, f"{name}.png"),
+                image_grid(
+                    interleave(originals[pairs_shown], images[pairs_shown], args.grid, args.grid),
+                    args.grid,
+                    args.grid,
+                ),
+            )
     else:
         save_png(os.path.join(out_dir, f"{kind}.png"), image_grid(plain[shown], args.grid, args.grid))
-        save_png(os.path.join(out_dir, f"{kind}_renorm.png"), image_grid(renormed[shown], args.grid, args.grid))
-    save_png(os.path.join(out_dir, f"{kind}_side_by_side.png"),
-             side_by_side(plain[shown], renormed[shown], args.grid, args.grid))
+        save_png(
+            os.path.join(out_dir, f"{kind}_renorm.png"), image_grid(renormed[shown], args.grid, args.grid)
+        )
+    save_png(
+        os.path.join(out_dir, f"{kind}_side_by_side.png"),
+        side_by_side(plain[shown], renormed[shown], args.grid, args.grid),
+    )
 
 
 def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir, latent_arrays):
     """Samples of each ex-post sampler in SAMPLERS: <name>.npz, <name>.png; returns their summary rows."""
     latents_path = os.path.join(stage2_dir, common.LATENTS_FILE)
     if not os.path.exists(latents_path):
-        raise common.VaevarError(f"the samplers fit the encoded training codes in {latents_path}: run "
-                                 f"train_second_stage.py first")
+        raise common.VaevarError(
+            f"the samplers fit the encoded training codes in {latents_path}: run train_second_stage.py first"
+        )
     with np.load(latents_path) as stored:
         train_mu = stored["mu"]
     z_std = common.load_json(os.path.join(stage2_dir, common.STATS_FILE))["z_std"]
@@ -185,15 +200,26 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
         z = sampling.sampler_codes(name, args.num_samples, args.seed, train_mu, z_std, gen2_codes)
         images = decode(z)
         seconds = time.time() - started
-        common.save_npz(os.path.join(out_dir, f"{name}.npz"), compress=False,
-                        images=sample_array(images, args.sample_dtype))
+        common.save_npz(
+            os.path.join(out_dir, f"{name}.npz"),
+            compress=False,
+            images=sample_array(images, args.sample_dtype),
+        )
         shown = data.seeded_subset(len(images), args.grid * args.grid, args.seed)
-        save_png(os.path.join(out_dir, f"{name}.png"), image_grid(data.to_uint8(images[shown]), args.grid, args.grid))
+        save_png(
+            os.path.join(out_dir, f"{name}.png"),
+            image_grid(data.to_uint8(images[shown]), args.grid, args.grid),
+        )
         latent_arrays[name] = z
-        rows[name] = {"pixel_variance_ratio": total_variance(images) / data_variance,
-                      "latent_variance": float(np.sum(np.var(z, 0))), "seconds": round(seconds, 2)}
-        print(f"{name}: latent variance {rows[name]['latent_variance']:.1f}, pixel variance "
-              f"{rows[name]['pixel_variance_ratio']:.3f} of the data's, {seconds:.1f} s")
+        rows[name] = {
+            "pixel_variance_ratio": total_variance(images) / data_variance,
+            "latent_variance": float(np.sum(np.var(z, 0))),
+            "seconds": round(seconds, 2),
+        }
+        print(
+            f"{name}: latent variance {rows[name]['latent_variance']:.1f}, pixel variance "
+            f"{rows[name]['pixel_variance_ratio']:.3f} of the data's, {seconds:.1f} s"
+        )
     return rows
 
 
@@ -205,16 +231,19 @@ def main(argv=None):
     first, second, stage2_dir = load_stages(args)
     rng = np.random.default_rng(args.seed)
 
-    originals = data.load_evaluation(args.dataset, args.data_path, args.num_samples, args.rec_split,
-                                     args.jpeg_round_trip)
-    training.check_image_shape(first, originals, args.dataset)
+    originals = data.load_evaluation(
+        args.dataset, args.data_path, args.num_samples, args.rec_split, args.jpeg_round_trip
+    )
+    run_folder.check_image_shape(first, originals, args.dataset)
     mu, sigma = training.encode(first, originals, args.batch_size)
     stats_path = os.path.join(stage2_dir, common.STATS_FILE)
     measured = common.load_json(stats_path)["z_std"] if os.path.exists(stats_path) else None
     target = sampling.latent_target(mu, sigma, args.renorm_target, args.renorm_mode, measured)
     rec_noise = rng.standard_normal(mu.shape).astype(np.float32)
-    latents = {"rec": mu + sigma * rec_noise if args.rec_code == "sampled" else mu,
-               "gen1": rng.standard_normal((args.num_samples, first.latent_dim)).astype(np.float32)}
+    latents = {
+        "rec": mu + sigma * rec_noise if args.rec_code == "sampled" else mu,
+        "gen1": rng.standard_normal((args.num_samples, first.latent_dim)).astype(np.float32),
+    }
     u = rng.standard_normal((args.num_samples, first.latent_dim)).astype(np.float32)
     gen2_ratio = None
     if second is not None:
@@ -222,42 +251,65 @@ def main(argv=None):
         gen2_ratio = sampling.second_stage_variance_ratio(second, mu, args.seed)
 
     out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
-    summary = {"dataset": args.dataset, "num_samples": args.num_samples, "seed": args.seed,
-               "sample_dtype": args.sample_dtype,  # the models the samples come from (reproduce.py: current?)
-               "models": {"stage1": common.weights_digest(first),
-                          "stage2": common.weights_digest(second) if second is not None else None},
-               "rec_split": args.rec_split, "rec_code": args.rec_code, "rec_renorm": args.rec_renorm,
-               "renorm_target": args.renorm_target,
-               "renorm_mode": args.renorm_mode, "gen1_renorm": args.gen1_renorm, "gen2_rescale": args.gen2_rescale,
-               "variance_loss_ratio": gen2_ratio, "target": np.atleast_1d(target).tolist(), "kinds": {},
-               "seconds_to_prepare": round(time.time() - started, 2)}  # load, encode, second-stage codes, gate
+    summary = {
+        "dataset": args.dataset,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "sample_dtype": args.sample_dtype,  # the models the samples come from (reproduce.py: current?)
+        "models": {
+            "stage1": common.weights_digest(first),
+            "stage2": common.weights_digest(second) if second is not None else None,
+        },
+        "rec_split": args.rec_split,
+        "rec_code": args.rec_code,
+        "rec_renorm": args.rec_renorm,
+        "renorm_target": args.renorm_target,
+        "renorm_mode": args.renorm_mode,
+        "gen1_renorm": args.gen1_renorm,
+        "gen2_rescale": args.gen2_rescale,
+        "variance_loss_ratio": gen2_ratio,
+        "target": np.atleast_1d(target).tolist(),
+        "kinds": {},
+        "seconds_to_prepare": round(time.time() - started, 2),
+    }  # load, encode, second-stage codes, gate
     latent_arrays = {}
     data_variance = total_variance(originals)
     decode = lambda z: training.decode(first, z, args.batch_size)  # noqa: E731
+    rule = common.settings_from(args, sampling.RenormalizationSettings)
     for kind, z in latents.items():
         started = time.time()
         plain_float = decode(z)
         renormed_float, z_renorm, scale, applied = sampling.renormalize_kind(
-            kind, z, plain_float, data.to_unit_float(originals), target, args, decode, gen2_ratio)
+            kind, z, plain_float, data.to_unit_float(originals), target, rule, decode, gen2_ratio
+        )
         save_kind(out_dir, kind, plain_float, renormed_float, originals, args)
         latent_arrays[kind], latent_arrays[f"{kind}_renorm"] = z, z_renorm
-        summary["kinds"][kind] = {"mean_latent_std": float(np.mean(z.std(0))),
-                                  "mean_latent_std_renorm": float(np.mean(z_renorm.std(0))),
-                                  "latent_variance": float(np.sum(np.var(z, 0))),
-                                  "latent_variance_renorm": float(np.sum(np.var(z_renorm, 0))),
-                                  "pixel_variance_ratio": total_variance(plain_float) / data_variance,
-                                  "pixel_variance_ratio_renorm": total_variance(renormed_float) / data_variance,
-                                  "renormalized": applied, "scale": np.atleast_1d(scale).tolist(),
-                                  "seconds": round(time.time() - started, 2)}  # decoding, renormalizing, saving
+        summary["kinds"][kind] = {
+            "mean_latent_std": float(np.mean(z.std(0))),
+            "mean_latent_std_renorm": float(np.mean(z_renorm.std(0))),
+            "latent_variance": float(np.sum(np.var(z, 0))),
+            "latent_variance_renorm": float(np.sum(np.var(z_renorm, 0))),
+            "pixel_variance_ratio": total_variance(plain_float) / data_variance,
+            "pixel_variance_ratio_renorm": total_variance(renormed_float) / data_variance,
+            "renormalized": applied,
+            "scale": np.atleast_1d(scale).tolist(),
+            "seconds": round(time.time() - started, 2),
+        }  # decoding, renormalizing, saving
         if kind == "gen2":
             summary["kinds"][kind]["variance_loss_ratio"] = gen2_ratio
-        note = "" if applied else f" (not applied: GEN-2's variance-loss ratio {gen2_ratio:.3f} <= " \
-                                  f"{args.renorm_threshold})"
-        print(f"{kind}: latent mean std {np.mean(z.std(0)):.3f} -> {np.mean(z_renorm.std(0)):.3f}, "
-              f"scale {np.mean(scale):.4f}{note}")
+        note = (
+            ""
+            if applied
+            else f" (not applied: GEN-2's variance-loss ratio {gen2_ratio:.3f} <= {args.renorm_threshold})"
+        )
+        print(
+            f"{kind}: latent mean std {np.mean(z.std(0)):.3f} -> {np.mean(z_renorm.std(0)):.3f}, "
+            f"scale {np.mean(scale):.4f}{note}"
+        )
     if args.samplers:
-        summary["samplers"] = write_samplers(args, stage2_dir, latents.get("gen2"), decode, data_variance, out_dir,
-                                             latent_arrays)
+        summary["samplers"] = write_samplers(
+            args, stage2_dir, latents.get("gen2"), decode, data_variance, out_dir, latent_arrays
+        )
     common.save_npz(os.path.join(out_dir, "latents.npz"), compress=False, **latent_arrays)
     common.save_json(os.path.join(out_dir, "summary.json"), summary)
     print(f"samples written to {out_dir}")

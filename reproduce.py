@@ -21,27 +21,27 @@ import time
 import common
 import data
 
-DATASET = "cifar10"       # cifar10 | celeba | mnist | fashion_mnist
-DATA_PATH = None          # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
-RUN_DIR = None             # default: runs/<dataset>
-SEED = 0                  # passed to every step
-QUICK = False             # the small CPU setting of every step (minutes)
-EPOCHS = None              # stage-1 epochs; default the data set's, see train_first_stage.py
-STAGE2_EPOCHS = None       # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
-LEARNING_RATE = None       # both trainings; default the data set's (CIFAR-10 1e-4)
-MIXED_PRECISION = False    # mixed compute in both trainings; the loss stays float32
-MIXED_DTYPE = "float16"    # float16 | bfloat16
-JIT_COMPILE = "auto"       # XLA in both trainings: auto | on | off
-STEPS_PER_EXECUTION = 1    # training steps per call into the compiled step, both trainings
-TRAINER = "auto"           # both trainings: auto (fast on JAX with a GPU, else fit) | fit | fast
-INCEPTION_WEIGHTS = None   # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
-JPEG_ROUND_TRIP = True     # CIFAR-10 from a lossless source: JPEG quality 75 and back in every step
-SKIP_FID = False          # stop before compute_fid.py (no Inception weights needed)
-SAMPLE_DTYPE = "float16"   # generate.py's sample arrays: float16 [0, 1], scored unrounded | uint8
-NUM_SAMPLES = None         # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
-VERBOSE = 2                # Keras fit verbosity: 1 progress bar, 2 one line per epoch
-TIME_BUDGET = 0            # seconds for the whole command: stop cleanly before then (exit code 75: rerun); 0: none
-ALLOW_CPU = False          # train even when a stage would take over 6 h without a GPU
+DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist
+DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+RUN_DIR = None  # default: runs/<dataset>
+SEED = 0  # passed to every step
+QUICK = False  # the small CPU setting of every step (minutes)
+EPOCHS = None  # stage-1 epochs; default the data set's, see train_first_stage.py
+STAGE2_EPOCHS = None  # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
+LEARNING_RATE = None  # both trainings; default the data set's (CIFAR-10 1e-4)
+MIXED_PRECISION = False  # mixed compute in both trainings; the loss stays float32
+MIXED_DTYPE = "float16"  # float16 | bfloat16
+JIT_COMPILE = "auto"  # XLA in both trainings: auto | on | off
+STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step, both trainings
+TRAINER = "auto"  # both trainings: auto (fast on JAX with a GPU, else fit) | fit | fast
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
+JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back in every step
+SKIP_FID = False  # stop before compute_fid.py (no Inception weights needed)
+SAMPLE_DTYPE = "float16"  # generate.py's sample arrays: float16 [0, 1], scored unrounded | uint8
+NUM_SAMPLES = None  # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
+VERBOSE = 2  # Keras fit verbosity: 1 progress bar, 2 one line per epoch
+TIME_BUDGET = 0  # seconds for the whole command: stop cleanly before then (exit code 75: rerun); 0: none
+ALLOW_CPU = False  # train even when a stage would take over 6 h without a GPU
 
 
 def run_step(name, script, argv):
@@ -53,8 +53,10 @@ def run_step(name, script, argv):
     if code == common.EXIT_TIME_BUDGET:
         raise common.TimeBudgetReached.during(name)
     if code != 0:
-        raise common.VaevarError(f"{name} ({script}) failed with exit code {code}: see its message above; "
-                                 f"rerunning this command resumes")
+        raise common.VaevarError(
+            f"{name} ({script}) failed with exit code {code}: see its message above; "
+            f"rerunning this command resumes"
+        )
     print(f"== {name} done in {time.time() - started:.0f} s", flush=True)
 
 
@@ -63,9 +65,13 @@ def read_json(path):
 
 
 def stage_complete(stage_dir, model_file, epochs):
-    """The stage's completion record (training.STAGE_CONFIG, written after its final model) for `epochs`."""
+    """The stage's completion record (run_folder.STAGE_CONFIG, written after its final model) for `epochs`."""
     config = read_json(os.path.join(stage_dir, "config.json"))
-    done = config.get("epochs") == epochs and "weights" in config and os.path.exists(os.path.join(stage_dir, model_file))
+    done = (
+        config.get("epochs") == epochs
+        and "weights" in config
+        and os.path.exists(os.path.join(stage_dir, model_file))
+    )
     return config.get("weights") if done else None
 
 
@@ -77,14 +83,19 @@ def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtyp
     current = {"stage 1": f"{epochs} epochs done"}
     stage2_dir = os.path.join(run_dir, common.STAGE2_DIR)
     stage2 = stage_complete(stage2_dir, common.STAGE2_MODEL, stage2_epochs)
-    if stage2 is None or read_json(os.path.join(stage2_dir, common.CHECKPOINT_STATE)).get("stage1_weights") != stage1:
+    if (
+        stage2 is None
+        or read_json(os.path.join(stage2_dir, common.CHECKPOINT_STATE)).get("stage1_weights") != stage1
+    ):
         return current
     current["stage 2"] = f"{stage2_epochs} epochs done on this first stage"
     summary_path = os.path.join(run_dir, common.SAMPLES_DIR, "summary.json")
     summary = read_json(summary_path)
-    if summary.get("models") != {"stage1": stage1, "stage2": stage2} or \
-            (summary.get("num_samples"), summary.get("seed"), summary.get("sample_dtype")) != (num_samples, seed,
-                                                                                                sample_dtype):
+    if summary.get("models") != {"stage1": stage1, "stage2": stage2} or (
+        summary.get("num_samples"),
+        summary.get("seed"),
+        summary.get("sample_dtype"),
+    ) != (num_samples, seed, sample_dtype):
         return current
     current["samples"] = f"made from these models ({num_samples} per kind, seed {seed})"
     analysis = read_json(os.path.join(run_dir, "analysis", "variance_loss.json"))
@@ -106,8 +117,14 @@ def main(argv=None):
     if not args.jpeg_round_trip:
         data_path.append("--no-jpeg-round-trip")
     training_quick = ["--quick"] if args.quick else []
-    training = training_quick + ["--jit-compile", str(args.jit_compile),
-                                "--steps-per-execution", str(args.steps_per_execution), "--trainer", args.trainer]
+    training = training_quick + [
+        "--jit-compile",
+        str(args.jit_compile),
+        "--steps-per-execution",
+        str(args.steps_per_execution),
+        "--trainer",
+        args.trainer,
+    ]
     if args.mixed_precision:
         training += ["--mixed-precision", "--mixed-dtype", args.mixed_dtype]
     if args.allow_cpu:
@@ -126,12 +143,25 @@ def main(argv=None):
     ]
     if not args.skip_fid:
         weights = ["--inception-weights", args.inception_weights] if args.inception_weights else []
-        steps.append(("FID", "compute_fid.py",  # it skips by itself the sets fid.json holds for the same images
-                      ["--dataset", args.dataset, "--run-dir", run_dir] + sampling + data_path + weights))
+        steps.append(
+            (
+                "FID",
+                "compute_fid.py",  # it skips by itself the sets fid.json holds for the same images
+                ["--dataset", args.dataset, "--run-dir", run_dir] + sampling + data_path + weights,
+            )
+        )
     defaults = data.training_defaults(args.dataset, args.quick)
-    num_samples = args.num_samples or (1000 if args.quick else 10000)  # generate.py's NUM_SAMPLES and --quick's
-    current = current_steps(run_dir, args.epochs or defaults["epochs"], args.stage2_epochs or defaults["stage2_epochs"],
-                            num_samples, args.seed, args.sample_dtype)
+    num_samples = args.num_samples or (
+        1000 if args.quick else 10000
+    )  # generate.py's NUM_SAMPLES and --quick's
+    current = current_steps(
+        run_dir,
+        args.epochs or defaults["epochs"],
+        args.stage2_epochs or defaults["stage2_epochs"],
+        num_samples,
+        args.seed,
+        args.sample_dtype,
+    )
     deadline = common.STARTED + args.time_budget if args.time_budget else None
     for name, script, step_argv in steps:
         if name in current:

@@ -1,9 +1,10 @@
-"""Renormalization: the rule that rescales REC, GEN-1 and GEN-2 toward the data's variance.
-
-`renormalize_kind` is the whole rule in one place (which kinds, which target,
-which gate); the helpers below it compute the pieces. The authors' protocol
-(asperti/BalancingVAE) by default. NumPy, plus a model's predict for the gate.
+"""Renormalization: the rule that rescales REC, GEN-1 and GEN-2 toward the data's variance (written out in
+docs/protocol.md), and the ex-post samplers. `renormalize_kind` applies the rule (which kinds, which target,
+which gate); the helpers below it compute the pieces. The authors' protocol (asperti/BalancingVAE) by default.
+NumPy, plus a model's predict for the gate.
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -14,27 +15,35 @@ RENORM_TARGETS = ("authors", "variance_law", "unit", "measured")
 
 
 AUTHORS_BATCH = 100  # their generate() rescales each batch of 100 codes on its own
+AUTHORS_GATE = 0.25  # their second stage's variance loss / MSE above which the latent kinds are rescaled
 
 
-def renormalize_kind(kind, z, plain, originals, target, settings, decode, gen2_ratio=None):
+@dataclasses.dataclass(frozen=True)
+class RenormalizationSettings:
+    """The rule's choices (docs/protocol.md, "The authors' protocol"); the defaults are the authors'."""
+
+    rec_renorm: str = "pixel"  # pixel: their per-pixel rescaling of REC | latent: rescale z like GEN-1
+    renorm_mode: str = "global"  # global | per_dim
+    renorm_threshold: float = AUTHORS_GATE  # the gate; 0: always
+    gen1_renorm: str = "gated"  # gated: GEN-1 only when GEN-2's gate opens | always
+    gen2_rescale: str = "batch"  # batch: each batch of AUTHORS_BATCH codes | whole: one scale for the set
+
+
+def renormalize_kind(
+    kind, z, plain, originals, target, settings: RenormalizationSettings, decode, gen2_ratio=None
+):
     """Renormalized images of one kind: (images in [0, 1], z used, scale, applied).
 
-    The gate (theirs): the latent kinds are rescaled only when the second stage
-    loses variance, gen2_ratio > renorm_threshold (0: always). GEN-1 follows it
-    too (their adjust2 serves both) unless gen1_renorm is 'always'; without a
-    second stage there is no gate and GEN-1 is rescaled.
-    REC (rec_renorm pixel): the authors' per-pixel rescaling of the
-    reconstructions `plain` toward the spread of `originals`; z is unchanged.
-    GEN-1 (renorm_mode global): z * target, their N(0, I) * adjust.
-    GEN-2 and the rest: z rescaled so its mean std is the target (per_dim: each
-    dimension to its own), per batch of 100 (gen2_rescale 'batch', theirs) or
-    with one scale for the whole set ('whole').
-    settings: rec_renorm, renorm_mode, renorm_threshold, gen1_renorm, gen2_rescale; decode(z) -> images.
+    The rule of docs/protocol.md ("The authors' protocol"), with the variants `settings` chooses:
+    gen2_ratio is the gate's ratio (None without a second stage: no gate), plain the decoded codes `z`,
+    originals the evaluation images (REC's pixel target), decode(z) -> images.
     """
     if kind == "rec" and settings.rec_renorm == "pixel":
         images, scale = renormalize_pixels(plain, originals)
         return images, z, scale, True
-    gate_closed = gen2_ratio is not None and settings.renorm_threshold > 0 and gen2_ratio <= settings.renorm_threshold
+    gate_closed = (
+        gen2_ratio is not None and settings.renorm_threshold > 0 and gen2_ratio <= settings.renorm_threshold
+    )
     if gate_closed and (kind == "gen2" or (kind == "gen1" and settings.gen1_renorm == "gated")):
         return plain, z, 1.0, False
     if kind == "gen1" and settings.renorm_mode == "global":
@@ -49,7 +58,7 @@ def renormalize_kind(kind, z, plain, originals, target, settings, decode, gen2_r
 def renormalize_batches(z, target, mode="global", batch=AUTHORS_BATCH):
     """renormalize() on each batch of `batch` codes in turn (the last may be shorter): the authors' GEN-2.
     Returns (rescaled z, the mean scale applied)."""
-    parts = [renormalize(z[i:i + batch], target, mode) for i in range(0, len(z), batch)]
+    parts = [renormalize(z[i : i + batch], target, mode) for i in range(0, len(z), batch)]
     return np.concatenate([p[0] for p in parts]), np.mean([p[1] for p in parts], axis=0)
 
 
@@ -83,13 +92,14 @@ def latent_target(mu, sigma, kind, mode="global", measured_std=None):
     if kind == "authors":
         variance = np.var(mu, 0) + np.mean(sigma, 0)
     elif kind == "variance_law":
-        variance = np.var(mu, 0) + np.mean(sigma ** 2, 0)
+        variance = np.var(mu, 0) + np.mean(sigma**2, 0)
     elif kind == "unit":
         variance = np.ones(mu.shape[1])
     elif kind == "measured":
         if measured_std is None:
-            raise VaevarError("--renorm-target measured needs stage2/latent_stats.json: "
-                              "run train_second_stage.py")
+            raise VaevarError(
+                "--renorm-target measured needs stage2/latent_stats.json: run train_second_stage.py"
+            )
         measured_std = np.asarray(measured_std, np.float64)
         return measured_std if mode == "per_dim" else float(np.mean(measured_std))
     else:
@@ -133,8 +143,10 @@ def fit_gaussian(codes):
     """N(m, C): the mean and full covariance of the codes; needs more codes than dimensions."""
     codes = np.asarray(codes, np.float64)
     if codes.ndim != 2 or len(codes) <= codes.shape[1]:
-        raise VaevarError(f"a full-covariance Gaussian of {codes.shape[-1]}-dim codes needs more than "
-                          f"{codes.shape[-1]} codes, got {len(codes)}: encode more training images")
+        raise VaevarError(
+            f"a full-covariance Gaussian of {codes.shape[-1]}-dim codes needs more than "
+            f"{codes.shape[-1]} codes, got {len(codes)}: encode more training images"
+        )
     return codes.mean(axis=0), np.cov(codes, rowvar=False)
 
 
@@ -149,8 +161,10 @@ def fit_mixture(codes, components=GMM_COMPONENTS, seed=0):
     codes = np.asarray(codes, np.float64)
     needed = components * (codes.shape[1] + 1)
     if codes.ndim != 2 or len(codes) < needed:
-        raise VaevarError(f"a {components}-component full-covariance mixture of {codes.shape[-1]}-dim codes needs "
-                          f"at least {needed} codes, got {len(codes)}: encode more training images")
+        raise VaevarError(
+            f"a {components}-component full-covariance mixture of {codes.shape[-1]}-dim codes needs "
+            f"at least {needed} codes, got {len(codes)}: encode more training images"
+        )
     return GaussianMixture(components, covariance_type="full", random_state=seed).fit(codes)
 
 

@@ -15,32 +15,32 @@ import os
 import common
 import data
 
-DATASET = "cifar10"       # cifar10 | celeba | mnist | fashion_mnist
-DATA_PATH = None          # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
-RUN_DIR = None            # default: runs/<dataset>
-EPOCHS = None             # default: the paper's (CIFAR-10 700, CelebA 70)
-BATCH_SIZE = 100          # the authors' 100
-LEARNING_RATE = None      # default: 1e-4 CIFAR-10, 5e-5 CelebA (Adam)
-HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 250, CelebA 60
-KL_WEIGHT = None          # k in k * KL; default the authors' (2 * side / latent_dim)^2: 1 CIFAR-10, 4 CelebA
-LATENT_DIM = 64           # the authors' 64
-BASE_FILTERS = None       # default 32 (16 with --quick)
-GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
-JPEG_ROUND_TRIP = True    # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
-LIMIT = None              # use only N training images (a seeded random subset of a class-folder tree; else the first N)
-SEED = 0                  # weights, batch order and sampling noise
-MIXED_PRECISION = False   # mixed compute (MIXED_DTYPE) on GPU; the loss and gamma stay float32
-MIXED_DTYPE = "float16"   # the mixed compute type: float16 (with loss scaling) | bfloat16 (its FID effect unmeasured)
-JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
-TRAINER = "auto"          # auto: fast where the backend is JAX on a GPU, else fit | fit (model.fit) | fast (fast_training.py)
-CHECKPOINT_EVERY = 10     # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
-STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
-RECALIBRATE_BN = 0        # after training, re-estimate batch-norm statistics on N training images (0: no, as theirs)
-DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: correct its statistics to the zero-debiased ones
-TIME_BUDGET = 0           # seconds: stop cleanly before then, last epoch checkpointed (exit code 75: rerun to continue); 0: none
-ALLOW_CPU = False         # train even when the run would take over 6 h without a GPU
-QUICK = False             # small CPU setting: 10 epochs, 10k images, 16 filters
-VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
+DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist
+DATA_PATH = None  # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
+RUN_DIR = None  # default: runs/<dataset>
+EPOCHS = None  # default: the paper's (CIFAR-10 700, CelebA 70)
+BATCH_SIZE = 100  # the authors' 100
+LEARNING_RATE = None  # default: 1e-4 CIFAR-10, 5e-5 CelebA (Adam)
+HALVE_EVERY = None  # halve the learning rate every N epochs (0: never); CIFAR-10 250, CelebA 60
+KL_WEIGHT = None  # k in k * KL; default the authors' (2 * side / latent_dim)^2: 1 CIFAR-10, 4 CelebA
+LATENT_DIM = 64  # the authors' 64
+BASE_FILTERS = None  # default 32 (16 with --quick)
+GAMMA_MODE = "balanced"  # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
+JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
+LIMIT = None  # use only N training images (a seeded random subset of a class-folder tree; else the first N)
+SEED = 0  # weights, batch order and sampling noise
+MIXED_PRECISION = False  # mixed compute (MIXED_DTYPE) on GPU; the loss and gamma stay float32
+MIXED_DTYPE = "float16"  # mixed compute: float16 (with loss scaling) | bfloat16 (its FID effect unmeasured)
+JIT_COMPILE = "auto"  # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
+TRAINER = "auto"  # auto: fast on JAX with a GPU, else fit | fit (model.fit) | fast (fast_training.py)
+CHECKPOINT_EVERY = 10  # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
+STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step (fewer callbacks)
+RECALIBRATE_BN = 0  # after training, re-estimate batch-norm statistics on N images (0: no, as theirs)
+DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: zero-debias its statistics
+TIME_BUDGET = 0  # seconds: stop cleanly before, last epoch checkpointed (exit code 75: rerun); 0: none
+ALLOW_CPU = False  # train even when the run would take over 6 h without a GPU
+QUICK = False  # small CPU setting: 10 epochs, 10k images, 16 filters
+VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 
 def resolve_settings(args):
@@ -55,9 +55,22 @@ def resolve_settings(args):
         from models.first_stage import kl_weight_for
 
         args.kl_weight = kl_weight_for(data.dataset(args.dataset).shape[0], args.latent_dim)
-    common.require_positive(args, "kl_weight", "epochs", "batch_size", "steps_per_execution", "learning_rate", "latent_dim",
-                            "base_filters", "halve_every", "limit", "recalibrate_bn", "checkpoint_every", "time_budget",
-                            allow_zero=("halve_every", "recalibrate_bn", "time_budget"))
+    common.require_positive(
+        args,
+        "kl_weight",
+        "epochs",
+        "batch_size",
+        "steps_per_execution",
+        "learning_rate",
+        "latent_dim",
+        "base_filters",
+        "halve_every",
+        "limit",
+        "recalibrate_bn",
+        "checkpoint_every",
+        "time_budget",
+        allow_zero=("halve_every", "recalibrate_bn", "time_budget"),
+    )
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
@@ -69,25 +82,46 @@ def main(argv=None):
 
     import fast_training
     from models.first_stage import build_first_stage
-    from training import STAGE_CONFIG, ImageBatches, recalibrate_batch_norm, train_stage
+    from run_folder import STAGE_CONFIG
+    from training import ImageBatches, TrainingSettings, recalibrate_batch_norm, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     print(common.runtime_line("fast" if trainer else "fit"), flush=True)
     stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
-    metadata = {"dataset": args.dataset, "latent_dim": args.latent_dim, "base_filters": args.base_filters,
-                "gamma_mode": args.gamma_mode, "kl_weight": args.kl_weight}
+    metadata = {
+        "dataset": args.dataset,
+        "latent_dim": args.latent_dim,
+        "base_filters": args.base_filters,
+        "gamma_mode": args.gamma_mode,
+        "kl_weight": args.kl_weight,
+    }
     images = data.load(args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip)
     if len(images) < args.batch_size:
-        raise common.VaevarError(f"only {len(images)} training images for batch size {args.batch_size}: "
-                                 f"lower --batch-size")
-    print(f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
-          f"k {args.kl_weight:.4g}")
+        raise common.VaevarError(
+            f"only {len(images)} training images for batch size {args.batch_size}: lower --batch-size"
+        )
+    print(
+        f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
+        f"k {args.kl_weight:.4g}"
+    )
 
-    model = train_stage(args, stage_dir, common.STAGE1_MODEL,
-                lambda: build_first_stage(data.dataset(args.dataset).shape, args.latent_dim, args.base_filters,
-                                          args.gamma_mode, args.seed, args.kl_weight),
-                lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch), metadata,
-                trainer)
+    model = train_stage(
+        common.settings_from(args, TrainingSettings),
+        stage_dir,
+        common.STAGE1_MODEL,
+        lambda: build_first_stage(
+            data.dataset(args.dataset).shape,
+            args.latent_dim,
+            args.base_filters,
+            args.gamma_mode,
+            args.seed,
+            args.kl_weight,
+        ),
+        lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch),
+        metadata,
+        trainer,
+        record=vars(args),
+    )
     if args.debias_legacy_bn:
         from models.batch_norm import debias_legacy_statistics
 
@@ -101,10 +135,14 @@ def main(argv=None):
         count = min(len(batches), max(1, args.recalibrate_bn // args.batch_size))
         layers = recalibrate_batch_norm(model, (batches[i] for i in range(count)), args.seed)
         common.save_model(model, os.path.join(stage_dir, common.STAGE1_MODEL))
-        print(f"re-estimated {layers} batch-norm layers' statistics on {count * args.batch_size} training images")
+        print(
+            f"re-estimated {layers} batch-norm layers' statistics on {count * args.batch_size} training images"
+        )
     if args.debias_legacy_bn or args.recalibrate_bn:  # the completion record names the weights saved last
         config_path = os.path.join(stage_dir, STAGE_CONFIG)
-        common.save_json(config_path, dict(common.load_json(config_path), weights=common.weights_digest(model)))
+        common.save_json(
+            config_path, dict(common.load_json(config_path), weights=common.weights_digest(model))
+        )
 
 
 if __name__ == "__main__":

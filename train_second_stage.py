@@ -16,42 +16,57 @@ import numpy as np
 import common
 import data
 
-DATASET = "cifar10"       # the data set the first stage was trained on
-DATA_PATH = None          # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
-RUN_DIR = None            # default: runs/<dataset>
-EPOCHS = None             # default: the authors' (CIFAR-10 1400, CelebA 140)
-BATCH_SIZE = 100          # the authors' 100
-LEARNING_RATE = None      # default: the first stage's (1e-4 CIFAR-10, 5e-5 CelebA)
-HALVE_EVERY = None        # halve the learning rate every N epochs (0: never); CIFAR-10 400, CelebA 120
-WIDTH = None              # dense width; default the authors' code: 2048 CIFAR-10, 4096 CelebA (ours: 1024 MNIST)
-GAMMA_MODE = "balanced"   # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
-JPEG_ROUND_TRIP = True    # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
-LIMIT = None              # encode only N training images
-SEED = 0                  # weights, batch order and latent resampling
-MIXED_PRECISION = False   # mixed compute (MIXED_DTYPE) on GPU; the loss and gamma stay float32
-MIXED_DTYPE = "float16"   # the mixed compute type: float16 (with loss scaling) | bfloat16 (its FID effect unmeasured)
-JIT_COMPILE = "auto"       # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
-TRAINER = "auto"          # auto: fast where the backend is JAX on a GPU, else fit | fit (model.fit) | fast (fast_training.py)
-CHECKPOINT_EVERY = 10     # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
-STEPS_PER_EXECUTION = 1   # training steps per call into the compiled step (fewer callbacks; 10: 1.14x on an H100)
-TIME_BUDGET = 0           # seconds: stop cleanly before then, last epoch checkpointed (exit code 75: rerun to continue); 0: none
-ALLOW_CPU = False         # train even when the run would take over 6 h without a GPU
-QUICK = False             # small CPU setting: 20 epochs, width 256
-VERBOSE = 1               # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
+DATASET = "cifar10"  # the data set the first stage was trained on
+DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+RUN_DIR = None  # default: runs/<dataset>
+EPOCHS = None  # default: the authors' (CIFAR-10 1400, CelebA 140)
+BATCH_SIZE = 100  # the authors' 100
+LEARNING_RATE = None  # default: the first stage's (1e-4 CIFAR-10, 5e-5 CelebA)
+HALVE_EVERY = None  # halve the learning rate every N epochs (0: never); CIFAR-10 400, CelebA 120
+WIDTH = None  # dense width; default the authors' code: 2048 CIFAR-10, 4096 CelebA (ours: 1024 MNIST)
+GAMMA_MODE = "balanced"  # balanced (Asperti & Trentin) | learned (Dai & Wipf's log-gamma)
+JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
+LIMIT = None  # encode only N training images
+SEED = 0  # weights, batch order and latent resampling
+MIXED_PRECISION = False  # mixed compute (MIXED_DTYPE) on GPU; the loss and gamma stay float32
+MIXED_DTYPE = "float16"  # mixed compute: float16 (with loss scaling) | bfloat16 (its FID effect unmeasured)
+JIT_COMPILE = "auto"  # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
+TRAINER = "auto"  # auto: fast on JAX with a GPU, else fit | fit (model.fit) | fast (fast_training.py)
+CHECKPOINT_EVERY = 10  # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
+STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step (fewer callbacks)
+TIME_BUDGET = 0  # seconds: stop cleanly before, last epoch checkpointed (exit code 75: rerun); 0: none
+ALLOW_CPU = False  # train even when the run would take over 6 h without a GPU
+QUICK = False  # small CPU setting: 20 epochs, width 256
+VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 
 def resolve_settings(args):
     paper = data.training_defaults(args.dataset, args.quick)
-    defaults = {"epochs": paper["stage2_epochs"], "learning_rate": paper["stage2_learning_rate"],
-                "halve_every": paper["stage2_halve_every"], "width": paper["stage2_width"],
-                "limit": paper["limit"]}
+    defaults = {
+        "epochs": paper["stage2_epochs"],
+        "learning_rate": paper["stage2_learning_rate"],
+        "halve_every": paper["stage2_halve_every"],
+        "width": paper["stage2_width"],
+        "limit": paper["limit"],
+    }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", args.dataset)
-    common.require_positive(args, "epochs", "batch_size", "steps_per_execution", "learning_rate", "width", "limit",
-                            "halve_every", "checkpoint_every", "time_budget", allow_zero=("halve_every", "time_budget"))
+    common.require_positive(
+        args,
+        "epochs",
+        "batch_size",
+        "steps_per_execution",
+        "learning_rate",
+        "width",
+        "limit",
+        "halve_every",
+        "checkpoint_every",
+        "time_budget",
+        allow_zero=("halve_every", "time_budget"),
+    )
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
 
@@ -59,7 +74,7 @@ def resolve_settings(args):
 def latent_statistics(mu, sigma):
     """Per-dimension moments of the encoded training set (the variance law, Eq. 3-4)."""
     mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
-    mean_sigma_squared = np.mean(sigma ** 2, 0)
+    mean_sigma_squared = np.mean(sigma**2, 0)
     z_std = np.sqrt(np.var(mu, 0) + mean_sigma_squared)  # std over the data of z ~ N(mu, sigma)
     return {
         "count": int(len(mu)),
@@ -67,7 +82,7 @@ def latent_statistics(mu, sigma):
         "mu_std": np.std(mu, 0).tolist(),
         "sigma_mean": np.mean(sigma, 0).tolist(),
         "z_std": z_std.tolist(),
-        "second_moment": (np.mean(mu ** 2, 0) + mean_sigma_squared).tolist(),
+        "second_moment": (np.mean(mu**2, 0) + mean_sigma_squared).tolist(),
         "mean_z_std": float(np.mean(z_std)),
     }
 
@@ -77,14 +92,17 @@ def main(argv=None):
     common.set_seed(args.seed)
     import fast_training
     from models.second_stage import build_second_stage
-    from training import (LatentBatches, check_image_shape, check_second_stage_matches, encode,
-                          load_model, train_stage)
+    from run_folder import check_image_shape, check_second_stage_matches, load_model
+    from training import LatentBatches, TrainingSettings, encode, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     print(common.runtime_line("fast" if trainer else "fit"), flush=True)
     stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
-    first = load_model(stage1_path, "first-stage model",
-                       f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first")
+    first = load_model(
+        stage1_path,
+        "first-stage model",
+        f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first",
+    )
     common.check_dataset(args.run_dir, args.dataset)
     stage_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     stage1_digest = common.weights_digest(first)
@@ -97,13 +115,24 @@ def main(argv=None):
     common.save_json(os.path.join(stage_dir, common.STATS_FILE), latent_statistics(mu, sigma))
     print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs")
 
-    metadata = {"dataset": args.dataset, "latent_dim": int(mu.shape[1]), "width": args.width,
-                "gamma_mode": args.gamma_mode, "stage1_weights": stage1_digest}
+    metadata = {
+        "dataset": args.dataset,
+        "latent_dim": int(mu.shape[1]),
+        "width": args.width,
+        "gamma_mode": args.gamma_mode,
+        "stage1_weights": stage1_digest,
+    }
 
-    train_stage(args, stage_dir, common.STAGE2_MODEL,
-                lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
-                lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch), metadata,
-                trainer)
+    train_stage(
+        common.settings_from(args, TrainingSettings),
+        stage_dir,
+        common.STAGE2_MODEL,
+        lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
+        lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch),
+        metadata,
+        trainer,
+        record=vars(args),
+    )
 
 
 if __name__ == "__main__":

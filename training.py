@@ -1,84 +1,47 @@
-"""Training shared by both stages: batch feeders, resumable fit, CSV log,
-NaN guard. Backend-agnostic (Keras 3 callbacks and PyDatasets).
-
-Resume protocol, per epoch end: append the CSV row, then write
-checkpoint.keras (model + optimizer + gamma + sampler RNG) and
-checkpoint.json atomically. On restart, rows at or after the checkpoint's
-epoch are dropped from the CSV, so the log never has duplicated or missing
-epochs. Batch order and latent resampling depend only on (seed, epoch).
+"""Training shared by both stages: batch feeders, the model.fit trainer, the
+optimizer and precision policy, encoding and decoding, batch-norm
+recalibration, the CPU-time check and train_stage, which runs a stage.
+Backend-agnostic (Keras 3 callbacks and PyDatasets). What both trainers keep
+(resume, the log, checkpoints, the stops and their messages) is run_folder's.
+Batch order and latent resampling depend only on (seed, epoch).
 """
 
 import contextlib
-import csv
+import dataclasses
 import math
 import os
-import signal
 import time
 
 import keras
 import numpy as np
 
 import common
-import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
-import models.vae  # noqa: F401
-from common import (CHECKPOINT_STATE, STAGE1_DIR, VaevarError, atomic_path, distribution_scope, load_json, save_json,
-                    save_model)
+from common import VaevarError, distribution_scope, save_json, save_model
 from data import to_unit_float
-
-CHECKPOINT = "checkpoint.keras"
-LOG = "log.csv"
-LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
-
-
-# ------------------------------------------------------------- models on disk
-
-def check_second_stage_matches(stage2_dir, stage1_digest):
-    """A second stage is only valid for the first stage whose latents it learned."""
-    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
-    if not os.path.exists(state_path):
-        return
-    trained_on = load_json(state_path).get("stage1_weights")
-    if trained_on is not None and trained_on != stage1_digest:
-        raise VaevarError(f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
-                          f"since): move {stage2_dir} away and rerun train_second_stage.py")
-
-
-def load_model(path, what="model", hint="", compile=True, corrupt_hint="retrain it or point to a valid .keras file"):
-    """compile=False: the model without its optimizer state (enough to encode and decode).
-    hint: what to do when the file is missing; corrupt_hint: when it cannot be read."""
-    if not os.path.exists(path):
-        raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
-    try:
-        return keras.saving.load_model(path, compile=compile)
-    except Exception as error:  # corrupt or foreign file
-        reason = str(error).splitlines()[0][:200] if str(error) else ""
-        raise VaevarError(f"cannot load {what} from {path} ({type(error).__name__}: {reason}); "
-                          f"{corrupt_hint}") from error
-
-
-def check_second_stage_fits(second, first, path):
-    """A second stage learns the first stage's codes: its latent size is theirs (also without its checkpoint.json)."""
-    if second.latent_dim != first.latent_dim:
-        raise VaevarError(f"the second stage at {path} has {second.latent_dim} latent dimensions, the first "
-                          f"stage {first.latent_dim}: it belongs to another first stage; move it away and rerun "
-                          f"train_second_stage.py")
-
-
-def check_image_shape(model, images, dataset):
-    expected = tuple(model.encoder.inputs[0].shape[1:])
-    if tuple(images.shape[1:]) != expected:
-        raise VaevarError(f"{dataset} images are {images.shape[1:]} but the model expects {expected}: "
-                          f"use the data set the model was trained on")
-
+from run_folder import (
+    LOG,
+    STAGE_CONFIG,
+    StopSignals,
+    TimeBudget,
+    deadline_of,
+    diverged,
+    interrupted,
+    read_log,
+    resume_or_build,
+    save_checkpoint,
+    truncate_log,
+    write_log_row,
+)
 
 # --------------------------------------------------------------- batch feeders
+
 
 def batch_rows(count, batch_size, seed, epoch):
     """(steps, batch_size) rows of one training epoch: a permutation fixed by (seed, epoch), full batches
     only (the loss is a batch mean), rows sorted within a batch. Both trainers use it."""
     order = np.random.default_rng([seed, epoch]).permutation(count)
     steps = count // batch_size
-    return np.sort(order[:steps * batch_size].reshape(steps, batch_size), axis=1)
+    return np.sort(order[: steps * batch_size].reshape(steps, batch_size), axis=1)
 
 
 def latent_noise(seed, epoch, index, shape):
@@ -137,7 +100,10 @@ class LatentBatches(ImageBatches):
 
     def __getitem__(self, index):
         rows = self._rows(index)
-        return (self.mu[rows] + self.sigma[rows] * latent_noise(self.seed, self.epoch, index, self.mu[rows].shape),)
+        return (
+            self.mu[rows]
+            + self.sigma[rows] * latent_noise(self.seed, self.epoch, index, self.mu[rows].shape),
+        )
 
 
 def learning_rate_at(epoch, base, halve_every):
@@ -167,83 +133,26 @@ class EpochLog(keras.callbacks.Callback):
         write_log_row(self.path, epoch + 1, logs, lr, time.time() - self._start)
 
 
-def write_log_row(path, epoch, logs, learning_rate, seconds):
-    """Append one epoch's row to log.csv (header first), flushed and fsynced."""
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(LOG_FIELDS)
-        writer.writerow([epoch] + [f"{float(logs.get(k, float('nan'))):.6g}" for k in ("loss", "mse", "gamma", "kl")]
-                        + [f"{learning_rate:.6g}", f"{seconds:.2f}"])
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_log(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def truncate_log(path, completed_epochs):
-    """Keep only rows of epochs 1..completed_epochs (atomic rewrite)."""
-    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-
-class TimeBudget:
-    """--time-budget: after each epoch (its checkpoint included), whether one more ends before the deadline,
-    judged by the longest epoch so far. Each run trains at least one epoch, so a resubmitted job always moves on."""
-
-    def __init__(self, deadline=None):
-        self.deadline = deadline  # a time.time() value; None: no budget
-        self.longest = 0.0
-
-    def another_fits(self, epoch_seconds):
-        self.longest = max(self.longest, epoch_seconds)
-        return self.deadline is None or time.time() + self.longest < self.deadline
-
-
-def deadline_of(time_budget):
-    """--time-budget SECONDS, counted from the command's start -> a deadline for the trainers (None: none)."""
-    return common.STARTED + time_budget if time_budget else None
-
-
 class Checkpoint(keras.callbacks.Callback):
-    """Atomic per-epoch checkpoint; stops cleanly on NaN/inf, SIGTERM/SIGINT or the time budget."""
+    """The per-epoch checkpoint of run_folder's contract; notes a NaN/inf loss, a signal or the time budget
+    and stops training after the batch (a signal, a NaN) or the epoch (the budget)."""
 
     def __init__(self, run_dir, metadata, deadline=None):
         super().__init__()
         self.run_dir, self.metadata = run_dir, metadata
         self.diverged = None
-        self.interrupted = None
+        self.signals = StopSignals(on_signal=lambda: setattr(self.model, "stop_training", True))
         self.budget, self.budget_stop = TimeBudget(deadline), None
         self._epoch_started = None
-        self._previous_handlers = {}
+
+    def on_train_begin(self, logs=None):
+        self.signals.__enter__()
+
+    def on_train_end(self, logs=None):
+        self.signals.__exit__()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = time.time()
-
-    def on_train_begin(self, logs=None):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
-            except ValueError:  # not the main thread
-                pass
-
-    def on_train_end(self, logs=None):
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)
-
-    def _on_signal(self, signum, frame):
-        self.interrupted = signal.Signals(signum).name
-        self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
@@ -255,38 +164,28 @@ class Checkpoint(keras.callbacks.Callback):
         if self.diverged is not None:
             self.diverged = (epoch + 1,) + self.diverged
             return
-        if self.interrupted is not None:
+        if self.signals.received is not None:
             return  # a partial epoch: the last completed one stays the resume point
-        save_model(self.model, os.path.join(self.run_dir, CHECKPOINT))
-        save_json(os.path.join(self.run_dir, CHECKPOINT_STATE), dict(self.metadata, epoch=epoch + 1))
+        save_checkpoint(self.model, self.run_dir, self.metadata, epoch + 1)
         if not self.budget.another_fits(time.time() - self._epoch_started):
             self.budget_stop = epoch + 1
             self.model.stop_training = True
 
 
-def resume_or_build(run_dir, build, metadata):
-    """Load the last checkpoint of run_dir, or build a fresh compiled model.
-
-    Returns (model, completed_epochs). Refuses a run directory made for
-    another data set or configuration.
-    """
-    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
-    if not os.path.exists(state_path):
-        return build(), 0
-    state = load_json(state_path)
-    for key, value in metadata.items():
-        if key in state and state[key] != value:
-            raise VaevarError(f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
-                              f"use another --run-dir or the original settings")
-
-    start_over = f"restore it, or delete {state_path} to start this stage over"
-    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint", start_over, corrupt_hint=start_over)
-    return model, int(state["epoch"])
-
-
-def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_every, metadata, verbose=1,
-        deadline=None):
-    """model.fit with resume, CSV log, LR halving, the NaN/signal guard and the time budget (deadline_of)."""
+def fit(
+    model,
+    batches,
+    run_dir,
+    epochs,
+    initial_epoch,
+    learning_rate,
+    halve_every,
+    metadata,
+    verbose=1,
+    deadline=None,
+):
+    """model.fit under run_folder's contract: resume, the CSV log, LR halving, the NaN/signal guard and the
+    time budget (run_folder.deadline_of)."""
     os.makedirs(run_dir, exist_ok=True)
     log_path = os.path.join(run_dir, LOG)
     truncate_log(log_path, initial_epoch)
@@ -294,22 +193,25 @@ def fit(model, batches, run_dir, epochs, initial_epoch, learning_rate, halve_eve
     callbacks = [
         FeedEpoch(batches),
         keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, learning_rate, halve_every)),
-        EpochLog(log_path, stopped=lambda: checkpoint.interrupted is not None),
+        EpochLog(log_path, stopped=lambda: checkpoint.signals.received is not None),
         checkpoint,
     ]
     if initial_epoch < epochs:
         # shuffle=False: the order is the feeder's, a function of (seed, epoch) (Keras would draw it from the
         # global RNG, which a resumed run has not advanced)
-        model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)
+        model.fit(
+            batches,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     if checkpoint.diverged is not None:
         epoch, batch, loss = checkpoint.diverged
-        raise VaevarError(f"training diverged (loss={loss} at epoch {epoch}, batch {batch}); the last good "
-                          f"checkpoint in {run_dir} is kept: lower --learning-rate and rerun to resume")
-    if checkpoint.interrupted is not None:
-        done = len(read_log(log_path))
-        raise VaevarError(f"interrupted by {checkpoint.interrupted} after {done} completed epochs; "
-                          f"rerun the same command to resume")
+        raise diverged(run_dir, loss, epoch, epoch - 1, batch)
+    if checkpoint.signals.received is not None:
+        raise interrupted(checkpoint.signals.received, len(read_log(log_path)))
     if checkpoint.budget_stop is not None and checkpoint.budget_stop < epochs:
         raise common.TimeBudgetReached(checkpoint.budget_stop, epochs)
     return model
@@ -335,7 +237,7 @@ def decode_posterior_means(model, images, batch_statistics, batch_size=100):
     images = to_unit_float(images) if np.asarray(images).dtype == np.uint8 else np.asarray(images, np.float32)
     outputs = []
     for i in range(0, len(images), batch_size):
-        mu = model.encoder(images[i:i + batch_size], training=batch_statistics)[0]
+        mu = model.encoder(images[i : i + batch_size], training=batch_statistics)[0]
         outputs.append(ops.convert_to_numpy(model.decoder(mu, training=batch_statistics)))
     return np.concatenate(outputs)
 
@@ -349,8 +251,12 @@ def recalibrate_batch_norm(model, batches, seed=0):
     0.999 the moving averages span ~1000 steps, so after a short run they lag
     the weights and inference-mode outputs are worse than training-mode ones.
     """
-    layers = [layer for part in (model.encoder, model.decoder) for layer in part.layers
-              if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [
+        layer
+        for part in (model.encoder, model.decoder)
+        for layer in part.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     momenta = [layer.momentum for layer in layers]
     noise_seed = keras.random.SeedGenerator(seed)
     for layer in layers:
@@ -391,42 +297,88 @@ def precision_policy(mixed, dtype="float16"):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def train_stage(args, stage_dir, model_file, build_model, make_batches, metadata, trainer=None):
-    """Build (or resume) a stage under the distribution scope, fit it, save the
-    final model and the run's settings. make_batches(first_epoch) feeds the
-    trainer: `fit` below, or fast_training.fit_fast (fast_training.choose)."""
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How a stage trains: the training scripts build it from their flags (common.settings_from)."""
+
+    epochs: int
+    learning_rate: float
+    halve_every: int  # halve the learning rate every N epochs; 0: never
+    batch_size: int
+    mixed_precision: bool
+    mixed_dtype: str
+    jit_compile: bool | str
+    steps_per_execution: int
+    verbose: int
+    quick: bool  # the small CPU setting: never stopped by the CPU-time check
+    allow_cpu: bool  # train even when the CPU-time check says days
+    time_budget: float  # seconds from the command's start; 0: none
+
+
+def train_stage(
+    settings: TrainingSettings,
+    stage_dir: str,
+    model_file: str,
+    build_model,
+    make_batches,
+    metadata: dict,
+    trainer=None,
+    record: dict | None = None,
+) -> keras.Model:
+    """Build (or resume) a stage under the distribution scope, fit it, save the final model and the stage's
+    completion record (record: the run's settings, with the seconds and the weights' digest). make_batches
+    (first_epoch) feeds the trainer: `fit` above, or fast_training.fit_fast (fast_training.choose)."""
     started = time.time()
-    jit_compile = args.jit_compile
 
     def build():
-        with precision_policy(args.mixed_precision, args.mixed_dtype):
+        with precision_policy(settings.mixed_precision, settings.mixed_dtype):
             model = build_model()
-        model.compile(optimizer=make_optimizer(args.learning_rate), jit_compile=jit_compile,
-                      steps_per_execution=args.steps_per_execution)
+        model.compile(
+            optimizer=make_optimizer(settings.learning_rate),
+            jit_compile=settings.jit_compile,
+            steps_per_execution=settings.steps_per_execution,
+        )
         return model
 
     with distribution_scope():
         model, done = resume_or_build(stage_dir, build, metadata)
-    if jit_compile != "auto":
-        model.jit_compile = jit_compile  # a resumed model keeps its own setting otherwise
-    model.steps_per_execution = args.steps_per_execution  # likewise; read when fit builds its train function
+    if settings.jit_compile != "auto":
+        model.jit_compile = settings.jit_compile  # a resumed model keeps its own setting otherwise
+    model.steps_per_execution = (
+        settings.steps_per_execution
+    )  # likewise; read when fit builds its train function
     if done:
         print(f"resuming {stage_dir} after epoch {done}")
     batches = make_batches(done)
-    if not (args.quick or args.allow_cpu):
-        check_cpu_time(build, batches, args.epochs - done)
-    (trainer or fit)(model, batches, stage_dir, args.epochs, done, args.learning_rate, args.halve_every,
-                     metadata, verbose=args.verbose, deadline=deadline_of(args.time_budget))
+    if not (settings.quick or settings.allow_cpu):
+        check_cpu_time(build, batches, settings.epochs - done)
+    (trainer or fit)(
+        model,
+        batches,
+        stage_dir,
+        settings.epochs,
+        done,
+        settings.learning_rate,
+        settings.halve_every,
+        metadata,
+        verbose=settings.verbose,
+        deadline=deadline_of(settings.time_budget),
+    )
     save_model(model, os.path.join(stage_dir, model_file))
     # the stage's completion record: its settings, and the weights that later steps were made from
-    save_json(os.path.join(stage_dir, STAGE_CONFIG), dict(vars(args), seconds=time.time() - started,
-                                                          weights=common.weights_digest(model)))
+    save_json(
+        os.path.join(stage_dir, STAGE_CONFIG),
+        dict(
+            record or dataclasses.asdict(settings),
+            seconds=time.time() - started,
+            weights=common.weights_digest(model),
+        ),
+    )
     print(f"saved {os.path.join(stage_dir, model_file)}")
     return model
 
 
-STAGE_CONFIG = "config.json"  # written when a stage completes
-CPU_HOURS_LIMIT = 6  # a run estimated longer on a machine without a GPU stops before training (--allow-cpu: runs)
+CPU_HOURS_LIMIT = 6  # without a GPU, a run estimated longer stops before training (--allow-cpu: runs)
 PROBE_STEPS = 3
 # Below this many samples to train, no run nears the limit on a CPU (a 2-core one trains >= ~35 images/s even
 # at 64 px): the estimate's steps are skipped.
@@ -447,7 +399,9 @@ def check_cpu_time(build, batches, epochs):
         probe.train_on_batch(batches[index % len(batches)][0])
     per_step = (time.time() - started) / PROBE_STEPS
     if per_step * steps > CPU_HOURS_LIMIT * 3600:
-        raise VaevarError(f"this run would take about {per_step * steps / 3600:.0f} h here ({epochs} epochs of "
-                          f"{len(batches)} steps at {per_step:.2f} s a step, measured) and no GPU is visible: "
-                          f"run it on a GPU, pass --allow-cpu to run it on this CPU anyway, or --quick for a small "
-                          f"CPU run")
+        raise VaevarError(
+            f"this run would take about {per_step * steps / 3600:.0f} h here ({epochs} epochs of "
+            f"{len(batches)} steps at {per_step:.2f} s a step, measured) and no GPU is visible: "
+            f"run it on a GPU, pass --allow-cpu to run it on this CPU anyway, or --quick for a small "
+            f"CPU run"
+        )

@@ -21,14 +21,14 @@ import numpy as np
 import common
 import data
 
-DATA_PATH = None          # the CIFAR-10 image tree / zip (else VAEVAR_DATA_DIR)
-LOSSLESS = None           # .npz of the first 4,000 training images, exact pixels (x_train, y_train): part 3
+DATA_PATH = None  # the CIFAR-10 image tree / zip (else VAEVAR_DATA_DIR)
+LOSSLESS = None  # .npz of the first 4,000 training images, exact pixels (x_train, y_train): part 3
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
 INPUT_CONVENTION = "ttur"  # the literature's 3.15 is TTUR's (x - 128) / 128
-TRAIN_IMAGES = 50000      # training images for the test-vs-train FID (the literature's: all 50,000)
-BATCH_SIZE = 250          # images per Inception call
+TRAIN_IMAGES = 50000  # training images for the test-vs-train FID (the literature's: all 50,000)
+BATCH_SIZE = 250  # images per Inception call
 OUT_DIR = "results/fid_validation"  # where fid_validation.json goes
-SEED = 0                  # the random training subsets
+SEED = 0  # the random training subsets
 
 
 def jpeg_counterparts(jpeg_train, jpeg_labels, lossless_labels):
@@ -46,7 +46,7 @@ def jpeg_counterparts(jpeg_train, jpeg_labels, lossless_labels):
 
 def psnr(a, b):
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
-    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12))
+    return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12))
 
 
 def main(argv=None):
@@ -68,7 +68,7 @@ def main(argv=None):
 
     def features(images, label):
         started = time.time()
-        batches = (images[i:i + args.batch_size] for i in range(0, len(images), args.batch_size))
+        batches = (images[i : i + args.batch_size] for i in range(0, len(images), args.batch_size))
         out = extract_features(batches, images.shape[1:], weights, len(images), label, args.input_convention)
         timings[label] = {"images": len(images), "seconds": round(time.time() - started, 1)}
         return out
@@ -76,21 +76,31 @@ def main(argv=None):
     def fid(a, b):
         return frechet_distance(*statistics(a), *statistics(b))
 
-    results = {"weights_hash": weights_hash, "input_convention": args.input_convention, "data": path,
-               "literature_test_vs_train": 3.15}
+    results = {
+        "weights_hash": weights_hash,
+        "input_convention": args.input_convention,
+        "data": path,
+        "literature_test_vs_train": 3.15,
+    }
     out_path = os.path.join(args.out_dir, "fid_validation.json")
     earlier = common.load_json(out_path) if os.path.exists(out_path) else {}
-    if all(earlier.get(k) == results[k] for k in ("weights_hash", "input_convention")) \
-            and "fid_jpeg_vs_lossless_4000" in earlier:
+    if (
+        all(earlier.get(k) == results[k] for k in ("weights_hash", "input_convention"))
+        and "fid_jpeg_vs_lossless_4000" in earlier
+    ):
         print("JPEG round trip: kept from the earlier run (same weights and convention)")
         timings.update(earlier.get("timings", {}))
-        results.update({k: v for k, v in earlier.items() if k.startswith("jpeg") or k == "fid_jpeg_vs_lossless_4000"})
+        results.update(
+            {k: v for k, v in earlier.items() if k.startswith("jpeg") or k == "fid_jpeg_vs_lossless_4000"}
+        )
     elif lossless_path(args) is not None:
         jpeg_round_trip(args, path, train, train_labels, features, fid, results, timings)
     else:
         print(f"JPEG round trip skipped: no --lossless file (nor {_LOSSLESS_NAME} in VAEVAR_DATA_DIR)")
     test_features = features(test, "test_10k")
-    subset = np.random.default_rng(args.seed).choice(len(train), min(args.train_images, len(train)), replace=False)
+    subset = np.random.default_rng(args.seed).choice(
+        len(train), min(args.train_images, len(train)), replace=False
+    )
     train_features = features(train[np.sort(subset)], f"train_{len(subset)}")
     results[f"fid_test_vs_train_{len(subset)}"] = fid(test_features, train_features)
     if len(subset) > len(test):
@@ -100,9 +110,11 @@ def main(argv=None):
     results["features_per_second"] = total / sum(t["seconds"] for t in timings.values())
     results["device"] = common.device_description()
     common.save_json(out_path, dict(results, timings=timings))
-    print(", ".join(f"{k} {v:.2f}" for k, v in results.items() if k.startswith("fid_")) +
-          f" (literature, test vs all 50k lossless training images: 3.15); {results['features_per_second']:.1f} "
-          f"images/s")
+    print(
+        ", ".join(f"{k} {v:.2f}" for k, v in results.items() if k.startswith("fid_"))
+        + f" (literature, test vs all 50k lossless training images: 3.15); {results['features_per_second']:.1f} "
+        f"images/s"
+    )
 
 
 _LOSSLESS_NAME = "cifar10_train_first4000_lossless.npz"  # looked for in the VAEVAR_DATA_DIR folder
@@ -125,17 +137,26 @@ def jpeg_round_trip(args, path, train, train_labels, features, fid, results, tim
     matched = train[jpeg_counterparts(train, train_labels, lossless_labels)]
     quality = psnr(lossless, matched)
     if quality.min() < 15:
-        raise common.VaevarError(f"the lossless images do not match the JPEG copy (worst PSNR {quality.min():.1f} "
-                                 f"dB): check both files")
+        raise common.VaevarError(
+            f"the lossless images do not match the JPEG copy (worst PSNR {quality.min():.1f} "
+            f"dB): check both files"
+        )
     results["jpeg_psnr_db"] = {"mean": float(quality.mean()), "min": float(quality.min())}
     lossless_variance, jpeg_variance = total_variance(lossless), total_variance(matched)
     results["jpeg_variance_4000"] = {
-        "lossless_total_pixel_variance": lossless_variance, "jpeg_total_pixel_variance": jpeg_variance,
-        "ratio": jpeg_variance / lossless_variance, "mse_per_pixel": mean_squared_error(lossless, matched),
-        "variance_loss_per_pixel": variance_loss(lossless, matched)}
-    print(f"JPEG copy vs lossless, 4,000 images: total pixel variance {jpeg_variance:.2f} vs {lossless_variance:.2f} "
-          f"(ratio {jpeg_variance / lossless_variance:.4f})")
-    results["fid_jpeg_vs_lossless_4000"] = fid(features(lossless, "lossless_4000"), features(matched, "jpeg_4000"))
+        "lossless_total_pixel_variance": lossless_variance,
+        "jpeg_total_pixel_variance": jpeg_variance,
+        "ratio": jpeg_variance / lossless_variance,
+        "mse_per_pixel": mean_squared_error(lossless, matched),
+        "variance_loss_per_pixel": variance_loss(lossless, matched),
+    }
+    print(
+        f"JPEG copy vs lossless, 4,000 images: total pixel variance {jpeg_variance:.2f} vs {lossless_variance:.2f} "
+        f"(ratio {jpeg_variance / lossless_variance:.4f})"
+    )
+    results["fid_jpeg_vs_lossless_4000"] = fid(
+        features(lossless, "lossless_4000"), features(matched, "jpeg_4000")
+    )
     print(f"JPEG round trip, 4,000 vs 4,000: FID {results['fid_jpeg_vs_lossless_4000']:.2f}")
     common.save_json(os.path.join(args.out_dir, "fid_validation.json"), dict(results, timings=timings))
 

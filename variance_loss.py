@@ -25,31 +25,45 @@ import numpy as np
 
 import common
 import data
+import run_folder
 import training
-from analysis import (batch_norm_lag_note, mean_squared_error, pca_identity, smoothing_example, total_variance,
-                      variance_law, variance_loss)
+from analysis import (
+    batch_norm_lag_note,
+    mean_squared_error,
+    pca_identity,
+    smoothing_example,
+    total_variance,
+    variance_law,
+    variance_loss,
+)
 
-RUN_DIRS = None          # comma-separated run directories (required)
-OUT_DIR = None           # where the cross-run scatter goes; default: the first run's analysis/
-DATA_PATH = None          # local data file; default the one each run was trained on
-JPEG_ROUND_TRIP = True   # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
-NUM_SAMPLES = 5000       # test images used, a seeded random subset (and the PCA's, capped at PCA_SAMPLES)
-PCA_SAMPLES = 2000        # test images for the PCA identity (Fig. 2)
-SEED = 0                  # the latent draws
-QUICK = False            # 500 images
+RUN_DIRS = None  # comma-separated run directories (required)
+OUT_DIR = None  # where the cross-run scatter goes; default: the first run's analysis/
+DATA_PATH = None  # local data file; default the one each run was trained on
+JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
+NUM_SAMPLES = 5000  # test images used, a seeded random subset (and the PCA's, capped at PCA_SAMPLES)
+PCA_SAMPLES = 2000  # test images for the PCA identity (Fig. 2)
+SEED = 0  # the latent draws
+QUICK = False  # 500 images
 
 
 # -------------------------------------------------------------------- one run
+
 
 def analyse_run(run_dir, args):
     config_path = os.path.join(run_dir, common.STAGE1_DIR, "config.json")
     if not os.path.exists(config_path):
         raise common.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
     config = common.load_json(config_path)
-    model = training.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
-                              "first-stage model")
-    test = data.load_evaluation(config["dataset"], args.data_path or config.get("data_path"), args.num_samples,
-                                jpeg_round_trip=args.jpeg_round_trip)
+    model = run_folder.load_model(
+        os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
+    )
+    test = data.load_evaluation(
+        config["dataset"],
+        args.data_path or config.get("data_path"),
+        args.num_samples,
+        jpeg_round_trip=args.jpeg_round_trip,
+    )
     mu, sigma = training.encode(model, test)
     rec = training.decode(model, mu)
     rng = np.random.default_rng(args.seed)
@@ -62,7 +76,7 @@ def analyse_run(run_dir, args):
         path = os.path.join(samples_dir, f"{kind}.npz")
         if os.path.exists(path):
             with np.load(path) as stored:
-                pixels[kind] = total_variance(stored["images"][:args.num_samples])
+                pixels[kind] = total_variance(stored["images"][: args.num_samples])
     latents = {"mu (encoded)": float(np.sum(np.var(mu, 0))), "z ~ N(mu, sigma)": float(np.sum(np.var(z, 0)))}
     latent_path = os.path.join(samples_dir, common.LATENTS_FILE)
     if os.path.exists(latent_path):
@@ -72,23 +86,34 @@ def analyse_run(run_dir, args):
                     latents[f"{kind} (stage-2 output)"] = float(np.sum(np.var(stored[kind], 0)))
     law = variance_law(mu, sigma)
     pixel_count = int(np.prod(test.shape[1:]))
-    pca = pca_identity(test[:args.pca_samples], pca_components(pixel_count))
+    pca = pca_identity(test[: args.pca_samples], pca_components(pixel_count))
     # Last: training-mode calls update this loaded copy's moving statistics (it is not saved).
     rec_batch_statistics = training.decode_posterior_means(model, test, batch_statistics=True)
     rec_mse = mean_squared_error(test, rec)
-    batch_norm = {"mse_moving_statistics": rec_mse,
-                  "mse_batch_statistics": mean_squared_error(test, rec_batch_statistics),
-                  "pixel_variance_ratio_batch_statistics": total_variance(rec_batch_statistics) / data_var}
-    batch_norm["note"] = batch_norm_lag_note(batch_norm["mse_moving_statistics"], batch_norm["mse_batch_statistics"])
+    batch_norm = {
+        "mse_moving_statistics": rec_mse,
+        "mse_batch_statistics": mean_squared_error(test, rec_batch_statistics),
+        "pixel_variance_ratio_batch_statistics": total_variance(rec_batch_statistics) / data_var,
+    }
+    batch_norm["note"] = batch_norm_lag_note(
+        batch_norm["mse_moving_statistics"], batch_norm["mse_batch_statistics"]
+    )
     return {
-        "run_dir": run_dir, "dataset": config["dataset"], "architecture": "ResNet VAE",
-        "n": int(len(test)), "pixels": pixel_count,
-        "pixel_variance": pixels, "pixel_variance_ratio": {k: v / data_var for k, v in pixels.items()},
-        "latent_variance": latents, "latent_dim": int(mu.shape[1]),
-        "reconstruction_mse": rec_mse, "reconstruction_variance_loss": variance_loss(test, rec),
+        "run_dir": run_dir,
+        "dataset": config["dataset"],
+        "architecture": "ResNet VAE",
+        "n": int(len(test)),
+        "pixels": pixel_count,
+        "pixel_variance": pixels,
+        "pixel_variance_ratio": {k: v / data_var for k, v in pixels.items()},
+        "latent_variance": latents,
+        "latent_dim": int(mu.shape[1]),
+        "reconstruction_mse": rec_mse,
+        "reconstruction_variance_loss": variance_loss(test, rec),
         "batch_norm": batch_norm,
         "variance_law": {k: v for k, v in law.items() if not isinstance(v, np.ndarray)},
-        "_law": law, "pca": pca,
+        "_law": law,
+        "pca": pca,
     }
 
 
@@ -97,6 +122,7 @@ def pca_components(dims):
 
 
 # -------------------------------------------------------------------- figures
+
 
 def _pyplot():
     import matplotlib
@@ -145,8 +171,10 @@ def plot_run(result, out_dir):
     ax.axhline(1.0, color="black", lw=1, ls="--", label="expected: 1")
     ax.set_xlabel("latent dimension (red: inactive)")
     ax.set_ylabel("E[mu^2] + E[sigma^2]")
-    ax.set_title(f"variance law: sum {law['second_moment_sum']:.1f} over {result['latent_dim']} dims, "
-                 f"{law['inactive_count']} inactive")
+    ax.set_title(
+        f"variance law: sum {law['second_moment_sum']:.1f} over {result['latent_dim']} dims, "
+        f"{law['inactive_count']} inactive"
+    )
     ax.legend()
     paths["variance_law"] = os.path.join(out_dir, "variance_law.png")
     _save(fig, paths["variance_law"])
@@ -182,8 +210,11 @@ def plot_scatter(results, path):
     fig, ax = plt.subplots(figsize=(5, 5))
     for dataset in sorted({r["dataset"] for r in results}):
         chosen = [r for r in results if r["dataset"] == dataset]
-        ax.scatter([r["reconstruction_mse"] for r in chosen], [r["reconstruction_variance_loss"] for r in chosen],
-                   label=f"{dataset} ({chosen[0]['architecture']})")
+        ax.scatter(
+            [r["reconstruction_mse"] for r in chosen],
+            [r["reconstruction_variance_loss"] for r in chosen],
+            label=f"{dataset} ({chosen[0]['architecture']})",
+        )
     top = max(max(r["reconstruction_mse"], r["reconstruction_variance_loss"]) for r in results) * 1.1
     ax.plot([0, top], [0, top], color="black", lw=1, ls="--", label="diagonal")
     ax.set_xlim(0, top)
@@ -197,24 +228,39 @@ def plot_scatter(results, path):
 
 def write_report(result, figures, smoothing, path):
     law = result["variance_law"]
-    lines = [f"# Variance loss: {result['dataset']} ({result['run_dir']})", "",
-             f"{result['n']} test images, {result['pixels']} values each; pixel values in [0, 1].", "",
-             "| images | total pixel variance | ratio to data |", "|---|---|---|"]
+    lines = [
+        f"# Variance loss: {result['dataset']} ({result['run_dir']})",
+        "",
+        f"{result['n']} test images, {result['pixels']} values each; pixel values in [0, 1].",
+        "",
+        "| images | total pixel variance | ratio to data |",
+        "|---|---|---|",
+    ]
     for name, value in result["pixel_variance"].items():
         lines.append(f"| {name} | {value:.3f} | {result['pixel_variance_ratio'][name]:.3f} |")
-    lines += ["", f"Reconstruction MSE {result['reconstruction_mse']:.5f} per pixel, variance loss "
-              f"{result['reconstruction_variance_loss']:.5f} per pixel (moving batch-norm statistics, the authors' "
-              f"inference). With each batch of 100 normalized by its own statistics: MSE "
-              f"{result['batch_norm']['mse_batch_statistics']:.5f}, pixel variance "
-              f"{result['batch_norm']['pixel_variance_ratio_batch_statistics']:.3f} of the data's.", "",
-              "| latents | sum of variances |", "|---|---|"]
+    lines += [
+        "",
+        f"Reconstruction MSE {result['reconstruction_mse']:.5f} per pixel, variance loss "
+        f"{result['reconstruction_variance_loss']:.5f} per pixel (moving batch-norm statistics, the authors' "
+        f"inference). With each batch of 100 normalized by its own statistics: MSE "
+        f"{result['batch_norm']['mse_batch_statistics']:.5f}, pixel variance "
+        f"{result['batch_norm']['pixel_variance_ratio_batch_statistics']:.3f} of the data's.",
+        "",
+        "| latents | sum of variances |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["latent_variance"].items()]
-    lines += ["", f"Variance law: sum of E[mu^2] + E[sigma^2] = {law['second_moment_sum']:.2f} over "
-              f"{law['latent_dim']} dimensions (expected {law['latent_dim']}); max |E[mu]| = "
-              f"{law['max_abs_mu_mean']:.3f}, sum of E[mu]^2 = {law['mu_mean_square_sum']:.2f} (0 for centred "
-              f"codes); {law['inactive_count']} inactive variables.", "",
-              f"Smoothing example (Fig. 3): MSE {smoothing['mse']:.3f}, variance loss "
-              f"{smoothing['variance_loss']:.3f}.", ""]
+    lines += [
+        "",
+        f"Variance law: sum of E[mu^2] + E[sigma^2] = {law['second_moment_sum']:.2f} over "
+        f"{law['latent_dim']} dimensions (expected {law['latent_dim']}); max |E[mu]| = "
+        f"{law['max_abs_mu_mean']:.3f}, sum of E[mu]^2 = {law['mu_mean_square_sum']:.2f} (0 for centred "
+        f"codes); {law['inactive_count']} inactive variables.",
+        "",
+        f"Smoothing example (Fig. 3): MSE {smoothing['mse']:.3f}, variance loss "
+        f"{smoothing['variance_loss']:.3f}.",
+        "",
+    ]
     if result["batch_norm"]["note"]:
         lines += [f"**Batch-norm lag.** {result['batch_norm']['note']}", ""]
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
@@ -250,15 +296,19 @@ def main(argv=None):
         plot_smoothing(smoothing, figures["smoothing"])
         summary = {k: v for k, v in result.items() if not k.startswith("_")}
         summary["smoothing"] = {"mse": smoothing["mse"], "variance_loss": smoothing["variance_loss"]}
-        summary["samples_summary_sha256"] = samples_summary_digest(run_dir)  # the samples analysed (reproduce.py)
+        summary["samples_summary_sha256"] = samples_summary_digest(
+            run_dir
+        )  # the samples analysed (reproduce.py)
         common.save_json(os.path.join(out_dir, "variance_loss.json"), summary)
         write_report(result, figures, smoothing, os.path.join(out_dir, "report.md"))
         results.append(result)
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in result["pixel_variance_ratio"].items())
-        print(f"{run_dir}: variance ratio to data: {ratios}; MSE {result['reconstruction_mse']:.5f} vs "
-              f"variance loss {result['reconstruction_variance_loss']:.5f}; variance law sum "
-              f"{result['variance_law']['second_moment_sum']:.2f}/{result['latent_dim']}, "
-              f"{result['variance_law']['inactive_count']} inactive")
+        print(
+            f"{run_dir}: variance ratio to data: {ratios}; MSE {result['reconstruction_mse']:.5f} vs "
+            f"variance loss {result['reconstruction_variance_loss']:.5f}; variance law sum "
+            f"{result['variance_law']['second_moment_sum']:.2f}/{result['latent_dim']}, "
+            f"{result['variance_law']['inactive_count']} inactive"
+        )
         if result["batch_norm"]["note"]:
             print(f"note: {result['batch_norm']['note']}")
     out_dir = args.out_dir or os.path.join(results[0]["run_dir"], "analysis")

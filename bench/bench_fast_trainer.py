@@ -21,17 +21,17 @@ import numpy as np
 
 import common
 
-DATASET = "cifar10"        # image shape and stage-2 width of this data set
-IMAGES = 2000              # training images (latent codes) per epoch
-EPOCHS = 2                 # timed epochs per path, after one warm-up epoch
-MATMUL_SIZE = 2048         # 8192 on a GPU, to reach its matrix-multiply limit
-OUTPUT = None              # default bench/results/fast_trainer_<device>.json
-PATHS = "fit,fast"         # which trainers to time
-STAGES = "stage1,stage2"   # which stages to time
-UNROLL = 1                 # fast path: training steps per iteration of the compiled loop
-MIXED_DTYPE = ""           # "" float32 | bfloat16 | float16: the layers' compute type (variables stay float32)
-BATCH_SIZE = 100           # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
-COPIES = 1                 # fast path: independent trainings (seeds) at once; the rate counts all their images
+DATASET = "cifar10"  # image shape and stage-2 width of this data set
+IMAGES = 2000  # training images (latent codes) per epoch
+EPOCHS = 2  # timed epochs per path, after one warm-up epoch
+MATMUL_SIZE = 2048  # 8192 on a GPU, to reach its matrix-multiply limit
+OUTPUT = None  # default bench/results/fast_trainer_<device>.json
+PATHS = "fit,fast"  # which trainers to time
+STAGES = "stage1,stage2"  # which stages to time
+UNROLL = 1  # fast path: training steps per iteration of the compiled loop
+MIXED_DTYPE = ""  # "" float32 | bfloat16 | float16: the layers' compute type (variables stay float32)
+BATCH_SIZE = 100  # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
+COPIES = 1  # fast path: independent trainings (seeds) at once; the rate counts all their images
 
 
 def epochs_per_second(run_epoch, epochs):
@@ -46,8 +46,15 @@ def fit_epochs(model, batches):
     from training import FeedEpoch
 
     def run(epoch):
-        model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
-                  callbacks=[FeedEpoch(batches)])
+        model.fit(
+            batches,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=0,
+            callbacks=[FeedEpoch(batches)],
+        )
+
     return run
 
 
@@ -63,13 +70,16 @@ def fast_epochs(models, batches, unroll=1):
         model.optimizer.build(model.trainable_variables)
     inputs = fast_training.EpochInputs(batches)
     run_epoch = fast_training.make_epoch_function(models[0], inputs, unroll, copies=len(models))
-    state = [fast_training.model_state(models[0]) if len(models) == 1 else fast_training.stacked_state(models)]
+    state = [
+        fast_training.model_state(models[0]) if len(models) == 1 else fast_training.stacked_state(models)
+    ]
 
     def run(epoch):
         batches_of = [inputs.epoch(epoch * len(models) + copy) for copy in range(len(models))]
         rows, noise = (np.stack(parts) if len(models) > 1 else parts[0] for parts in zip(*batches_of))
         state[0], logs = run_epoch(state[0], inputs.source, jnp.asarray(rows), jnp.asarray(noise))
         jax.block_until_ready(logs["loss"])
+
     return run
 
 
@@ -91,12 +101,22 @@ def main(argv=None):
     mu = rng.normal(size=(args.images, 64)).astype(np.float32)
     sigma = np.full_like(mu, 0.3)
     peak = matmul_peak(args.matmul_size)
-    results = {"device": common.device_description(), "dataset": args.dataset, "images": args.images,
-               "epochs": args.epochs, "batch_size": args.batch_size, "matmul_flops_per_second": peak,
-               "unroll": args.unroll, "copies": args.copies, "mixed_dtype": args.mixed_dtype or "float32",
-               "xla_flags": os.environ.get("XLA_FLAGS", "")}
-    paths = {"fit": lambda models, batches: fit_epochs(models[0], batches),
-             "fast": lambda models, batches: fast_epochs(models, batches, args.unroll)}
+    results = {
+        "device": common.device_description(),
+        "dataset": args.dataset,
+        "images": args.images,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "matmul_flops_per_second": peak,
+        "unroll": args.unroll,
+        "copies": args.copies,
+        "mixed_dtype": args.mixed_dtype or "float32",
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+    paths = {
+        "fit": lambda models, batches: fit_epochs(models[0], batches),
+        "fast": lambda models, batches: fast_epochs(models, batches, args.unroll),
+    }
     if args.images < args.batch_size:
         raise common.VaevarError(f"--images {args.images} is less than one batch of {args.batch_size}")
     if args.copies > 1 and "fit" in args.paths.split(","):
@@ -106,12 +126,23 @@ def main(argv=None):
         if not set(names.split(",")) <= set(known):
             raise common.VaevarError(f"unknown name in {names!r}: use some of {', '.join(known)}")
     paths = {name: paths[name] for name in args.paths.split(",")}
-    out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                      f"fast_trainer_{results['device'].replace(' ', '_')}.json")
-    stages = {"stage1": (lambda seed: build_first_stage(entry.shape, seed=seed),
-                         lambda: ImageBatches(images, args.batch_size, 0), 3),
-              "stage2": (lambda seed: build_second_stage(64, entry.stage2_width, seed=seed),
-                         lambda: LatentBatches(mu, sigma, args.batch_size, 0), 3)}
+    out = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        f"fast_trainer_{results['device'].replace(' ', '_')}.json",
+    )
+    stages = {
+        "stage1": (
+            lambda seed: build_first_stage(entry.shape, seed=seed),
+            lambda: ImageBatches(images, args.batch_size, 0),
+            3,
+        ),
+        "stage2": (
+            lambda seed: build_second_stage(64, entry.stage2_width, seed=seed),
+            lambda: LatentBatches(mu, sigma, args.batch_size, 0),
+            3,
+        ),
+    }
     for stage in args.stages.split(","):
         build, feeder, passes = stages[stage]
         rates = {}
@@ -130,8 +161,13 @@ def main(argv=None):
         results[stage].update({f"{p}_fraction_of_matmul": r * flops / peak for p, r in rates.items()})
         if len(rates) == 2:
             results[stage]["fast_over_fit"] = rates["fast"] / rates["fit"]
-        print(f"{stage}: " + ", ".join(f"{p} {r:.0f}/s ({results[stage][p + '_fraction_of_matmul']:.3f} of the "
-                                       f"matmul rate)" for p, r in rates.items()))
+        print(
+            f"{stage}: "
+            + ", ".join(
+                f"{p} {r:.0f}/s ({results[stage][p + '_fraction_of_matmul']:.3f} of the matmul rate)"
+                for p, r in rates.items()
+            )
+        )
         common.save_json(out, results)  # each stage as it is measured: a run cut short keeps what it has
     print(json.dumps(results, indent=1))
 

@@ -8,7 +8,6 @@ Each size is a new input shape, so its first call (compilation) is timed apart.
 """
 
 import json
-import os
 import time
 
 import numpy as np
@@ -17,8 +16,8 @@ import common
 from bench.bench_speed import timed
 
 BATCH_SIZES = "50,100,250,500,1000"  # comma-separated
-IMAGES = 4000                        # images per timed round at each size
-ROUNDS = 3                           # best of
+IMAGES = 4000  # images per timed round at each size
+ROUNDS = 3  # best of
 OUTPUT = None
 
 
@@ -30,8 +29,12 @@ def main(argv=None):
 
     model = build_inception((32, 32, 3))
     rng = np.random.default_rng(0)
-    results = {"backend": keras.backend.backend(), "device": common.device_description(), "images": args.images,
-               "batches": {}}
+    results = {
+        "backend": keras.backend.backend(),
+        "device": common.device_description(),
+        "images": args.images,
+        "batches": {},
+    }
     for batch_size in [int(size) for size in args.batch_sizes.split(",")]:
         x = rng.integers(0, 256, (batch_size, 32, 32, 3)).astype("float32")
         started = time.perf_counter()

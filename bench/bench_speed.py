@@ -21,14 +21,14 @@ import numpy as np
 
 import common
 
-DATASET = "cifar10"         # image shape of this data set
+DATASET = "cifar10"  # image shape of this data set
 BATCH_SIZE = 100
-STEPS = 20                  # training steps per timed call
-ROUNDS = 5                  # interleaved timing rounds of the stage-1 variants
+STEPS = 20  # training steps per timed call
+ROUNDS = 5  # interleaved timing rounds of the stage-1 variants
 FID_IMAGES = 64
 FID_BATCH = 32
-MATMUL_SIZE = 2048          # 8192 on a GPU, to reach its matrix-multiply limit
-STEPS_PER_EXECUTION = 10    # training steps per compiled call in the fit_steps_per_execution variant
+MATMUL_SIZE = 2048  # 8192 on a GPU, to reach its matrix-multiply limit
+STEPS_PER_EXECUTION = 10  # training steps per compiled call in the fit_steps_per_execution variant
 MIXED_PRECISION = False
 OUTPUT = None
 
@@ -90,7 +90,7 @@ def gradient_tape_epoch(model, x, batch_size):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    batches = [tf.constant(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    batches = [tf.constant(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
 
     def epoch():
         for batch in batches:
@@ -109,7 +109,7 @@ def matmul_peak(size):
     a = keras.random.normal((size, size), dtype=dtype)
     b = keras.random.normal((size, size), dtype=dtype)
     seconds = timed(lambda: ops.convert_to_numpy(ops.matmul(a, b)[0, 0]), 10)
-    return 2 * size ** 3 / seconds
+    return 2 * size**3 / seconds
 
 
 def stage1_speed(args, image_shape, peak, rng):
@@ -127,39 +127,49 @@ def stage1_speed(args, image_shape, peak, rng):
     model.compile(optimizer=make_optimizer(1e-4))  # jit_compile="auto", as the training scripts
     variants = {
         "fit": lambda: model.fit(x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False),
-        "fit_uint8_feeder": lambda: model.fit(ImageBatches(uint8_images, args.batch_size, seed=0), epochs=1,
-                                              verbose=0),
+        "fit_uint8_feeder": lambda: model.fit(
+            ImageBatches(uint8_images, args.batch_size, seed=0), epochs=1, verbose=0
+        ),
     }
     # Several steps per compiled call: less Python between steps, which matters where a step is short (GPU).
     multi_step_model = build_first_stage(image_shape)
     multi_step_model.compile(optimizer=make_optimizer(1e-4), steps_per_execution=args.steps_per_execution)
-    variants["fit_steps_per_execution"] = lambda: multi_step_model.fit(x, batch_size=args.batch_size, epochs=1,
-                                                                       verbose=0, shuffle=False)
+    variants["fit_steps_per_execution"] = lambda: multi_step_model.fit(
+        x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False
+    )
     if backend == "tensorflow":
         # Keras' "auto" leaves XLA off on a CPU-only TensorFlow machine; time it on too.
         xla_model = build_first_stage(image_shape)
         xla_model.compile(optimizer=make_optimizer(1e-4), jit_compile=True)
-        variants["fit_xla"] = lambda: xla_model.fit(x, batch_size=args.batch_size, epochs=1, verbose=0,
-                                                    shuffle=False)
+        variants["fit_xla"] = lambda: xla_model.fit(
+            x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False
+        )
         variants["gradient_tape"] = gradient_tape_epoch(build_first_stage(image_shape), x, args.batch_size)
     seconds = interleaved_best(variants, args.rounds)
     per_step = {name: value / args.steps for name, value in seconds.items()}
     fit_seconds = per_step["fit"]
     train_flops = 3 * conv_dense_flops(model)  # forward + backward ~ 3x forward
-    results = {"stage1_fit": {"images_per_s": args.batch_size / fit_seconds,
-                              "flops_per_s": train_flops * args.batch_size / fit_seconds,
-                              "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
-                              "forward_flops_per_image": train_flops / 3,
-                              "images_per_s_with_uint8_feeder": args.batch_size / per_step["fit_uint8_feeder"],
-                              "images_per_s_with_steps_per_execution": (args.batch_size
-                                                                        / per_step["fit_steps_per_execution"]),
-                              "steps_per_execution": args.steps_per_execution,
-                              "rounds": args.rounds}}
+    results = {
+        "stage1_fit": {
+            "images_per_s": args.batch_size / fit_seconds,
+            "flops_per_s": train_flops * args.batch_size / fit_seconds,
+            "ratio_to_matmul_peak": train_flops * args.batch_size / fit_seconds / peak,
+            "forward_flops_per_image": train_flops / 3,
+            "images_per_s_with_uint8_feeder": args.batch_size / per_step["fit_uint8_feeder"],
+            "images_per_s_with_steps_per_execution": (args.batch_size / per_step["fit_steps_per_execution"]),
+            "steps_per_execution": args.steps_per_execution,
+            "rounds": args.rounds,
+        }
+    }
     if backend == "tensorflow":
-        results["stage1_fit_xla"] = {"images_per_s": args.batch_size / per_step["fit_xla"],
-                                     "speed_ratio_to_fit_without_xla": fit_seconds / per_step["fit_xla"]}
-        results["stage1_gradient_tape"] = {"images_per_s": args.batch_size / per_step["gradient_tape"],
-                                           "fit_speed_ratio": per_step["gradient_tape"] / fit_seconds}
+        results["stage1_fit_xla"] = {
+            "images_per_s": args.batch_size / per_step["fit_xla"],
+            "speed_ratio_to_fit_without_xla": fit_seconds / per_step["fit_xla"],
+        }
+        results["stage1_gradient_tape"] = {
+            "images_per_s": args.batch_size / per_step["gradient_tape"],
+            "fit_speed_ratio": per_step["gradient_tape"] / fit_seconds,
+        }
     return results, model
 
 
@@ -170,11 +180,14 @@ def stage2_speed(args, peak, rng):
     second = build_second_stage(64, 2048)
     second.compile(optimizer=make_optimizer(1e-4))
     z = rng.standard_normal((args.batch_size * args.steps * 5, 64)).astype("float32")
-    seconds = timed(lambda: second.fit(z, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False),
-                    3) / (args.steps * 5)
+    seconds = timed(
+        lambda: second.fit(z, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False), 3
+    ) / (args.steps * 5)
     flops = 3 * conv_dense_flops(second)
-    return {"latents_per_s": args.batch_size / seconds,
-            "ratio_to_matmul_peak": flops * args.batch_size / seconds / peak}
+    return {
+        "latents_per_s": args.batch_size / seconds,
+        "ratio_to_matmul_peak": flops * args.batch_size / seconds / peak,
+    }
 
 
 def generation_speed(decoder, peak, rng):
@@ -196,13 +209,17 @@ def fid_features_speed(args, image_shape, peak, rng):
 
     def port():
         for i in range(0, args.fid_images, args.fid_batch):
-            inception.predict_on_batch(images[i:i + args.fid_batch])
+            inception.predict_on_batch(images[i : i + args.fid_batch])
 
     seconds = timed(port, 3)
     flops = conv_dense_flops(inception)
-    results = {"fid_features_port": {"images_per_s": args.fid_images / seconds,
-                                     "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
-                                     "forward_flops_per_image": flops}}
+    results = {
+        "fid_features_port": {
+            "images_per_s": args.fid_images / seconds,
+            "ratio_to_matmul_peak": flops * args.fid_images / seconds / peak,
+            "forward_flops_per_image": flops,
+        }
+    }
     if keras.backend.backend() == "tensorflow":
         from fid import graph as inception_graph
 
@@ -210,7 +227,9 @@ def fid_features_speed(args, image_shape, peak, rng):
         seconds = timed(lambda: extract(images), 3)
         results["fid_features_frozen_graph"] = {"images_per_s": args.fid_images / seconds}
         results["fid_features_port"]["speed_ratio_to_frozen_graph"] = (
-            results["fid_features_port"]["images_per_s"] / results["fid_features_frozen_graph"]["images_per_s"])
+            results["fid_features_port"]["images_per_s"]
+            / results["fid_features_frozen_graph"]["images_per_s"]
+        )
     return results
 
 
@@ -225,9 +244,15 @@ def main(argv=None):
         keras.mixed_precision.set_global_policy("mixed_float16")
     backend = keras.backend.backend()
     device = common.device_description()
-    results = {"backend": backend, "device": device, "machine": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "batch_size": args.batch_size, "dataset": args.dataset,
-               "mixed_precision": args.mixed_precision}
+    results = {
+        "backend": backend,
+        "device": device,
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "batch_size": args.batch_size,
+        "dataset": args.dataset,
+        "mixed_precision": args.mixed_precision,
+    }
     peak = matmul_peak(args.matmul_size)
     results["matmul_flops_per_s"] = peak
     results["matmul_dtype"] = keras.mixed_precision.global_policy().compute_dtype
@@ -238,9 +263,12 @@ def main(argv=None):
     results["generation"] = generation_speed(model.decoder, peak, rng)
     results.update(fid_features_speed(args, image_shape, peak, rng))
 
-    out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                      f"{backend}_{device.replace(' ', '_').replace(',', '')}"
-                                      f"{'_mixed' if args.mixed_precision else ''}.json")
+    out = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        f"{backend}_{device.replace(' ', '_').replace(',', '')}"
+        f"{'_mixed' if args.mixed_precision else ''}.json",
+    )
     common.save_json(out, results)
     print(json.dumps(results, indent=2))
     print(f"written to {out}")

@@ -15,34 +15,42 @@ import numpy as np
 
 import common
 import data
+import run_folder
 import training
 
-RUN_DIR = "runs/cifar10"       # a run with a trained first stage (CIFAR-10)
-DATA_PATH = None               # CIFAR-10 (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+RUN_DIR = "runs/cifar10"  # a run with a trained first stage (CIFAR-10)
+DATA_PATH = None  # CIFAR-10 (else VAEVAR_DATA_DIR, else tensorflow-datasets)
 OUT = "results/bn_recalibration/bn_lag.json"  # where the measurements go
-TEST_IMAGES = 2000             # a seeded random subset of the test split
-CALIBRATION_IMAGES = 10000     # training images whose batch statistics replace the moving ones
+TEST_IMAGES = 2000  # a seeded random subset of the test split
+CALIBRATION_IMAGES = 10000  # training images whose batch statistics replace the moving ones
 
 
 def reconstruction_quality(model, test, data_variance, batch_statistics):
     """Per-pixel MSE and pixel-variance ratio of decoded posterior means, 100 images per batch."""
     reconstructions = training.decode_posterior_means(model, test, batch_statistics)
-    return {"mse_per_pixel": float(np.mean((reconstructions - test) ** 2)),
-            "pixel_variance_ratio": float(reconstructions.var(axis=0).sum() / data_variance)}
+    return {
+        "mse_per_pixel": float(np.mean((reconstructions - test) ** 2)),
+        "pixel_variance_ratio": float(reconstructions.var(axis=0).sum() / data_variance),
+    }
 
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
-    model = training.load_model(os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
-                                "first-stage model")
+    model = run_folder.load_model(
+        os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
+    )
     # A seeded random subset: an ImageFolder copy is class-sorted, so a prefix is two classes.
     test = data.to_unit_float(data.load("cifar10", "test", args.data_path, limit=args.test_images))
     data_variance = float(test.var(axis=0).sum())
-    results = {"run_dir": args.run_dir, "test_images": len(test), "test_subset": "seeded random (data.load limit)",
-               "calibration_images": args.calibration_images,
-               "decoded": "mu (the posterior mean), 100 images per batch",
-               "moving_statistics": reconstruction_quality(model, test, data_variance, False),
-               "batch_statistics": reconstruction_quality(model, test, data_variance, True)}
+    results = {
+        "run_dir": args.run_dir,
+        "test_images": len(test),
+        "test_subset": "seeded random (data.load limit)",
+        "calibration_images": args.calibration_images,
+        "decoded": "mu (the posterior mean), 100 images per batch",
+        "moving_statistics": reconstruction_quality(model, test, data_variance, False),
+        "batch_statistics": reconstruction_quality(model, test, data_variance, True),
+    }
     train = data.load("cifar10", "train", args.data_path)
     batches = training.ImageBatches(train, 100, seed=0, epoch=10_000)
     training.recalibrate_batch_norm(model, (batches[i] for i in range(args.calibration_images // 100)))

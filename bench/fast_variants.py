@@ -29,20 +29,23 @@ import tempfile
 
 import common
 
-IMAGES = 1000              # training images (latent codes) per timed epoch
-EPOCHS = 2                 # timed epochs, after one warm-up epoch
-MATMUL_SIZE = 2048         # 8192 on a GPU
+IMAGES = 1000  # training images (latent codes) per timed epoch
+EPOCHS = 2  # timed epochs, after one warm-up epoch
+MATMUL_SIZE = 2048  # 8192 on a GPU
 STAGES = "stage1,stage2"
 VARIANTS = "default,graphs_with_loops,no_graphs,unroll2,unroll4,bfloat16,batch400,copies4"  # VARIANT_SETTINGS
-TIMEOUT = 240              # seconds per variant
-OUTPUT = None              # default bench/results/fast_variants_<device>.json
+TIMEOUT = 240  # seconds per variant
+OUTPUT = None  # default bench/results/fast_variants_<device>.json
 
 COMMAND_BUFFERS = "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN"
 # name -> (XLA_FLAGS added, bench_fast_trainer flags)
 VARIANT_SETTINGS = {
     "default": ("", []),
-    "graphs_with_loops": (f"--xla_gpu_enable_command_buffer={COMMAND_BUFFERS},WHILE,CONDITIONAL "
-                          "--xla_gpu_graph_min_graph_size=1", []),
+    "graphs_with_loops": (
+        f"--xla_gpu_enable_command_buffer={COMMAND_BUFFERS},WHILE,CONDITIONAL "
+        "--xla_gpu_graph_min_graph_size=1",
+        [],
+    ),
     "no_graphs": ("--xla_gpu_enable_command_buffer=", []),
     "unroll2": ("", ["--unroll", "2"]),
     "unroll4": ("", ["--unroll", "4"]),
@@ -56,13 +59,35 @@ def run_variant(name, args, scratch):
     flags, extra = VARIANT_SETTINGS[name]
     env = dict(os.environ, XLA_FLAGS=" ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), flags])))
     out = os.path.join(scratch, f"{name}.json")
-    command = [sys.executable, "-m", "bench.bench_fast_trainer", "--paths", "fast", "--stages", args.stages,
-               "--images", str(args.images), "--epochs", str(args.epochs), "--matmul-size", str(args.matmul_size),
-               "--output", out] + extra
+    command = [
+        sys.executable,
+        "-m",
+        "bench.bench_fast_trainer",
+        "--paths",
+        "fast",
+        "--stages",
+        args.stages,
+        "--images",
+        str(args.images),
+        "--epochs",
+        str(args.epochs),
+        "--matmul-size",
+        str(args.matmul_size),
+        "--output",
+        out,
+    ] + extra
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        error = None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["exit code"])[-1][:300]
+        done = subprocess.run(
+            command,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        error = (
+            None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["exit code"])[-1][:300]
+        )
     except subprocess.TimeoutExpired:
         error = f"over {args.timeout} s"
     result = json.load(open(out)) if os.path.exists(out) else {}
@@ -75,10 +100,20 @@ def main(argv=None):
     names = args.variants.split(",")
     unknown = set(names) - set(VARIANT_SETTINGS)
     if unknown:
-        raise common.VaevarError(f"unknown --variants {', '.join(sorted(unknown))}: use {', '.join(VARIANT_SETTINGS)}")
-    results = {"device": common.device_description(), "images": args.images, "epochs": args.epochs, "variants": []}
-    out = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                      f"fast_variants_{results['device'].replace(' ', '_')}.json")
+        raise common.VaevarError(
+            f"unknown --variants {', '.join(sorted(unknown))}: use {', '.join(VARIANT_SETTINGS)}"
+        )
+    results = {
+        "device": common.device_description(),
+        "images": args.images,
+        "epochs": args.epochs,
+        "variants": [],
+    }
+    out = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        f"fast_variants_{results['device'].replace(' ', '_')}.json",
+    )
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
             result = run_variant(name, args, scratch)
@@ -89,8 +124,14 @@ def main(argv=None):
                 base = default.get(stage, {}).get("fast_per_second")
                 if rate and base:
                     result[stage]["over_default"] = rate / base
-                print(f"{name} {stage}: " + (f"{rate:.0f}/s" + (f", {rate / base:.2f}x the first variant"
-                                                                 if base else "") if rate else f"failed: {result['error']}"))
+                print(
+                    f"{name} {stage}: "
+                    + (
+                        f"{rate:.0f}/s" + (f", {rate / base:.2f}x the first variant" if base else "")
+                        if rate
+                        else f"failed: {result['error']}"
+                    )
+                )
             common.save_json(out, results)  # each variant as it is measured
     print(f"wrote {out}")
 

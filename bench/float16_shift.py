@@ -11,34 +11,45 @@ import numpy as np
 
 import common
 import data
+import run_folder
 import training
 from fid.features import extract_features
 from fid.weights import resolve_weights
 
-RUN_DIR = "runs/cifar10"      # a run with a trained first stage
+RUN_DIR = "runs/cifar10"  # a run with a trained first stage
 OUT = "results/fid_rounding/float16_check.json"  # where the measurement goes
-IMAGES = 250                  # GEN-1 images decoded from seeded N(0, I) codes
-INCEPTION_WEIGHTS = None      # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
-SEED = 0                      # the latent codes
+IMAGES = 250  # GEN-1 images decoded from seeded N(0, I) codes
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
+SEED = 0  # the latent codes
 
 
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
-    model = training.load_model(os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
-                                "first-stage model")
+    model = run_folder.load_model(
+        os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
+    )
     z = np.random.default_rng(args.seed).standard_normal((args.images, model.latent_dim)).astype(np.float32)
     images = np.asarray(training.decode(model, z, args.images), np.float32)
     weights = resolve_weights(args.inception_weights)
-    stored = {"float32": images * 255.0, "float16": images.astype(np.float16).astype(np.float32) * 255.0,
-              "uint8": data.to_uint8(images)}
-    features = {name: extract_features([array], images.shape[1:], weights, len(images), name)
-                for name, array in stored.items()}
+    stored = {
+        "float32": images * 255.0,
+        "float16": images.astype(np.float16).astype(np.float32) * 255.0,
+        "uint8": data.to_uint8(images),
+    }
+    features = {
+        name: extract_features([array], images.shape[1:], weights, len(images), name)
+        for name, array in stored.items()
+    }
 
     def shift(name):
         return float(np.mean(np.linalg.norm(features[name] - features["float32"], axis=1)))
 
-    out = {"images": args.images, "mean_feature_norm": float(np.mean(np.linalg.norm(features["float32"], axis=1))),
-           "feature_shift_float16": shift("float16"), "feature_shift_uint8": shift("uint8")}
+    out = {
+        "images": args.images,
+        "mean_feature_norm": float(np.mean(np.linalg.norm(features["float32"], axis=1))),
+        "feature_shift_float16": shift("float16"),
+        "feature_shift_uint8": shift("uint8"),
+    }
     out["ratio"] = out["feature_shift_float16"] / out["feature_shift_uint8"]
     print(json.dumps(out, indent=1))
     common.save_json(args.out, out)

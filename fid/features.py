@@ -18,14 +18,17 @@ def inception(image_shape, weights_path, input_convention="authors"):
     key = (tuple(image_shape), weights_path, input_convention)
     if key not in _NETWORKS:
         if input_convention not in INPUT_CENTERS:
-            raise VaevarError(f"unknown --input-convention {input_convention!r}: use "
-                              f"{' or '.join(INPUT_CENTERS)}")
+            raise VaevarError(
+                f"unknown --input-convention {input_convention!r}: use {' or '.join(INPUT_CENTERS)}"
+            )
         model = build_inception(tuple(image_shape), input_convention)
         try:
             model.load_weights(weights_path)
         except Exception as error:
-            raise VaevarError(f"cannot load Inception weights {weights_path} ({type(error).__name__}): "
-                              f"convert them again with convert_inception.py") from error
+            raise VaevarError(
+                f"cannot load Inception weights {weights_path} ({type(error).__name__}): "
+                f"convert them again with convert_inception.py"
+            ) from error
         _NETWORKS[key] = model
     return _NETWORKS[key]
 
@@ -45,6 +48,7 @@ def extract_features(batches, image_shape, weights_path, total, label="", input_
 
 # ------------------------------------------------------------------ the inputs
 
+
 def load_source(source, split, count, data_path=None, jpeg_round_trip=True):
     """Images (uint8, or floats in [0, 1]) of a data set name, an .npz or an image folder, at most `count`.
 
@@ -57,8 +61,10 @@ def load_source(source, split, count, data_path=None, jpeg_round_trip=True):
         return load_sample_array(source)[:count]
     if os.path.isdir(source):
         return _folder_images(source, count)
-    raise VaevarError(f"cannot score {source}: give a data set name ({', '.join(data.DATASETS)}), "
-                      f"an .npz or a folder of images")
+    raise VaevarError(
+        f"cannot score {source}: give a data set name ({', '.join(data.DATASETS)}), "
+        f"an .npz or a folder of images"
+    )
 
 
 def scored_count(total, multiple):
@@ -68,7 +74,7 @@ def scored_count(total, multiple):
 
 def pixel_batches(images, batch_size):
     """[0, 255] batches of `images`, as the network takes them."""
-    return (_pixel_range(images[i:i + batch_size]) for i in range(0, len(images), batch_size))
+    return (_pixel_range(images[i : i + batch_size]) for i in range(0, len(images), batch_size))
 
 
 def content_digest(images, batch_size=1000):
@@ -107,8 +113,10 @@ def check_sample_file(path):
             if "images" not in archive.files:
                 raise VaevarError(f"{path} has no 'images' array: write samples with generate.py")
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise VaevarError(f"{path} is not a readable .npz array archive ({type(error).__name__}): "
-                          f"write samples with generate.py or numpy.savez") from error
+        raise VaevarError(
+            f"{path} is not a readable .npz array archive ({type(error).__name__}): "
+            f"write samples with generate.py or numpy.savez"
+        ) from error
 
 
 def load_sample_array(path):
@@ -117,9 +125,11 @@ def load_sample_array(path):
     with np.load(path) as archive:
         images = archive["images"]
     if images.ndim != 4 or not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
-        raise VaevarError(f"{path}: expected uint8 or [0, 1] float NHWC images, got {images.dtype} "
-                          f"{images.shape}")
+        raise VaevarError(
+            f"{path}: expected uint8 or [0, 1] float NHWC images, got {images.dtype} {images.shape}"
+        )
     if images.dtype != np.uint8 and (images.min() < 0 or images.max() > 1):
-        raise VaevarError(f"{path}: float images must lie in [0, 1], found [{images.min():.3g}, "
-                          f"{images.max():.3g}]")
+        raise VaevarError(
+            f"{path}: float images must lie in [0, 1], found [{images.min():.3g}, {images.max():.3g}]"
+        )
     return images

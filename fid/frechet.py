@@ -22,8 +22,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, method="sqrtm"):
     mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
     sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise VaevarError(f"feature sizes differ ({mu1.shape} vs {mu2.shape}): compare features "
-                          f"of the same network")
+        raise VaevarError(
+            f"feature sizes differ ({mu1.shape} vs {mu2.shape}): compare features of the same network"
+        )
     diff = mu1 - mu2
     if method == "eig":
         tr_covmean = trace_sqrt_product(sigma1, sigma2)
@@ -35,8 +36,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, method="sqrtm"):
             covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
         if np.iscomplexobj(covmean):
             if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-                raise VaevarError(f"FID: imaginary component {np.max(np.abs(covmean.imag)):.3g} in the "
-                                  f"matrix square root; use more samples")
+                raise VaevarError(
+                    f"FID: imaginary component {np.max(np.abs(covmean.imag)):.3g} in the "
+                    f"matrix square root; use more samples"
+                )
             covmean = covmean.real
         tr_covmean = np.trace(covmean)
     else:
@@ -78,8 +81,10 @@ def statistics(features):
     if features.ndim != 2 or len(features) < 2:
         raise VaevarError(f"FID needs at least 2 samples, got {len(features)}: generate more samples")
     if len(features) < MIN_FULL_RANK:
-        warnings.warn(f"FID with {len(features)} < {MIN_FULL_RANK} samples: the covariance is singular and "
-                      f"the score biased; use 10,000 for comparable numbers")
+        warnings.warn(
+            f"FID with {len(features)} < {MIN_FULL_RANK} samples: the covariance is singular and "
+            f"the score biased; use 10,000 for comparable numbers"
+        )
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -112,6 +117,9 @@ def kernel_inception_distance(features1, features2, subsets=100, subset_size=100
         x = f1[rng.choice(len(f1), m, replace=False)]
         y = f2[rng.choice(len(f2), m, replace=False)]
         kxx, kyy, kxy = ((a @ b.T / dims + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-        values.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                      - 2 * kxy.mean())
+        values.append(
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
     return float(np.mean(values)), float(np.std(values))

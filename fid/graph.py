@@ -27,8 +27,10 @@ def _tf():
     try:
         import tensorflow as tf
     except ImportError as error:
-        raise VaevarError("reading the frozen Inception graph needs TensorFlow: convert it once on a "
-                          "machine with TensorFlow (convert_inception.py) and copy the .weights.h5") from error
+        raise VaevarError(
+            "reading the frozen Inception graph needs TensorFlow: convert it once on a "
+            "machine with TensorFlow (convert_inception.py) and copy the .weights.h5"
+        ) from error
     return tf
 
 
@@ -45,8 +47,10 @@ def read_graph_def(path):
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(raw)
     except (OSError, tarfile.TarError, StopIteration, Exception) as error:
-        raise VaevarError(f"{path} is not a readable Inception graph ({type(error).__name__}); download "
-                          f"inception-2015-12-05.tgz again") from error
+        raise VaevarError(
+            f"{path} is not a readable Inception graph ({type(error).__name__}); download "
+            f"inception-2015-12-05.tgz again"
+        ) from error
     return graph_def
 
 
@@ -86,9 +90,13 @@ def folded_conv_weights(graph_def):
             gamma, beta, mean, var = (_const_value(nodes, i) for i in bn.input[1:5])
             eps, scale = bn.attr["epsilon"].f, gamma
         factor = scale / np.sqrt(var + eps)
-        prefix = conv_name[:-len("/Conv2D")] if conv_name.endswith("/Conv2D") else conv_name
-        result[prefix] = (kernel * factor, beta - mean * factor, list(conv.attr["strides"].list.i)[1:3],
-                          conv.attr["padding"].s.decode().lower())
+        prefix = conv_name[: -len("/Conv2D")] if conv_name.endswith("/Conv2D") else conv_name
+        result[prefix] = (
+            kernel * factor,
+            beta - mean * factor,
+            list(conv.attr["strides"].list.i)[1:3],
+            conv.attr["padding"].s.decode().lower(),
+        )
     return result
 
 
@@ -102,9 +110,12 @@ def convert(graph_def, model=None):
     Refuses a graph whose convolutions or pools do not match the port.
     """
     model = model or build_inception()
-    problems = load_folded_convs(model, folded_conv_weights(graph_def), "graph",
-                                 lambda layer, kernel, strides, padding: (list(layer.strides) == strides
-                                                                          and layer.padding == padding))
+    problems = load_folded_convs(
+        model,
+        folded_conv_weights(graph_def),
+        "graph",
+        lambda layer, kernel, strides, padding: list(layer.strides) == strides and layer.padding == padding,
+    )
     graph_pools = graph_pool_kinds(graph_def)
     for prefix, kind in pool_kinds(model).items():
         if prefix in graph_pools and graph_pools[prefix] != kind:
@@ -120,16 +131,19 @@ def frozen_graph_extractor(graph_def, batch_size=100):
     graph = tf.Graph()
     with graph.as_default():
         placeholder = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
-        (pool3,) = tf.compat.v1.import_graph_def(graph_def, input_map={INPUT_TENSOR: placeholder},
-                                                 return_elements=[OUTPUT_TENSOR], name="")
+        (pool3,) = tf.compat.v1.import_graph_def(
+            graph_def, input_map={INPUT_TENSOR: placeholder}, return_elements=[OUTPUT_TENSOR], name=""
+        )
     session = tf.compat.v1.Session(graph=graph)
 
     def extract(images):
         images = np.asarray(images, np.float32)
         if images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)
-        out = [session.run(pool3, {placeholder: images[i:i + batch_size]})
-               for i in range(0, len(images), batch_size)]
+        out = [
+            session.run(pool3, {placeholder: images[i : i + batch_size]})
+            for i in range(0, len(images), batch_size)
+        ]
         return np.concatenate(out).reshape(len(images), -1)
 
     return extract
@@ -140,6 +154,7 @@ def frozen_graph_features(graph_def, images, batch_size=100):
 
 
 # --------------------------------------------------- a graph in the same format
+
 
 def random_graph_def(seed=0):
     """A GraphDef laid out like classify_image_graph_def.pb, with random weights.
@@ -178,12 +193,20 @@ def random_graph_def(seed=0):
         return tf.compat.v1.AttrValue(s=value.encode())
 
     node("ExpandDims", "Placeholder", dtype=f32)
-    resized = node("ResizeBilinear", "ResizeBilinear", ["ExpandDims", const("ResizeBilinear/size", [299, 299],
-                                                                            np.int32)],
-                   T=f32, align_corners=tf.compat.v1.AttrValue(b=False),
-                   half_pixel_centers=tf.compat.v1.AttrValue(b=False))
-    scaled = node("Mul", "Mul", [node("Sub", "Sub", [resized, const("Sub/y", 128.0)], T=f32),
-                                 const("Mul/y", 1.0 / 128.0)], T=f32)
+    resized = node(
+        "ResizeBilinear",
+        "ResizeBilinear",
+        ["ExpandDims", const("ResizeBilinear/size", [299, 299], np.int32)],
+        T=f32,
+        align_corners=tf.compat.v1.AttrValue(b=False),
+        half_pixel_centers=tf.compat.v1.AttrValue(b=False),
+    )
+    scaled = node(
+        "Mul",
+        "Mul",
+        [node("Sub", "Sub", [resized, const("Sub/y", 128.0)], T=f32), const("Mul/y", 1.0 / 128.0)],
+        T=f32,
+    )
     outputs = {"resize": scaled}
     for layer in model.layers[2:]:
         sources = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
@@ -192,26 +215,52 @@ def random_graph_def(seed=0):
         if isinstance(layer, layers.Conv2D):
             kh, kw, cin, cout = layer.kernel.shape
             kernel = rng.normal(0.0, np.sqrt(2.0 / (kh * kw * cin)), (kh, kw, cin, cout))
-            conv = node(f"{prefix}/Conv2D", "Conv2D", [inbound[0], const(f"{prefix}/conv2d_params", kernel)],
-                        T=f32, strides=ints([1, *layer.strides, 1]), padding=text(layer.padding.upper()),
-                        data_format=text("NHWC"), use_cudnn_on_gpu=tf.compat.v1.AttrValue(b=True))
-            stats = [const(f"{prefix}/batchnorm/moving_mean", rng.normal(0, 0.2, cout)),
-                     const(f"{prefix}/batchnorm/moving_variance", rng.uniform(0.5, 2.0, cout)),
-                     const(f"{prefix}/batchnorm/beta", rng.normal(0, 0.2, cout)),
-                     const(f"{prefix}/batchnorm/gamma", rng.uniform(0.5, 2.0, cout))]
-            bn = node(f"{prefix}/batchnorm", "BatchNormWithGlobalNormalization", [conv] + stats, T=f32,
-                      variance_epsilon=tf.compat.v1.AttrValue(f=0.001),
-                      scale_after_normalization=tf.compat.v1.AttrValue(b=False))
+            conv = node(
+                f"{prefix}/Conv2D",
+                "Conv2D",
+                [inbound[0], const(f"{prefix}/conv2d_params", kernel)],
+                T=f32,
+                strides=ints([1, *layer.strides, 1]),
+                padding=text(layer.padding.upper()),
+                data_format=text("NHWC"),
+                use_cudnn_on_gpu=tf.compat.v1.AttrValue(b=True),
+            )
+            stats = [
+                const(f"{prefix}/batchnorm/moving_mean", rng.normal(0, 0.2, cout)),
+                const(f"{prefix}/batchnorm/moving_variance", rng.uniform(0.5, 2.0, cout)),
+                const(f"{prefix}/batchnorm/beta", rng.normal(0, 0.2, cout)),
+                const(f"{prefix}/batchnorm/gamma", rng.uniform(0.5, 2.0, cout)),
+            ]
+            bn = node(
+                f"{prefix}/batchnorm",
+                "BatchNormWithGlobalNormalization",
+                [conv] + stats,
+                T=f32,
+                variance_epsilon=tf.compat.v1.AttrValue(f=0.001),
+                scale_after_normalization=tf.compat.v1.AttrValue(b=False),
+            )
             outputs[layer.name] = node(prefix, "Relu", [bn], T=f32)
         elif isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D)):
             op = "MaxPool" if isinstance(layer, layers.MaxPooling2D) else "AvgPool"
-            outputs[layer.name] = node(prefix, op, inbound, T=f32, ksize=ints([1, *layer.pool_size, 1]),
-                                       strides=ints([1, *layer.strides, 1]), padding=text(layer.padding.upper()),
-                                       data_format=text("NHWC"))
+            outputs[layer.name] = node(
+                prefix,
+                op,
+                inbound,
+                T=f32,
+                ksize=ints([1, *layer.pool_size, 1]),
+                strides=ints([1, *layer.strides, 1]),
+                padding=text(layer.padding.upper()),
+                data_format=text("NHWC"),
+            )
         elif isinstance(layer, layers.Concatenate):
-            outputs[layer.name] = node(prefix, "ConcatV2", inbound + [const(f"{prefix}/axis", 3, np.int32)],
-                                       T=f32, N=tf.compat.v1.AttrValue(i=len(inbound)),
-                                       Tidx=tf.compat.v1.AttrValue(type=tf.int32.as_datatype_enum))
+            outputs[layer.name] = node(
+                prefix,
+                "ConcatV2",
+                inbound + [const(f"{prefix}/axis", 3, np.int32)],
+                T=f32,
+                N=tf.compat.v1.AttrValue(i=len(inbound)),
+                Tidx=tf.compat.v1.AttrValue(type=tf.int32.as_datatype_enum),
+            )
         elif isinstance(layer, layers.Flatten):
             continue
         else:

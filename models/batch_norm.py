@@ -19,12 +19,20 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
     def build(self, input_shape):
         super().build(input_shape)
         shape = tuple(self.moving_mean.shape)
-        self.biased_mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="biased_mean",
-                                           autocast=False)
-        self.biased_variance = self.add_weight(shape=shape, initializer="zeros", trainable=False,
-                                               name="biased_variance", autocast=False)
-        self.debias_steps = self.add_weight(shape=(), initializer="zeros", trainable=False, name="debias_steps",
-                                            dtype="float32", autocast=False)
+        self.biased_mean = self.add_weight(
+            shape=shape, initializer="zeros", trainable=False, name="biased_mean", autocast=False
+        )
+        self.biased_variance = self.add_weight(
+            shape=shape, initializer="zeros", trainable=False, name="biased_variance", autocast=False
+        )
+        self.debias_steps = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            name="debias_steps",
+            dtype="float32",
+            autocast=False,
+        )
         self.debias = True  # recalibration switches it off to average batch statistics its own way
 
     def call(self, inputs, training=None, mask=None):
@@ -45,8 +53,9 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
         self.moving_variance.assign(biased_variance / correction)
         scale = ops.cast(self.gamma, inputs.dtype) if self.scale else None
         offset = ops.cast(self.beta, inputs.dtype) if self.center else None
-        outputs = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=offset, scale=scale,
-                                          epsilon=self.epsilon)
+        outputs = ops.batch_normalization(
+            inputs, mean, variance, axis=self.axis, offset=offset, scale=scale, epsilon=self.epsilon
+        )
         return ops.cast(outputs, self.compute_dtype)
 
 
@@ -58,7 +67,7 @@ def debias_legacy_statistics(model, steps):
     for layer in _batch_norm_layers(model):
         if isinstance(layer, DebiasedBatchNormalization):
             continue
-        remaining = layer.momentum ** steps
+        remaining = layer.momentum**steps
         mean = ops.convert_to_numpy(layer.moving_mean)
         variance = ops.convert_to_numpy(layer.moving_variance)
         layer.moving_mean.assign(mean / (1.0 - remaining))

@@ -83,13 +83,13 @@ def build_decoder(image_shape, latent_dim=64, base_filters=32):
     size, _, out_channels = image_shape
     start = decoder_start(size)
     steps = 0
-    while start * 2 ** steps < size:
+    while start * 2**steps < size:
         steps += 1
-    if start * 2 ** steps != size or image_shape[0] != image_shape[1]:
+    if start * 2**steps != size or image_shape[0] != image_shape[1]:
         raise ValueError(f"unsupported image shape {image_shape}: need square sides of 2^k * start")
 
     def width(halvings):  # base at full size, doubling as the scale halves
-        return min(base_filters * 2 ** halvings, MAX_WIDTH)
+        return min(base_filters * 2**halvings, MAX_WIDTH)
 
     inputs = keras.Input((latent_dim,), name="z")
     channels = width(steps)
@@ -101,18 +101,26 @@ def build_decoder(image_shape, latent_dim=64, base_filters=32):
         h = residual_block(h, channels, f"dec_scale{s}")
     if steps == 0:
         h = residual_block(h, channels, "dec_scale0")
-    outputs = layers.Conv2D(out_channels, 3, padding="same", activation="sigmoid", dtype="float32",
-                            name="x_hat")(h)
+    outputs = layers.Conv2D(
+        out_channels, 3, padding="same", activation="sigmoid", dtype="float32", name="x_hat"
+    )(h)
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def build_first_stage(image_shape, latent_dim=64, base_filters=32, gamma_mode="balanced", seed=0, kl_weight=None):
+def build_first_stage(
+    image_shape, latent_dim=64, base_filters=32, gamma_mode="balanced", seed=0, kl_weight=None
+):
     """kl_weight None: the authors' (2 * side / latent_dim)^2."""
     image_shape = tuple(int(s) for s in image_shape)
     if kl_weight is None:
         kl_weight = kl_weight_for(image_shape[0], latent_dim)
-    model = VAE(build_encoder(image_shape, latent_dim, base_filters),
-                build_decoder(image_shape, latent_dim, base_filters),
-                gamma_mode=gamma_mode, seed=seed, kl_weight=kl_weight, name="first_stage")
+    model = VAE(
+        build_encoder(image_shape, latent_dim, base_filters),
+        build_decoder(image_shape, latent_dim, base_filters),
+        gamma_mode=gamma_mode,
+        seed=seed,
+        kl_weight=kl_weight,
+        name="first_stage",
+    )
     model.build((None,) + image_shape)
     return model

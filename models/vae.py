@@ -48,11 +48,16 @@ class VAE(keras.Model):
         self.kl_weight = float(kl_weight)
         self.latent_dim = int(encoder.outputs[0].shape[-1])
         self.sampler_seed = keras.random.SeedGenerator(seed, name="sampler_seed")
-        self.mse_ema = self.add_weight(shape=(), initializer="ones", trainable=False,
-                                       name="mse_ema", dtype="float32")
-        self.log_gamma = self.add_weight(shape=(), initializer="zeros",
-                                         trainable=(gamma_mode == "learned"),
-                                         name="log_gamma", dtype="float32")
+        self.mse_ema = self.add_weight(
+            shape=(), initializer="ones", trainable=False, name="mse_ema", dtype="float32"
+        )
+        self.log_gamma = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            trainable=(gamma_mode == "learned"),
+            name="log_gamma",
+            dtype="float32",
+        )
         self.mse_tracker = keras.metrics.Mean(name="mse")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.gamma_tracker = keras.metrics.Mean(name="gamma")
@@ -110,13 +115,15 @@ class VAE(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "gamma_mode": self.gamma_mode,
-            "seed": self.seed,
-            "kl_weight": self.kl_weight,
-        })
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "gamma_mode": self.gamma_mode,
+                "seed": self.seed,
+                "kl_weight": self.kl_weight,
+            }
+        )
         return config
 
     @classmethod

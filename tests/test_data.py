@@ -53,7 +53,7 @@ def test_celeba_resize_is_pillows_antialiased_bilinear():
     crop = image[45:173, 25:153].astype(np.float64)
     taps = np.array([1, 3, 3, 1]) / 8.0
     for i, j in [(1, 1), (10, 20), (31, 40), (62, 62)]:
-        window = crop[2 * i - 1:2 * i + 3, 2 * j - 1:2 * j + 3]
+        window = crop[2 * i - 1 : 2 * i + 3, 2 * j - 1 : 2 * j + 3]
         expected = np.einsum("a,b,abc->c", taps, taps, window)
         np.testing.assert_allclose(out[i, j], expected, atol=1.0)
     assert np.abs(out - resize.resize_bilinear(crop, 64, 64)).max() > 5  # not the unfiltered resize
@@ -154,8 +154,15 @@ def test_truncated_or_foreign_idx_file(tmp_path):
         data.load("mnist", "train", str(tmp_path))
 
 
-def write_image_tree(root, splits=("train", "test"), classes=("cat", "dog", "frog"), per_class=4, size=(32, 32),
-                     as_zip=False, prefix=""):
+def write_image_tree(
+    root,
+    splits=("train", "test"),
+    classes=("cat", "dog", "frog"),
+    per_class=4,
+    size=(32, 32),
+    as_zip=False,
+    prefix="",
+):
     """An ImageFolder tree <split>/<class>/<n>.png (or a zip of it); pixel [0, 0, 0] encodes the label."""
     from PIL import Image
 
@@ -231,7 +238,9 @@ def test_limit_and_evaluation_sets_are_random_not_a_class_prefix(tmp_path):
     assert len(data.load_evaluation("cifar10", path, 1000, "test")) == 100  # all when asking for more
 
 
-SHARED_ZIP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10", "cifar10_jpeg_q75.zip")
+SHARED_ZIP = os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10", "cifar10_jpeg_q75.zip"
+)
 
 
 @pytest.mark.skipif(not os.path.exists(SHARED_ZIP), reason="../shared/data/cifar10 is absent")
@@ -284,7 +293,9 @@ def test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once(cifar_tarball, m
     loaded = data.load("cifar10", "test", path)
     assert not np.array_equal(loaded, raw)
     buffer = io.BytesIO()
-    Image.fromarray(raw[3]).save(buffer, format="JPEG", quality=75)  # imageio's .jpg default: Pillow, quality 75
+    Image.fromarray(raw[3]).save(
+        buffer, format="JPEG", quality=75
+    )  # imageio's .jpg default: Pillow, quality 75
     np.testing.assert_array_equal(loaded[3], np.asarray(Image.open(buffer)))
     assert len(os.listdir(tmp_path / "cache")) == 1
     monkeypatch.setattr(data, "jpeg_round_trip", lambda *a: pytest.fail("encoded again instead of the cache"))
@@ -301,7 +312,9 @@ def test_jpeg_image_tree_is_not_compressed_twice(tmp_path):
         folder = tmp_path / "tree" / split / "cat"
         folder.mkdir(parents=True)
         for i in range(3):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=75)
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / f"{i}.jpg", quality=75
+            )
             originals[(split, i)] = np.asarray(Image.open(folder / f"{i}.jpg"))
     loaded = data.load("cifar10", "test", str(tmp_path / "tree"))
     np.testing.assert_array_equal(loaded, np.stack([originals[("test", i)] for i in range(3)]))

@@ -16,8 +16,14 @@ from tests.conftest import ROOT
 
 def run_script(script, *argv, env=None, timeout=120):
     started = time.time()
-    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *argv], capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT, env=dict(os.environ, **(env or {})))
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, script), *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=dict(os.environ, **(env or {})),
+    )
     return result, time.time() - started
 
 
@@ -26,9 +32,15 @@ TENSORFLOW_START_UP = ("WARNING: All log messages before absl::InitializeLog()",
 
 
 def assert_one_line_error(result, expected):
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(TENSORFLOW_START_UP)]
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith(TENSORFLOW_START_UP)
+    ]
     assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, (
+        result.stderr
+    )
     assert expected in lines[0]
 
 
@@ -55,8 +67,14 @@ def test_offline_training_script_says_so_in_one_line(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     if data._reachable(data.TFDS_MIRROR, timeout=2):
         pytest.skip("this machine reaches tensorflow-datasets' mirror: it would download CIFAR-10")
-    result, seconds = run_script("train_first_stage.py", "--dataset", "cifar10", "--run-dir", str(tmp_path / "run"),
-                                 env={"TFDS_DATA_DIR": str(tmp_path / "tfds"), "VAEVAR_DATA_DIR": ""})
+    result, seconds = run_script(
+        "train_first_stage.py",
+        "--dataset",
+        "cifar10",
+        "--run-dir",
+        str(tmp_path / "run"),
+        env={"TFDS_DATA_DIR": str(tmp_path / "tfds"), "VAEVAR_DATA_DIR": ""},
+    )
     assert_one_line_error(result, "give a local file with --data-path")
     assert seconds < 60  # the interpreter and TensorFlow start-up included; the check itself is seconds
 
@@ -64,13 +82,27 @@ def test_offline_training_script_says_so_in_one_line(tmp_path):
 def test_compute_fid_on_a_file_that_is_not_an_array_archive(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"these are not the samples you are looking for")
-    result, seconds = run_script("compute_fid.py", "--samples", str(bad), "--run-dir", str(tmp_path),
-                                 "--inception-weights", str(tmp_path / "unused.weights.h5"))
+    result, seconds = run_script(
+        "compute_fid.py",
+        "--samples",
+        str(bad),
+        "--run-dir",
+        str(tmp_path),
+        "--inception-weights",
+        str(tmp_path / "unused.weights.h5"),
+    )
     assert_one_line_error(result, "is not a readable .npz array archive")
     assert seconds < 60
     np.savez(tmp_path / "no_images.npz", pixels=np.zeros((2, 2)))
-    result, _ = run_script("compute_fid.py", "--samples", str(tmp_path / "no_images.npz"), "--run-dir",
-                           str(tmp_path), "--inception-weights", str(tmp_path / "unused.weights.h5"))
+    result, _ = run_script(
+        "compute_fid.py",
+        "--samples",
+        str(tmp_path / "no_images.npz"),
+        "--run-dir",
+        str(tmp_path),
+        "--inception-weights",
+        str(tmp_path / "unused.weights.h5"),
+    )
     assert_one_line_error(result, "has no 'images' array")
 
 
@@ -80,8 +112,9 @@ def bad_files(tmp_path_factory):
     (root / "corrupt.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     idx = root / "idx"
     idx.mkdir()
-    (idx / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + np.array([10, 28, 28], ">u4").tobytes()
-                                                  + bytes(100))
+    (idx / "train-images-idx3-ubyte").write_bytes(
+        b"\x00\x00\x08\x03" + np.array([10, 28, 28], ">u4").tobytes() + bytes(100)
+    )
     run = root / "run" / "stage1"
     run.mkdir(parents=True)
     (run / "first_stage.keras").write_bytes(b"not a keras file")
@@ -91,17 +124,34 @@ def bad_files(tmp_path_factory):
 # (script, argv, what the one line says): the table of bad input in docs/running.md
 BAD_INPUT = [
     ("train_first_stage.py", ["--dataset", "imagenet"], "unknown data set 'imagenet'"),
-    ("train_first_stage.py", ["--dataset", "cifar10", "--data-path", "{root}/missing.tar.gz"], "does not exist"),
-    ("train_first_stage.py", ["--dataset", "cifar10", "--data-path", "{root}/corrupt.tar.gz"],
-     "is not a valid CIFAR-10 python tarball"),
+    (
+        "train_first_stage.py",
+        ["--dataset", "cifar10", "--data-path", "{root}/missing.tar.gz"],
+        "does not exist",
+    ),
+    (
+        "train_first_stage.py",
+        ["--dataset", "cifar10", "--data-path", "{root}/corrupt.tar.gz"],
+        "is not a valid CIFAR-10 python tarball",
+    ),
     ("train_first_stage.py", ["--dataset", "mnist", "--data-path", "{root}/idx"], "the file is truncated"),
     ("train_first_stage.py", ["--dataset", "mnist", "--epochs", "-1"], "--epochs must be > 0, got -1"),
-    ("train_second_stage.py", ["--dataset", "mnist", "--run-dir", "{root}/empty"], "first-stage model not found"),
+    (
+        "train_second_stage.py",
+        ["--dataset", "mnist", "--run-dir", "{root}/empty"],
+        "first-stage model not found",
+    ),
     ("generate.py", ["--dataset", "mnist", "--run-dir", "{root}/run"], "cannot load first-stage model"),
-    ("compute_fid.py", ["--dataset", "mnist", "--run-dir", "{root}/fid", "--num-samples", "1"],
-     "at least 2 for FID"),
-    ("compute_fid.py", ["--dataset", "mnist", "--run-dir", "{root}/fid", "--samples", "{root}/missing.npz"],
-     "not found: run generate.py first"),
+    (
+        "compute_fid.py",
+        ["--dataset", "mnist", "--run-dir", "{root}/fid", "--num-samples", "1"],
+        "at least 2 for FID",
+    ),
+    (
+        "compute_fid.py",
+        ["--dataset", "mnist", "--run-dir", "{root}/fid", "--samples", "{root}/missing.npz"],
+        "not found: run generate.py first",
+    ),
 ]
 
 
@@ -113,8 +163,11 @@ def test_bad_input_is_one_line_and_exit_code_2(bad_files, script, argv, expected
 
 def tree_digest(root):
     """{relative path: bytes} of every file under root: what a refused command must leave as it was."""
-    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
-            for d, _, files in os.walk(root) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+        for d, _, files in os.walk(root)
+        for f in files
+    }
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +182,9 @@ def bad_runs(tmp_path_factory, mnist_npz):
     mismatched = root / "mismatched"  # a second stage of another latent size, without its checkpoint.json
     (mismatched / "stage1").mkdir(parents=True)
     (mismatched / "stage2").mkdir()
-    build_first_stage((28, 28, 1), latent_dim=8, base_filters=4).save(mismatched / "stage1" / "first_stage.keras")
+    build_first_stage((28, 28, 1), latent_dim=8, base_filters=4).save(
+        mismatched / "stage1" / "first_stage.keras"
+    )
     build_second_stage(latent_dim=4, width=8).save(mismatched / "stage2" / "second_stage.keras")
     corrupt = root / "corrupt" / "stage1"  # a resume point whose model file is damaged
     corrupt.mkdir(parents=True)
@@ -150,13 +205,37 @@ def bad_runs(tmp_path_factory, mnist_npz):
 
 # (script, argv, what the one line says): each must leave its folder as it was
 BAD_RUNS = [
-    ("generate.py", ["--dataset", "mnist", "--run-dir", "{root}/mismatched"], "has 4 latent dimensions, the first stage 8"),
-    ("train_first_stage.py", ["--dataset", "mnist", "--data-path", "{mnist}", "--run-dir", "{root}/corrupt",
-                              "--epochs", "2", "--base-filters", "4"],
-     "cannot load checkpoint from {root}/corrupt/stage1/checkpoint.keras"),
-    ("compute_fid.py", ["--run-dir", "{root}/mnist_run"], "was trained on mnist, not cifar10: pass --dataset mnist"),
-    ("train_first_stage.py", ["--dataset", "mnist", "--data-path", "{root}/mixed", "--run-dir", "{root}/unused"],
-     "mix grayscale and RGB (channels [1, 3])"),
+    (
+        "generate.py",
+        ["--dataset", "mnist", "--run-dir", "{root}/mismatched"],
+        "has 4 latent dimensions, the first stage 8",
+    ),
+    (
+        "train_first_stage.py",
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            "{mnist}",
+            "--run-dir",
+            "{root}/corrupt",
+            "--epochs",
+            "2",
+            "--base-filters",
+            "4",
+        ],
+        "cannot load checkpoint from {root}/corrupt/stage1/checkpoint.keras",
+    ),
+    (
+        "compute_fid.py",
+        ["--run-dir", "{root}/mnist_run"],
+        "was trained on mnist, not cifar10: pass --dataset mnist",
+    ),
+    (
+        "train_first_stage.py",
+        ["--dataset", "mnist", "--data-path", "{root}/mixed", "--run-dir", "{root}/unused"],
+        "mix grayscale and RGB (channels [1, 3])",
+    ),
 ]
 
 
@@ -164,14 +243,18 @@ BAD_RUNS = [
 def test_bad_run_folder_is_one_line_and_left_as_it_was(bad_runs, mnist_npz, script, argv, expected):
     before = tree_digest(bad_runs)
     fill = {"root": bad_runs, "mnist": mnist_npz}
-    result, _ = run_script(script, *[a.format(**fill) for a in argv], env={"VAEVAR_DATA_DIR": ""}, timeout=300)
+    result, _ = run_script(
+        script, *[a.format(**fill) for a in argv], env={"VAEVAR_DATA_DIR": ""}, timeout=300
+    )
     assert_one_line_error(result, expected.format(**fill))
     if "checkpoint" in expected:
         assert "delete" in result.stderr and "to start this stage over" in result.stderr
     assert tree_digest(bad_runs) == before
 
 
-def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
     """ENOSPC in the middle of writing checkpoint.keras (simulated: the save writes part of the file, then
     fails): the message is one line, exit 2, and the previous checkpoint is the resume point, unchanged."""
     import errno
@@ -180,8 +263,9 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
 
     import common
     from models.first_stage import build_first_stage
+    from run_folder import CHECKPOINT, load_model
     from tests.conftest import digit_images
-    from training import CHECKPOINT, ImageBatches, fit, load_model, make_optimizer
+    from training import ImageBatches, fit, make_optimizer
 
     run_dir = str(tmp_path / "stage1")
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
@@ -205,4 +289,6 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
     assert f"the previous {CHECKPOINT} is intact" in lines[0] and "rerun the same command" in lines[0]
     assert {name: open(os.path.join(run_dir, name), "rb").read() for name in kept} == kept
     assert sorted(os.listdir(run_dir)) == ["checkpoint.json", CHECKPOINT, "log.csv"]  # no temporary file left
-    assert load_model(os.path.join(run_dir, CHECKPOINT)).optimizer.iterations.numpy() == 2  # epoch 1's 2 steps
+    assert (
+        load_model(os.path.join(run_dir, CHECKPOINT)).optimizer.iterations.numpy() == 2
+    )  # epoch 1's 2 steps

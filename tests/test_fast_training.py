@@ -24,16 +24,28 @@ atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
 
 
 def jax_environment():
-    return dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=NO_TENSORFLOW, JAX_PLATFORMS="cpu",
-                JAX_COMPILATION_CACHE_DIR=JAX_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    return dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        PYTHONPATH=NO_TENSORFLOW,
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=JAX_CACHE,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
 
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("fast_vs_fit")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "fast_vs_fit.py"), str(out)],
-                            capture_output=True, text=True, timeout=900, cwd=ROOT, env=jax_environment())
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "fast_vs_fit.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env=jax_environment(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.load(open(out / "fast_vs_fit.json"))
 

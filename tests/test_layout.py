@@ -18,10 +18,11 @@ LAYERS = {
     "analysis": set(),
     "models": {"models"},
     "fid": {"common", "data", "fid"},
-    "training": {"common", "data", "models"},
+    "run_folder": {"common", "models"},
+    "training": {"common", "data", "models", "run_folder"},
     "sampling": {"common", "training"},
-    "fast_training": {"common", "training"},
-    "bench": {"common", "data", "models", "fid", "training", "fast_training", "bench"},
+    "fast_training": {"common", "training", "run_folder"},
+    "bench": {"common", "data", "models", "fid", "training", "fast_training", "run_folder", "bench"},
 }
 
 
@@ -33,7 +34,7 @@ def project_modules():
         if relative.startswith(("tests", ".venv", "runs")):
             continue
         name = relative[:-3].replace(os.sep, ".")
-        modules[name[:-len(".__init__")] if name.endswith(".__init__") else name] = path
+        modules[name[: -len(".__init__")] if name.endswith(".__init__") else name] = path
     return modules
 
 
@@ -69,13 +70,43 @@ def test_no_script_imports_a_script_and_no_import_runs_back_up():
             continue
         allowed = LAYERS.get(name.split(".")[0])
         assert allowed is not None, f"library module {name} has no layer in LAYERS"
-        problems += [f"{name} imports {other}" for other in imported
-                     if other.split(".")[0] not in allowed]
+        problems += [f"{name} imports {other}" for other in imported if other.split(".")[0] not in allowed]
     assert not problems
 
 
-SCRIPTS = ["train_first_stage.py", "train_second_stage.py", "generate.py", "compute_fid.py", "variance_loss.py",
-           "reproduce.py", "convert_inception.py", "validate_fid.py"]
+def test_library_code_never_sees_the_command_line():
+    """argparse lives in the scripts and common's parser; library functions take typed settings, never the
+    parsed namespace (a parameter named args or namespace)."""
+    modules = project_modules()
+    problems = []
+    for name, path in sorted(modules.items()):
+        if is_script(path) or name.startswith("bench"):  # bench's modules are scripts run with python -m
+            continue
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and name != "common":
+                imported = (
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                )
+                problems += [
+                    f"{name} imports argparse" for module in imported if module.split(".")[0] == "argparse"
+                ]
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and name != "common":
+                params = [a.arg for a in node.args.args + node.args.kwonlyargs]
+                problems += [f"{name}.{node.name} takes {p}" for p in params if p in ("args", "namespace")]
+    assert not problems
+
+
+SCRIPTS = [
+    "train_first_stage.py",
+    "train_second_stage.py",
+    "generate.py",
+    "compute_fid.py",
+    "variance_loss.py",
+    "reproduce.py",
+    "convert_inception.py",
+    "validate_fid.py",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -94,8 +125,13 @@ def test_every_flag_is_documented_in_its_script(script):
 
 
 def test_help_lists_the_flags_with_their_comments():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "compute_fid.py"), "--help"], capture_output=True,
-                            text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "compute_fid.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0
     assert "--num-samples" in result.stdout and "per side" in result.stdout
 
@@ -126,8 +162,10 @@ def exact_pins(lock):
     return pinned
 
 
-@pytest.mark.parametrize("requirements, lock", [("requirements.txt", "requirements-lock.txt"),
-                                                ("requirements-cuda.txt", "requirements-cuda-lock.txt")])
+@pytest.mark.parametrize(
+    "requirements, lock",
+    [("requirements.txt", "requirements-lock.txt"), ("requirements-cuda.txt", "requirements-cuda-lock.txt")],
+)
 def test_the_lock_pins_every_requirement_within_its_range(requirements, lock):
     """Each lock (what the README and CI install) names one exact version of every package of its requirements
     file, inside the range that file allows, extras' packages included."""
@@ -139,24 +177,46 @@ def test_the_lock_pins_every_requirement_within_its_range(requirements, lock):
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{requirement.name} is in {requirements} but not in {lock}"
-        assert requirement.specifier.contains(pinned[name]), f"{lock}'s {name}=={pinned[name]} is outside {line}"
+        assert requirement.specifier.contains(pinned[name]), (
+            f"{lock}'s {name}=={pinned[name]} is outside {line}"
+        )
     assert "jaxlib" in pinned  # jax[cpu]'s and jax[cuda12]'s
 
 
 def test_the_cuda_lock_has_the_cpu_locks_versions():
     """The GPU set-up runs the code the CPU tests pass with: every package both locks name, the same version."""
     cpu, cuda = exact_pins("requirements-lock.txt"), exact_pins("requirements-cuda-lock.txt")
-    assert {name: (cpu[name], cuda[name]) for name in cpu.keys() & cuda.keys() if cpu[name] != cuda[name]} == {}
+    assert {
+        name: (cpu[name], cuda[name]) for name in cpu.keys() & cuda.keys() if cpu[name] != cuda[name]
+    } == {}
     assert cpu.keys() <= cuda.keys() and "jax-cuda12-plugin" in cuda
 
 
 def test_what_users_read_names_no_development_machine():
     """README, docs, bench, the scripts and the results' notes speak of the user's machines: no device leases,
     transfer limits or paths outside the repository (recorded JSON and logs keep the paths they were made with)."""
-    paths = ["README.md"] + glob.glob(os.path.join(ROOT, "docs", "*")) + glob.glob(os.path.join(ROOT, "bench", "*.py")) \
-        + glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "results", "*.md")) \
+    paths = (
+        ["README.md"]
+        + glob.glob(os.path.join(ROOT, "docs", "*"))
+        + glob.glob(os.path.join(ROOT, "bench", "*.py"))
+        + glob.glob(os.path.join(ROOT, "*.py"))
+        + glob.glob(os.path.join(ROOT, "results", "*.md"))
         + glob.glob(os.path.join(ROOT, "results", "*", "command.txt"))
+    )
     pattern = re.compile(r"\b(leases?|FILES_AT|64 MiB)\b|\.device_(data|runs|carry)|\.\./shared|--carry\b")
-    found = [f"{os.path.relpath(path, ROOT)}:{number}: {line.strip()[:80]}"
-             for path in paths for number, line in enumerate(open(os.path.join(ROOT, path)), 1) if pattern.search(line)]
+    found = [
+        f"{os.path.relpath(path, ROOT)}:{number}: {line.strip()[:80]}"
+        for path in paths
+        for number, line in enumerate(open(os.path.join(ROOT, path)), 1)
+        if pattern.search(line)
+    ]
     assert not found
+
+
+def test_the_code_passes_ruff_lint_and_format():
+    """pyproject.toml's ruff settings (the lock pins ruff): lint clean, and formatted as `ruff format` would."""
+    for command in (["check", "--quiet", "."], ["format", "--check", "--quiet", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, f"ruff {command[0]}:\n{result.stdout[-3000:]}{result.stderr[-1000:]}"

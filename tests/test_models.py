@@ -28,8 +28,9 @@ def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-@pytest.mark.parametrize("shape, encoder, decoder", [((32, 32, 3), 1_135_840, 4_054_627),
-                                                     ((64, 64, 3), None, None)])
+@pytest.mark.parametrize(
+    "shape, encoder, decoder", [((32, 32, 3), 1_135_840, 4_054_627), ((64, 64, 3), None, None)]
+)
 def test_first_stage_has_the_authors_parameter_count(shape, encoder, decoder):
     """asperti/BalancingVAE: 5,190,467 trainable parameters at 32x32x3, 19,321,667 at 64x64x3."""
     model = build_first_stage(shape)
@@ -47,8 +48,10 @@ def test_first_stage_blocks_follow_the_authors_code():
     assert encoder.get_layer("enc_scale0_shortcut").kernel_size == (3, 3)
     bn = encoder.get_layer("enc_scale0_bn0")
     assert (bn.momentum, bn.epsilon, bn.scale, bn.center) == (0.999, 1e-5, True, True)
-    assert not any(isinstance(l, keras.layers.BatchNormalization) and l.name.startswith("enc_dense")
-                   for l in encoder.layers)
+    assert not any(
+        isinstance(l, keras.layers.BatchNormalization) and l.name.startswith("enc_dense")
+        for l in encoder.layers
+    )
     assert decoder.get_layer("dec_reshape").output.shape[1:] == (2, 2, 512)
     assert [decoder.get_layer(f"dec_up{i}").filters for i in range(4)] == [256, 128, 64, 32]
     # the output conv reads the last residual sum directly: no BN-ReLU before the sigmoid
@@ -75,17 +78,22 @@ def test_weighted_loss_matches_hand_computation():
     rng = np.random.default_rng(3)
     x, x_hat = rng.random((5, 28, 28, 1)), rng.random((5, 28, 28, 1))
     mu, log_sigma = rng.normal(size=(5, 8)), rng.normal(size=(5, 8)) * 0.2
-    loss = model.compute_loss(x=x.astype("float32"),
-                              y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)), training=False)
+    loss = model.compute_loss(
+        x=x.astype("float32"),
+        y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)),
+        training=False,
+    )
     dims = 28 * 28
     squared = ((x - x_hat) ** 2).reshape(5, -1).sum(1)
     rec = squared / (2 * 0.04) + dims * np.log(0.2)
-    kl = 0.5 * (mu ** 2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
+    kl = 0.5 * (mu**2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
     # float32: the inputs' rounding (<= 6u per term, |x - x_hat| <= 1) and the squares' 784-term sum (<= 785 u sum),
     # then / 2 gamma^2; the log term (dims |log gamma| = 1262), KL and the mean: ~10 roundings of values no larger
-    u = 2.0 ** -24
-    bound = u * (((dims + 1) * squared.max() + 6 * dims) / (2 * 0.04)
-                 + 10 * (squared.max() / (2 * 0.04) + dims * abs(np.log(0.2)) + 4.0 * kl.max()))
+    u = 2.0**-24
+    bound = u * (
+        ((dims + 1) * squared.max() + 6 * dims) / (2 * 0.04)
+        + 10 * (squared.max() / (2 * 0.04) + dims * abs(np.log(0.2)) + 4.0 * kl.max())
+    )
     np.testing.assert_allclose(float(loss), np.mean(rec + 4.0 * kl), rtol=0, atol=bound)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert restored.kl_weight == 4.0
@@ -102,7 +110,7 @@ def test_second_stage_shapes_and_skip():
 def hand_loss(x, x_hat, mu, log_sigma, gamma2):
     dims = x[0].size
     rec = ((x - x_hat) ** 2).reshape(len(x), -1).sum(1) / (2 * gamma2) + dims * np.log(np.sqrt(gamma2))
-    kl = 0.5 * (mu ** 2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
+    kl = 0.5 * (mu**2 + np.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1)
     return np.mean(rec + kl)
 
 
@@ -112,8 +120,11 @@ def test_balanced_loss_matches_hand_computation():
     rng = np.random.default_rng(0)
     x, x_hat = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
     mu, log_sigma = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)) * 0.3
-    loss = model.compute_loss(x=x.astype("float32"), y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)),
-                              training=False)
+    loss = model.compute_loss(
+        x=x.astype("float32"),
+        y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)),
+        training=False,
+    )
     np.testing.assert_allclose(float(loss), hand_loss(x, x_hat, mu, log_sigma, 0.25), rtol=1e-5)
     assert float(model.mse_ema) == 0.25  # evaluation never moves gamma
 
@@ -123,11 +134,15 @@ def test_gamma_update_rule_and_training_step():
     model.mse_ema.assign(0.5)
     x = np.zeros((3, 4), "float32")
     x_hat = np.full((3, 4), 0.1, "float32")  # batch mse 0.01 < 0.5: gamma shrinks by the EMA
-    model.compute_loss(x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True)
+    model.compute_loss(
+        x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True
+    )
     np.testing.assert_allclose(float(model.mse_ema), 0.99 * 0.5 + 0.01 * 0.01, rtol=1e-6)
     x_hat = np.full((3, 4), 3.0, "float32")  # batch mse 9 > ema: gamma must not grow
     before = float(model.mse_ema)
-    model.compute_loss(x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True)
+    model.compute_loss(
+        x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True
+    )
     assert float(model.mse_ema) == pytest.approx(before)
 
 
@@ -168,7 +183,9 @@ def test_fit_moves_gamma_down_and_save_load_roundtrip(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert float(loaded.mse_ema) == pytest.approx(float(model.mse_ema))
-    np.testing.assert_allclose(loaded.predict(x[:3], verbose=0)[0], model.predict(x[:3], verbose=0)[0], atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x[:3], verbose=0)[0], model.predict(x[:3], verbose=0)[0], atol=1e-6
+    )
     assert int(loaded.optimizer.iterations) == 2
 
 
@@ -190,7 +207,6 @@ def test_mixed_precision_keeps_the_loss_in_float32(dtype):
         keras.mixed_precision.set_global_policy("float32")
 
 
-
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
     """Under XLA as without: each step's loss uses the gamma^2 of the previous
@@ -206,8 +222,9 @@ def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
     for _ in range(3):
         model.reset_metrics()  # logs of this step alone
         logs = model.train_on_batch(x, return_dict=True)
-        expected_loss = (dims * logs["mse"] / (2 * gamma2) + dims * 0.5 * np.log(gamma2)
-                         + model.kl_weight * logs["kl"])
+        expected_loss = (
+            dims * logs["mse"] / (2 * gamma2) + dims * 0.5 * np.log(gamma2) + model.kl_weight * logs["kl"]
+        )
         assert logs["loss"] == pytest.approx(expected_loss, rel=1e-4)
         assert logs["gamma"] == pytest.approx(np.sqrt(gamma2), rel=1e-5)
         gamma2 = min(gamma2, 0.99 * gamma2 + 0.01 * logs["mse"])
@@ -225,8 +242,12 @@ def test_batch_norm_recalibration_averages_batch_statistics():
     rng = np.random.default_rng(0)
     images = rng.random((16, 28, 28, 1)).astype("float32")
     model(images)
-    layers = [l for part in (model.encoder, model.decoder) for l in part.layers
-              if isinstance(l, keras.layers.BatchNormalization)]
+    layers = [
+        l
+        for part in (model.encoder, model.decoder)
+        for l in part.layers
+        if isinstance(l, keras.layers.BatchNormalization)
+    ]
     for layer in layers:  # stale statistics, as after a short run
         layer.moving_mean.assign(np.full(layer.moving_mean.shape, 5.0, "float32"))
     inference = ops.convert_to_numpy(model.encoder(images, training=False)[0])
@@ -237,7 +258,9 @@ def test_batch_norm_recalibration_averages_batch_statistics():
     inference = ops.convert_to_numpy(model.encoder(images, training=False)[0])
     np.testing.assert_allclose(inference, training, rtol=1e-3, atol=1e-4)
     assert all(l.momentum == 0.999 for l in layers)
-    assert all(np.abs(ops.convert_to_numpy(l.moving_mean) - 5.0).max() > 1e-3 for l in layers)  # decoder's too
+    assert all(
+        np.abs(ops.convert_to_numpy(l.moving_mean) - 5.0).max() > 1e-3 for l in layers
+    )  # decoder's too
 
     # Two batches: the first layer's moving mean is the average of its two batch means.
     first = model.encoder.get_layer("enc_scale0_bn0")
@@ -248,7 +271,7 @@ def test_batch_norm_recalibration_averages_batch_statistics():
     recalibrate_batch_norm(model, [(h,) for h in halves])
     # float32 means of 8 * 28 * 28 = 6272 values: |error| <= 6272 u mean|x| per channel (the last half's mean
     # alone is over 7x that away)
-    bound = 6272 * 2.0 ** -24 * np.max([np.abs(x).mean(axis=(0, 1, 2)) for x in inputs], axis=0)
+    bound = 6272 * 2.0**-24 * np.max([np.abs(x).mean(axis=(0, 1, 2)) for x in inputs], axis=0)
     np.testing.assert_array_less(np.abs(ops.convert_to_numpy(first.moving_mean) - expected), bound)
 
 
@@ -270,16 +293,19 @@ def test_debiased_batch_norm_stores_the_debiased_average_of_batch_statistics():
     weights = [(1 - b) * b ** (t - 1 - k) for k in range(t)]
     means = [x.astype(np.float64).mean(axis=(0, 1, 2)) for x in batches]
     variances = [x.astype(np.float64).var(axis=(0, 1, 2)) for x in batches]
-    expected_mean = sum(w * m for w, m in zip(weights, means)) / (1 - b ** t)
-    expected_variance = sum(w * v for w, v in zip(weights, variances)) / (1 - b ** t)
+    expected_mean = sum(w * m for w, m in zip(weights, means)) / (1 - b**t)
+    expected_variance = sum(w * v for w, v in zip(weights, variances)) / (1 - b**t)
     # float32 moments of 256 values per channel: |error| <= 256 u mean|x| (mean), 258 u Var (two-pass variance),
     # averaged with weights summing to 1; the float32 decay constants and debiasing: ~16 roundings relative
-    u = 2.0 ** -24
+    u = 2.0**-24
     mean_bound = 256 * u * max(np.abs(x).mean(axis=(0, 1, 2)).max() for x in batches)
     variance_bound = 258 * u * np.max(variances)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_mean), expected_mean, rtol=16 * u, atol=mean_bound)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer.moving_variance), expected_variance, rtol=16 * u,
-                               atol=variance_bound)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer.moving_mean), expected_mean, rtol=16 * u, atol=mean_bound
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer.moving_variance), expected_variance, rtol=16 * u, atol=variance_bound
+    )
     # Keras' own layer keeps b^t of its (0, 1) start: visibly different after 3 steps
     import keras
 
@@ -290,10 +316,15 @@ def test_debiased_batch_norm_stores_the_debiased_average_of_batch_statistics():
     # inference uses the debiased statistics; the training output (batch moments) is Keras' own
     expected_inference = (batches[0] - expected_mean) / np.sqrt(expected_variance + 1e-5)
     # covers the statistics' bounds carried on: mean_bound / sigma + |out| variance_bound / (2 Var) ~ 2e-5 (1 + |out|)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer(batches[0], training=False)), expected_inference,
-                               rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(ops.convert_to_numpy(layer(batches[0], training=True)),
-                               ops.convert_to_numpy(plain(batches[0], training=True)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(batches[0], training=False)), expected_inference, rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(batches[0], training=True)),
+        ops.convert_to_numpy(plain(batches[0], training=True)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_legacy_correction_gives_the_debiased_statistics():
@@ -313,7 +344,10 @@ def test_legacy_correction_gives_the_debiased_statistics():
     assert debias_legacy_statistics(model, len(batches)) == 1
     # ~15 float32 roundings of the running statistics, amplified by the correction's 1 / (1 - 0.99^5) = 20:
     # relative error <= 15 * 20 * u = 1.8e-5, under rtol=1e-4
-    for ours, theirs in ((plain.moving_mean, debiased.moving_mean), (plain.moving_variance, debiased.moving_variance)):
+    for ours, theirs in (
+        (plain.moving_mean, debiased.moving_mean),
+        (plain.moving_variance, debiased.moving_variance),
+    ):
         np.testing.assert_allclose(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs), rtol=1e-4)
 
 
@@ -321,15 +355,23 @@ def test_first_stage_uses_debiased_batch_norm_and_saves_its_state(tmp_path):
     import keras
 
     from models.batch_norm import DebiasedBatchNormalization
-    from training import load_model
+    from run_folder import load_model
 
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
-    bns = [l for l in model.encoder.layers + model.decoder.layers if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [
+        l
+        for l in model.encoder.layers + model.decoder.layers
+        if isinstance(l, keras.layers.BatchNormalization)
+    ]
     assert bns and all(isinstance(l, DebiasedBatchNormalization) for l in bns)
     model.compile(optimizer="adam")
-    model.fit(np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32"), epochs=1, batch_size=10, verbose=0)
+    model.fit(
+        np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32"), epochs=1, batch_size=10, verbose=0
+    )
     model.save(tmp_path / "m.keras")
     loaded = load_model(str(tmp_path / "m.keras"))
     first = loaded.encoder.get_layer(bns[0].name)
     assert float(ops.convert_to_numpy(first.debias_steps)) == 2.0
-    np.testing.assert_array_equal(ops.convert_to_numpy(first.biased_mean), ops.convert_to_numpy(bns[0].biased_mean))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(first.biased_mean), ops.convert_to_numpy(bns[0].biased_mean)
+    )

@@ -8,27 +8,57 @@ import pytest
 
 import analysis
 import common
-from common import VaevarError
 import generate
 import reproduce
 import train_first_stage
+from common import VaevarError
 
 EXPECTED_FILES = [
-    "stage1/first_stage.keras", "stage1/log.csv", "stage1/checkpoint.keras", "stage1/config.json",
-    "stage2/second_stage.keras", "stage2/latents.npz", "stage2/latent_stats.json", "stage2/log.csv",
-    "samples/summary.json", "samples/latents.npz",
-    "analysis/variance_loss.json", "analysis/report.md", "analysis/mse_vs_variance_loss.png",
-    "analysis/pca_identity.png", "analysis/variance_law.png", "analysis/pixel_variance.png",
-    "fid.json", "fid_table.md",
+    "stage1/first_stage.keras",
+    "stage1/log.csv",
+    "stage1/checkpoint.keras",
+    "stage1/config.json",
+    "stage2/second_stage.keras",
+    "stage2/latents.npz",
+    "stage2/latent_stats.json",
+    "stage2/log.csv",
+    "samples/summary.json",
+    "samples/latents.npz",
+    "analysis/variance_loss.json",
+    "analysis/report.md",
+    "analysis/mse_vs_variance_loss.png",
+    "analysis/pca_identity.png",
+    "analysis/variance_law.png",
+    "analysis/pixel_variance.png",
+    "fid.json",
+    "fid_table.md",
 ]
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory, mnist_npz, random_inception_weights):
     run_dir = str(tmp_path_factory.mktemp("run"))
-    reproduce.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--quick",
-                    "--inception-weights", random_inception_weights, "--verbose", "0", "--num-samples", "50",
-                    "--epochs", "4", "--stage2-epochs", "8"])  # --quick's other settings; fewer epochs
+    reproduce.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+            "--quick",
+            "--inception-weights",
+            random_inception_weights,
+            "--verbose",
+            "0",
+            "--num-samples",
+            "50",
+            "--epochs",
+            "4",
+            "--stage2-epochs",
+            "8",
+        ]
+    )  # --quick's other settings; fewer epochs
     return run_dir
 
 
@@ -52,7 +82,11 @@ def test_outputs_have_the_right_content(pipeline_run):
     gen2, (adjust,) = summary["kinds"]["gen2"], summary["target"]
     assert summary["renorm_target"] == "authors" and 0 < adjust
     # the 0.25 gate: both GEN-2 (per batch of up to 100, so exactly the target) and GEN-1 (N(0, I) * adjust) follow it
-    assert (gen2["variance_loss_ratio"] > 0.25) == gen2["renormalized"] == summary["kinds"]["gen1"]["renormalized"]
+    assert (
+        (gen2["variance_loss_ratio"] > 0.25)
+        == gen2["renormalized"]
+        == summary["kinds"]["gen1"]["renormalized"]
+    )
     expected = adjust if gen2["renormalized"] else gen2["mean_latent_std"]
     assert gen2["mean_latent_std_renorm"] == pytest.approx(expected, rel=1e-4)
     gen1 = summary["kinds"]["gen1"]
@@ -61,7 +95,9 @@ def test_outputs_have_the_right_content(pipeline_run):
     fid = json.load(open(os.path.join(pipeline_run, "fid.json")))
     assert set(fid) == {"rec", "rec_renorm", "gen1", "gen1_renorm", "gen2", "gen2_renorm"}
     assert all(np.isfinite(v["fid"]) and v["fid"] >= -1e-6 for v in fid.values())
-    assert {v["frechet_method"] for v in fid.values()} == {"eig"}  # --quick: sqrtm takes a minute per distance
+    assert {v["frechet_method"] for v in fid.values()} == {
+        "eig"
+    }  # --quick: sqrtm takes a minute per distance
     log = open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()
     assert log[0].startswith("epoch,loss,mse,gamma,kl") and len(log) == 5  # 4 epochs
     gammas = [float(row.split(",")[3]) for row in log[1:]]
@@ -77,22 +113,63 @@ def test_same_seed_same_samples(pipeline_run, mnist_npz, tmp_path):
     shutil.copytree(os.path.join(pipeline_run, "stage2"), os.path.join(copy, "stage2"))
     generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "50"])
     np.testing.assert_array_equal(np.load(os.path.join(copy, "samples", "gen2_renorm.npz"))["images"], first)
-    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "50",
-                   "--sample-dtype", "uint8"])
+    generate.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            copy,
+            "--num-samples",
+            "50",
+            "--sample-dtype",
+            "uint8",
+        ]
+    )
     rounded = np.load(os.path.join(copy, "samples", "gen2_renorm.npz"))["images"]
     assert rounded.dtype == np.uint8  # the same images, rounded
     assert np.abs(rounded.astype(np.int16) - np.rint(first.astype(np.float64) * 255)).max() <= 1
     with pytest.raises(VaevarError, match="sample-dtype"):
-        generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--sample-dtype", "int8"])
-    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "50",
-                   "--seed", "1"])
-    assert not np.array_equal(np.load(os.path.join(copy, "samples", "gen1.npz"))["images"],
-                              np.load(os.path.join(pipeline_run, "samples", "gen1.npz"))["images"])
+        generate.main(
+            ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--sample-dtype", "int8"]
+        )
+    generate.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            copy,
+            "--num-samples",
+            "50",
+            "--seed",
+            "1",
+        ]
+    )
+    assert not np.array_equal(
+        np.load(os.path.join(copy, "samples", "gen1.npz"))["images"],
+        np.load(os.path.join(pipeline_run, "samples", "gen1.npz"))["images"],
+    )
 
 
 def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, mnist_npz, capsys):
-    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", pipeline_run,
-                            "--quick", "--epochs", "4", "--verbose", "0"])
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            pipeline_run,
+            "--quick",
+            "--epochs",
+            "4",
+            "--verbose",
+            "0",
+        ]
+    )
     assert "resuming" in capsys.readouterr().out
     assert len(open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()) == 5
 
@@ -103,15 +180,22 @@ def test_variance_numbers_are_consistent(pipeline_run):
     for row in summary["pca"]:
         assert row["mse"] == pytest.approx(row["variance_loss"], rel=1e-6, abs=1e-12)
     for kind, variance in summary["pixel_variance"].items():
-        assert summary["pixel_variance_ratio"][kind] == pytest.approx(variance / summary["pixel_variance"]["data"])
-    assert summary["pixel_variance_ratio"]["reconstruction"] < 1.0  # the paper's effect: reconstructions lose variance
+        assert summary["pixel_variance_ratio"][kind] == pytest.approx(
+            variance / summary["pixel_variance"]["data"]
+        )
+    assert (
+        summary["pixel_variance_ratio"]["reconstruction"] < 1.0
+    )  # the paper's effect: reconstructions lose variance
     assert summary["variance_law"]["latent_dim"] == 64
     lag = summary["batch_norm"]  # the reconstructions again with batch statistics, and the note if they lag
     assert lag["mse_moving_statistics"] == summary["reconstruction_mse"] and lag["mse_batch_statistics"] > 0
-    assert lag["note"] == analysis.batch_norm_lag_note(lag["mse_moving_statistics"], lag["mse_batch_statistics"])
+    assert lag["note"] == analysis.batch_norm_lag_note(
+        lag["mse_moving_statistics"], lag["mse_batch_statistics"]
+    )
     report = open(os.path.join(pipeline_run, "analysis", "report.md")).read()
-    assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (lag["note"] in report if lag["note"] else
-                                                                   "Batch-norm lag" not in report)
+    assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (
+        lag["note"] in report if lag["note"] else "Batch-norm lag" not in report
+    )
 
 
 def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random_inception_weights, tmp_path):
@@ -120,38 +204,93 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random
     copy = str(tmp_path / "copy")
     for stage in ("stage1", "stage2"):
         shutil.copytree(os.path.join(pipeline_run, stage), os.path.join(copy, stage))
-    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "50",
-                   "--samplers", "gauss,gen2_perdim"])
+    generate.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            copy,
+            "--num-samples",
+            "50",
+            "--samplers",
+            "gauss,gen2_perdim",
+        ]
+    )
     summary = json.load(open(os.path.join(copy, "samples", "summary.json")))
     assert set(summary["samplers"]) == {"gauss", "gen2_perdim"}
     latents = np.load(os.path.join(copy, "samples", "latents.npz"))
     train_mu = np.load(os.path.join(copy, "stage2", "latents.npz"))["mu"]
-    assert summary["samplers"]["gauss"]["latent_variance"] == pytest.approx(float(np.sum(np.var(latents["gauss"], 0))))
-    assert summary["samplers"]["gauss"]["latent_variance"] == pytest.approx(float(np.sum(np.var(train_mu, 0))), rel=0.3)
+    assert summary["samplers"]["gauss"]["latent_variance"] == pytest.approx(
+        float(np.sum(np.var(latents["gauss"], 0)))
+    )
+    assert summary["samplers"]["gauss"]["latent_variance"] == pytest.approx(
+        float(np.sum(np.var(train_mu, 0))), rel=0.3
+    )
     with pytest.warns(UserWarning):
         import compute_fid
 
         samples = ",".join(os.path.join(copy, "samples", f"{name}.npz") for name in ("gauss", "gen2_perdim"))
-        compute_fid.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "50",
-                          "--samples", samples, "--no-train-reference", "--inception-weights",
-                          random_inception_weights, "--frechet-method", "eig"])
+        compute_fid.main(
+            [
+                "--dataset",
+                "mnist",
+                "--data-path",
+                mnist_npz,
+                "--run-dir",
+                copy,
+                "--num-samples",
+                "50",
+                "--samples",
+                samples,
+                "--no-train-reference",
+                "--inception-weights",
+                random_inception_weights,
+                "--frechet-method",
+                "eig",
+            ]
+        )
     fid = json.load(open(os.path.join(copy, "fid.json")))
     assert {"gauss", "gen2_perdim"} <= set(fid)
     table = open(os.path.join(copy, "fid_table.md")).read()
     assert f"| gauss | {fid['gauss']['fid']:.2f} |" in table
 
 
-def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipped(pipeline_run, mnist_npz,
-                                                                                    random_inception_weights, capfd):
-    logs = {stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in ("stage1", "stage2")}
+def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipped(
+    pipeline_run, mnist_npz, random_inception_weights, capfd
+):
+    logs = {
+        stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in ("stage1", "stage2")
+    }
     summary = open(os.path.join(pipeline_run, "samples", "summary.json")).read()
-    reproduce.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", pipeline_run, "--quick",
-                    "--inception-weights", random_inception_weights, "--verbose", "0", "--num-samples", "50",
-                    "--epochs", "4", "--stage2-epochs", "8"])  # the fixture's command
+    reproduce.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            pipeline_run,
+            "--quick",
+            "--inception-weights",
+            random_inception_weights,
+            "--verbose",
+            "0",
+            "--num-samples",
+            "50",
+            "--epochs",
+            "4",
+            "--stage2-epochs",
+            "8",
+        ]
+    )  # the fixture's command
     out = capfd.readouterr().out
     for step in ("stage 1", "stage 2", "samples", "variance analysis"):
         assert f"== {step}: skipped, {pipeline_run} holds it" in out
     assert "train_first_stage.py" not in out and "generate.py" not in out and "== FID: compute_fid.py" in out
-    assert out.count("in " + os.path.join(pipeline_run, "fid.json") + " for the same images") == 6  # FID skips its sets
+    assert (
+        out.count("in " + os.path.join(pipeline_run, "fid.json") + " for the same images") == 6
+    )  # FID skips its sets
     assert {stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in logs} == logs
     assert open(os.path.join(pipeline_run, "samples", "summary.json")).read() == summary

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
+import common
 import generate
+import run_folder
 import train_first_stage
 import train_second_stage
-import common
 import training
 from common import VaevarError
 from tests.conftest import ROOT, digit_images
@@ -37,8 +38,20 @@ def slow_npz(tmp_path_factory):
 
 
 def start_training(slow_npz, run_dir, epochs):
-    command = [sys.executable, "train_first_stage.py", "--dataset", "mnist", "--data-path", slow_npz,
-               "--run-dir", run_dir, "--epochs", str(epochs), "--batch-size", "10"] + TINY
+    command = [
+        sys.executable,
+        "train_first_stage.py",
+        "--dataset",
+        "mnist",
+        "--data-path",
+        slow_npz,
+        "--run-dir",
+        run_dir,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "10",
+    ] + TINY
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -104,10 +117,20 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     bad = good.copy()
     bad[3, 1] = np.nan
     with pytest.raises(VaevarError, match="training diverged .* last good checkpoint .* is kept"):
-        fit(model, LatentBatches(bad, np.ones_like(bad), 10, 0, epoch=1), stage_dir, 3, 1, 1e-3, 0, meta, verbose=0)
+        fit(
+            model,
+            LatentBatches(bad, np.ones_like(bad), 10, 0, epoch=1),
+            stage_dir,
+            3,
+            1,
+            1e-3,
+            0,
+            meta,
+            verbose=0,
+        )
     assert json.load(open(os.path.join(stage_dir, "checkpoint.json")))["epoch"] == 1
     assert log_epochs(stage_dir) == [1]
-    kept = training.load_model(os.path.join(stage_dir, "checkpoint.keras"), "checkpoint").get_weights()
+    kept = run_folder.load_model(os.path.join(stage_dir, "checkpoint.keras"), "checkpoint").get_weights()
     assert all(np.isfinite(w).all() for w in kept)
     for a, b in zip(kept, last_finite):
         np.testing.assert_array_equal(a, b)
@@ -115,18 +138,40 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
 
 # ------------------------------------------------------------- bad input table
 
+
 @pytest.fixture(scope="module")
 def stage1_only(tmp_path_factory, mnist_npz):
     run_dir = str(tmp_path_factory.mktemp("stage1_only"))
-    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir,
-                            "--epochs", "1", "--limit", "100", "--batch-size", "50", "--jit-compile", "on"] + TINY)
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+            "--epochs",
+            "1",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--jit-compile",
+            "on",
+        ]
+        + TINY
+    )
     return run_dir
 
 
 def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
-    model = training.load_model(os.path.join(stage1_only, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    model = run_folder.load_model(
+        os.path.join(stage1_only, common.STAGE1_DIR, common.STAGE1_MODEL), "model", ""
+    )
     assert model.jit_compile is True
-    assert common.load_json(os.path.join(stage1_only, common.STAGE1_DIR, "config.json"))["jit_compile"] is True
+    assert (
+        common.load_json(os.path.join(stage1_only, common.STAGE1_DIR, "config.json"))["jit_compile"] is True
+    )
 
 
 def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, tmp_path, mnist_npz):
@@ -134,29 +179,53 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
     import shutil
 
     shutil.copytree(os.path.join(stage1_only, common.STAGE1_DIR), tmp_path / common.STAGE1_DIR)
-    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path),
-                            "--epochs", "1", "--limit", "100", "--batch-size", "50", "--jit-compile", "on",
-                            "--recalibrate-bn", "100"] + TINY)
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--jit-compile",
+            "on",
+            "--recalibrate-bn",
+            "100",
+        ]
+        + TINY
+    )
     stage_dir = tmp_path / common.STAGE1_DIR
-    trained = training.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
-    final = training.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+    trained = run_folder.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
+    final = run_folder.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
     for before, after in zip(trained.trainable_weights, final.trainable_weights):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
-    moving = [(np.asarray(a), np.asarray(b)) for a, b in zip(trained.non_trainable_weights, final.non_trainable_weights)
-              if "moving_mean" in a.path]
+    moving = [
+        (np.asarray(a), np.asarray(b))
+        for a, b in zip(trained.non_trainable_weights, final.non_trainable_weights)
+        if "moving_mean" in a.path
+    ]
     assert moving and all(not np.allclose(a, b) for a, b in moving)
     assert common.load_json(os.path.join(stage_dir, "config.json"))["recalibrate_bn"] == 100
     with pytest.raises(VaevarError, match="--recalibrate-bn must be >= 0"):
         train_first_stage.main(["--dataset", "mnist", "--recalibrate-bn", "-5"])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dataset", "cifar100"], "unknown data set 'cifar100'"),
-    (["--dataset", "mnist", "--epochs", "-1"], "--epochs must be > 0"),
-    (["--dataset", "mnist", "--batch-size", "0"], "--batch-size must be > 0"),
-    (["--dataset", "mnist", "--halve-every", "-5"], "--halve-every must be >= 0"),
-    (["--dataset", "mnist", "--jit-compile", "yes"], "--jit-compile must be one of auto, on, off"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "cifar100"], "unknown data set 'cifar100'"),
+        (["--dataset", "mnist", "--epochs", "-1"], "--epochs must be > 0"),
+        (["--dataset", "mnist", "--batch-size", "0"], "--batch-size must be > 0"),
+        (["--dataset", "mnist", "--halve-every", "-5"], "--halve-every must be >= 0"),
+        (["--dataset", "mnist", "--jit-compile", "yes"], "--jit-compile must be one of auto, on, off"),
+    ],
+)
 def test_invalid_constants(argv, message):
     with pytest.raises(VaevarError, match=message):
         train_first_stage.main(argv)
@@ -168,22 +237,38 @@ def test_stage2_without_stage1(tmp_path, mnist_npz):
 
 
 def test_generate_without_stage2_skips_gen2(stage1_only, mnist_npz, capsys):
-    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", stage1_only, "--num-samples", "64"])
+    generate.main(
+        ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", stage1_only, "--num-samples", "64"]
+    )
     assert "GEN-2 skipped" in capsys.readouterr().out
     samples = os.path.join(stage1_only, "samples")
-    assert os.path.exists(os.path.join(samples, "rec.npz")) and os.path.exists(os.path.join(samples, "gen1_renorm.npz"))
+    assert os.path.exists(os.path.join(samples, "rec.npz")) and os.path.exists(
+        os.path.join(samples, "gen1_renorm.npz")
+    )
     assert not os.path.exists(os.path.join(samples, "gen2.npz"))
 
 
 def test_second_stage_of_an_older_first_stage_is_refused(tmp_path, mnist_npz):
     run_dir = str(tmp_path / "run")
-    common_argv = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--limit", "100",
-                   "--batch-size", "50"]
+    common_argv = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--run-dir",
+        run_dir,
+        "--limit",
+        "100",
+        "--batch-size",
+        "50",
+    ]
     first_argv = common_argv + TINY
     second_argv = common_argv + ["--width", "16", "--verbose", "0", "--learning-rate", "0.001"]
     train_first_stage.main(first_argv + ["--epochs", "1"])
     train_second_stage.main(second_argv + ["--epochs", "1"])
-    train_first_stage.main(first_argv + ["--epochs", "1"])  # rerun of a finished stage 1: same weights, still valid
+    train_first_stage.main(
+        first_argv + ["--epochs", "1"]
+    )  # rerun of a finished stage 1: same weights, still valid
     train_second_stage.main(second_argv + ["--epochs", "1"])
     model_path = os.path.join(run_dir, "stage2", "second_stage.keras")
     before = os.path.getmtime(model_path)
@@ -191,24 +276,42 @@ def test_second_stage_of_an_older_first_stage_is_refused(tmp_path, mnist_npz):
     with pytest.raises(VaevarError, match="trained on another first stage .* move .*stage2 away"):
         train_second_stage.main(second_argv + ["--epochs", "2"])
     with pytest.raises(VaevarError, match="trained on another first stage"):
-        generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "8"])
+        generate.main(
+            ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "8"]
+        )
     assert os.path.getmtime(model_path) == before  # nothing of stage 2 overwritten
 
 
 def test_run_dir_of_another_dataset(stage1_only, cifar_tarball):
     with pytest.raises(VaevarError, match="trained on mnist, not cifar10"):
-        train_second_stage.main(["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only])
+        train_second_stage.main(
+            ["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only]
+        )
     with pytest.raises(VaevarError, match="holds a run with dataset='mnist'"):
-        train_first_stage.main(["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only,
-                                "--epochs", "1", "--limit", "100", "--batch-size", "50"] + TINY)
+        train_first_stage.main(
+            [
+                "--dataset",
+                "cifar10",
+                "--data-path",
+                cifar_tarball[0],
+                "--run-dir",
+                stage1_only,
+                "--epochs",
+                "1",
+                "--limit",
+                "100",
+                "--batch-size",
+                "50",
+            ]
+            + TINY
+        )
 
 
 def test_images_that_do_not_fit_the_model(stage1_only):
-    import common
 
-    model = training.load_model(os.path.join(stage1_only, "stage1", "first_stage.keras"))
+    model = run_folder.load_model(os.path.join(stage1_only, "stage1", "first_stage.keras"))
     with pytest.raises(VaevarError, match="model expects \\(28, 28, 1\\)"):
-        training.check_image_shape(model, np.zeros((2, 32, 32, 3), np.uint8), "cifar10")
+        run_folder.check_image_shape(model, np.zeros((2, 32, 32, 3), np.uint8), "cifar10")
 
 
 def test_corrupt_model_file_is_reported_and_kept(tmp_path, stage1_only, mnist_npz):
@@ -248,10 +351,26 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
     import keras
 
     run_dir = str(tmp_path / "mixed")
-    train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--epochs", "1",
-                            "--limit", "100", "--batch-size", "50", "--mixed-precision"] + TINY)
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+            "--epochs",
+            "1",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--mixed-precision",
+        ]
+        + TINY
+    )
     assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
-    model = training.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    model = run_folder.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
     assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     with open(os.path.join(run_dir, common.STAGE1_DIR, "log.csv")) as f:
@@ -260,16 +379,33 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
 
 
 def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
-    from training import read_log
+    from run_folder import read_log
 
     # 5 batches per epoch: with 3 steps per execution the last call runs only 2.
     runs = {}
     for steps in (1, 3):
         run_dir = str(tmp_path / f"spe{steps}")
-        train_first_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--epochs", "2",
-                                "--limit", "100", "--batch-size", "20", "--steps-per-execution", str(steps)] + TINY)
+        train_first_stage.main(
+            [
+                "--dataset",
+                "mnist",
+                "--data-path",
+                mnist_npz,
+                "--run-dir",
+                run_dir,
+                "--epochs",
+                "2",
+                "--limit",
+                "100",
+                "--batch-size",
+                "20",
+                "--steps-per-execution",
+                str(steps),
+            ]
+            + TINY
+        )
         stage_dir = os.path.join(run_dir, common.STAGE1_DIR)
-        model = training.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+        model = run_folder.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
         runs[steps] = (model, read_log(os.path.join(stage_dir, "log.csv")))
     assert runs[3][0].steps_per_execution == 3
     for one, three in zip(runs[1][1], runs[3][1]):
@@ -281,7 +417,7 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
 
 def stage_state(stage_dir, model_file):
     """(weights, gamma's moving average, log rows without timings) of a finished stage."""
-    model = training.load_model(os.path.join(stage_dir, model_file), "model", "")
+    model = run_folder.load_model(os.path.join(stage_dir, model_file), "model", "")
     with open(os.path.join(stage_dir, "log.csv")) as f:
         rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
     return model.get_weights(), float(model.mse_ema.numpy()), rows
@@ -292,8 +428,18 @@ def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
     average and log rows, with a learning-rate halving (after epoch 2) inside the resumed span."""
     schedule = ["--halve-every", "2"]
     first = ["--dataset", "mnist", "--data-path", mnist_npz] + TINY + schedule
-    second = ["--dataset", "mnist", "--data-path", mnist_npz, "--width", "16", "--verbose", "0",
-              "--learning-rate", "0.001"] + schedule
+    second = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--width",
+        "16",
+        "--verbose",
+        "0",
+        "--learning-rate",
+        "0.001",
+    ] + schedule
     states = {}
     for name, steps in (("straight", [3]), ("resumed", [1, 3])):
         run_dir = str(tmp_path / name)
@@ -301,11 +447,16 @@ def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
             train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", str(epochs)])
         for epochs in steps:
             train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", str(epochs)])
-        states[name] = [stage_state(os.path.join(run_dir, stage), model)
-                        for stage, model in ((common.STAGE1_DIR, common.STAGE1_MODEL),
-                                             (common.STAGE2_DIR, common.STAGE2_MODEL))]
-    for (weights, ema, rows), (weights_resumed, ema_resumed, rows_resumed) in zip(states["straight"],
-                                                                                  states["resumed"]):
+        states[name] = [
+            stage_state(os.path.join(run_dir, stage), model)
+            for stage, model in (
+                (common.STAGE1_DIR, common.STAGE1_MODEL),
+                (common.STAGE2_DIR, common.STAGE2_MODEL),
+            )
+        ]
+    for (weights, ema, rows), (weights_resumed, ema_resumed, rows_resumed) in zip(
+        states["straight"], states["resumed"]
+    ):
         assert [r["learning_rate"] for r in rows] == ["0.001", "0.001", "0.0005"]
         assert rows_resumed == rows and ema_resumed == ema
         for a, b in zip(weights, weights_resumed):
@@ -336,13 +487,18 @@ def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_pat
 
     run_dir = str(tmp_path / "run")
     shutil.copytree(os.path.join(stage1_only, common.STAGE1_DIR), os.path.join(run_dir, common.STAGE1_DIR))
-    first = training.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model")
+    first = run_folder.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model")
     evaluation = __import__("data").load_evaluation("mnist", mnist_npz, 60)
     mu, _ = training.encode(first, evaluation)
-    second = crafted_second_stage(first.latent_dim, 0.5, 0.5 * mu.mean(0)) if applies else \
-        crafted_second_stage(first.latent_dim, 1.0, 0.1)
+    second = (
+        crafted_second_stage(first.latent_dim, 0.5, 0.5 * mu.mean(0))
+        if applies
+        else crafted_second_stage(first.latent_dim, 1.0, 0.1)
+    )
     common.save_model(second, os.path.join(run_dir, common.STAGE2_DIR, common.STAGE2_MODEL))
-    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "60"])
+    generate.main(
+        ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "60"]
+    )
     samples = os.path.join(run_dir, common.SAMPLES_DIR)
     summary = common.load_json(os.path.join(samples, "summary.json"))["kinds"]["gen2"]
     assert summary["variance_loss_ratio"] == pytest.approx(3.0 if applies else 0.0, abs=1e-3)
@@ -364,22 +520,42 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
     it and stops (TimeBudgetReached: exit code 75 from a script); the same command without the budget then ends
     as a straight run does, both stages."""
     first = ["--dataset", "mnist", "--data-path", mnist_npz, "--epochs", "3"] + TINY
-    second = ["--dataset", "mnist", "--data-path", mnist_npz, "--width", "16", "--verbose", "0",
-              "--learning-rate", "0.001", "--epochs", "3"]
+    second = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--width",
+        "16",
+        "--verbose",
+        "0",
+        "--learning-rate",
+        "0.001",
+        "--epochs",
+        "3",
+    ]
     states = {}
     for name in ("straight", "budgeted"):
         run_dir = str(tmp_path / name)
-        for script, argv, stage in ((train_first_stage, first, common.STAGE1_DIR),
-                                    (train_second_stage, second, common.STAGE2_DIR)):
+        for script, argv, stage in (
+            (train_first_stage, first, common.STAGE1_DIR),
+            (train_second_stage, second, common.STAGE2_DIR),
+        ):
             if name == "budgeted":
-                with pytest.raises(common.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"):
+                with pytest.raises(
+                    common.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"
+                ):
                     script.main(argv + ["--run-dir", run_dir, "--time-budget", "1"])
                 assert log_epochs(os.path.join(run_dir, stage)) == [1]
                 assert json.load(open(os.path.join(run_dir, stage, "checkpoint.json")))["epoch"] == 1
             script.main(argv + ["--run-dir", run_dir])
-        states[name] = [stage_state(os.path.join(run_dir, stage), model)
-                        for stage, model in ((common.STAGE1_DIR, common.STAGE1_MODEL),
-                                             (common.STAGE2_DIR, common.STAGE2_MODEL))]
+        states[name] = [
+            stage_state(os.path.join(run_dir, stage), model)
+            for stage, model in (
+                (common.STAGE1_DIR, common.STAGE1_MODEL),
+                (common.STAGE2_DIR, common.STAGE2_MODEL),
+            )
+        ]
     for (weights, ema, rows), (weights_budgeted, ema_budgeted, rows_budgeted) in zip(*states.values()):
         assert rows_budgeted == rows and ema_budgeted == ema
         for a, b in zip(weights, weights_budgeted):
@@ -388,10 +564,28 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
 
 def run_first_stage(mnist_npz, run_dir, *argv):
     """train_first_stage.py as a user runs it, with the GPUs hidden."""
-    command = [sys.executable, "train_first_stage.py", "--dataset", "mnist", "--data-path", mnist_npz,
-               "--run-dir", run_dir] + TINY + list(argv)
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, CUDA_VISIBLE_DEVICES="", VAEVAR_DATA_DIR=""))
+    command = (
+        [
+            sys.executable,
+            "train_first_stage.py",
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+        ]
+        + TINY
+        + list(argv)
+    )
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", VAEVAR_DATA_DIR=""),
+    )
 
 
 def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, mnist_npz):
@@ -402,12 +596,20 @@ def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, 
     refused = run_first_stage(mnist_npz, str(tmp_path / "refused"), *endless)
     assert refused.returncode == 2, refused.stderr
     line = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
-    assert len(line) == 1 and "h here (50000000 epochs of 3 steps at" in line[0] and "no GPU is visible" in line[0]
+    assert (
+        len(line) == 1
+        and "h here (50000000 epochs of 3 steps at" in line[0]
+        and "no GPU is visible" in line[0]
+    )
     assert "--allow-cpu" in line[0] and "--quick" in line[0]
-    assert refused.stdout.splitlines()[0].startswith("backend tensorflow on CPU")  # the first line names the device
+    assert refused.stdout.splitlines()[0].startswith(
+        "backend tensorflow on CPU"
+    )  # the first line names the device
     assert not os.path.exists(tmp_path / "refused" / "stage1")
     for insisting in (["--allow-cpu"], ["--quick"]):
-        run = run_first_stage(mnist_npz, str(tmp_path / insisting[0][2:]), *endless, *insisting, "--time-budget", "1")
+        run = run_first_stage(
+            mnist_npz, str(tmp_path / insisting[0][2:]), *endless, *insisting, "--time-budget", "1"
+        )
         assert run.returncode == common.EXIT_TIME_BUDGET == 75, run.stderr
         assert "stopped at the time budget after epoch 1 of 50000000" in run.stderr
         assert log_epochs(str(tmp_path / insisting[0][2:] / "stage1")) == [1]
@@ -427,8 +629,9 @@ def test_backend_choice():
 
 
 def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):
-    import fast_training
     import keras
+
+    import fast_training
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     monkeypatch.setattr(fast_training, "_on_gpu", lambda: True)

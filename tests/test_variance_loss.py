@@ -54,7 +54,7 @@ def test_variance_law_and_inactive_count():
     np.testing.assert_allclose(law["second_moment"][:3], 0.64 + 0.36, rtol=0.05)
     assert law["inactive_count"] == 2 and list(law["inactive"]) == [False] * 3 + [True] * 2
     assert law["second_moment_sum"] == pytest.approx(5.0, rel=0.05)
-    assert law["max_abs_mu_mean"] < 0.05 and law["mu_mean_square_sum"] < 5 * 0.05 ** 2
+    assert law["max_abs_mu_mean"] < 0.05 and law["mu_mean_square_sum"] < 5 * 0.05**2
     shifted = analysis.variance_law(mu + np.array([1.0, 0, 0, 2.0, 0]), sigma)
     assert shifted["mu_mean_square_sum"] == pytest.approx(5.0, rel=0.02)
 
@@ -87,5 +87,6 @@ def test_batch_statistics_reconstructions_see_through_lagging_moving_statistics(
             layer.moving_variance.assign(layer.moving_variance * 50.0)
     lagging = training.decode_posterior_means(model, images, batch_statistics=False)
     assert np.abs(lagging - moving).max() > 1e-2
-    np.testing.assert_allclose(training.decode_posterior_means(model, images, batch_statistics=True), batch,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        training.decode_posterior_means(model, images, batch_statistics=True), batch, atol=1e-5
+    )

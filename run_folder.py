@@ -1,0 +1,216 @@
+"""The training contract both trainers keep (training.fit and fast_training.fit_fast): the run folder's
+files, resume, the checkpoint writer, the log, and the stops (NaN, SIGTERM / SIGINT, the time budget) with
+their messages. Each trainer keeps only its loop.
+
+A stage's folder: log.csv (a row per completed epoch, flushed and fsynced), checkpoint.keras (model,
+optimizer, gamma, sampler RNG) with checkpoint.json (the last checkpointed epoch and the run's settings),
+written atomically in that order; the final model and config.json (STAGE_CONFIG) when the stage completes.
+On restart, log rows after the checkpoint's epoch are dropped, so the log has no duplicated or missing epochs.
+"""
+
+import csv
+import os
+import signal
+import time
+
+import keras
+
+import common
+import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
+import models.vae  # noqa: F401
+from common import CHECKPOINT_STATE, VaevarError, atomic_path, load_json, save_json, save_model
+
+CHECKPOINT = "checkpoint.keras"
+LOG = "log.csv"
+LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
+STAGE_CONFIG = "config.json"  # written when a stage completes: its settings and the weights' digest
+
+
+# ------------------------------------------------------------- models on disk
+
+
+def load_model(
+    path: str,
+    what: str = "model",
+    hint: str = "",
+    compile: bool = True,
+    corrupt_hint: str = "retrain it or point to a valid .keras file",
+) -> keras.Model:
+    """compile=False: the model without its optimizer state (enough to encode and decode).
+    hint: what to do when the file is missing; corrupt_hint: when it cannot be read."""
+    if not os.path.exists(path):
+        raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as error:  # corrupt or foreign file
+        reason = str(error).splitlines()[0][:200] if str(error) else ""
+        raise VaevarError(
+            f"cannot load {what} from {path} ({type(error).__name__}: {reason}); {corrupt_hint}"
+        ) from error
+
+
+def check_second_stage_matches(stage2_dir: str, stage1_digest: str) -> None:
+    """A second stage is only valid for the first stage whose latents it learned."""
+    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
+    if not os.path.exists(state_path):
+        return
+    trained_on = load_json(state_path).get("stage1_weights")
+    if trained_on is not None and trained_on != stage1_digest:
+        raise VaevarError(
+            f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
+            f"since): move {stage2_dir} away and rerun train_second_stage.py"
+        )
+
+
+def check_second_stage_fits(second: keras.Model, first: keras.Model, path: str) -> None:
+    """A second stage learns the first stage's codes: its latent size is theirs (also without checkpoint.json)."""
+    if second.latent_dim != first.latent_dim:
+        raise VaevarError(
+            f"the second stage at {path} has {second.latent_dim} latent dimensions, the first "
+            f"stage {first.latent_dim}: it belongs to another first stage; move it away and rerun "
+            f"train_second_stage.py"
+        )
+
+
+def check_image_shape(model: keras.Model, images, dataset: str) -> None:
+    expected = tuple(model.encoder.inputs[0].shape[1:])
+    if tuple(images.shape[1:]) != expected:
+        raise VaevarError(
+            f"{dataset} images are {images.shape[1:]} but the model expects {expected}: "
+            f"use the data set the model was trained on"
+        )
+
+
+# ------------------------------------------------------------------------ the log
+
+
+def write_log_row(path: str, epoch: int, logs: dict, learning_rate: float, seconds: float) -> None:
+    """Append one epoch's row to log.csv (header first), flushed and fsynced."""
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(LOG_FIELDS)
+        writer.writerow(
+            [epoch]
+            + [f"{float(logs.get(k, float('nan'))):.6g}" for k in ("loss", "mse", "gamma", "kl")]
+            + [f"{learning_rate:.6g}", f"{seconds:.2f}"]
+        )
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_log(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def truncate_log(path: str, completed_epochs: int) -> None:
+    """Keep only rows of epochs 1..completed_epochs (atomic rewrite)."""
+    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+# ------------------------------------------------------------ checkpoints, resume
+
+
+def save_checkpoint(model: keras.Model, run_dir: str, metadata: dict, epoch: int) -> None:
+    """checkpoint.keras, then checkpoint.json naming its epoch: a crash between them resumes the epoch before."""
+    save_model(model, os.path.join(run_dir, CHECKPOINT))
+    save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=epoch))
+
+
+def resume_or_build(run_dir: str, build, metadata: dict) -> tuple[keras.Model, int]:
+    """Load the last checkpoint of run_dir, or build a fresh compiled model.
+
+    Returns (model, completed_epochs). Refuses a run directory made for another data set or configuration.
+    """
+    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
+    if not os.path.exists(state_path):
+        return build(), 0
+    state = load_json(state_path)
+    for key, value in metadata.items():
+        if key in state and state[key] != value:
+            raise VaevarError(
+                f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
+                f"use another --run-dir or the original settings"
+            )
+    start_over = f"restore it, or delete {state_path} to start this stage over"
+    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint", start_over, corrupt_hint=start_over)
+    return model, int(state["epoch"])
+
+
+def learning_rate_variable(optimizer: keras.optimizers.Optimizer):
+    """The optimizer's learning-rate variable (a trainer sets it per epoch); Keras 3 returns the variable."""
+    return optimizer.learning_rate
+
+
+# ---------------------------------------------------------------------- the stops
+
+
+class StopSignals:
+    """SIGTERM / SIGINT while training: noted in `received` (the first one's name), the handlers restored on
+    exit. Outside the main thread signals cannot be caught: nothing is installed."""
+
+    def __init__(self, on_signal=None):
+        self.received = None
+        self.on_signal = on_signal
+        self._previous = {}
+
+    def _note(self, signum, frame):
+        self.received = self.received or signal.Signals(signum).name
+        if self.on_signal is not None:
+            self.on_signal()
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._note)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        return False
+
+
+class TimeBudget:
+    """--time-budget: after each epoch (its checkpoint included), whether one more ends before the deadline,
+    judged by the longest epoch so far. Each run trains at least one epoch, so a resubmitted job always moves on."""
+
+    def __init__(self, deadline: float | None = None):
+        self.deadline = deadline  # a time.time() value; None: no budget
+        self.longest = 0.0
+
+    def another_fits(self, epoch_seconds: float) -> bool:
+        self.longest = max(self.longest, epoch_seconds)
+        return self.deadline is None or time.time() + self.longest < self.deadline
+
+
+def deadline_of(time_budget: float) -> float | None:
+    """--time-budget SECONDS, counted from the command's start -> a deadline for the trainers (None: none)."""
+    return common.STARTED + time_budget if time_budget else None
+
+
+def diverged(run_dir: str, loss: float, epoch: int, kept_epoch: int, batch: int | None = None) -> VaevarError:
+    where = f"at epoch {epoch}, batch {batch}" if batch is not None else f"in epoch {epoch}"
+    return VaevarError(
+        f"training diverged (loss={loss} {where}); the last good checkpoint in {run_dir} "
+        f"(epoch {kept_epoch}) is kept: lower --learning-rate and rerun to resume"
+    )
+
+
+def interrupted(signal_name: str, completed_epochs: int) -> VaevarError:
+    return VaevarError(
+        f"interrupted by {signal_name} after {completed_epochs} completed epochs; rerun the same "
+        f"command to resume"
+    )
