@@ -30,10 +30,11 @@ STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
 CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
 SAMPLES_DIR = "samples"
+ANALYSIS_DIR = "variance_analysis"  # variance_analysis.py's figures, variance_loss.json and report.md
 KINDS = ("rec", "gen1", "gen2")  # reconstructions, decoded N(0, I), decoded second-stage samples
 # samples/<name>.npz that generate.py writes, in scoring order.
 SAMPLE_SETS = tuple(name for kind in KINDS for name in (kind, f"{kind}_renorm"))
-EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (sampling.py)
+EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (samplers.py)
 
 
 # ---------------------------------------------------------- the Keras backend

@@ -13,7 +13,7 @@ GEN-2: u ~ N(0, I) -> second-stage decoder -> z -> decoder.
 Renormalized ("_renorm"): the authors' rule, written out once in
 docs/protocol.md ("The authors' protocol": REC renormalization, adjust, the
 gate, GEN-1 and GEN-2 renormalization); the flags REC_RENORM ... GEN2_RESCALE
-choose among its variants, and sampling.renormalize_kind applies it. When
+choose among its variants, and renormalization.renormalize_kind applies it. When
 the gate stays closed the renormalized file equals the plain one
 (recorded in summary.json).
 
@@ -34,10 +34,11 @@ import numpy as np
 
 import common
 import data
+import renormalization
 import run_folder
-import sampling
+import samplers
 import training
-from analysis import total_variance
+from variance_measures import total_variance
 
 DATASET = "cifar10"  # the data set the run was trained on
 DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -53,7 +54,7 @@ RENORM_THRESHOLD = 0.25  # the gate: renormalize only if stage 2's variance loss
 GEN1_RENORM = "gated"  # gated: GEN-1 too only when GEN-2's gate opens (the authors' adjust2) | always
 GEN2_RESCALE = "batch"  # batch: each batch of 100 codes to the target (theirs) | whole: one scale for all
 SAMPLE_DTYPE = "float16"  # float16: [0, 1], scored unrounded (the authors') | uint8: half the disk, moves FID
-SAMPLERS = ""  # also these ex-post samplers, comma-separated: gauss, gmm10, gen2_perdim (sampling.py)
+SAMPLERS = ""  # also these ex-post samplers, comma-separated: gauss, gmm10, gen2_perdim (samplers.py)
 GRID = 8  # grids are GRID x GRID
 BATCH_SIZE = 500  # images per encoder/decoder call
 SEED = 0  # latent draws and the images shown in the grids
@@ -113,7 +114,7 @@ def check_settings(args):
         ("rec-split", args.rec_split, ("test", "train")),
         ("rec-code", args.rec_code, ("sampled", "mean")),
         ("rec-renorm", args.rec_renorm, ("pixel", "latent")),
-        ("renorm-target", args.renorm_target, sampling.RENORM_TARGETS),
+        ("renorm-target", args.renorm_target, renormalization.RENORM_TARGETS),
         ("renorm-mode", args.renorm_mode, ("global", "per_dim")),
         ("gen1-renorm", args.gen1_renorm, ("gated", "always")),
         ("gen2-rescale", args.gen2_rescale, ("batch", "whole")),
@@ -197,7 +198,7 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
     rows = {}
     for name in [s.strip() for s in args.samplers.split(",") if s.strip()]:
         started = time.time()
-        z = sampling.sampler_codes(name, args.num_samples, args.seed, train_mu, z_std, gen2_codes)
+        z = samplers.sampler_codes(name, args.num_samples, args.seed, train_mu, z_std, gen2_codes)
         images = decode(z)
         seconds = time.time() - started
         common.save_npz(
@@ -238,7 +239,7 @@ def main(argv=None):
     mu, sigma = training.encode(first, originals, args.batch_size)
     stats_path = os.path.join(stage2_dir, common.STATS_FILE)
     measured = common.load_json(stats_path)["z_std"] if os.path.exists(stats_path) else None
-    target = sampling.latent_target(mu, sigma, args.renorm_target, args.renorm_mode, measured)
+    target = renormalization.latent_target(mu, sigma, args.renorm_target, args.renorm_mode, measured)
     rec_noise = rng.standard_normal(mu.shape).astype(np.float32)
     latents = {
         "rec": mu + sigma * rec_noise if args.rec_code == "sampled" else mu,
@@ -248,7 +249,7 @@ def main(argv=None):
     gen2_ratio = None
     if second is not None:
         latents["gen2"] = training.decode(second, u, args.batch_size)
-        gen2_ratio = sampling.second_stage_variance_ratio(second, mu, args.seed)
+        gen2_ratio = renormalization.second_stage_variance_ratio(second, mu, args.seed)
 
     out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
     summary = {
@@ -275,11 +276,11 @@ def main(argv=None):
     latent_arrays = {}
     data_variance = total_variance(originals)
     decode = lambda z: training.decode(first, z, args.batch_size)  # noqa: E731
-    rule = common.settings_from(args, sampling.RenormalizationSettings)
+    rule = common.settings_from(args, renormalization.RenormalizationSettings)
     for kind, z in latents.items():
         started = time.time()
         plain_float = decode(z)
-        renormed_float, z_renorm, scale, applied = sampling.renormalize_kind(
+        renormed_float, z_renorm, scale, applied = renormalization.renormalize_kind(
             kind, z, plain_float, data.to_unit_float(originals), target, rule, decode, gen2_ratio
         )
         save_kind(out_dir, kind, plain_float, renormed_float, originals, args)

@@ -98,7 +98,7 @@ def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtyp
     ) != (num_samples, seed, sample_dtype):
         return current
     current["samples"] = f"made from these models ({num_samples} per kind, seed {seed})"
-    analysis = read_json(os.path.join(run_dir, "analysis", "variance_loss.json"))
+    analysis = read_json(os.path.join(run_dir, common.ANALYSIS_DIR, "variance_loss.json"))
     if analysis.get("samples_summary_sha256") == common.file_digest(summary_path):
         current["variance analysis"] = "of these samples"
     return current
@@ -139,7 +139,7 @@ def main(argv=None):
         ("stage 1", "train_first_stage.py", shared + data_path + training + stage1_epochs + verbose),
         ("stage 2", "train_second_stage.py", shared + data_path + training + stage2_epochs + verbose),
         ("samples", "generate.py", shared + data_path + sampling + ["--sample-dtype", args.sample_dtype]),
-        ("variance analysis", "variance_loss.py", ["--run-dirs", run_dir] + data_path + sampling),
+        ("variance analysis", "variance_analysis.py", ["--run-dirs", run_dir] + data_path + sampling),
     ]
     if not args.skip_fid:
         weights = ["--inception-weights", args.inception_weights] if args.inception_weights else []

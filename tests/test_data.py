@@ -69,20 +69,6 @@ def test_celeba_folder_without_partition_uses_last_tenth(tmp_path):
     assert len(data.load("celeba", "test", folder)) == 1
 
 
-def test_bilinear_halving_averages_2x2_blocks():
-    image = np.arange(16, dtype=np.float64).reshape(4, 4, 1)
-    out = resize.resize_bilinear(image, 2, 2)
-    np.testing.assert_allclose(out[..., 0], [[2.5, 4.5], [10.5, 12.5]])
-
-
-def test_half_pixel_resize_matches_tensorflow():
-    tf = pytest.importorskip("tensorflow")
-    image = np.random.default_rng(0).random((128, 128, 3))
-    ours = resize.resize_bilinear(image, 64, 64)
-    theirs = tf.image.resize(image[None], (64, 64), method="bilinear", antialias=False).numpy()[0]
-    np.testing.assert_allclose(ours, theirs, atol=1e-5)
-
-
 def test_unknown_dataset_name():
     with pytest.raises(VaevarError, match="unknown data set 'cifar100'"):
         data.load("cifar100", "train", "x.npz")

@@ -60,7 +60,7 @@ def test_quick_pipeline_on_jax_without_tensorflow(tmp_path, random_inception_wei
     log = open(run_dir / "stage1" / "log.csv").read().splitlines()
     assert len(log) == 3 and json.load(open(run_dir / "stage1" / "config.json"))["trainer"] == "fast"
     assert os.path.exists(run_dir / "samples" / "gen2_renorm.npz")
-    assert os.path.exists(run_dir / "analysis" / "variance_loss.json")
+    assert os.path.exists(run_dir / "variance_analysis" / "variance_loss.json")
     command = [
         sys.executable,
         os.path.join(ROOT, "compute_fid.py"),

@@ -15,14 +15,25 @@ from tests.conftest import ROOT
 LAYERS = {
     "common": set(),
     "data": {"common"},
-    "analysis": set(),
+    "variance_measures": set(),
     "models": {"models"},
     "fid": {"common", "data", "fid"},
     "run_folder": {"common", "models"},
     "training": {"common", "data", "models", "run_folder"},
-    "sampling": {"common", "training"},
+    "renormalization": {"common", "training"},
+    "samplers": {"common", "renormalization"},
     "fast_training": {"common", "training", "run_folder"},
     "bench": {"common", "data", "models", "fid", "training", "fast_training", "run_folder", "bench"},
+    "experiments": {
+        "common",
+        "data",
+        "models",
+        "fid",
+        "training",
+        "fast_training",
+        "run_folder",
+        "experiments",
+    },
 }
 
 
@@ -80,7 +91,7 @@ def test_library_code_never_sees_the_command_line():
     modules = project_modules()
     problems = []
     for name, path in sorted(modules.items()):
-        if is_script(path) or name.startswith("bench"):  # bench's modules are scripts run with python -m
+        if is_script(path) or name.startswith(("bench", "experiments")):  # scripts run with python -m
             continue
         tree = ast.parse(open(path).read())
         for node in ast.walk(tree):
@@ -102,7 +113,7 @@ SCRIPTS = [
     "train_second_stage.py",
     "generate.py",
     "compute_fid.py",
-    "variance_loss.py",
+    "variance_analysis.py",
     "reproduce.py",
     "convert_inception.py",
     "validate_fid.py",
@@ -199,6 +210,7 @@ def test_what_users_read_names_no_development_machine():
         ["README.md"]
         + glob.glob(os.path.join(ROOT, "docs", "*"))
         + glob.glob(os.path.join(ROOT, "bench", "*.py"))
+        + glob.glob(os.path.join(ROOT, "experiments", "*.py"))
         + glob.glob(os.path.join(ROOT, "*.py"))
         + glob.glob(os.path.join(ROOT, "results", "*.md"))
         + glob.glob(os.path.join(ROOT, "results", "*", "command.txt"))

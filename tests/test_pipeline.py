@@ -6,11 +6,11 @@ import os
 import numpy as np
 import pytest
 
-import analysis
 import common
 import generate
 import reproduce
 import train_first_stage
+import variance_measures
 from common import VaevarError
 
 EXPECTED_FILES = [
@@ -24,12 +24,12 @@ EXPECTED_FILES = [
     "stage2/log.csv",
     "samples/summary.json",
     "samples/latents.npz",
-    "analysis/variance_loss.json",
-    "analysis/report.md",
-    "analysis/mse_vs_variance_loss.png",
-    "analysis/pca_identity.png",
-    "analysis/variance_law.png",
-    "analysis/pixel_variance.png",
+    "variance_analysis/variance_loss.json",
+    "variance_analysis/report.md",
+    "variance_analysis/mse_vs_variance_loss.png",
+    "variance_analysis/pca_identity.png",
+    "variance_analysis/variance_law.png",
+    "variance_analysis/pixel_variance.png",
     "fid.json",
     "fid_table.md",
 ]
@@ -175,7 +175,7 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, mnist_n
 
 
 def test_variance_numbers_are_consistent(pipeline_run):
-    summary = json.load(open(os.path.join(pipeline_run, "analysis", "variance_loss.json")))
+    summary = json.load(open(os.path.join(pipeline_run, common.ANALYSIS_DIR, "variance_loss.json")))
     assert summary["pixel_variance_ratio"]["data"] == 1.0
     for row in summary["pca"]:
         assert row["mse"] == pytest.approx(row["variance_loss"], rel=1e-6, abs=1e-12)
@@ -189,10 +189,10 @@ def test_variance_numbers_are_consistent(pipeline_run):
     assert summary["variance_law"]["latent_dim"] == 64
     lag = summary["batch_norm"]  # the reconstructions again with batch statistics, and the note if they lag
     assert lag["mse_moving_statistics"] == summary["reconstruction_mse"] and lag["mse_batch_statistics"] > 0
-    assert lag["note"] == analysis.batch_norm_lag_note(
+    assert lag["note"] == variance_measures.batch_norm_lag_note(
         lag["mse_moving_statistics"], lag["mse_batch_statistics"]
     )
-    report = open(os.path.join(pipeline_run, "analysis", "report.md")).read()
+    report = open(os.path.join(pipeline_run, common.ANALYSIS_DIR, "report.md")).read()
     assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (
         lag["note"] in report if lag["note"] else "Batch-norm lag" not in report
     )

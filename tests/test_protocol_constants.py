@@ -14,7 +14,7 @@ import pytest
 
 import data
 import generate
-import sampling
+import renormalization
 import train_first_stage
 import train_second_stage
 import training
@@ -42,7 +42,7 @@ PROTOCOL = [
         "GEN-2 rescaled per batch of",
         100,
         BOTH,
-        lambda: sampling.AUTHORS_BATCH,
+        lambda: renormalization.AUTHORS_BATCH,
         "each batch of 100 generated codes",
     ),
     ("GEN-2 rescale mode", "batch", BOTH, lambda: generate.GEN2_RESCALE, "each batch of 100 generated codes"),

@@ -1,8 +1,8 @@
 """The variance-loss analysis of the paper, on one or several trained runs.
 
-    python variance_loss.py --run-dirs runs/cifar10,runs/celeba
+    python variance_analysis.py --run-dirs runs/cifar10,runs/celeba
 
-Per run (RUN_DIR/analysis/): the per-pixel variance of test data vs
+Per run (RUN_DIR/variance_analysis/): the per-pixel variance of test data vs
 reconstructions vs GEN-1 / GEN-2 (plain and renormalized), summed over pixels
 and as a ratio to the data's; the same in latent space; reconstruction MSE vs
 variance loss; the PCA identity (Fig. 2: PCA's reconstruction error equals
@@ -27,7 +27,7 @@ import common
 import data
 import run_folder
 import training
-from analysis import (
+from variance_measures import (
     batch_norm_lag_note,
     mean_squared_error,
     pca_identity,
@@ -38,7 +38,7 @@ from analysis import (
 )
 
 RUN_DIRS = None  # comma-separated run directories (required)
-OUT_DIR = None  # where the cross-run scatter goes; default: the first run's analysis/
+OUT_DIR = None  # where the cross-run scatter goes; default: the first run's variance_analysis/
 DATA_PATH = None  # local data file; default the one each run was trained on
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
 NUM_SAMPLES = 5000  # test images used, a seeded random subset (and the PCA's, capped at PCA_SAMPLES)
@@ -289,7 +289,7 @@ def main(argv=None):
     results = []
     for run_dir in [d for d in args.run_dirs.split(",") if d]:
         result = analyse_run(run_dir, args)
-        out_dir = os.path.join(run_dir, "analysis")
+        out_dir = os.path.join(run_dir, common.ANALYSIS_DIR)
         os.makedirs(out_dir, exist_ok=True)
         figures = plot_run(result, out_dir)
         figures["smoothing"] = os.path.join(out_dir, "smoothing.png")
@@ -311,9 +311,11 @@ def main(argv=None):
         )
         if result["batch_norm"]["note"]:
             print(f"note: {result['batch_norm']['note']}")
-    out_dir = args.out_dir or os.path.join(results[0]["run_dir"], "analysis")
+    out_dir = args.out_dir or os.path.join(results[0]["run_dir"], common.ANALYSIS_DIR)
     plot_scatter(results, os.path.join(out_dir, "mse_vs_variance_loss.png"))
-    print(f"figures and report in {', '.join(os.path.join(r['run_dir'], 'analysis') for r in results)}")
+    print(
+        f"figures and report in {', '.join(os.path.join(r['run_dir'], common.ANALYSIS_DIR) for r in results)}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """How far storing the Inception weights as float16 moves FID (the float16 file is half the size,
 which lets it travel where the float32 file does not):
 
-    python -m bench.float16_weights --samples runs/cifar10_cpu/samples/gen2.npz
+    python -m experiments.float16_weights --samples runs/cifar10_cpu/samples/gen2.npz
 
 Writes a copy of the converted .weights.h5 with every array rounded to float16
 (loaded back into the float32 network), scores IMAGES sample images against

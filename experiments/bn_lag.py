@@ -4,7 +4,7 @@ authors' code uses), with batch statistics (training mode), and after
 training.recalibrate_batch_norm on training images (train_first_stage.py
 --recalibrate-bn). Run from the repository root:
 
-    python -m bench.bn_lag --run-dir runs/cifar10 --data-path cifar10_jpeg_q75.zip \
+    python -m experiments.bn_lag --run-dir runs/cifar10 --data-path cifar10_jpeg_q75.zip \
         --out results/bn_recalibration/cifar10_7_epochs.json
 """
 

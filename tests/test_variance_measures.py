@@ -1,46 +1,48 @@
 import numpy as np
 import pytest
 
-import analysis
+import variance_measures
 
 
 def test_mean_decoder_loses_all_variance_and_mse_equals_it():
     x = np.random.default_rng(0).random((200, 5, 5, 1))
     x_hat = np.broadcast_to(x.mean(axis=0), x.shape)
     per_pixel_variance = np.var(x.reshape(200, -1), axis=0).mean()
-    assert analysis.variance_loss(x, x_hat) == pytest.approx(per_pixel_variance)
-    assert analysis.mean_squared_error(x, x_hat) == pytest.approx(per_pixel_variance)
+    assert variance_measures.variance_loss(x, x_hat) == pytest.approx(per_pixel_variance)
+    assert variance_measures.mean_squared_error(x, x_hat) == pytest.approx(per_pixel_variance)
 
 
 def test_total_variance_by_hand_and_uint8_scaling():
     x = np.array([[0, 255], [255, 255]], np.uint8).reshape(2, 2, 1, 1)
     # pixel 0 takes 0 and 1 (variance 0.25), pixel 1 is constant
-    assert analysis.total_variance(x) == pytest.approx(0.25)
+    assert variance_measures.total_variance(x) == pytest.approx(0.25)
 
 
 def test_perfect_reconstruction_loses_nothing():
     x = np.random.default_rng(1).random((50, 4, 4, 3))
-    assert analysis.variance_loss(x, x) == 0 and analysis.mean_squared_error(x, x) == 0
+    assert variance_measures.variance_loss(x, x) == 0 and variance_measures.mean_squared_error(x, x) == 0
 
 
 def test_half_permutation_mix_mse_equals_variance_loss_in_expectation():
     # The paper's example: x_hat = (x + x_p) / 2 for a permutation p.
     x = np.random.default_rng(2).normal(size=(20000, 3))
     x_hat = (x + x[np.random.default_rng(3).permutation(len(x))]) / 2
-    assert analysis.mean_squared_error(x, x_hat) == pytest.approx(analysis.variance_loss(x, x_hat), rel=0.03)
+    assert variance_measures.mean_squared_error(x, x_hat) == pytest.approx(
+        variance_measures.variance_loss(x, x_hat), rel=0.03
+    )
 
 
 def test_pca_identity_exact():
     x = np.random.default_rng(4).random((300, 6, 6, 1))
-    rows = analysis.pca_identity(x, [1, 3, 10, 35])
+    rows = variance_measures.pca_identity(x, [1, 3, 10, 35])
     for row in rows:
         assert row["mse"] == pytest.approx(row["variance_loss"], rel=1e-10, abs=1e-14)
     assert rows[0]["mse"] > rows[-1]["mse"] > 0
-    assert analysis.pca_identity(x, [36])[0]["mse"] == pytest.approx(0, abs=1e-20)
+    assert variance_measures.pca_identity(x, [36])[0]["mse"] == pytest.approx(0, abs=1e-20)
 
 
 def test_smoothing_example_keeps_mean_and_loses_variance():
-    example = analysis.smoothing_example()
+    example = variance_measures.smoothing_example()
     assert example["smooth"].mean() == pytest.approx(example["signal"].mean())
     assert example["variance_loss"] > 0 and example["mse"] > 0
     assert example["mse"] == pytest.approx(np.mean((example["signal"] - example["smooth"]) ** 2))
@@ -50,18 +52,18 @@ def test_variance_law_and_inactive_count():
     rng = np.random.default_rng(5)
     mu = np.concatenate([rng.normal(0, 0.8, (5000, 3)), rng.normal(0, 0.01, (5000, 2))], axis=1)
     sigma = np.concatenate([np.full((5000, 3), 0.6), np.full((5000, 2), 1.0)], axis=1)
-    law = analysis.variance_law(mu, sigma)
+    law = variance_measures.variance_law(mu, sigma)
     np.testing.assert_allclose(law["second_moment"][:3], 0.64 + 0.36, rtol=0.05)
     assert law["inactive_count"] == 2 and list(law["inactive"]) == [False] * 3 + [True] * 2
     assert law["second_moment_sum"] == pytest.approx(5.0, rel=0.05)
     assert law["max_abs_mu_mean"] < 0.05 and law["mu_mean_square_sum"] < 5 * 0.05**2
-    shifted = analysis.variance_law(mu + np.array([1.0, 0, 0, 2.0, 0]), sigma)
+    shifted = variance_measures.variance_law(mu + np.array([1.0, 0, 0, 2.0, 0]), sigma)
     assert shifted["mu_mean_square_sum"] == pytest.approx(5.0, rel=0.02)
 
 
 def test_batch_norm_lag_note_only_above_its_threshold():
-    assert analysis.batch_norm_lag_note(0.012, 0.010) == ""  # 1.2x: a 7-epoch run's lag, not flagged
-    note = analysis.batch_norm_lag_note(0.052, 0.019)
+    assert variance_measures.batch_norm_lag_note(0.012, 0.010) == ""  # 1.2x: a 7-epoch run's lag, not flagged
+    note = variance_measures.batch_norm_lag_note(0.052, 0.019)
     assert "2.7x" in note and "--recalibrate-bn" in note
 
 

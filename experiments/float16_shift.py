@@ -1,7 +1,7 @@
 """How far storing samples as float16, or rounding them to uint8, moves their Inception features
 (mean L2 shift per image against float32), on GEN-1 images of a trained first stage:
 
-    python -m bench.float16_shift --run-dir runs/cifar10_rounding --out results/fid_rounding/float16_check.json
+    python -m experiments.float16_shift --run-dir runs/cifar10_rounding --out results/fid_rounding/float16_check.json
 """
 
 import json

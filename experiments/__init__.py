@@ -1,0 +1,1 @@
+"""Experiments whose measurements are in results/ or bench/results/ (run as python -m experiments.NAME)."""

@@ -1,0 +1,109 @@
+"""fid/frechet.py: the Fréchet distance, its square roots and KID."""
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from common import VaevarError
+from fid import frechet
+
+
+def random_covariance(rng, dims, rank=None):
+    a = rng.normal(size=(dims, rank or dims))
+    return a @ a.T / dims
+
+
+def test_frechet_matches_direct_sqrtm_both_methods():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
+    s1, s2 = random_covariance(rng, 20), random_covariance(rng, 20)
+    direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert frechet.frechet_distance(mu1, s1, mu2, s2, method="sqrtm") == pytest.approx(direct, rel=1e-8)
+    assert frechet.frechet_distance(mu1, s1, mu2, s2, method="eig") == pytest.approx(direct, rel=1e-6)
+
+
+def test_the_reference_square_root_is_reused_only_for_the_same_covariance():
+    """eig computes the reference's square root once per content: later sets reuse it, a reference whose
+    content changed (even in place) gets its own, and the distances equal a fresh computation's."""
+    rng = np.random.default_rng(3)
+    mu, reference, sets = (
+        np.zeros(20),
+        random_covariance(rng, 20),
+        [random_covariance(rng, 20) for _ in range(3)],
+    )
+    frechet._ROOTS.clear()
+    first = [frechet.frechet_distance(mu, reference, mu, s, method="eig") for s in sets]
+    assert len(frechet._ROOTS) == 1
+    root = frechet.square_root(reference)
+    np.testing.assert_allclose(root @ root, reference, atol=1e-10)
+    reference[0, 0] += 1.0  # changed in place: same object, other content
+    changed = frechet.frechet_distance(mu, reference, mu, sets[0], method="eig")
+    assert len(frechet._ROOTS) == 2 and changed != first[0]
+    frechet._ROOTS.clear()
+    assert frechet.frechet_distance(mu, reference, mu, sets[0], method="eig") == changed
+    reference[0, 0] -= 1.0
+    assert [frechet.frechet_distance(mu, reference, mu, s, method="eig") for s in sets] == first
+
+
+def test_frechet_closed_form_commuting_gaussians():
+    # Diagonal covariances: FID = |dmu|^2 + sum (sqrt(a) - sqrt(b))^2
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    expected = 5.0 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    for method in ("sqrtm", "eig"):
+        assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method) == pytest.approx(
+            expected
+        )
+
+
+def test_frechet_singular_covariances_are_handled():
+    rng = np.random.default_rng(1)
+    s1, s2 = random_covariance(rng, 30, rank=5), random_covariance(rng, 30, rank=5)
+    for method in ("sqrtm", "eig"):
+        value = frechet.frechet_distance(np.zeros(30), s1, np.zeros(30), s2, method=method)
+        assert np.isfinite(value) and value > 0
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    features = np.random.default_rng(2).normal(size=(500, 64))
+    mu, sigma = frechet.statistics(features)
+    assert abs(frechet.frechet_distance(mu, sigma, mu, sigma)) < 1e-6
+    assert abs(frechet.frechet_distance(mu, sigma, mu, sigma, method="eig")) < 1e-6
+
+
+def test_too_few_samples_and_mismatched_sizes():
+    with pytest.raises(VaevarError, match="at least 2 samples"):
+        frechet.statistics(np.zeros((1, 8)))
+    with pytest.raises(VaevarError, match="feature sizes differ"):
+        frechet.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+    with pytest.warns(UserWarning, match="covariance is singular"):
+        frechet.statistics(np.random.default_rng(0).normal(size=(10, 8)))
+
+
+def test_kid_unbiased_near_zero_for_same_distribution():
+    rng = np.random.default_rng(3)
+    same, _ = frechet.kernel_inception_distance(
+        rng.normal(size=(400, 16)), rng.normal(size=(400, 16)), subsets=20, subset_size=200
+    )
+    shifted, _ = frechet.kernel_inception_distance(
+        rng.normal(size=(400, 16)), rng.normal(1, 1, (400, 16)), subsets=20, subset_size=200
+    )
+    assert abs(same) < 0.05 < shifted
+
+
+def test_frechet_closed_form_non_commuting_gaussians():
+    """2-D covariances that do not commute: Tr((S1 S2)^(1/2)) = sqrt(tr(S1 S2) + 2 sqrt(det(S1 S2)))."""
+    rotation = np.array([[np.cos(0.6), -np.sin(0.6)], [np.sin(0.6), np.cos(0.6)]])
+    s1 = np.array([[4.0, 1.2], [1.2, 1.0]])
+    s2 = rotation @ np.diag([3.0, 0.5]) @ rotation.T
+    assert np.abs(s1 @ s2 - s2 @ s1).max() > 0.5
+    mu1, mu2 = np.array([0.5, -1.0]), np.array([2.0, 1.0])
+    product = s1 @ s2
+    trace_root = np.sqrt(np.trace(product) + 2.0 * np.sqrt(np.linalg.det(product)))
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * trace_root
+    for method in ("sqrtm", "eig"):
+        assert frechet.frechet_distance(mu1, s1, mu2, s2, method=method) == pytest.approx(expected, rel=1e-10)
+    rng = np.random.default_rng(8)  # and from features drawn from the two Gaussians
+    drawn = [rng.multivariate_normal(mu, s, 400_000) for mu, s in ((mu1, s1), (mu2, s2))]
+    estimate = frechet.frechet_distance(*frechet.statistics(drawn[0]), *frechet.statistics(drawn[1]))
+    assert estimate == pytest.approx(expected, rel=0.01)
