@@ -3,6 +3,8 @@ errors, atomic writes, constants-as-flags, seeding, the device and the
 multi-device scope. Backend-free except where noted (the device and
 distribution helpers import the active backend lazily)."""
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import errno
@@ -14,8 +16,16 @@ import re
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+
+    import keras
+
+_Settings = TypeVar("_Settings")  # settings_from's dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
 STARTED = (
@@ -43,20 +53,21 @@ EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex
 JAX_GPU_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
 
 
-def jax_sees_gpu():
+def jax_sees_gpu() -> bool:
+    """Whether JAX would find a GPU: a JAX GPU plugin is installed and the driver shows a device that
+    CUDA_VISIBLE_DEVICES does not hide. Asked without starting JAX: a JAX GPU client takes most of the GPU's
+    memory for as long as its process lives, which here is every script, reproduce.py's parent process too."""
     import importlib.util
 
     if not any(importlib.util.find_spec(name) for name in JAX_GPU_PLUGINS):
         return False
-    try:
-        import jax
-
-        return any(device.platform == "gpu" for device in jax.devices())
-    except Exception:  # a plugin without a usable driver: JAX falls back to the CPU
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
+    nvidia = "/proc/driver/nvidia/gpus"
+    return (os.path.isdir(nvidia) and bool(os.listdir(nvidia))) or os.path.exists("/dev/kfd")
 
 
-def choose_backend(environ, gpu_query=jax_sees_gpu):
+def choose_backend(environ: Mapping[str, str], gpu_query: Callable[[], bool] = jax_sees_gpu) -> str | None:
     """The backend for KERAS_BACKEND: the user's when set; unset, JAX where it sees a GPU (the fast trainer's
     home), else None (Keras' own default: TensorFlow, or ~/.keras/keras.json)."""
     if environ.get("KERAS_BACKEND"):
@@ -84,13 +95,13 @@ class TimeBudgetReached(Exception):
         self.done, self.epochs = done, epochs
 
     @classmethod
-    def during(cls, step):
+    def during(cls, step: str) -> TimeBudgetReached:
         return cls(
             message=f"stopped at the time budget at the {step} step: rerun the same command to continue"
         )
 
 
-def run_main(main):
+def run_main(main: Callable[[], object]) -> None:
     """Run a script's main(): a VaevarError becomes a one-line message and exit code 2, a stop at the time
     budget its line and EXIT_TIME_BUDGET."""
     try:
@@ -108,7 +119,7 @@ def run_main(main):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path beside `path`; rename it onto `path` on success.
 
     A crash leaves the old file (or none) in place, never a truncated one.
@@ -138,7 +149,7 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
-def check_dataset(run_dir, dataset):
+def check_dataset(run_dir: str, dataset: str) -> None:
     """Refuse to mix data sets: the run's first stage records the one it was trained on."""
     state = os.path.join(run_dir, STAGE1_DIR, CHECKPOINT_STATE)
     if os.path.exists(state):
@@ -150,7 +161,7 @@ def check_dataset(run_dir, dataset):
             )
 
 
-def save_json(path, obj):
+def save_json(path: str | os.PathLike[str], obj) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
@@ -165,24 +176,24 @@ def _json_default(value):
     raise TypeError(f"not JSON serializable: {type(value)}")
 
 
-def load_json(path):
+def load_json(path: str | os.PathLike[str]) -> dict:
     with open(path) as f:
         return json.load(f)
 
 
-def save_npz(path, compress=True, **arrays):
+def save_npz(path: str | os.PathLike[str], compress: bool = True, **arrays: np.ndarray | np.generic) -> None:
     """compress=False for large float arrays: zlib gains them ~16% (float16 images) at ~50x the time."""
     with atomic_path(path) as tmp:
         (np.savez_compressed if compress else np.savez)(tmp, **arrays)
 
 
-def save_model(model, path):
+def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     """Save a Keras model (.keras, with optimizer state) atomically."""
     with atomic_path(path) as tmp:
         model.save(tmp)
 
 
-def file_digest(path):
+def file_digest(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes, in hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -191,7 +202,7 @@ def file_digest(path):
     return digest.hexdigest()
 
 
-def weights_digest(model):
+def weights_digest(model: keras.Model) -> str:
     """SHA-256 (16 hex digits) of a model's weights: which first stage a second stage was trained on."""
     digest = hashlib.sha256()
     for weights in model.get_weights():
@@ -202,7 +213,9 @@ def weights_digest(model):
 # ---------------------------------------------------------- constants as flags
 
 
-def parse_constants(module_globals, description, argv=None):
+def parse_constants(
+    module_globals: Mapping[str, object], description: str, argv: Sequence[str] | None = None
+) -> argparse.Namespace:
     """Every UPPERCASE constant of a script becomes a `--lower-case` flag.
 
     The constant's trailing comment in the script is the flag's help. Constants
@@ -227,7 +240,7 @@ def parse_constants(module_globals, description, argv=None):
     return parser.parse_args(argv)
 
 
-def settings_from(args, settings_class, **overrides):
+def settings_from(args: argparse.Namespace, settings_class: type[_Settings], **overrides) -> _Settings:
     """A library's typed settings (a dataclass) from a script's parsed flags: the fields it names, in one place."""
     import dataclasses
 
@@ -256,7 +269,7 @@ def _number_or_text(text):
     return text
 
 
-def require_positive(args, *names, allow_zero=()):
+def require_positive(args: argparse.Namespace, *names: str, allow_zero: Container[str] = ()) -> None:
     for name in names:
         value = getattr(args, name)
         if value is None:
@@ -269,7 +282,7 @@ def require_positive(args, *names, allow_zero=()):
 JIT_SETTINGS = {"auto": "auto", "on": True, "off": False}
 
 
-def jit_setting(text):
+def jit_setting(text: str) -> bool | str:
     """--jit-compile value -> model.compile's jit_compile."""
     if str(text).lower() not in JIT_SETTINGS:
         raise VaevarError(f"--jit-compile must be one of {', '.join(JIT_SETTINGS)}, got {text!r}")
@@ -279,7 +292,7 @@ def jit_setting(text):
 # ------------------------------------------------------------------- seeding
 
 
-def set_seed(seed):
+def set_seed(seed: int) -> None:
     """Fix Python, NumPy and Keras (backend) random generators."""
     import keras
 
@@ -288,7 +301,7 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
-def distribution_scope():
+def distribution_scope() -> contextlib.AbstractContextManager:
     """Mirror training over all local GPUs when there are several.
 
     TensorFlow backend: tf.distribute.MirroredStrategy; JAX backend:
@@ -311,7 +324,7 @@ def distribution_scope():
     return contextlib.nullcontext()
 
 
-def device_description():
+def device_description() -> str:
     """The device the backend computes on, e.g. 'NVIDIA H100 80GB HBM3' or 'CPU (AMD EPYC, 2 cores)'."""
     import keras
 
@@ -344,12 +357,12 @@ def _cpu_name():
         return platform.processor() or platform.machine()
 
 
-def on_gpu():
+def on_gpu() -> bool:
     """Whether the active backend computes on a GPU (or another accelerator)."""
     return not device_description().startswith("CPU")
 
 
-def matmul_precision():
+def matmul_precision() -> str:
     """float32 matmuls on this device: 'TF32' where the backend rounds them to TensorFloat-32 (its default on
     NVIDIA GPUs since Ampere), else 'float32'. JAX_DEFAULT_MATMUL_PRECISION=highest asks JAX for float32."""
     import keras
@@ -368,7 +381,7 @@ def matmul_precision():
     return "float32"
 
 
-def runtime_line(trainer=None):
+def runtime_line(trainer: str | None = None) -> str:
     """A script's first line: backend, device, trainer and matmul precision."""
     import keras
 

@@ -108,14 +108,14 @@ QUICK_SETTINGS = {
 }
 
 
-def dataset(name):
+def dataset(name: str) -> DataSet:
     """The registry entry of `name`, or a one-line error naming the choices."""
     if name not in DATASETS:
         raise VaevarError(f"unknown data set '{name}': choose one of {', '.join(DATASETS)}")
     return DATASETS[name]
 
 
-def training_defaults(name, quick=False):
+def training_defaults(name: str, quick: bool = False) -> dict[str, int | float | None]:
     """Flat defaults for the training scripts: the data set's schedules, or --quick's."""
     entry = dataset(name)
     defaults = {
@@ -140,7 +140,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "test")
 
 
-def load(name, split, data_path=None, limit=None, jpeg_round_trip=True):
+def load(
+    name: str,
+    split: str,
+    data_path: str | None = None,
+    limit: int | None = None,
+    jpeg_round_trip: bool = True,
+) -> np.ndarray:
     """Return uint8 images (N, H, W, C) of the official `split` ('train'/'test').
 
     A data set with a jpeg_quality (CIFAR-10: the authors wrote every image to
@@ -170,7 +176,7 @@ def load(name, split, data_path=None, limit=None, jpeg_round_trip=True):
     return images
 
 
-def jpeg_round_trip(images, quality):
+def jpeg_round_trip(images: np.ndarray, quality: int) -> np.ndarray:
     """Each image written to JPEG (Pillow, 4:2:0 chroma subsampling, as imageio's .jpg) and read back."""
     from PIL import Image
 
@@ -185,12 +191,12 @@ def jpeg_round_trip(images, quality):
     return out
 
 
-def cache_dir():
+def cache_dir() -> str:
     """Where derived data (the JPEG round trip) is cached: $VAEVAR_CACHE_DIR, else ~/.cache/vaevar."""
     return os.environ.get("VAEVAR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "vaevar")
 
 
-def cached_jpeg_round_trip(images, quality):
+def cached_jpeg_round_trip(images: np.ndarray, quality: int) -> np.ndarray:
     """jpeg_round_trip, cached under the SHA-256 of the lossless images (a minute for CIFAR-10, once)."""
     key = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:20]
     path = os.path.join(cache_dir(), f"jpeg_q{quality}_{key}.npz")
@@ -224,7 +230,7 @@ def _holds_jpeg_files(path):
 EVALUATION_SEED = 0  # fixes the evaluation set: generate.py's REC inputs are compute_fid.py's reference
 
 
-def seeded_subset(total, count, seed):
+def seeded_subset(total: int, count: int, seed: int) -> np.ndarray:
     """Sorted indices of `count` of `total` items drawn at random with `seed` (all of them when
     count >= total): a prefix of a class-sorted source would be a few classes."""
     if count >= total:
@@ -232,7 +238,13 @@ def seeded_subset(total, count, seed):
     return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
 
 
-def load_evaluation(name, data_path=None, count=10000, split="test", jpeg_round_trip=True):
+def load_evaluation(
+    name: str,
+    data_path: str | None = None,
+    count: int = 10000,
+    split: str = "test",
+    jpeg_round_trip: bool = True,
+) -> np.ndarray:
     """The FID / REC evaluation images: `count` images of `split` drawn at random with a fixed seed
     (all of them when count >= the split's size), so a source's order never matters."""
     images = load(name, split, data_path, jpeg_round_trip=jpeg_round_trip)
@@ -241,11 +253,11 @@ def load_evaluation(name, data_path=None, count=10000, split="test", jpeg_round_
     return images[seeded_subset(len(images), count, EVALUATION_SEED)]
 
 
-def to_unit_float(images):
+def to_unit_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 255.0
 
 
-def to_uint8(images):
+def to_uint8(images: np.ndarray) -> np.ndarray:
     """[0, 1] floats to uint8 with rounding (for saving samples)."""
     return np.clip(np.rint(np.asarray(images, np.float64) * 255.0), 0, 255).astype(np.uint8)
 
@@ -300,7 +312,7 @@ class CifarBatchUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
     }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(
                 f"it refers to {module}.{name}, which no CIFAR-10 batch holds; refusing to unpickle it"
@@ -308,7 +320,7 @@ class CifarBatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_cifar10_tarball(path, split):
+def load_cifar10_tarball(path: str, split: str) -> np.ndarray:
     """The original cifar-10-python.tar.gz: pickled batches of CHW uint8 rows, read with an allow-list."""
     wanted = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     batches = {}
@@ -348,7 +360,7 @@ def load_cifar10_tarball(path, split):
     return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
 
 
-def load_npz(path, split):
+def load_npz(path: str, split: str) -> np.ndarray:
     """An .npz of uint8 images: keys x_train/x_test (Keras layout) or train/test."""
     try:
         with np.load(path) as archive:
@@ -381,7 +393,7 @@ def _idx_images_file(folder, split):
     return None
 
 
-def load_idx_images(path):
+def load_idx_images(path: str) -> np.ndarray:
     """The original MNIST / Fashion-MNIST image files: big-endian IDX, magic 0x00000803 (uint8, 3 dims)."""
     try:
         with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
@@ -411,7 +423,7 @@ def _parse_partition(partition_text):
     return table
 
 
-def load_image_collection(path, split, celeba, limit=None):
+def load_image_collection(path: str, split: str, celeba: bool, limit: int | None = None) -> np.ndarray:
     """Images in a folder or .zip: an ImageFolder tree or the img_align_celeba layout.
 
     A tree `<split>/<class>/<file>` (optionally under one root folder; the
@@ -424,7 +436,7 @@ def load_image_collection(path, split, celeba, limit=None):
     return _read_collection(path, split, celeba, limit)[0]
 
 
-def load_labeled(path, split, limit=None):
+def load_labeled(path: str, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(uint8 images, int labels, class names) of an ImageFolder tree `<split>/<class>/<file>`;
     labels index the sorted class-folder names."""
     images, labels, classes = _read_collection(path, split, celeba=False, limit=limit, need_tree=True)
@@ -560,7 +572,7 @@ def _read_partition(candidates):
     return None
 
 
-def celeba_crop_resize(image):
+def celeba_crop_resize(image: np.ndarray) -> np.ndarray:
     """Crop [45:173, 25:153] and resize 128 -> 64 with Pillow's BILINEAR, as the authors' loader does
     (Pillow widens the filter when downscaling: each output pixel weighs 4x4 inputs by [1, 3, 3, 1] / 8)."""
     from PIL import Image

@@ -16,9 +16,12 @@ The NaN guard checks each epoch's losses; SIGTERM / SIGINT stop after the
 epoch in progress, which is checkpointed.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -37,10 +40,17 @@ from run_folder import (
 )
 from training import LatentBatches, batch_rows, latent_noise, learning_rate_at
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import jax
+
+    from training import ImageBatches
+
 TRAINERS = ("auto", "fit", "fast")
 
 
-def choose(trainer, checkpoint_every=10):
+def choose(trainer: str, checkpoint_every: int = 10) -> Callable[..., keras.Model] | None:
     """The training function for TRAINER: fit (training.fit, any backend) or fast (JAX only); auto is
     fast where the backend is JAX on a GPU, else fit. Returns None for fit (train_stage's default)."""
     import functools
@@ -78,7 +88,7 @@ class EpochInputs:
             self.source = (jnp.asarray(batches.images),)  # uint8: a quarter of float32's memory
             self.count = len(batches.images)
 
-    def epoch(self, epoch):
+    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rows = batch_rows(self.count, self.batch_size, self.seed, epoch)
         if not self.latent:
             return rows, np.zeros((len(rows), 0), np.float32)
@@ -90,7 +100,7 @@ class EpochInputs:
         )
         return rows, noise
 
-    def batch(self, source, rows, noise):
+    def batch(self, source: tuple[jax.Array, ...], rows: jax.Array, noise: jax.Array) -> jax.Array:
         """The step's inputs, on the device: as ImageBatches / LatentBatches would give them."""
         import jax.numpy as jnp
 
@@ -100,7 +110,9 @@ class EpochInputs:
         return source[0][rows].astype(jnp.float32) / 255.0
 
 
-def make_epoch_function(model, inputs, unroll=1, copies=1):
+def make_epoch_function(
+    model: keras.Model, inputs: EpochInputs, unroll: int = 1, copies: int = 1
+) -> Callable[..., tuple[tuple[list[jax.Array], ...], dict[str, jax.Array]]]:
     """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch;
     unroll: steps per iteration of the compiled loop (the same steps, fewer loop iterations);
     copies > 1: that many independent trainings at once (state, rows and noise stacked on a first axis,
@@ -120,7 +132,7 @@ def make_epoch_function(model, inputs, unroll=1, copies=1):
     return jax.jit(run_epoch, donate_argnums=0)
 
 
-def model_state(model):
+def model_state(model: keras.Model) -> tuple[list[jax.Array], ...]:
     return (
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],
@@ -129,7 +141,7 @@ def model_state(model):
     )
 
 
-def stacked_state(models):
+def stacked_state(models: Sequence[keras.Model]) -> tuple[list[jax.Array], ...]:
     """The states of several models stacked on a first axis: an epoch function's state with copies."""
     import jax
     import jax.numpy as jnp
@@ -137,7 +149,7 @@ def stacked_state(models):
     return jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[model_state(model) for model in models])
 
 
-def sync_state(model, state):
+def sync_state(model: keras.Model, state: Sequence[Sequence[jax.Array]]) -> None:
     """Write the loop's state back into the model's variables (before a checkpoint or the final save)."""
     for variables, values in zip(
         (
@@ -153,18 +165,18 @@ def sync_state(model, state):
 
 
 def fit_fast(
-    model,
-    batches,
-    run_dir,
-    epochs,
-    initial_epoch,
-    learning_rate,
-    halve_every,
-    metadata,
-    verbose=1,
-    deadline=None,
-    checkpoint_every=10,
-):
+    model: keras.Model,
+    batches: ImageBatches,
+    run_dir: str,
+    epochs: int,
+    initial_epoch: int,
+    learning_rate: float,
+    halve_every: int,
+    metadata: dict,
+    verbose: int = 1,
+    deadline: float | None = None,
+    checkpoint_every: int = 10,
+) -> keras.Model:
     """training.fit's contract (run_folder: resume, log.csv, checkpoints, the NaN, signal and time-budget stops),
     on the device; only the loop is this trainer's."""
     import jax.numpy as jnp

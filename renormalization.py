@@ -4,11 +4,19 @@ which gate); the helpers below it compute the pieces. The authors' protocol (asp
 NumPy, plus a model's predict for the gate.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common import VaevarError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import keras
 
 RENORM_TARGETS = ("authors", "variance_law", "unit", "measured")
 
@@ -29,8 +37,15 @@ class RenormalizationSettings:
 
 
 def renormalize_kind(
-    kind, z, plain, originals, target, settings: RenormalizationSettings, decode, gen2_ratio=None
-):
+    kind: str,
+    z: np.ndarray,
+    plain: np.ndarray,
+    originals: np.ndarray,
+    target: float | np.ndarray,
+    settings: RenormalizationSettings,
+    decode: Callable[[np.ndarray], np.ndarray],
+    gen2_ratio: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, float | np.ndarray, bool]:
     """Renormalized images of one kind: (images in [0, 1], z used, scale, applied).
 
     The rule of docs/protocol.md ("The authors' protocol"), with the variants `settings` chooses:
@@ -54,14 +69,18 @@ def renormalize_kind(
     return decode(z_renorm), z_renorm, scale, True
 
 
-def renormalize_batches(z, target, mode="global", batch=AUTHORS_BATCH):
+def renormalize_batches(
+    z: np.ndarray, target: float | np.ndarray, mode: str = "global", batch: int = AUTHORS_BATCH
+) -> tuple[np.ndarray, float | np.ndarray]:
     """renormalize() on each batch of `batch` codes in turn (the last may be shorter): the authors' GEN-2.
     Returns (rescaled z, the mean scale applied)."""
     parts = [renormalize(z[i : i + batch], target, mode) for i in range(0, len(z), batch)]
     return np.concatenate([p[0] for p in parts]), np.mean([p[1] for p in parts], axis=0)
 
 
-def renormalize(z, target=1.0, mode="global"):
+def renormalize(
+    z: np.ndarray, target: float | np.ndarray = 1.0, mode: str = "global"
+) -> tuple[np.ndarray, float | np.ndarray]:
     """Rescale z so its per-dimension std matches `target` (scalar or per-dimension).
 
     global: one scalar, mean(std_j(z)) -> mean(target); per_dim: z_j -> z_j * target_j / std_j(z).
@@ -79,7 +98,13 @@ def renormalize(z, target=1.0, mode="global"):
     return (z * scale).astype(np.float32), scale
 
 
-def latent_target(mu, sigma, kind, mode="global", measured_std=None):
+def latent_target(
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    kind: str,
+    mode: str = "global",
+    measured_std: np.ndarray | list[float] | None = None,
+) -> float | np.ndarray:
     """The std the renormalized latents should have: a scalar (global) or one per dimension.
 
     authors: their adjust, sqrt(mean_j(Var(mu_j) + mean(sigma_j))) (sigma, not sigma^2);
@@ -106,7 +131,7 @@ def latent_target(mu, sigma, kind, mode="global", measured_std=None):
     return np.sqrt(variance) if mode == "per_dim" else float(np.sqrt(np.mean(variance)))
 
 
-def renormalize_pixels(reconstructions, originals):
+def renormalize_pixels(reconstructions: np.ndarray, originals: np.ndarray) -> tuple[np.ndarray, float]:
     """The authors' REC renormalization: x' = clip((x - m) * s + m, 0, 1), m the per-pixel mean of the
     reconstructions, s = mean per-pixel std of the originals / that of the reconstructions.
     Both in [0, 1] floats; returns (x', s)."""
@@ -117,7 +142,7 @@ def renormalize_pixels(reconstructions, originals):
     return np.clip((x - mean) * scale + mean, 0.0, 1.0).astype(np.float32), float(scale)
 
 
-def second_stage_variance_ratio(second, mu, seed=0):
+def second_stage_variance_ratio(second: keras.Model, mu: np.ndarray, seed: int = 0) -> float:
     """(mean_j Var(mu_j) - mean_j Var(z_hat_j)) / mean((mu - z_hat)^2): how much variance the second
     stage's reconstruction z_hat of mu loses, relative to its error (their test for renormalizing GEN-2).
     z_hat decodes a sampled second-stage code, as their reconstruct does."""

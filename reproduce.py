@@ -60,6 +60,20 @@ def run_step(name, script, argv):
     print(f"== {name} done in {time.time() - started:.0f} s", flush=True)
 
 
+def print_runtime_line(trainer):
+    """The steps' backend, device, trainer and precision, found in a process of its own: a JAX GPU client in this
+    long-lived parent would hold GPU memory that the steps need."""
+    probe = (
+        "import common, fast_training; "
+        f"print(common.runtime_line('fast' if fast_training.choose({trainer!r}) else 'fit'))"
+    )
+    root = os.path.dirname(os.path.abspath(__file__))
+    found = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True)
+    if found.returncode != 0:  # an unknown --trainer: the same one-line error as the step would give
+        raise common.VaevarError(found.stderr.strip().splitlines()[-1].removeprefix("common.VaevarError: "))
+    print(found.stdout.strip(), flush=True)
+
+
 def read_json(path):
     return common.load_json(path) if os.path.exists(path) else {}
 
@@ -108,9 +122,7 @@ def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
     common.require_positive(args, "time_budget", allow_zero=("time_budget",))
-    import fast_training
-
-    print(common.runtime_line("fast" if fast_training.choose(args.trainer) else "fit"), flush=True)
+    print_runtime_line(args.trainer)
     run_dir = args.run_dir or os.path.join("runs", args.dataset)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
     data_path = ["--data-path", args.data_path] if args.data_path else []

@@ -12,8 +12,10 @@ import csv
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import keras
+import numpy as np
 
 import common
 import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
@@ -72,7 +74,7 @@ def check_second_stage_fits(second: keras.Model, first: keras.Model, path: str) 
         )
 
 
-def check_image_shape(model: keras.Model, images, dataset: str) -> None:
+def check_image_shape(model: keras.Model, images: np.ndarray, dataset: str) -> None:
     expected = tuple(model.encoder.inputs[0].shape[1:])
     if tuple(images.shape[1:]) != expected:
         raise VaevarError(
@@ -126,7 +128,9 @@ def save_checkpoint(model: keras.Model, run_dir: str, metadata: dict, epoch: int
     save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=epoch))
 
 
-def resume_or_build(run_dir: str, build, metadata: dict) -> tuple[keras.Model, int]:
+def resume_or_build(
+    run_dir: str, build: Callable[[], keras.Model], metadata: dict
+) -> tuple[keras.Model, int]:
     """Load the last checkpoint of run_dir, or build a fresh compiled model.
 
     Returns (model, completed_epochs). Refuses a run directory made for another data set or configuration.
@@ -146,7 +150,7 @@ def resume_or_build(run_dir: str, build, metadata: dict) -> tuple[keras.Model, i
     return model, int(state["epoch"])
 
 
-def learning_rate_variable(optimizer: keras.optimizers.Optimizer):
+def learning_rate_variable(optimizer: keras.optimizers.Optimizer) -> keras.Variable:
     """The optimizer's learning-rate variable (a trainer sets it per epoch); Keras 3 returns the variable."""
     return optimizer.learning_rate
 

@@ -3,17 +3,24 @@ the encoded training codes, as Ghosh et al.'s RAE samples a latent space "ex pos
 rescales the second stage's codes dimension by dimension. NumPy and scikit-learn.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 import common
 from common import VaevarError
 from renormalization import renormalize
 
+if TYPE_CHECKING:
+    from sklearn.mixture import GaussianMixture
+
 EXTRA_SAMPLERS = common.EXTRA_SAMPLERS
 GMM_COMPONENTS = 10
 
 
-def fit_gaussian(codes):
+def fit_gaussian(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """N(m, C): the mean and full covariance of the codes; needs more codes than dimensions."""
     codes = np.asarray(codes, np.float64)
     if codes.ndim != 2 or len(codes) <= codes.shape[1]:
@@ -24,11 +31,11 @@ def fit_gaussian(codes):
     return codes.mean(axis=0), np.cov(codes, rowvar=False)
 
 
-def sample_gaussian(mean, covariance, count, seed):
+def sample_gaussian(mean: np.ndarray, covariance: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).multivariate_normal(mean, covariance, count).astype(np.float32)
 
 
-def fit_mixture(codes, components=GMM_COMPONENTS, seed=0):
+def fit_mixture(codes: np.ndarray, components: int = GMM_COMPONENTS, seed: int = 0) -> GaussianMixture:
     """A full-covariance Gaussian mixture (scikit-learn, seeded); needs components * (dims + 1) codes."""
     from sklearn.mixture import GaussianMixture
 
@@ -42,14 +49,21 @@ def fit_mixture(codes, components=GMM_COMPONENTS, seed=0):
     return GaussianMixture(components, covariance_type="full", random_state=seed).fit(codes)
 
 
-def sample_mixture(mixture, count, seed):
+def sample_mixture(mixture: GaussianMixture, count: int, seed: int) -> np.ndarray:
     """`count` codes from the fitted mixture, in a seeded random order (sklearn returns them by component)."""
     mixture.random_state = seed
     codes, _ = mixture.sample(count)
     return codes[np.random.default_rng(seed).permutation(count)].astype(np.float32)
 
 
-def sampler_codes(name, count, seed, train_mu=None, train_z_std=None, second_stage_codes=None):
+def sampler_codes(
+    name: str,
+    count: int,
+    seed: int,
+    train_mu: np.ndarray | None = None,
+    train_z_std: np.ndarray | list[float] | None = None,
+    second_stage_codes: np.ndarray | None = None,
+) -> np.ndarray:
     """The codes sampler `name` gives the first stage's decoder.
 
     gauss: N(m, C) of the encoded training codes mu; gmm10: a 10-component

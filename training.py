@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 import keras
 import numpy as np
@@ -36,7 +37,7 @@ from run_folder import (
 # --------------------------------------------------------------- batch feeders
 
 
-def batch_rows(count, batch_size, seed, epoch):
+def batch_rows(count: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
     """(steps, batch_size) rows of one training epoch: a permutation fixed by (seed, epoch), full batches
     only (the loss is a batch mean), rows sorted within a batch. Both trainers use it."""
     order = np.random.default_rng([seed, epoch]).permutation(count)
@@ -44,7 +45,7 @@ def batch_rows(count, batch_size, seed, epoch):
     return np.sort(order[: steps * batch_size].reshape(steps, batch_size), axis=1)
 
 
-def latent_noise(seed, epoch, index, shape):
+def latent_noise(seed: int, epoch: int, index: int, shape: tuple[int, ...]) -> np.ndarray:
     """The eps of z = mu + sigma * eps for batch `index` of `epoch` (stage 2, resampled every epoch)."""
     return np.random.default_rng([seed, epoch, index, 1]).standard_normal(shape).astype(np.float32)
 
@@ -72,7 +73,7 @@ class ImageBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         return (to_unit_float(self.images[self._rows(index)]),)
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Feed epoch `epoch`'s batches. Set by fit's FeedEpoch callback, never counted here: Keras also
         calls on_epoch_end when training starts."""
         self.epoch = epoch
@@ -106,7 +107,7 @@ class LatentBatches(ImageBatches):
         )
 
 
-def learning_rate_at(epoch, base, halve_every):
+def learning_rate_at(epoch: int, base: float, halve_every: int) -> float:
     return base * 0.5 ** (epoch // halve_every) if halve_every else base
 
 
@@ -173,17 +174,17 @@ class Checkpoint(keras.callbacks.Callback):
 
 
 def fit(
-    model,
-    batches,
-    run_dir,
-    epochs,
-    initial_epoch,
-    learning_rate,
-    halve_every,
-    metadata,
-    verbose=1,
-    deadline=None,
-):
+    model: keras.Model,
+    batches: ImageBatches,
+    run_dir: str,
+    epochs: int,
+    initial_epoch: int,
+    learning_rate: float,
+    halve_every: int,
+    metadata: dict,
+    verbose: int = 1,
+    deadline: float | None = None,
+) -> keras.Model:
     """model.fit under run_folder's contract: resume, the CSV log, LR halving, the NaN/signal guard and the
     time budget (run_folder.deadline_of)."""
     os.makedirs(run_dir, exist_ok=True)
@@ -217,18 +218,20 @@ def fit(
     return model
 
 
-def encode(model, images, batch_size=500):
+def encode(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """Posterior (mu, sigma) of uint8 images under a first-stage model, as float32 arrays."""
     batches = ImageBatches(images, batch_size, seed=0, shuffle=False)
     mu, log_sigma = model.encoder.predict(batches, verbose=0)
     return mu.astype(np.float32), np.exp(log_sigma).astype(np.float32)
 
 
-def decode(model, z, batch_size=500):
+def decode(model: keras.Model, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
     return model.decoder.predict(np.asarray(z, np.float32), batch_size=batch_size, verbose=0)
 
 
-def decode_posterior_means(model, images, batch_statistics, batch_size=100):
+def decode_posterior_means(
+    model: keras.Model, images: np.ndarray, batch_statistics: bool, batch_size: int = 100
+) -> np.ndarray:
     """x_hat = decoder(mu) of images (uint8 or [0, 1] floats), in batches of `batch_size`. batch_statistics:
     each batch normalized by its own statistics (training mode) instead of the moving ones; this updates the
     moving statistics, so call it on a model that is not saved afterwards."""
@@ -242,7 +245,7 @@ def decode_posterior_means(model, images, batch_statistics, batch_size=100):
     return np.concatenate(outputs)
 
 
-def recalibrate_batch_norm(model, batches, seed=0):
+def recalibrate_batch_norm(model: keras.Model, batches: Iterable[tuple[np.ndarray]], seed: int = 0) -> int:
     """Re-estimate a first-stage VAE's batch-norm moving statistics on `batches`.
 
     Each layer's moving mean and variance become the average of its batch
@@ -278,12 +281,12 @@ def recalibrate_batch_norm(model, batches, seed=0):
 ADAM_EPSILON = 1e-8  # TF1's AdamOptimizer default, which the authors had (Keras' default is 1e-7)
 
 
-def make_optimizer(learning_rate):
+def make_optimizer(learning_rate: float) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(learning_rate, epsilon=ADAM_EPSILON)
 
 
 @contextlib.contextmanager
-def precision_policy(mixed, dtype="float16"):
+def precision_policy(mixed: bool, dtype: str = "float16") -> Iterator[None]:
     """Build layers under mixed_float16 (or mixed_bfloat16) when asked; the global policy is restored
     after, so later steps in the same process (generation, FID) stay float32."""
     if dtype not in ("float16", "bfloat16"):
@@ -319,10 +322,10 @@ def train_stage(
     settings: TrainingSettings,
     stage_dir: str,
     model_file: str,
-    build_model,
-    make_batches,
+    build_model: Callable[[], keras.Model],
+    make_batches: Callable[[int], ImageBatches],
     metadata: dict,
-    trainer=None,
+    trainer: Callable[..., keras.Model] | None = None,
     record: dict | None = None,
 ) -> keras.Model:
     """Build (or resume) a stage under the distribution scope, fit it, save the final model and the stage's
@@ -385,7 +388,7 @@ PROBE_STEPS = 3
 PROBE_ABOVE_SAMPLES = 100_000
 
 
-def check_cpu_time(build, batches, epochs):
+def check_cpu_time(build: Callable[[], keras.Model], batches: ImageBatches, epochs: int) -> None:
     """Stop before a run of `epochs` that would take days on a machine without a GPU: its time, estimated from
     PROBE_STEPS timed steps of a fresh copy of the model (after one untimed step that compiles) on the run's own
     batches; the run's model and data order are untouched."""

@@ -6,6 +6,8 @@ All pixel quantities are in [0, 1] units, per pixel:
   variance loss = (sum_j Var(x_j) - sum_j Var(x_hat_j)) / D
 """
 
+from collections.abc import Iterable
+
 import numpy as np
 
 INACTIVE_VARIANCE = 0.01  # Var(mu) below this ...
@@ -13,28 +15,28 @@ INACTIVE_SIGMA = 0.9  # ... and mean sigma above this: a collapsed latent variab
 BATCH_NORM_LAG = 1.5  # reconstruction MSE, moving / batch statistics, above which the report flags the lag
 
 
-def flat(images):
+def flat(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     return images.reshape(len(images), -1).astype(np.float64) / scale
 
 
-def total_variance(images):
+def total_variance(images: np.ndarray) -> float:
     """Sum over pixels of the per-pixel variance across images."""
     return float(np.sum(np.var(flat(images), axis=0)))
 
 
-def mean_squared_error(x, x_hat):
+def mean_squared_error(x: np.ndarray, x_hat: np.ndarray) -> float:
     return float(np.mean((flat(x) - flat(x_hat)) ** 2))
 
 
-def variance_loss(x, x_hat):
+def variance_loss(x: np.ndarray, x_hat: np.ndarray) -> float:
     """Per-pixel variance lost by x_hat relative to x."""
     dims = flat(x).shape[1]
     return (total_variance(x) - total_variance(x_hat)) / dims
 
 
-def pca_identity(x, components):
+def pca_identity(x: np.ndarray, components: Iterable[int]) -> list[dict[str, int | float]]:
     """For each k: PCA reconstruction's per-pixel MSE and variance loss (equal, Fig. 2)."""
     x = flat(x)
     mean = x.mean(axis=0)
@@ -49,7 +51,7 @@ def pca_identity(x, components):
     return rows
 
 
-def smoothing_example(length=400, window=15, seed=0):
+def smoothing_example(length: int = 400, window: int = 15, seed: int = 0) -> dict[str, np.ndarray | float]:
     """Fig. 3: a noisy 1-D signal, its moving average; MSE vs variance loss."""
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 8 * np.pi, length)
@@ -66,7 +68,7 @@ def smoothing_example(length=400, window=15, seed=0):
     }
 
 
-def variance_law(mu, sigma):
+def variance_law(mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray | int | float]:
     """Per latent dimension: E[mu] (~0), E[mu^2] + E[sigma^2] (~1), and inactive variables."""
     mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
     second = np.mean(mu**2, 0) + np.mean(sigma**2, 0)
@@ -83,7 +85,7 @@ def variance_law(mu, sigma):
     }  # off-centre codes: sum_j E[mu_j]^2
 
 
-def batch_norm_lag_note(mse_moving, mse_batch):
+def batch_norm_lag_note(mse_moving: float, mse_batch: float) -> str:
     """A sentence for the report when the moving batch-norm statistics lag the weights (short runs), else ''."""
     ratio = mse_moving / mse_batch
     if ratio <= BATCH_NORM_LAG:

@@ -1,8 +1,11 @@
 """pool_3 features of images from a data set, a sample array or a folder, batch by batch."""
 
+from __future__ import annotations
+
 import hashlib
 import os
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,10 +13,17 @@ import data
 from common import VaevarError
 from fid.network import INPUT_CENTERS, build_inception
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    import keras
+
 _NETWORKS = {}
 
 
-def inception(image_shape, weights_path, input_convention="authors"):
+def inception(
+    image_shape: Sequence[int], weights_path: str, input_convention: str = "authors"
+) -> keras.Model:
     """The port for this input size and convention, with weights loaded (built once each)."""
     key = (tuple(image_shape), weights_path, input_convention)
     if key not in _NETWORKS:
@@ -33,7 +43,14 @@ def inception(image_shape, weights_path, input_convention="authors"):
     return _NETWORKS[key]
 
 
-def extract_features(batches, image_shape, weights_path, total, label="", input_convention="authors"):
+def extract_features(
+    batches: Iterable[np.ndarray],
+    image_shape: Sequence[int],
+    weights_path: str,
+    total: int,
+    label: str = "",
+    input_convention: str = "authors",
+) -> np.ndarray:
     """pool_3 features of an iterable of [0, 255] NHWC batches (never all at 299x299)."""
     from tqdm import tqdm
 
@@ -49,7 +66,9 @@ def extract_features(batches, image_shape, weights_path, total, label="", input_
 # ------------------------------------------------------------------ the inputs
 
 
-def load_source(source, split, count, data_path=None, jpeg_round_trip=True):
+def load_source(
+    source: str, split: str, count: int, data_path: str | None = None, jpeg_round_trip: bool = True
+) -> np.ndarray:
     """Images (uint8, or floats in [0, 1]) of a data set name, an .npz or an image folder, at most `count`.
 
     A data set gives `count` images of `split` drawn at random with a fixed
@@ -67,17 +86,17 @@ def load_source(source, split, count, data_path=None, jpeg_round_trip=True):
     )
 
 
-def scored_count(total, multiple):
+def scored_count(total: int, multiple: int) -> int:
     """How many of `total` images the authors score: whole batches of `multiple` (all if fewer)."""
     return total // multiple * multiple if total >= multiple else total
 
 
-def pixel_batches(images, batch_size):
+def pixel_batches(images: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """[0, 255] batches of `images`, as the network takes them."""
     return (_pixel_range(images[i : i + batch_size]) for i in range(0, len(images), batch_size))
 
 
-def content_digest(images, batch_size=1000):
+def content_digest(images: np.ndarray, batch_size: int = 1000) -> str:
     """SHA-256 of the pixels as scored (uint8 as is, floats as [0, 255] float32): the identity of a set."""
     digest = hashlib.sha256()
     for batch in pixel_batches(images, batch_size):
@@ -104,7 +123,7 @@ def _folder_images(folder, count):
     return np.stack(arrays)
 
 
-def check_sample_file(path):
+def check_sample_file(path: str) -> None:
     """A readable .npz with an 'images' array, else a one-line error (cheap: nothing is decompressed)."""
     if not os.path.exists(path):
         raise VaevarError(f"{path} not found: run generate.py first")
@@ -119,7 +138,7 @@ def check_sample_file(path):
         ) from error
 
 
-def load_sample_array(path):
+def load_sample_array(path: str) -> np.ndarray:
     """Samples as generate.py writes them: NHWC floats in [0, 1] (float16 by default, never rounded) or uint8."""
     check_sample_file(path)
     with np.load(path) as archive:

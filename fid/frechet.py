@@ -11,7 +11,14 @@ from common import VaevarError
 MIN_FULL_RANK = 2048  # fewer samples than features: a singular covariance
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, method="sqrtm"):
+def frechet_distance(
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
+    eps: float = 1e-6,
+    method: str = "sqrtm",
+) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64.
 
     sqrtm: TTUR's computation (scipy.linalg.sqrtm; eps offset when the product
@@ -47,13 +54,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, method="sqrtm"):
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
-def check_method(method):
+def check_method(method: str) -> None:
     """A one-line error for an unknown method; compute_fid.py calls it before minutes of feature passes."""
     if method not in ("sqrtm", "eig"):
         raise VaevarError(f"unknown --frechet-method {method!r}: use sqrtm or eig")
 
 
-def trace_sqrt_product(sigma1, sigma2):
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))), for PSD S1, S2. S1 is the reference's
     covariance in every call of a run: its square root is computed once (keyed by its content)."""
     root1 = square_root(sigma1)
@@ -64,7 +71,7 @@ def trace_sqrt_product(sigma1, sigma2):
 _ROOTS = {}  # SHA-256 of a covariance -> its square root: a run's references (test, training; both n)
 
 
-def square_root(sigma):
+def square_root(sigma: np.ndarray) -> np.ndarray:
     """The PSD square root of a covariance, computed once per content."""
     sigma = np.ascontiguousarray(sigma, np.float64)
     key = hashlib.sha256(sigma.tobytes()).hexdigest()
@@ -76,7 +83,7 @@ def square_root(sigma):
     return _ROOTS[key]
 
 
-def statistics(features):
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     features = np.asarray(features, np.float64)
     if features.ndim != 2 or len(features) < 2:
         raise VaevarError(f"FID needs at least 2 samples, got {len(features)}: generate more samples")
@@ -88,7 +95,7 @@ def statistics(features):
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def scored_subset(total, n, seed=0):
+def scored_subset(total: int, n: int, seed: int = 0) -> np.ndarray:
     """Indices of the n of `total` features the authors' whole batches score: the ones dropped are a seeded
     random few, never the tail of a class-sorted set."""
     if n >= total:
@@ -96,13 +103,17 @@ def scored_subset(total, n, seed=0):
     return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
 
 
-def scored_and_whole_statistics(features, n):
+def scored_and_whole_statistics(
+    features: np.ndarray, n: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(mu, sigma) of the n scored features (the authors' whole batches, scored_subset) and of all of them."""
     scored = statistics(features[scored_subset(len(features), n)])
     return scored, scored if n == len(features) else statistics(features)
 
 
-def kernel_inception_distance(features1, features2, subsets=100, subset_size=1000, seed=0):
+def kernel_inception_distance(
+    features1: np.ndarray, features2: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018), mean over subsets."""
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     if f1.shape[1] != f2.shape[1]:

@@ -10,12 +10,21 @@
   the port can be tested where the real file is absent.
 """
 
+from __future__ import annotations
+
 import tarfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common import VaevarError
 from fid.network import build_inception, graph_prefix, layer_name, load_folded_convs, pool_kinds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import keras
+    from tensorflow.core.framework.graph_pb2 import GraphDef
 
 GRAPH_MEMBER = "classify_image_graph_def.pb"
 INPUT_TENSOR = "ExpandDims:0"
@@ -34,7 +43,7 @@ def _tf():
     return tf
 
 
-def read_graph_def(path):
+def read_graph_def(path: str) -> GraphDef:
     tf = _tf()
     try:
         if path.endswith((".tgz", ".tar.gz")):
@@ -71,7 +80,7 @@ def _source(nodes, name):
     return node.name
 
 
-def folded_conv_weights(graph_def):
+def folded_conv_weights(graph_def: GraphDef) -> dict[str, tuple[np.ndarray, np.ndarray, list[int], str]]:
     """graph conv prefix -> (kernel HWIO, bias, strides, padding), BN folded in float64."""
     nodes = {n.name: n for n in graph_def.node}
     convs = {n.name: n for n in graph_def.node if n.op == "Conv2D"}
@@ -100,11 +109,11 @@ def folded_conv_weights(graph_def):
     return result
 
 
-def graph_pool_kinds(graph_def):
+def graph_pool_kinds(graph_def: GraphDef) -> dict[str, str]:
     return {n.name: n.op for n in graph_def.node if n.op in ("MaxPool", "AvgPool")}
 
 
-def convert(graph_def, model=None):
+def convert(graph_def: GraphDef, model: keras.Model | None = None) -> keras.Model:
     """Load the graph's weights into a Keras port; returns the model.
 
     Refuses a graph whose convolutions or pools do not match the port.
@@ -125,7 +134,7 @@ def convert(graph_def, model=None):
     return model
 
 
-def frozen_graph_extractor(graph_def, batch_size=100):
+def frozen_graph_extractor(graph_def: GraphDef, batch_size: int = 100) -> Callable[[np.ndarray], np.ndarray]:
     """A function: [0, 255] NHWC images -> pool_3 features (N, 2048), run by the graph itself."""
     tf = _tf()
     graph = tf.Graph()
@@ -149,14 +158,14 @@ def frozen_graph_extractor(graph_def, batch_size=100):
     return extract
 
 
-def frozen_graph_features(graph_def, images, batch_size=100):
+def frozen_graph_features(graph_def: GraphDef, images: np.ndarray, batch_size: int = 100) -> np.ndarray:
     return frozen_graph_extractor(graph_def, batch_size)(images)
 
 
 # --------------------------------------------------- a graph in the same format
 
 
-def random_graph_def(seed=0):
+def random_graph_def(seed: int = 0) -> GraphDef:
     """A GraphDef laid out like classify_image_graph_def.pb, with random weights.
 
     Nodes: ExpandDims (input) -> ResizeBilinear (legacy) -> Sub 128 -> Mul 1/128

@@ -11,6 +11,8 @@ the converters (fid/graph.py, fid/torchscript.py) map weights by name. Output: p
 Backend-agnostic: keras.ops only.
 """
 
+from collections.abc import Callable, Mapping
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -21,11 +23,11 @@ INPUT_SIZE = 299
 FEATURES = 2048
 
 
-def layer_name(graph_prefix):
+def layer_name(graph_prefix: str) -> str:
     return graph_prefix.replace("/", "__")
 
 
-def graph_prefix(name):
+def graph_prefix(name: str) -> str:
     return name.replace("__", "/")
 
 
@@ -62,19 +64,26 @@ class LegacyResize(layers.Layer):
         )
 
 
-def conv(h, prefix, filters, kernel, strides=1, padding="same"):
+def conv(
+    h: keras.KerasTensor,
+    prefix: str,
+    filters: int,
+    kernel: int | tuple[int, int],
+    strides: int = 1,
+    padding: str = "same",
+) -> keras.KerasTensor:
     """Conv2D + (folded) batch norm + ReLU, named after the graph's prefix."""
     return layers.Conv2D(
         filters, kernel, strides=strides, padding=padding, activation="relu", name=layer_name(prefix)
     )(h)
 
 
-def avg_pool(h, name):
+def avg_pool(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
     # TF's SAME average pooling divides by the count of real (unpadded) pixels.
     return layers.AveragePooling2D(3, strides=1, padding="same", name=layer_name(name))(h)
 
 
-def block_a(h, name, pool_filters):
+def block_a(h: keras.KerasTensor, name: str, pool_filters: int) -> keras.KerasTensor:
     branch1 = conv(h, f"{name}/conv", 64, 1)
     branch5 = conv(conv(h, f"{name}/tower/conv", 48, 1), f"{name}/tower/conv_1", 64, 5)
     branch3 = conv(h, f"{name}/tower_1/conv", 64, 1)
@@ -84,7 +93,7 @@ def block_a(h, name, pool_filters):
     return layers.Concatenate(name=layer_name(f"{name}/join"))([branch1, branch5, branch3, pool])
 
 
-def block_b(h, name):
+def block_b(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
     branch3 = conv(h, f"{name}/conv", 384, 3, strides=2, padding="valid")
     tower = conv(h, f"{name}/tower/conv", 64, 1)
     tower = conv(tower, f"{name}/tower/conv_1", 96, 3)
@@ -93,7 +102,7 @@ def block_b(h, name):
     return layers.Concatenate(name=layer_name(f"{name}/join"))([branch3, tower, pool])
 
 
-def block_c(h, name, c7):
+def block_c(h: keras.KerasTensor, name: str, c7: int) -> keras.KerasTensor:
     branch1 = conv(h, f"{name}/conv", 192, 1)
     tower = conv(h, f"{name}/tower/conv", c7, 1)
     tower = conv(tower, f"{name}/tower/conv_1", c7, (1, 7))
@@ -107,7 +116,7 @@ def block_c(h, name, c7):
     return layers.Concatenate(name=layer_name(f"{name}/join"))([branch1, tower, tower1, pool])
 
 
-def block_d(h, name):
+def block_d(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
     tower = conv(h, f"{name}/tower/conv", 192, 1)
     tower = conv(tower, f"{name}/tower/conv_1", 320, 3, strides=2, padding="valid")
     tower1 = conv(h, f"{name}/tower_1/conv", 192, 1)
@@ -118,7 +127,7 @@ def block_d(h, name):
     return layers.Concatenate(name=layer_name(f"{name}/join"))([tower, tower1, pool])
 
 
-def block_e(h, name, max_pool):
+def block_e(h: keras.KerasTensor, name: str, max_pool: bool) -> keras.KerasTensor:
     branch1 = conv(h, f"{name}/conv", 320, 1)
     tower = conv(h, f"{name}/tower/conv", 384, 1)
     tower = layers.Concatenate(name=layer_name(f"{name}/tower/mixed"))(
@@ -143,7 +152,9 @@ def block_e(h, name, max_pool):
     return layers.Concatenate(name=layer_name(f"{name}/join"))([branch1, tower, tower1, pool])
 
 
-def build_inception(image_shape=(INPUT_SIZE, INPUT_SIZE, 3), input_convention="ttur"):
+def build_inception(
+    image_shape: tuple[int, int, int] = (INPUT_SIZE, INPUT_SIZE, 3), input_convention: str = "ttur"
+) -> keras.Model:
     """pool_3 feature extractor: [0, 255] images of `image_shape` -> (N, 2048).
     input_convention: 'ttur' (the graph's (x - 128) / 128) or 'authors' (x / 255 * 2 - 1)."""
     inputs = keras.Input(image_shape, name="images")
@@ -169,11 +180,11 @@ def build_inception(image_shape=(INPUT_SIZE, INPUT_SIZE, 3), input_convention="t
     return keras.Model(inputs, features, name="inception_2015_12_05")
 
 
-def conv_layers(model):
+def conv_layers(model: keras.Model) -> list[layers.Conv2D]:
     return [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
 
 
-def pool_kinds(model):
+def pool_kinds(model: keras.Model) -> dict[str, str]:
     """graph prefix -> 'MaxPool' / 'AvgPool' for every pooling layer of the port."""
     kinds = {}
     for layer in model.layers:
@@ -184,7 +195,9 @@ def pool_kinds(model):
     return kinds
 
 
-def load_folded_convs(model, convs, source, geometry_matches):
+def load_folded_convs(
+    model: keras.Model, convs: Mapping[str, tuple], source: str, geometry_matches: Callable[..., bool]
+) -> list[str]:
     """Load folded convolutions {graph prefix: (kernel HWIO, bias, *geometry)} into the port's layers.
 
     geometry_matches(layer, kernel, *geometry) checks strides and padding in the

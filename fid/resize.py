@@ -4,7 +4,7 @@ and the half-pixel resize of tf.image.resize / jax.image.resize."""
 import numpy as np
 
 
-def resize_matrix(in_size, out_size, half_pixel=True):
+def resize_matrix(in_size: int, out_size: int, half_pixel: bool = True) -> np.ndarray:
     """(out_size, in_size) matrix of bilinear weights along one axis (no antialiasing).
 
     half_pixel=True matches tf.image.resize / jax.image.resize;
@@ -24,7 +24,7 @@ def resize_matrix(in_size, out_size, half_pixel=True):
     return matrix
 
 
-def resize_bilinear(image, height, width, half_pixel=True):
+def resize_bilinear(image: np.ndarray, height: int, width: int, half_pixel: bool = True) -> np.ndarray:
     """Resize an (H, W, C) array with separable bilinear interpolation."""
     rows = resize_matrix(image.shape[0], height, half_pixel)
     cols = resize_matrix(image.shape[1], width, half_pixel)

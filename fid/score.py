@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -35,7 +36,9 @@ class FidSettings:
     rescore: bool
 
 
-def reference_statistics(settings: FidSettings, weights_path, weights_hash, split=None):
+def reference_statistics(
+    settings: FidSettings, weights_path: str, weights_hash: str, split: str | None = None
+) -> dict[str, np.ndarray | np.generic]:
     """mu, sigma (and features for KID) of the reference side (`split` of a data set; default
     settings.reference_split), cached in the run directory under a key of its content: the images'
     SHA-256, the weights' and the settings that change the features."""
@@ -83,16 +86,16 @@ def reference_statistics(settings: FidSettings, weights_path, weights_hash, spli
 
 
 def score_set(
-    path,
-    reference,
+    path: str,
+    reference: Mapping[str, np.ndarray | np.generic],
     settings: FidSettings,
-    weights_path,
-    weights_hash,
-    earlier,
-    scored,
-    train_reference=None,
-    others=None,
-):
+    weights_path: str,
+    weights_hash: str,
+    earlier: dict,
+    scored: dict[str, tuple[np.ndarray, dict[str, float]]],
+    train_reference: Mapping[str, np.ndarray | np.generic] | None = None,
+    others: Mapping[str, dict] | None = None,
+) -> dict | None:
     """fid.json's entry for one sample file or folder, or None when `earlier` already holds it for the same
     images, reference and settings (and not settings.rescore). Files holding the same images are scored
     once: within a run through `scored` (content digest -> features and statistics, shared across calls),
@@ -173,7 +176,7 @@ def score_set(
     return entry
 
 
-def same_images_scored(entries, identity, settings):
+def same_images_scored(entries: Mapping[str, dict], identity: dict, settings: FidSettings) -> dict | None:
     """An fid.json entry (any name) of the same images under the same reference and settings, or None: the
     gate leaves gen1_renorm and gen2_renorm equal to gen1 and gen2, and they need not cost a feature pass."""
     for entry in entries.values():
@@ -182,7 +185,14 @@ def same_images_scored(entries, identity, settings):
     return None
 
 
-def distances(reference, statistics_scored, statistics_whole_set, n, total, method):
+def distances(
+    reference: Mapping[str, np.ndarray | np.generic],
+    statistics_scored: tuple[np.ndarray, np.ndarray],
+    statistics_whole_set: tuple[np.ndarray, np.ndarray],
+    n: int,
+    total: int,
+    method: str,
+) -> tuple[float, float]:
     """(FID of the scored n, FID of the whole sets) against one reference. The authors drop the last partial
     batch; the whole set is the other common convention (the same number when nothing is dropped)."""
     fid = frechet_distance(reference["mu"], reference["sigma"], *statistics_scored, method=method)

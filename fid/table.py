@@ -6,7 +6,7 @@ import data
 KINDS = tuple(zip(common.KINDS, ("REC", "GEN-1", "GEN-2")))
 
 
-def fid_table(results, dataset):
+def fid_table(results: dict[str, dict], dataset: str) -> str:
     """The paper's table for one run, in Markdown: FIDs plain and renormalized, and the gain."""
 
     def cell(label, key="fid"):
@@ -59,7 +59,7 @@ def fid_table(results, dataset):
     return "\n".join(lines) + "\n"
 
 
-def sampler_table(results, summary):
+def sampler_table(results: dict[str, dict], summary: dict) -> str:
     """Every sampler scored, one row each: FID, pixel variance / the data's, latent variance, seconds
     (generate.py's summary.json gives the last three)."""
     rows = []

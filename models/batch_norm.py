@@ -59,7 +59,7 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
 
-def debias_legacy_statistics(model, steps):
+def debias_legacy_statistics(model: keras.Model, steps: int) -> int:
     """The exact correction for a model trained with Keras' BatchNormalization (start (0, 1), decay b) for
     `steps` steps: mean / (1 - b^t) and (variance - b^t) / (1 - b^t), the zero-debiased statistics.
     Returns the number of layers corrected (DebiasedBatchNormalization layers are left alone)."""

@@ -10,6 +10,8 @@ halving the width and a residual block; a 3x3 conv straight to the sigmoid.
 32x32x3 has 5,190,467 trainable parameters, 64x64x3 19,321,667, as theirs.
 """
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
@@ -22,11 +24,11 @@ MAX_WIDTH = 1024
 BN_MOMENTUM, BN_EPSILON = 0.999, 1e-5
 
 
-def batch_norm(name):
+def batch_norm(name: str) -> DebiasedBatchNormalization:
     return DebiasedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
-def residual_block(h, channels, name):
+def residual_block(h: keras.KerasTensor, channels: int, name: str) -> keras.KerasTensor:
     """[BN, ReLU, 3x3 conv] twice, plus a 3x3 conv shortcut of the input; no activation after the sum."""
     shortcut = layers.Conv2D(channels, 3, padding="same", name=f"{name}_shortcut")(h)
     for i in range(2):
@@ -36,7 +38,7 @@ def residual_block(h, channels, name):
     return layers.Add(name=f"{name}_add")([h, shortcut])
 
 
-def dense_residual_block(h, width, name):
+def dense_residual_block(h: keras.KerasTensor, width: int, name: str) -> keras.KerasTensor:
     """[ReLU, Dense] twice, plus a Dense shortcut: no batch norm here in their code."""
     shortcut = layers.Dense(width, name=f"{name}_shortcut")(h)
     for i in range(2):
@@ -45,11 +47,11 @@ def dense_residual_block(h, width, name):
     return layers.Add(name=f"{name}_add")([h, shortcut])
 
 
-def num_scales(size):
+def num_scales(size: int) -> int:
     return 4 if size >= 64 else 3
 
 
-def decoder_start(size):
+def decoder_start(size: int) -> int:
     """Smallest map the decoder starts from: halve while even and > 2."""
     start = size
     while start % 2 == 0 and start > 2:
@@ -57,12 +59,14 @@ def decoder_start(size):
     return start
 
 
-def kl_weight_for(image_side, latent_dim):
+def kl_weight_for(image_side: int, latent_dim: int) -> float:
     """The authors' first-stage KL weight k = (2 * side / latent_dim)^2: 1 for CIFAR-10, 4 for CelebA."""
     return (2.0 * image_side / latent_dim) ** 2
 
 
-def build_encoder(image_shape, latent_dim=64, base_filters=32):
+def build_encoder(
+    image_shape: tuple[int, int, int], latent_dim: int = 64, base_filters: int = 32
+) -> keras.Model:
     inputs = keras.Input(image_shape, name="image")
     h = layers.Conv2D(base_filters, 3, padding="same", name="enc_in")(inputs)
     channels = base_filters
@@ -79,7 +83,9 @@ def build_encoder(image_shape, latent_dim=64, base_filters=32):
     return keras.Model(inputs, [mu, log_sigma], name="encoder")
 
 
-def build_decoder(image_shape, latent_dim=64, base_filters=32):
+def build_decoder(
+    image_shape: tuple[int, int, int], latent_dim: int = 64, base_filters: int = 32
+) -> keras.Model:
     size, _, out_channels = image_shape
     start = decoder_start(size)
     steps = 0
@@ -108,8 +114,13 @@ def build_decoder(image_shape, latent_dim=64, base_filters=32):
 
 
 def build_first_stage(
-    image_shape, latent_dim=64, base_filters=32, gamma_mode="balanced", seed=0, kl_weight=None
-):
+    image_shape: Sequence[int],
+    latent_dim: int = 64,
+    base_filters: int = 32,
+    gamma_mode: str = "balanced",
+    seed: int = 0,
+    kl_weight: float | None = None,
+) -> VAE:
     """kl_weight None: the authors' (2 * side / latent_dim)^2."""
     image_shape = tuple(int(s) for s in image_shape)
     if kl_weight is None:

@@ -11,14 +11,16 @@ from keras import layers
 from models.vae import VAE
 
 
-def dense_tower(inputs, width, name, depth=3):
+def dense_tower(inputs: keras.KerasTensor, width: int, name: str, depth: int = 3) -> keras.KerasTensor:
     h = inputs
     for i in range(depth):
         h = layers.Dense(width, activation="relu", name=f"{name}_dense{i}")(h)
     return layers.Concatenate(name=f"{name}_skip")([h, inputs])
 
 
-def build_second_stage(latent_dim=64, width=1024, gamma_mode="balanced", seed=0):
+def build_second_stage(
+    latent_dim: int = 64, width: int = 1024, gamma_mode: str = "balanced", seed: int = 0
+) -> VAE:
     z = keras.Input((latent_dim,), name="z")
     h = dense_tower(z, width, "enc")
     mu = layers.Dense(latent_dim, dtype="float32", name="mu")(h)

@@ -23,7 +23,7 @@ def kl_divergence(mu, log_sigma):
     return 0.5 * ops.sum(ops.square(mu) + ops.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0, axis=-1)
 
 
-def balanced_ema_update(mse_ema, batch_mse, decay=EMA_DECAY, floor=MSE_FLOOR):
+def balanced_ema_update(mse_ema, batch_mse, decay: float = EMA_DECAY, floor: float = MSE_FLOOR):
     """The gamma^2 update rule: an EMA of the batch MSE that never grows."""
     moved = decay * mse_ema + (1.0 - decay) * batch_mse
     return ops.maximum(ops.minimum(mse_ema, moved), floor)
