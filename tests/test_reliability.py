@@ -423,6 +423,25 @@ def stage_state(stage_dir, model_file):
     return model.get_weights(), float(model.mse_ema.numpy()), rows
 
 
+def run_state(run_dir):
+    """stage_state of both stages of a run."""
+    return [
+        stage_state(os.path.join(run_dir, stage), model)
+        for stage, model in (
+            (common.STAGE1_DIR, common.STAGE1_MODEL),
+            (common.STAGE2_DIR, common.STAGE2_MODEL),
+        )
+    ]
+
+
+def assert_same_runs(run, other):
+    """Both stages: the same log rows (timings aside), gamma's moving average and weights, bit for bit."""
+    for (weights, ema, rows), (other_weights, other_ema, other_rows) in zip(run, other):
+        assert other_rows == rows and other_ema == ema
+        for a, b in zip(weights, other_weights):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
     """1 epoch, then a resume to 3, equals 3 straight epochs for both stages: weights, gamma's moving
     average and log rows, with a learning-rate halving (after epoch 2) inside the resumed span."""
@@ -447,20 +466,10 @@ def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
             train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", str(epochs)])
         for epochs in steps:
             train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", str(epochs)])
-        states[name] = [
-            stage_state(os.path.join(run_dir, stage), model)
-            for stage, model in (
-                (common.STAGE1_DIR, common.STAGE1_MODEL),
-                (common.STAGE2_DIR, common.STAGE2_MODEL),
-            )
-        ]
-    for (weights, ema, rows), (weights_resumed, ema_resumed, rows_resumed) in zip(
-        states["straight"], states["resumed"]
-    ):
+        states[name] = run_state(run_dir)
+    for _, _, rows in states["straight"]:
         assert [r["learning_rate"] for r in rows] == ["0.001", "0.001", "0.0005"]
-        assert rows_resumed == rows and ema_resumed == ema
-        for a, b in zip(weights, weights_resumed):
-            np.testing.assert_array_equal(a, b)
+    assert_same_runs(states["straight"], states["resumed"])
 
 
 def crafted_second_stage(latent_dim, scale, shift):
@@ -549,17 +558,8 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
                 assert log_epochs(os.path.join(run_dir, stage)) == [1]
                 assert json.load(open(os.path.join(run_dir, stage, "checkpoint.json")))["epoch"] == 1
             script.main(argv + ["--run-dir", run_dir])
-        states[name] = [
-            stage_state(os.path.join(run_dir, stage), model)
-            for stage, model in (
-                (common.STAGE1_DIR, common.STAGE1_MODEL),
-                (common.STAGE2_DIR, common.STAGE2_MODEL),
-            )
-        ]
-    for (weights, ema, rows), (weights_budgeted, ema_budgeted, rows_budgeted) in zip(*states.values()):
-        assert rows_budgeted == rows and ema_budgeted == ema
-        for a, b in zip(weights, weights_budgeted):
-            np.testing.assert_array_equal(a, b)
+        states[name] = run_state(run_dir)
+    assert_same_runs(states["straight"], states["budgeted"])
 
 
 def run_first_stage(mnist_npz, run_dir, *argv):
