@@ -35,6 +35,7 @@ EXIT_TIME_BUDGET = 75  # a run stopped at --time-budget (sysexits' EX_TEMPFAIL):
 
 
 # Run-directory layout, shared by every script (not flags).
+RUNS_DIR = "runs"  # RUN_DIR defaults to runs/<dataset>
 STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
 STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
@@ -147,6 +148,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def run_dir_of(dataset: str, run_dir: str | None = None) -> str:
+    """RUN_DIR as given, else its default runs/<dataset>."""
+    return run_dir or os.path.join(RUNS_DIR, dataset)
 
 
 def check_dataset(run_dir: str, dataset: str) -> None:

@@ -59,7 +59,7 @@ def sample_files(args):
 
 def check_settings(args):
     if args.quick and args.num_samples == NUM_SAMPLES:
-        args.num_samples = 500
+        args.num_samples = data.QUICK_SETTINGS["fid_samples"]
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
     check_method(args.frechet_method)
     common.require_positive(args, "num_samples", "batch_size", "drop_remainder")
@@ -67,7 +67,7 @@ def check_settings(args):
         raise common.VaevarError("--num-samples must be at least 2 for FID")
     data.dataset(args.dataset)
     args.reference = args.reference or args.dataset
-    args.run_dir = args.run_dir or os.path.join("runs", args.dataset)
+    args.run_dir = common.run_dir_of(args.dataset, args.run_dir)
     common.check_dataset(args.run_dir, args.dataset)
     return args
 

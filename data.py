@@ -105,6 +105,10 @@ QUICK_SETTINGS = {
     "stage2_width": 256,
     "base_filters": 16,
     "limit": 10000,
+    # samples per kind (generate.py), per FID side (compute_fid.py), analysed (variance_analysis.py)
+    "samples": 1000,
+    "fid_samples": 500,
+    "analysis_samples": 500,
 }
 
 

@@ -106,7 +106,7 @@ def interleave(originals, reconstructions, rows, cols):
 def check_settings(args):
     data.dataset(args.dataset)
     if args.quick and args.num_samples == NUM_SAMPLES:
-        args.num_samples = 1000
+        args.num_samples = data.QUICK_SETTINGS["samples"]
     common.require_positive(
         args, "num_samples", "grid", "batch_size", "renorm_threshold", allow_zero=("renorm_threshold",)
     )
@@ -123,7 +123,7 @@ def check_settings(args):
         if value not in choices:
             raise common.VaevarError(f"unknown --{flag} {value!r}: use {' or '.join(choices)}")
     if args.run_dir is None:
-        args.run_dir = os.path.join("runs", args.dataset)
+        args.run_dir = common.run_dir_of(args.dataset)
     return args
 
 

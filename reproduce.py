@@ -123,7 +123,7 @@ def main(argv=None):
     data.dataset(args.dataset)
     common.require_positive(args, "time_budget", allow_zero=("time_budget",))
     print_runtime_line(args.trainer)
-    run_dir = args.run_dir or os.path.join("runs", args.dataset)
+    run_dir = common.run_dir_of(args.dataset, args.run_dir)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
     data_path = ["--data-path", args.data_path] if args.data_path else []
     if not args.jpeg_round_trip:
@@ -163,9 +163,8 @@ def main(argv=None):
             )
         )
     defaults = data.training_defaults(args.dataset, args.quick)
-    num_samples = args.num_samples or (
-        1000 if args.quick else 10000
-    )  # generate.py's NUM_SAMPLES and --quick's
+    # generate.py's default and --quick's
+    num_samples = args.num_samples or (data.QUICK_SETTINGS["samples"] if args.quick else 10000)
     current = current_steps(
         run_dir,
         args.epochs or defaults["epochs"],

@@ -50,7 +50,7 @@ def resolve_settings(args):
         if getattr(args, name, None) is None and name in defaults:
             setattr(args, name, defaults[name])
     if args.run_dir is None:
-        args.run_dir = os.path.join("runs", args.dataset)
+        args.run_dir = common.run_dir_of(args.dataset)
     if args.kl_weight is None:
         from models.first_stage import kl_weight_for
 

@@ -53,7 +53,7 @@ def resolve_settings(args):
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.run_dir is None:
-        args.run_dir = os.path.join("runs", args.dataset)
+        args.run_dir = common.run_dir_of(args.dataset)
     common.require_positive(
         args,
         "epochs",

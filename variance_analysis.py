@@ -280,7 +280,7 @@ def main(argv=None):
     if not args.run_dirs:
         raise common.VaevarError("give --run-dirs DIR[,DIR...] (directories written by train_first_stage.py)")
     if args.quick and args.num_samples == NUM_SAMPLES:
-        args.num_samples = 500
+        args.num_samples = data.QUICK_SETTINGS["analysis_samples"]
     common.require_positive(args, "num_samples", "pca_samples")
     common.set_seed(args.seed)
     print(common.runtime_line(), flush=True)
