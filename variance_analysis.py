@@ -29,6 +29,7 @@ import run_folder
 import training
 from variance_measures import (
     batch_norm_lag_note,
+    latent_frechet_distances,
     mean_squared_error,
     pca_identity,
     smoothing_example,
@@ -79,11 +80,18 @@ def analyse_run(run_dir, args):
                 pixels[kind] = total_variance(stored["images"][: args.num_samples])
     latents = {"mu (encoded)": float(np.sum(np.var(mu, 0))), "z ~ N(mu, sigma)": float(np.sum(np.var(z, 0)))}
     latent_path = os.path.join(samples_dir, common.LATENTS_FILE)
+    mismatch = {}
     if os.path.exists(latent_path):
         with np.load(latent_path) as stored:
             for kind in ("gen2", "gen2_renorm"):
                 if kind in stored:
                     latents[f"{kind} (stage-2 output)"] = float(np.sum(np.var(stored[kind], 0)))
+            # each latent sampler's codes against the encoded test codes (z, and mu): the decoder's mismatch
+            samplers = {k: stored[k] for k in stored.keys() if not k.startswith("rec")}
+            mismatch = {
+                "against z": latent_frechet_distances(z, samplers),
+                "against mu": latent_frechet_distances(mu, samplers),
+            }
     law = variance_law(mu, sigma)
     pixel_count = int(np.prod(test.shape[1:]))
     pca = pca_identity(test[: args.pca_samples], pca_components(pixel_count))
@@ -107,6 +115,7 @@ def analyse_run(run_dir, args):
         "pixel_variance": pixels,
         "pixel_variance_ratio": {k: v / data_var for k, v in pixels.items()},
         "latent_variance": latents,
+        "latent_frechet_distance": mismatch,
         "latent_dim": int(mu.shape[1]),
         "reconstruction_mse": rec_mse,
         "reconstruction_variance_loss": variance_loss(test, rec),
@@ -250,6 +259,18 @@ def write_report(result, figures, smoothing, path):
         "|---|---|",
     ]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["latent_variance"].items()]
+    mismatch = result["latent_frechet_distance"]
+    if mismatch:
+        lines += [
+            "",
+            "Latent mismatch: the Fréchet distance between each sampler's codes and the encoded test codes.",
+            "",
+            "| sampler | against z = mu + sigma * eps | against mu |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v:.2f} | {mismatch['against mu'][k]:.2f} |" for k, v in mismatch["against z"].items()
+        ]
     lines += [
         "",
         f"Variance law: sum of E[mu^2] + E[sigma^2] = {law['second_moment_sum']:.2f} over "

@@ -6,7 +6,7 @@ All pixel quantities are in [0, 1] units, per pixel:
   variance loss = (sum_j Var(x_j) - sum_j Var(x_hat_j)) / D
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -96,3 +96,13 @@ def batch_norm_lag_note(mse_moving: float, mse_batch: float) -> str:
         f"so part of what these reconstructions lose or gain in variance is that lag, not the VAE. "
         f"train_first_stage.py --recalibrate-bn 10000 re-estimates them (not the authors' protocol)."
     )
+
+
+def latent_frechet_distances(reference: np.ndarray, codes: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The Fréchet distance in the latent space between the reference codes (the encoded data) and each
+    sampler's codes: the mismatch the paper blames, between what the decoder was trained on and what it is
+    fed. Gaussians fitted to both sides, float64, fid/frechet.py's closed form."""
+    from fid.frechet import frechet_distance, statistics
+
+    fitted = statistics(reference)
+    return {name: float(frechet_distance(*fitted, *statistics(values))) for name, values in codes.items()}

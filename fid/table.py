@@ -48,6 +48,7 @@ def fid_table(results: dict[str, dict], dataset: str) -> str:
         ]
     lines = ["| | " + " | ".join(name for _, name in KINDS) + " |", "|---|---|---|---|"]
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    lines += ["", diversity_table(results)]
     sizes = sorted(
         {(r["n"], r["reference_n"], r["weights_hash"][:12], r["input_convention"]) for r in results.values()}
     )
@@ -56,6 +57,23 @@ def fid_table(results: dict[str, dict], dataset: str) -> str:
         f"n = {n} per side against {ref} reference images; weights sha256 {h}...; input convention {c}"
         for n, ref, h, c in sizes
     ]
+    return "\n".join(lines) + "\n"
+
+
+DIVERSITY = ("precision", "recall", "density", "coverage")
+
+
+def diversity_table(results: dict[str, dict]) -> str:
+    """Fidelity and diversity apart (fid/diversity.py): each kind plain -> renormalized, on the FID's features."""
+
+    def pair(kind, key):
+        plain, renormed = results.get(kind, {}).get(key), results.get(f"{kind}_renorm", {}).get(key)
+        if plain is None or renormed is None:
+            return "-"
+        return f"{plain:.3f} -> {renormed:.3f} ({renormed - plain:+.3f})"
+
+    lines = ["| plain -> renormalized | " + " | ".join(name for _, name in KINDS) + " |", "|---|---|---|---|"]
+    lines += [f"| {key} | " + " | ".join(pair(kind, key) for kind, _ in KINDS) + " |" for key in DIVERSITY]
     return "\n".join(lines) + "\n"
 
 

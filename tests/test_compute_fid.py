@@ -38,6 +38,8 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
     assert abs(result["fid"]) < 1e-3
     assert result["n"] == 40 and result["weights_hash"] == weights.sha256(random_inception_weights)
     assert {"backend", "device", "seconds", "kid"} <= set(result)
+    # the same images: every point lies in the other set's balls (its own), each set covers the other
+    assert result["precision"] == result["recall"] == result["coverage"] == 1.0 and result["density"] >= 1.0
     cached = [p for p in os.listdir(tmp_path) if p.startswith("fid_reference_")]
     assert len(cached) == 1
 
@@ -217,6 +219,11 @@ def test_fid_table_puts_gains_next_to_the_papers():
     assert lines[6] == "| paper, gain | +0.3 | +1.6 | +0.4 |"
     assert "n = 9984 per side against 9984 reference images" in lines[-1]
     assert "paper" not in table.fid_table(results, "mnist")
+    results["rec"].update(precision=0.7, recall=0.4, density=0.9, coverage=0.6)
+    results["rec_renorm"].update(precision=0.65, recall=0.5, density=0.8, coverage=0.7)
+    lines = table.fid_table(results, "cifar10").splitlines()
+    assert "| recall | 0.400 -> 0.500 (+0.100) | - | - |" in lines  # diversity beside fidelity
+    assert "| precision | 0.700 -> 0.650 (-0.050) | - | - |" in lines
 
 
 def test_remainder_dropped_and_float_samples(tmp_path):

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 LAYERS = {
     "common": set(),
     "data": {"common"},
-    "variance_measures": set(),
+    "variance_measures": {"fid"},
     "models": {"models"},
     "fid": {"common", "data", "fid"},
     "run_folder": {"common", "models"},

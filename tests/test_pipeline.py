@@ -187,6 +187,13 @@ def test_variance_numbers_are_consistent(pipeline_run):
         summary["pixel_variance_ratio"]["reconstruction"] < 1.0
     )  # the paper's effect: reconstructions lose variance
     assert summary["variance_law"]["latent_dim"] == 64
+    mismatch = summary["latent_frechet_distance"]  # every latent sampler against the encoded test codes
+    assert (
+        set(mismatch["against z"])
+        == set(mismatch["against mu"])
+        == {"gen1", "gen1_renorm", "gen2", "gen2_renorm"}
+    )
+    assert all(np.isfinite(v) and v >= -1e-6 for v in mismatch["against z"].values())
     lag = summary["batch_norm"]  # the reconstructions again with batch statistics, and the note if they lag
     assert lag["mse_moving_statistics"] == summary["reconstruction_mse"] and lag["mse_batch_statistics"] > 0
     assert lag["note"] == variance_measures.batch_norm_lag_note(

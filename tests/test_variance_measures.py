@@ -92,3 +92,16 @@ def test_batch_statistics_reconstructions_see_through_lagging_moving_statistics(
     np.testing.assert_allclose(
         training.decode_posterior_means(model, images, batch_statistics=True), batch, atol=1e-5
     )
+
+
+def test_latent_frechet_distance_is_zero_for_the_same_gaussian_and_matches_the_closed_form():
+    """Codes from the reference's own Gaussian: ~0, up to the sampling error of two fitted 4-dim Gaussians
+    (~ d (d + 3) / (2 n) = 7e-4 at n = 20,000). N(0, I) against N(m, s^2 I): |m|^2 + d (1 - s)^2."""
+    rng = np.random.default_rng(11)
+    reference = rng.standard_normal((20000, 4))
+    shifted = 0.6 * rng.standard_normal((20000, 4)) + np.array([1.0, 0, 0, 0.5])
+    distances = variance_measures.latent_frechet_distances(
+        reference, {"same": rng.standard_normal((20000, 4)), "shrunk and shifted": shifted}
+    )
+    assert abs(distances["same"]) < 5e-3
+    assert distances["shrunk and shifted"] == pytest.approx(1.25 + 4 * 0.4**2, rel=0.02)
