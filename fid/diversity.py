@@ -43,24 +43,6 @@ def knn_radii(points: np.ndarray, ks: tuple[int, ...], block: int = BLOCK) -> di
     return radii
 
 
-def _inside_counts(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, block: int) -> np.ndarray:
-    """For each point, how many balls (centres, squared radii) hold it."""
-    counts = np.empty(len(points), np.int64)
-    for start in range(0, len(points), block):
-        d = squared_distances(points[start : start + block], centres)
-        counts[start : start + block] = np.sum(d <= radii[None, :], axis=1)
-    return counts
-
-
-def _covered(centres: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int) -> np.ndarray:
-    """For each ball (centre, squared radius), whether any point lies in it."""
-    covered = np.empty(len(centres), bool)
-    for start in range(0, len(centres), block):
-        d = squared_distances(centres[start : start + block], points)
-        covered[start : start + block] = np.any(d <= radii[start : start + block, None], axis=1)
-    return covered
-
-
 def diversity(
     real: np.ndarray,
     generated: np.ndarray,
@@ -68,16 +50,26 @@ def diversity(
     block: int = BLOCK,
 ) -> dict[str, float]:
     """precision, recall (k = 3), density and coverage (k = 5) of `generated` against `real` features.
-    real_radii: knn_radii(real, (3, 5)), given when the reference's are cached."""
+    real_radii: knn_radii(real, (3, 5)), given when the reference's are cached. One pass over the generated
+    set's own distances (its radii), one over generated-to-real distances (everything else)."""
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
-    ks = (PRECISION_RECALL_K, DENSITY_COVERAGE_K)
-    real_radii = real_radii or knn_radii(real, ks, block)
-    generated_radii = knn_radii(generated, (PRECISION_RECALL_K,), block)[PRECISION_RECALL_K]
-    in_real = _inside_counts(generated, real, real_radii[PRECISION_RECALL_K], block)
-    in_real_dc = _inside_counts(generated, real, real_radii[DENSITY_COVERAGE_K], block)
+    pr, dc = PRECISION_RECALL_K, DENSITY_COVERAGE_K
+    real_radii = real_radii or knn_radii(real, (pr, dc), block)
+    generated_radii = knn_radii(generated, (pr,), block)[pr]
+    in_real = np.empty(len(generated), bool)  # inside some real ball (k = 3): precision
+    density_count = 0  # generated points inside real balls (k = 5), counted per ball: density
+    recalled = np.zeros(len(real), bool)  # inside some generated ball (k = 3): recall
+    covered = np.zeros(len(real), bool)  # a real ball (k = 5) holding a generated point: coverage
+    for start in range(0, len(generated), block):
+        d = squared_distances(generated[start : start + block], real)  # (generated block, real)
+        in_real[start : start + block] = np.any(d <= real_radii[pr][None, :], axis=1)
+        inside_dc = d <= real_radii[dc][None, :]
+        density_count += int(np.sum(inside_dc))
+        covered |= np.any(inside_dc, axis=0)
+        recalled |= np.any(d <= generated_radii[start : start + block, None], axis=0)
     return {
-        "precision": float(np.mean(in_real > 0)),
-        "recall": float(np.mean(_inside_counts(real, generated, generated_radii, block) > 0)),
-        "density": float(np.sum(in_real_dc) / (DENSITY_COVERAGE_K * len(generated))),
-        "coverage": float(np.mean(_covered(real, real_radii[DENSITY_COVERAGE_K], generated, block))),
+        "precision": float(np.mean(in_real)),
+        "recall": float(np.mean(recalled)),
+        "density": float(density_count / (dc * len(generated))),
+        "coverage": float(np.mean(covered)),
     }
