@@ -84,6 +84,11 @@ class VaevarError(Exception):
     """An error the user can fix; printed as one line, no traceback."""
 
 
+def deadline_of(time_budget: float) -> float | None:
+    """--time-budget SECONDS, counted from the command's start -> a time.time() deadline (None: none)."""
+    return STARTED + time_budget if time_budget else None
+
+
 class TimeBudgetReached(Exception):
     """--time-budget: the run stopped cleanly, its last epoch checkpointed; rerunning continues it."""
 

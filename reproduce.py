@@ -173,7 +173,7 @@ def main(argv=None):
         args.seed,
         args.sample_dtype,
     )
-    deadline = common.STARTED + args.time_budget if args.time_budget else None
+    deadline = common.deadline_of(args.time_budget)
     for name, script, step_argv in steps:
         if name in current:
             print(f"== {name}: skipped, {run_dir} holds it ({current[name]})", flush=True)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-import common
 import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
 import models.vae  # noqa: F401
 from common import CHECKPOINT_STATE, VaevarError, atomic_path, load_json, save_json, save_model
@@ -150,11 +149,6 @@ def resume_or_build(
     return model, int(state["epoch"])
 
 
-def learning_rate_variable(optimizer: keras.optimizers.Optimizer) -> keras.Variable:
-    """The optimizer's learning-rate variable (a trainer sets it per epoch); Keras 3 returns the variable."""
-    return optimizer.learning_rate
-
-
 # ---------------------------------------------------------------------- the stops
 
 
@@ -198,11 +192,6 @@ class TimeBudget:
     def another_fits(self, epoch_seconds: float) -> bool:
         self.longest = max(self.longest, epoch_seconds)
         return self.deadline is None or time.time() + self.longest < self.deadline
-
-
-def deadline_of(time_budget: float) -> float | None:
-    """--time-budget SECONDS, counted from the command's start -> a deadline for the trainers (None: none)."""
-    return common.STARTED + time_budget if time_budget else None
 
 
 def diverged(run_dir: str, loss: float, epoch: int, kept_epoch: int, batch: int | None = None) -> VaevarError:

@@ -24,7 +24,6 @@ from run_folder import (
     STAGE_CONFIG,
     StopSignals,
     TimeBudget,
-    deadline_of,
     diverged,
     interrupted,
     read_log,
@@ -186,7 +185,7 @@ def fit(
     deadline: float | None = None,
 ) -> keras.Model:
     """model.fit under run_folder's contract: resume, the CSV log, LR halving, the NaN/signal guard and the
-    time budget (run_folder.deadline_of)."""
+    time budget (common.deadline_of)."""
     os.makedirs(run_dir, exist_ok=True)
     log_path = os.path.join(run_dir, LOG)
     truncate_log(log_path, initial_epoch)
@@ -365,7 +364,7 @@ def train_stage(
         settings.halve_every,
         metadata,
         verbose=settings.verbose,
-        deadline=deadline_of(settings.time_budget),
+        deadline=common.deadline_of(settings.time_budget),
     )
     save_model(model, os.path.join(stage_dir, model_file))
     # the stage's completion record: its settings, and the weights that later steps were made from
