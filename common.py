@@ -225,19 +225,24 @@ def weights_digest(model: keras.Model) -> str:
 
 
 def parse_constants(
-    module_globals: Mapping[str, object], description: str, argv: Sequence[str] | None = None
+    module_globals: Mapping[str, object],
+    description: str,
+    argv: Sequence[str] | None = None,
+    positional: tuple[str, str] | None = None,
 ) -> argparse.Namespace:
     """Every UPPERCASE constant of a script becomes a `--lower-case` flag.
 
     The constant's trailing comment in the script is the flag's help. Constants
     set to None take their value from the data set's defaults later; their
     flags read an int, a float or else a string. Returns an argparse.Namespace
-    with lower-case attribute names.
+    with lower-case attribute names. positional: (name, help) of a list of paths before the flags.
     """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     comments = _constant_comments(module_globals.get("__file__"))
+    if positional is not None:
+        parser.add_argument(positional[0], nargs="*", help=positional[1])
     for name, value in module_globals.items():
         if not name.isupper() or name.startswith("_"):
             continue

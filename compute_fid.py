@@ -1,19 +1,24 @@
-"""FID (and optionally KID) with the standard 2015-12-05 TensorFlow Inception.
+"""FID, precision and recall with the standard 2015-12-05 TensorFlow Inception: two sets, or a trained run.
 
-    python compute_fid.py --dataset cifar10                 # score RUN_DIR/samples/*.npz
-    python compute_fid.py --samples a.npz --reference cifar10
+    python compute_fid.py PATH_A PATH_B          # two folders / .zip / .npz of images, or statistics files
+    python compute_fid.py PATH --save-stats B.npz  # PATH's statistics, for later comparisons
+    python compute_fid.py --dataset cifar10      # a run: score RUN_DIR/samples/*.npz into fid.json
+    python compute_fid.py --list-stats           # the cached statistics and their settings
 
-pool_3 features (2048) of the Keras port of classify_image_graph_def.pb, on
-the TensorFlow or JAX backend. The FID stack lives in fid/: network.py (the
-port), resize.py, weights.py (where the weights come from), torchscript.py and
-graph.py (their readers), features.py, frechet.py, score.py, table.py.
-The authors' protocol by default: the reference is NUM_SAMPLES random test
-images (the REC inputs), [0, 1] inputs scaled x * 2 - 1, 9,984 of 10,000
-scored (whole batches of 64); the same features give the FID of the whole
-10,000 too (`fid_whole_set`). Reference statistics are cached in the run
-directory. Writes RUN_DIR/fid.json after each set and RUN_DIR/fid_table.md
-(plain, renormalized, the gain, the paper's numbers). A rerun skips the sets
-fid.json already holds for the same images, reference and settings.
+Two sets: prints FID and, with images on both sides, improved precision / recall (k = 3) and density /
+coverage (k = 5) of A against B; writes nothing but the statistics cache ($VAEVAR_CACHE_DIR, else
+~/.cache/vaevar), keyed by content. Every image is scored (or a seeded random --num-samples), with TTUR's
+input convention: the numbers of the original TensorFlow FID code. Images as they come: several sizes
+(each resized to 299 with the graph's own resize), grayscale, NCHW arrays.
+
+A run: the authors' protocol by default. The reference is NUM_SAMPLES random test images (the REC inputs),
+[0, 1] inputs scaled x * 2 - 1, 9,984 of 10,000 scored (whole batches of 64); the same features give the
+FID of the whole 10,000 too (`fid_whole_set`). Writes RUN_DIR/fid.json after each set and
+RUN_DIR/fid_table.md (plain, renormalized, the gain, the paper's numbers). A rerun skips the sets fid.json
+already holds for the same images, reference and settings.
+
+pool_3 features (2048) of the Keras port of classify_image_graph_def.pb, on the TensorFlow or JAX
+backend; the FID stack lives in fid/ (its __init__ says what is where).
 """
 
 import glob
@@ -23,7 +28,18 @@ import common
 import data
 from fid.features import check_sample_file
 from fid.frechet import check_method
-from fid.score import FidSettings, reference_statistics, score_set
+from fid.score import (
+    FidSettings,
+    compare,
+    is_statistics_file,
+    list_statistics,
+    read_side,
+    reference_statistics,
+    save_statistics,
+    score_set,
+    side_statistics,
+    statistics_cache,
+)
 from fid.table import fid_table, sampler_table
 from fid.weights import resolve_weights, sha256
 
@@ -34,9 +50,9 @@ SAMPLES = None  # comma-separated .npz files or image folders; default: RUN_DIR/
 REFERENCE = None  # data set name, .npz or folder; default: DATASET
 REFERENCE_SPLIT = "test"  # the authors': NUM_SAMPLES random test images (the REC inputs too)
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
-NUM_SAMPLES = 10000  # per side
-INPUT_CONVENTION = "authors"  # authors: [0, 1] floats as x * 2 - 1 (TF-GAN) | ttur: (x - 128) / 128
-DROP_REMAINDER = 64  # score a multiple of this many images per side (theirs: batches of 64); 1: all
+NUM_SAMPLES = None  # per side, a seeded random subset; default: all of two sets, 10,000 in a run
+INPUT_CONVENTION = None  # authors: x * 2 - 1 on [0, 1] (TF-GAN; a run's default) | ttur: (x - 128) / 128
+DROP_REMAINDER = None  # a run scores a multiple of this many per side (default 64: theirs); two sets: all
 BATCH_SIZE = 250  # images per Inception call (speed and memory only: bench/bench_fid_batch.py)
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS
 FRECHET_METHOD = None  # sqrtm (TTUR, scipy; default) | eig (eigenvalues, faster; --quick's)
@@ -44,27 +60,79 @@ KID = False  # also the unbiased KID (same features)
 QUICK = False  # 500 samples per side and eig distances: a smoke test, not comparable numbers
 TRAIN_REFERENCE = True  # also score against NUM_SAMPLES random training images (their 7965c70 code)
 RESCORE = False  # score every set again, even one fid.json already holds for the same images and settings
+SAVE_STATS = None  # with one PATH: write its mu, sigma, count, feature settings and images' SHA-256 here
+LIST_STATS = False  # list the cached statistics with their settings, and stop
+_RUN_DEFAULTS = {  # flags left at None in a run
+    "num_samples": 10000,
+    "input_convention": "authors",
+    "drop_remainder": 64,
+}
+_PAIR_DEFAULTS = {  # and for two sets, as pytorch-fid and the TTUR code score
+    "num_samples": None,
+    "input_convention": "ttur",
+    "drop_remainder": 1,
+}
+
+
+_PATHS_HELP = (
+    "two sets to compare (folders, .zip or .npz of images, statistics files), or one with --save-stats"
+)
 
 
 def sample_files(args):
-    if args.samples:
-        return [s for s in args.samples.split(",") if s]
-    folder = os.path.join(args.run_dir, common.SAMPLES_DIR)
-    found = {os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))}
-    files = [found[k] for k in common.SAMPLE_SETS + common.EXTRA_SAMPLERS if k in found]
-    if not files:
-        raise common.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
+    if not args.samples:
+        folder = os.path.join(args.run_dir, common.SAMPLES_DIR)
+        found = {
+            os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))
+        }
+        files = [found[k] for k in common.SAMPLE_SETS + common.EXTRA_SAMPLERS if k in found]
+        if not files:
+            raise common.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
+        return files
+    files = [s for s in args.samples.split(",") if s]
+    own = os.path.realpath(os.path.join(args.run_dir, common.SAMPLES_DIR))
+    for path in files:
+        label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
+        if (
+            label in common.SAMPLE_SETS + common.EXTRA_SAMPLERS
+            and os.path.realpath(os.path.dirname(path)) != own
+        ):
+            raise common.VaevarError(
+                f"--samples {path} would overwrite the run's '{label}' entry in {args.run_dir}/fid.json: "
+                f"rename it, or compare two sets with compute_fid.py {path} REFERENCE"
+            )
     return files
 
 
 def check_settings(args):
-    if args.quick and args.num_samples == NUM_SAMPLES:
+    defaults = _PAIR_DEFAULTS if args.paths else _RUN_DEFAULTS
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.quick and args.num_samples == _RUN_DEFAULTS["num_samples"]:
         args.num_samples = data.QUICK_SETTINGS["fid_samples"]
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
     check_method(args.frechet_method)
     common.require_positive(args, "num_samples", "batch_size", "drop_remainder")
-    if args.num_samples < 2:
+    if args.num_samples is not None and args.num_samples < 2:
         raise common.VaevarError("--num-samples must be at least 2 for FID")
+    if args.paths:
+        if args.save_stats and len(args.paths) != 1:
+            raise common.VaevarError(
+                f"--save-stats takes one PATH, got {len(args.paths)}: {' '.join(args.paths)}"
+            )
+        if not args.save_stats and len(args.paths) != 2:
+            raise common.VaevarError(f"give two sets to compare (PATH_A PATH_B), got {len(args.paths)}")
+        for path in args.paths:
+            if not os.path.exists(path):
+                raise common.VaevarError(
+                    f"{path} not found: give a folder, .zip or .npz of images, or a statistics file"
+                )
+        return args
+    if args.save_stats:
+        raise common.VaevarError(
+            "--save-stats takes the PATH to describe: compute_fid.py PATH --save-stats OUT.npz"
+        )
     data.dataset(args.dataset)
     args.reference = args.reference or args.dataset
     args.run_dir = common.run_dir_of(args.dataset, args.run_dir)
@@ -72,9 +140,55 @@ def check_settings(args):
     return args
 
 
+def compare_sets(args):
+    """FID (and precision / recall / density / coverage) of PATH_A against PATH_B, or --save-stats."""
+    if args.save_stats and is_statistics_file(args.paths[0]):
+        raise common.VaevarError(f"{args.paths[0]} already is a statistics file: give images to --save-stats")
+    read = [read_side(path, args.num_samples) for path in args.paths]  # bad input fails before the weights
+    weights_path = resolve_weights(args.inception_weights)
+    settings = common.settings_from(args, FidSettings, reference=args.paths[-1], reference_split="train")
+    sides = [
+        side_statistics(side, path, settings, weights_path, sha256(weights_path))
+        for side, path in zip(read, args.paths)
+    ]
+    if args.save_stats:
+        save_statistics(args.save_stats, sides[0])
+        print(f"statistics of {int(sides[0]['count'])} images of {args.paths[0]} in {args.save_stats}")
+        return
+    result = compare(*sides, args.frechet_method, args.kid)
+    print(
+        f"FID {result['fid']:.4f}  (n = {result['n_a']} and {result['n_b']}, input convention {args.input_convention})"
+    )
+    if "precision" in result:
+        print(
+            "precision {precision:.4f}  recall {recall:.4f}  (k = 3)   density {density:.4f}  "
+            "coverage {coverage:.4f}  (k = 5): A against B".format(**result)
+        )
+    else:
+        print("precision and recall need images on both sides (a statistics file holds no features)")
+    if "kid" in result:
+        print(f"KID {result['kid']:.5f} +- {result['kid_std']:.5f}")
+
+
+def list_stats():
+    rows = list_statistics()
+    print(f"{len(rows)} cached statistics in {statistics_cache()}")
+    for row in rows:
+        settings = f"{row.get('input_convention', '?')}, weights {row.get('weights_hash', '?')[:12]}"
+        print(
+            f"{row.get('created', '?'):<16}  n={row.get('count', '?'):<6}  {settings}  "
+            f"images {row.get('images_sha256', '?')[:12]}  {row.get('source', '')}  ({os.path.basename(row['file'])})"
+        )
+
+
 def main(argv=None):
-    args = check_settings(common.parse_constants(globals(), __doc__, argv))
+    args = common.parse_constants(globals(), __doc__, argv, positional=("paths", _PATHS_HELP))
+    if args.list_stats:
+        return list_stats()
+    args = check_settings(args)
     print(common.runtime_line(), flush=True)
+    if args.paths:
+        return compare_sets(args)
     os.makedirs(args.run_dir, exist_ok=True)
     files = sample_files(args)
     for path in files:

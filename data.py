@@ -23,6 +23,7 @@ import zipfile
 
 import numpy as np
 
+import image_files
 from common import VaevarError, atomic_path
 
 
@@ -140,7 +141,6 @@ def training_defaults(name: str, quick: bool = False) -> dict[str, int | float |
 
 CELEBA_CROP = (45, 173, 25, 153)  # rows 45:173, columns 25:153 (128x128)
 CELEBA_SIZE = 64
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "test")
 
 
@@ -234,27 +234,19 @@ def _holds_jpeg_files(path):
 EVALUATION_SEED = 0  # fixes the evaluation set: generate.py's REC inputs are compute_fid.py's reference
 
 
-def seeded_subset(total: int, count: int, seed: int) -> np.ndarray:
-    """Sorted indices of `count` of `total` items drawn at random with `seed` (all of them when
-    count >= total): a prefix of a class-sorted source would be a few classes."""
-    if count >= total:
-        return np.arange(total)
-    return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
-
-
 def load_evaluation(
     name: str,
     data_path: str | None = None,
-    count: int = 10000,
+    count: int | None = 10000,
     split: str = "test",
     jpeg_round_trip: bool = True,
 ) -> np.ndarray:
     """The FID / REC evaluation images: `count` images of `split` drawn at random with a fixed seed
-    (all of them when count >= the split's size), so a source's order never matters."""
+    (all of them when count is None or >= the split's size), so a source's order never matters."""
     images = load(name, split, data_path, jpeg_round_trip=jpeg_round_trip)
-    if count >= len(images):
+    if count is None or count >= len(images):
         return images
-    return images[seeded_subset(len(images), count, EVALUATION_SEED)]
+    return images[image_files.seeded_subset(len(images), count, EVALUATION_SEED)]
 
 
 def to_unit_float(images: np.ndarray) -> np.ndarray:
@@ -448,33 +440,13 @@ def load_labeled(path: str, split: str, limit: int | None = None) -> tuple[np.nd
 
 
 def _list_collection(path):
-    """(sorted image names, read(name) -> bytes, partition text or None, archive to close or None)."""
-    try:
-        if os.path.isdir(path):
-            names = sorted(
-                os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-                for d, _, files in os.walk(path)
-                for f in files
-                if f.lower().endswith(IMAGE_SUFFIXES)
-            )
-            read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
-            partition = _read_partition(
-                [
-                    os.path.join(path, "list_eval_partition.txt"),
-                    os.path.join(os.path.dirname(path), "list_eval_partition.txt"),
-                ]
-            )
-            return names, read, partition, None
-        archive = zipfile.ZipFile(path)
-        names = sorted(n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
-        inner = [n for n in archive.namelist() if n.endswith("list_eval_partition.txt")]
-        partition_paths = [os.path.join(os.path.dirname(path), "list_eval_partition.txt")]
-        partition = archive.read(inner[0]).decode() if inner else _read_partition(partition_paths)
-        return names, archive.read, partition, archive
-    except (zipfile.BadZipFile, OSError) as error:
-        raise VaevarError(
-            f"{path} is not a readable image folder or .zip ({error}); download the archive again"
-        ) from error
+    """(image_files.Listing, the partition text or None) of a folder or .zip."""
+    listing = image_files.list_images(path)
+    beside = [os.path.join(os.path.dirname(path), "list_eval_partition.txt")]
+    if listing.archive is None:
+        return listing, _read_partition([os.path.join(path, "list_eval_partition.txt"), *beside])
+    inner = [n for n in listing.archive.namelist() if n.endswith("list_eval_partition.txt")]
+    return listing, listing.read(inner[0]).decode() if inner else _read_partition(beside)
 
 
 def _split_tree(names):
@@ -496,9 +468,10 @@ def _split_tree(names):
 
 
 def _read_collection(path, split, celeba, limit=None, need_tree=False):
-    names, read, partition, archive = _list_collection(path)
+    listing, partition = _list_collection(path)
+    names = listing.names
     labels = classes = None
-    try:
+    with listing:
         if not names:
             raise VaevarError(f"no images (.jpg/.png) found in {path}")
         tree = _split_tree(names)
@@ -530,42 +503,13 @@ def _read_collection(path, split, celeba, limit=None, need_tree=False):
             cut = int(round(0.9 * len(names)))
             names = names[:cut] if split == "train" else names[cut:]
         if limit is not None and labels is not None and limit < len(names):
-            keep = seeded_subset(len(names), limit, 0)  # a tree is class-sorted
+            keep = image_files.seeded_subset(len(names), limit, 0)  # a tree is class-sorted
             names, labels = [names[i] for i in keep], labels[keep]
         elif limit is not None:
             names = names[:limit]
-        images = _decode_images(path, names, read, celeba)
-    finally:
-        if archive is not None:
-            archive.close()
+        policy = CELEBA_POLICY if celeba else image_files.TRAINING
+        images = image_files.decode(listing, names, policy)
     return images, labels, classes
-
-
-def _decode_images(path, names, read, celeba):
-    from PIL import Image, UnidentifiedImageError
-
-    images = []
-    try:
-        for name in names:
-            with Image.open(io.BytesIO(read(name))) as image:
-                array = np.asarray(image.convert("RGB" if celeba or image.mode != "L" else "L"))
-            if array.ndim == 2:
-                array = array[..., None]
-            images.append(celeba_crop_resize(array) if celeba else array)
-    except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as error:
-        raise VaevarError(f"corrupt image {name} in {path} ({error}): download the archive again") from error
-    shapes = {a.shape for a in images}
-    if len({shape[:2] for shape in shapes}) == 1 and len(shapes) > 1:
-        raise VaevarError(
-            f"images in {path} mix grayscale and RGB (channels {sorted(s[2] for s in shapes)}): "
-            f"convert them all to one mode first"
-        )
-    if len(shapes) > 1:
-        raise VaevarError(
-            f"images in {path} have different sizes {sorted(shapes)[:3]}: "
-            f"resize them to the data set's size first"
-        )
-    return np.stack(images)
 
 
 def _read_partition(candidates):
@@ -589,6 +533,9 @@ def celeba_crop_resize(image: np.ndarray) -> np.ndarray:
         )
     crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
     return np.asarray(crop.resize((CELEBA_SIZE, CELEBA_SIZE), Image.BILINEAR))
+
+
+CELEBA_POLICY = image_files.ReadPolicy(rgb=True, transform=celeba_crop_resize)
 
 
 # --------------------------------------------------------- tensorflow-datasets

@@ -34,6 +34,7 @@ import numpy as np
 
 import common
 import data
+import image_files
 import renormalization
 import run_folder
 import samplers
@@ -162,9 +163,9 @@ def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
     # a seeded spread over the set (REC keeps a class-sorted source's order), drawn from the
     # kind's own count: REC has as many as the test split holds, maybe fewer than NUM_SAMPLES
     cells = args.grid * args.grid
-    shown = data.seeded_subset(len(plain), cells, args.seed)
+    shown = image_files.seeded_subset(len(plain), cells, args.seed)
     if kind == "rec":
-        pairs_shown = data.seeded_subset(len(plain), cells // 2, args.seed)  # original, reconstruction
+        pairs_shown = image_files.seeded_subset(len(plain), cells // 2, args.seed)  # original, reconstruction
         for name, images in (("rec", plain), ("rec_renorm", renormed)):
             save_png(
                 os.path.join(out_dir, f"{name}.png"),
@@ -206,7 +207,7 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
             compress=False,
             images=sample_array(images, args.sample_dtype),
         )
-        shown = data.seeded_subset(len(images), args.grid * args.grid, args.seed)
+        shown = image_files.seeded_subset(len(images), args.grid * args.grid, args.seed)
         save_png(
             os.path.join(out_dir, f"{name}.png"),
             image_grid(data.to_uint8(images[shown]), args.grid, args.grid),

@@ -11,7 +11,8 @@ from common import VaevarError
 from fid import features, frechet, score, table, weights
 
 
-def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_weights):
+def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_weights, monkeypatch):
+    monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
     images = np.random.default_rng(7).integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
     ref = tmp_path / "ref.npz"
     np.savez(ref, images=images)
@@ -40,8 +41,7 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
     assert {"backend", "device", "seconds", "kid"} <= set(result)
     # the same images: every point lies in the other set's balls (its own), each set covers the other
     assert result["precision"] == result["recall"] == result["coverage"] == 1.0 and result["density"] >= 1.0
-    cached = [p for p in os.listdir(tmp_path) if p.startswith("fid_reference_")]
-    assert len(cached) == 1
+    assert len(os.listdir(score.statistics_cache())) == 1  # the reference's statistics, keyed by content
 
 
 def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_inception_weights):
@@ -49,8 +49,9 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
     rng = np.random.default_rng(3)
     reference = rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
     samples = (reference // 2 + rng.integers(0, 128, reference.shape)).astype(np.uint8)
-    for name, images in (("ref", reference), ("gen1", samples)):
-        np.savez(tmp_path / f"{name}.npz", images=images)
+    (tmp_path / "samples").mkdir()
+    np.savez(tmp_path / "ref.npz", images=reference)
+    np.savez(tmp_path / "samples" / "gen1.npz", images=samples)
     with pytest.warns(UserWarning):
         compute_fid.main(
             [
@@ -59,7 +60,7 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
                 "--run-dir",
                 str(tmp_path),
                 "--samples",
-                str(tmp_path / "gen1.npz"),
+                str(tmp_path / "samples" / "gen1.npz"),
                 "--reference",
                 str(tmp_path / "ref.npz"),
                 "--num-samples",
@@ -101,13 +102,15 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
 def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weights, capsys, monkeypatch):
     """gen2_renorm equals gen2 when the authors' rule skips renormalization: one feature pass for both."""
     images = np.random.default_rng(11).integers(0, 256, (30, 28, 28, 1), dtype=np.uint8)
+    sets = tmp_path / "samples"
+    sets.mkdir()
     for name in ("gen2", "gen2_renorm"):
-        np.savez(tmp_path / f"{name}.npz", images=images)
+        np.savez(sets / f"{name}.npz", images=images)
     np.savez(tmp_path / "other.npz", images=images[::-1].copy() // 2)
     passes = []
-    original = features.extract_features
-    monkeypatch.setattr(score, "extract_features", lambda *a, **k: passes.append(a[4]) or original(*a, **k))
-    samples = ",".join(str(tmp_path / f"{n}.npz") for n in ("gen2", "gen2_renorm", "other"))
+    original = features.image_features
+    monkeypatch.setattr(score, "image_features", lambda *a, **k: passes.append(a[3]) or original(*a, **k))
+    samples = ",".join(str(p) for p in (sets / "gen2.npz", sets / "gen2_renorm.npz", tmp_path / "other.npz"))
     with pytest.warns(UserWarning):
         compute_fid.main(
             [
@@ -132,7 +135,7 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
     assert passes == ["reference", "gen2", "other"]
     assert "features are reused" in capsys.readouterr().out
     # a later run: a new file with gen2's images reuses gen2's FIDs, with no feature pass
-    np.savez(tmp_path / "gen1_renorm.npz", images=images)
+    np.savez(sets / "gen1_renorm.npz", images=images)
     compute_fid.main(
         [
             "--dataset",
@@ -140,7 +143,7 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
             "--run-dir",
             str(tmp_path),
             "--samples",
-            str(tmp_path / "gen1_renorm.npz"),
+            str(sets / "gen1_renorm.npz"),
             "--reference",
             str(tmp_path / "other.npz"),
             "--num-samples",
@@ -153,8 +156,8 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
     )
     reused = json.load(open(tmp_path / "fid.json"))["gen1_renorm"]
     assert passes == ["reference", "gen2", "other"]
-    assert reused["fid"] == result["gen2"]["fid"] and reused["reused_from"] == str(tmp_path / "gen2.npz")
-    assert reused["samples"] == str(tmp_path / "gen1_renorm.npz")
+    assert reused["fid"] == result["gen2"]["fid"] and reused["reused_from"] == str(sets / "gen2.npz")
+    assert reused["samples"] == str(sets / "gen1_renorm.npz")
 
 
 def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
@@ -162,20 +165,22 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
 ):
     """An interrupted FID step resumes: a set fid.json holds for the same images is not scored again."""
     rng = np.random.default_rng(5)
+    sets = tmp_path / "samples"
+    sets.mkdir()
     for name in ("rec", "gen1"):
-        np.savez(tmp_path / f"{name}.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+        np.savez(sets / f"{name}.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
     passes = []
-    original = features.extract_features
-    monkeypatch.setattr(score, "extract_features", lambda *a, **k: passes.append(a[4]) or original(*a, **k))
+    original = features.image_features
+    monkeypatch.setattr(score, "image_features", lambda *a, **k: passes.append(a[3]) or original(*a, **k))
     argv = [
         "--dataset",
         "mnist",
         "--run-dir",
         str(tmp_path),
         "--reference",
-        str(tmp_path / "rec.npz"),
+        str(sets / "rec.npz"),
         "--samples",
-        f"{tmp_path / 'rec.npz'},{tmp_path / 'gen1.npz'}",
+        f"{sets / 'rec.npz'},{sets / 'gen1.npz'}",
         "--num-samples",
         "30",
         "--inception-weights",
@@ -192,7 +197,7 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
     assert passes == ["reference", "rec", "gen1"]
     assert json.load(open(tmp_path / "fid.json")) == first
 
-    np.savez(tmp_path / "gen1.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+    np.savez(sets / "gen1.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
     with pytest.warns(UserWarning):
         compute_fid.main(argv)  # gen1's images changed: only gen1 is scored again
     assert passes == ["reference", "rec", "gen1", "gen1"]
@@ -242,10 +247,13 @@ def test_remainder_dropped_and_float_samples(tmp_path):
         features.load_sample_array(str(path))
 
 
-def test_reference_cache_follows_the_reference_images_not_the_file_name(tmp_path, random_inception_weights):
+def test_reference_cache_follows_the_reference_images_not_the_file_name(
+    tmp_path, random_inception_weights, monkeypatch
+):
     """Replace the reference file's images and rescore: the cached statistics of the old images are not used."""
+    monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
     rng = np.random.default_rng(21)
-    samples = tmp_path / "gen1.npz"
+    samples = tmp_path / "my_samples.npz"
     reference = tmp_path / "ref.npz"
     np.savez(samples, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
     np.savez(reference, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
@@ -271,13 +279,13 @@ def test_reference_cache_follows_the_reference_images_not_the_file_name(tmp_path
                     *extra,
                 ]
             )
-        return json.load(open(os.path.join(run_dir, "fid.json")))["gen1"]["fid"]
+        return json.load(open(os.path.join(run_dir, "fid.json")))["my_samples"]["fid"]
 
     before = fid(tmp_path / "run")
     np.savez(reference, images=rng.integers(0, 128, (30, 28, 28, 1), dtype=np.uint8))  # same name, new images
     after = fid(tmp_path / "run", "--rescore")
     assert after == pytest.approx(fid(tmp_path / "fresh"), rel=1e-9) and abs(after - before) > 1e-3
-    assert len([f for f in os.listdir(tmp_path / "run") if f.startswith("fid_reference_")]) == 2
+    assert len(os.listdir(score.statistics_cache())) == 2
 
 
 def test_the_images_dropped_to_whole_batches_are_a_seeded_random_few():
@@ -293,7 +301,8 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
     import data
 
     rng = np.random.default_rng(30)
-    samples = tmp_path / "gen1.npz"
+    (tmp_path / "samples").mkdir()
+    samples = tmp_path / "samples" / "gen1.npz"
     np.savez(samples, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
     with pytest.warns(UserWarning):
         compute_fid.main(
@@ -336,3 +345,126 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
         assert entry[key] == pytest.approx(expected, rel=1e-6)
     assert abs(entry["fid"] - entry["fid_train_reference"]) > 1e-3
     assert "| FID against training images | - |" in open(tmp_path / "fid_table.md").read()
+
+
+# ------------------------------------------------------------------ two sets, as pytorch-fid users compare
+
+
+def png_folder(folder, images):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:04d}.png")
+    return str(folder)
+
+
+def printed(capsys, prefix):
+    """The value after `prefix` on compute_fid.py's output line that starts with it."""
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(prefix))
+    return line, float(line.split()[1])
+
+
+def test_two_folders_and_saved_statistics(tmp_path, random_inception_weights, capsys, monkeypatch):
+    """The same images: FID ~0, precision = recall = 1. A folder against B's saved statistics: the FID of
+    the folder against B. Nothing is written but the cache and the statistics asked for."""
+    monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(40)
+    a_images = rng.integers(0, 256, (24, 28, 28, 3), dtype=np.uint8)
+    a = png_folder(tmp_path / "a", a_images)
+    b = png_folder(tmp_path / "b", rng.integers(0, 200, (20, 28, 28, 3), dtype=np.uint8))
+    flags = ["--inception-weights", random_inception_weights, "--frechet-method", "eig"]
+    copy = png_folder(tmp_path / "a_copy", a_images)
+    compute_fid.main([a, copy, *flags])
+    out = capsys.readouterr().out
+    fid_same = float(out.split("FID ")[1].split()[0])
+    assert abs(fid_same) < 1e-3 and "precision 1.0000  recall 1.0000" in out
+
+    compute_fid.main([a, b, *flags])
+    line, fid_ab = printed(capsys, "FID ")
+    assert fid_ab > 1000 * abs(fid_same) and "n = 24 and 20" in line and "input convention ttur" in line
+    compute_fid.main([b, "--save-stats", str(tmp_path / "b_stats.npz"), *flags])
+    stats = np.load(tmp_path / "b_stats.npz")
+    assert int(stats["count"]) == 20 and str(stats["input_convention"]) == "ttur"
+    assert len(str(stats["images_sha256"])) == 64 and str(stats["weights_hash"]) == weights.sha256(
+        random_inception_weights
+    )
+    capsys.readouterr()
+    compute_fid.main([a, str(tmp_path / "b_stats.npz"), *flags])
+    out = capsys.readouterr().out
+    assert float(out.split("FID ")[1].split()[0]) == pytest.approx(fid_ab, rel=1e-9)
+    assert "need images on both sides" in out
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["a", "a_copy", "b", "b_stats.npz", "cache"]
+
+    # the same images with another input convention are other statistics: refused, both settings named
+    with pytest.raises(VaevarError, match="input convention ttur; this run uses .* input convention authors"):
+        compute_fid.main([a, str(tmp_path / "b_stats.npz"), *flags, "--input-convention", "authors"])
+
+    capsys.readouterr()
+    compute_fid.main(["--list-stats"])
+    listing = capsys.readouterr().out
+    # keyed by content: a and its copy share one entry; b; a under the other convention (features, no FID)
+    assert listing.startswith("3 cached statistics")
+    assert f"{tmp_path / 'b'}" in listing and "ttur, weights " in listing and "n=20" in listing
+
+
+def test_images_as_users_have_them(tmp_path, random_inception_weights, capsys):
+    """Several sizes in one folder: each image's features are those of its size's own array; NCHW arrays
+    are transposed (with a note); grayscale (N, H, W) is one channel repeated."""
+    rng = np.random.default_rng(41)
+    small = rng.integers(0, 256, (6, 28, 28, 3), dtype=np.uint8)
+    large = rng.integers(0, 256, (5, 40, 36, 3), dtype=np.uint8)
+    mixed = [small[0], large[0], small[1], *large[1:], *small[2:]]
+    got = features.image_features(mixed, random_inception_weights, 4, "mixed", "ttur")
+    by_size = {
+        shape: features.image_features(group, random_inception_weights, 4, "", "ttur")
+        for shape, group in ((small.shape, small), (large.shape, large))
+    }
+    expected = np.concatenate(
+        [
+            by_size[small.shape][:1],
+            by_size[large.shape][:1],
+            by_size[small.shape][1:2],
+            by_size[large.shape][1:],
+            by_size[small.shape][2:],
+        ]
+    )
+    scale = np.abs(expected).mean()
+    # the 299x299 inputs come from the same float32 matrices, summed in another order: rounding only,
+    # far below the distance between two images' features
+    assert np.abs(got - expected).max() < 1e-3 * scale < np.abs(expected[0] - expected[2]).max()
+
+    nchw = tmp_path / "nchw.npz"
+    np.savez(nchw, images=small.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(features.load_sample_array(str(nchw)), small)
+    assert "read as NCHW" in capsys.readouterr().err
+    gray = tmp_path / "gray.npz"
+    np.savez(gray, images=small[..., 0])
+    assert features.load_sample_array(str(gray)).shape == (6, 28, 28, 1)
+
+
+def test_num_samples_is_a_seeded_random_subset(tmp_path):
+    images = np.arange(100, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    np.savez(tmp_path / "set.npz", images=images)
+    subset = features.load_source(str(tmp_path / "set.npz"), "train", 10)
+    np.testing.assert_array_equal(subset, features.load_source(str(tmp_path / "set.npz"), "train", 10))
+    assert subset[:, 0, 0, 0].tolist() != list(range(10)) and subset[:, 0, 0, 0].max() > 50
+    assert len(features.load_source(str(tmp_path / "set.npz"), "train", None)) == 100
+
+
+def test_run_mode_refuses_samples_that_would_overwrite_a_kind(tmp_path):
+    np.savez(tmp_path / "gen1.npz", images=np.zeros((4, 8, 8, 3), np.uint8))
+    with pytest.raises(VaevarError, match="would overwrite the run's 'gen1' entry"):
+        compute_fid.main(
+            [
+                "--dataset",
+                "mnist",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--samples",
+                str(tmp_path / "gen1.npz"),
+            ]
+        )
+    assert not (tmp_path / "run" / "fid.json").exists()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import data
+import image_files
 from common import VaevarError
 from fid import resize
 from tests.conftest import write_celeba_zip
@@ -238,11 +239,11 @@ def test_shared_cifar10_copy_loads_with_official_labels():
 
 def test_seeded_subset_spreads_over_the_whole_set():
     # grids, evaluation sets and limits: a prefix of a class-sorted source would be one class.
-    shown = data.seeded_subset(10000, 64, seed=0)
+    shown = image_files.seeded_subset(10000, 64, seed=0)
     assert len(np.unique(shown)) == 64 and np.all(np.diff(shown) > 0)
     assert shown[-1] > 5000 and shown[0] < 5000
-    assert np.array_equal(shown, data.seeded_subset(10000, 64, seed=0))
-    assert np.array_equal(data.seeded_subset(40, 64, seed=0), np.arange(40))
+    assert np.array_equal(shown, image_files.seeded_subset(10000, 64, seed=0))
+    assert np.array_equal(image_files.seeded_subset(40, 64, seed=0), np.arange(40))
 
 
 def test_crafted_cifar_tarball_runs_nothing(tmp_path):

@@ -292,3 +292,49 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
     assert (
         load_model(os.path.join(run_dir, CHECKPOINT)).optimizer.iterations.numpy() == 2
     )  # epoch 1's 2 steps
+
+
+def bad_sets(root):
+    """Inputs compute_fid.py PATH_A PATH_B must refuse in one line: (argv, what the line says)."""
+    from PIL import Image
+
+    good = root / "good"
+    good.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(good / f"{i}.png")
+    corrupt = root / "corrupt"
+    corrupt.mkdir()
+    Image.new("RGB", (8, 8)).save(corrupt / "fine.png")
+    (corrupt / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (root / "empty").mkdir()
+    np.savez(root / "rgba.npz", images=np.zeros((4, 8, 8, 4), np.uint8))
+    np.savez(root / "five.npz", images=np.zeros((4, 5, 8, 8), np.uint8))
+    return [
+        ([str(root / "rgba.npz"), str(good)], "images of shape (4, 8, 8, 4)"),
+        ([str(root / "five.npz"), str(good)], "images of shape (4, 5, 8, 8)"),
+        ([str(corrupt), str(good)], "cannot read image broken.png"),
+        ([str(root / "empty"), str(good)], "no images"),
+        ([str(root / "missing"), str(good)], "missing not found"),
+        ([str(good)], "give two sets to compare"),
+        ([str(good), str(good), "--save-stats", str(root / "s.npz")], "--save-stats takes one PATH"),
+    ]
+
+
+def test_compute_fid_two_sets_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
+    """In process (the checks come before the weights and the network): exit 2, one stderr line,
+    nothing written, not even the cache."""
+    import common
+    import compute_fid
+
+    monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VAEVAR_INCEPTION_WEIGHTS", str(tmp_path / "no_weights_needed.weights.h5"))
+    cases = bad_sets(tmp_path)
+    before = tree_digest(tmp_path)
+    for argv, expected in cases:
+        with pytest.raises(SystemExit) as stop:
+            common.run_main(lambda: compute_fid.main(argv))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
+        assert expected in lines[0], (argv, lines)
+    assert tree_digest(tmp_path) == before
+    assert not (tmp_path / "cache").exists()

@@ -14,10 +14,11 @@ from tests.conftest import ROOT
 # A library module may import only the layers listed for it (its own package included).
 LAYERS = {
     "common": set(),
-    "data": {"common"},
+    "image_files": {"common"},
+    "data": {"common", "image_files"},
     "variance_measures": {"fid"},
     "models": {"models"},
-    "fid": {"common", "data", "fid"},
+    "fid": {"common", "data", "image_files", "fid"},
     "run_folder": {"common", "models"},
     "training": {"common", "data", "models", "run_folder"},
     "renormalization": {"common", "training"},
