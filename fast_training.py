@@ -29,6 +29,7 @@ import numpy as np
 from common import TimeBudgetReached, VaevarError
 from run_folder import (
     LOG,
+    EpochMeasure,
     StopSignals,
     TimeBudget,
     diverged,
@@ -176,6 +177,7 @@ def fit_fast(
     verbose: int = 1,
     deadline: float | None = None,
     checkpoint_every: int = 10,
+    measure: EpochMeasure | None = None,
 ) -> keras.Model:
     """training.fit's contract (run_folder: resume, log.csv, checkpoints, the NaN, signal and time-budget stops),
     on the device; only the loop is this trainer's."""
@@ -224,7 +226,12 @@ def fit_fast(
             if not all(math.isfinite(v) for v in final.values()):
                 truncate_log(log_path, checkpointed)
                 raise diverged(run_dir, final.get("loss"), epoch + 1, checkpointed)
-            write_log_row(log_path, epoch + 1, final, rate, time.time() - started)
+            seconds, measured = time.time() - started, None
+            if measure is not None and measure.due(epoch + 1):
+                sync_state(model, state)  # the measure reads the model's variables
+                measured = measure.measure(model)
+            fields = measure.fields if measure is not None else ()
+            write_log_row(log_path, epoch + 1, final, rate, seconds, measured, fields)
             bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")
             done = epoch + 1
             # the epoch's time includes a checkpoint, written or not: the budget keeps room for the last one

@@ -9,10 +9,11 @@ On restart, log rows after the checkpoint's epoch are dropped, so the log has no
 """
 
 import csv
+import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keras
 import numpy as np
@@ -85,20 +86,54 @@ def check_image_shape(model: keras.Model, images: np.ndarray, dataset: str) -> N
 # ------------------------------------------------------------------------ the log
 
 
-def write_log_row(path: str, epoch: int, logs: dict, learning_rate: float, seconds: float) -> None:
-    """Append one epoch's row to log.csv (header first), flushed and fsynced."""
+@dataclasses.dataclass(frozen=True)
+class EpochMeasure:
+    """Columns a stage adds to its log every `every` epochs: measure(model) -> {field: value} on the model as
+    it is after that epoch (train_second_stage.py --latent-fd-every: the latent mismatch over training)."""
+
+    fields: tuple[str, ...]
+    every: int
+    measure: Callable[[keras.Model], Mapping[str, float]]
+
+    def due(self, epoch: int) -> bool:
+        return self.every > 0 and epoch % self.every == 0
+
+
+def write_log_row(
+    path: str,
+    epoch: int,
+    logs: dict,
+    learning_rate: float,
+    seconds: float,
+    measured: Mapping[str, float] | None = None,
+    measure_fields: tuple[str, ...] = (),
+) -> None:
+    """Append one epoch's row to log.csv (header first), flushed and fsynced; with measure_fields, their
+    columns too (empty on the epochs not measured). A log begun with other columns is rewritten with both."""
+    fields = log_fields(path)
+    if any(f not in fields for f in measure_fields):
+        fields = fields + [f for f in measure_fields if f not in fields]
+        rewrite_log(path, read_log(path), fields)
     new = not os.path.exists(path)
+    row = {"epoch": epoch, "learning_rate": f"{learning_rate:.6g}", "seconds": f"{seconds:.2f}"}
+    row.update({k: f"{float(logs.get(k, float('nan'))):.6g}" for k in ("loss", "mse", "gamma", "kl")})
+    row.update({k: f"{float(v):.6g}" for k, v in (measured or {}).items()})
     with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.DictWriter(f, fields, restval="")
         if new:
-            writer.writerow(LOG_FIELDS)
-        writer.writerow(
-            [epoch]
-            + [f"{float(logs.get(k, float('nan'))):.6g}" for k in ("loss", "mse", "gamma", "kl")]
-            + [f"{learning_rate:.6g}", f"{seconds:.2f}"]
-        )
+            writer.writeheader()
+        writer.writerow(row)
         f.flush()
         os.fsync(f.fileno())
+
+
+def log_fields(path: str) -> list[str]:
+    """The log's columns: its header, or LOG_FIELDS for a log not begun."""
+    if not os.path.exists(path):
+        return list(LOG_FIELDS)
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), None)
+    return header or list(LOG_FIELDS)
 
 
 def read_log(path: str) -> list[dict]:
@@ -108,14 +143,18 @@ def read_log(path: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def truncate_log(path: str, completed_epochs: int) -> None:
-    """Keep only rows of epochs 1..completed_epochs (atomic rewrite)."""
-    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
+def rewrite_log(path: str, rows: list[dict], fields: list[str]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer = csv.DictWriter(f, fields, restval="")
             writer.writeheader()
             writer.writerows(rows)
+
+
+def truncate_log(path: str, completed_epochs: int) -> None:
+    """Keep only rows of epochs 1..completed_epochs (atomic rewrite), and every column."""
+    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
+    rewrite_log(path, rows, log_fields(path))
 
 
 # ------------------------------------------------------------ checkpoints, resume

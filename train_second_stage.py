@@ -6,7 +6,9 @@ Reads RUN_DIR/stage1/first_stage.keras, encodes the training set once,
 resamples z ~ N(mu, sigma) every epoch. Outputs in RUN_DIR/stage2/:
 second_stage.keras, latents.npz (train mu and sigma), latent_stats.json
 (per-dimension std of mu and of sampled z, the variance law), log.csv,
-checkpoint.keras/.json. Rerunning resumes.
+checkpoint.keras/.json. Rerunning resumes. With --latent-fd-every N, every
+Nth row of log.csv also holds the mismatch the paper blames: the Frechet
+distance between GEN-2's codes (plain, renormalized) and encoded test codes.
 """
 
 import os
@@ -36,6 +38,10 @@ CHECKPOINT_EVERY = 10  # the fast trainer checkpoints every N epochs (and at the
 STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step (fewer callbacks)
 TIME_BUDGET = 0  # seconds: stop cleanly before, last epoch checkpointed (exit code 75: rerun); 0: none
 ALLOW_CPU = False  # train even when the run would take over 6 h without a GPU
+LATENT_FD_EVERY = (
+    0  # every N epochs, log.csv gets GEN-2's latent mismatch (Frechet distance to test codes); 0: never
+)
+LATENT_FD_SAMPLES = 10000  # test images encoded, and GEN-2 codes drawn, for that measure
 QUICK = False  # small CPU setting: 20 epochs, width 256
 VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -65,7 +71,9 @@ def resolve_settings(args):
         "halve_every",
         "checkpoint_every",
         "time_budget",
-        allow_zero=("halve_every", "time_budget"),
+        "latent_fd_every",
+        "latent_fd_samples",
+        allow_zero=("halve_every", "time_budget", "latent_fd_every"),
     )
     args.jit_compile = common.jit_setting(args.jit_compile)
     return args
@@ -85,6 +93,41 @@ def latent_statistics(mu, sigma):
         "second_moment": (np.mean(mu**2, 0) + mean_sigma_squared).tolist(),
         "mean_z_std": float(np.mean(z_std)),
     }
+
+
+LATENT_FD_FIELDS = ("latent_fd_gen2", "latent_fd_gen2_renorm", "variance_ratio")
+
+
+def latent_mismatch(first, args, mu, sigma):
+    """run_folder.EpochMeasure of the paper's mismatch over training: the Frechet distance between the encoded
+    test codes z = mu + sigma * eps and the second stage's GEN-2 codes, plain and renormalized as the authors
+    do (per batch of 100, gate ignored), and the gate's variance-loss ratio. Fixed noise: epochs compare."""
+    from renormalization import latent_target, renormalize_batches, second_stage_variance_ratio
+    from run_folder import EpochMeasure
+    from training import decode, encode
+    from variance_measures import latent_frechet_distances
+
+    test = data.load_evaluation(
+        args.dataset, args.data_path, args.latent_fd_samples, "test", args.jpeg_round_trip
+    )
+    test_mu, test_sigma = encode(first, test)
+    rng = np.random.default_rng(args.seed)
+    z_test = test_mu + test_sigma * rng.standard_normal(test_mu.shape).astype(np.float32)
+    u = rng.standard_normal(test_mu.shape).astype(np.float32)
+    target = latent_target(mu, sigma, "authors")
+
+    def measure(second):
+        codes = decode(second, u)
+        distances = latent_frechet_distances(
+            z_test, {"plain": codes, "renorm": renormalize_batches(codes, target)[0]}
+        )
+        return {
+            "latent_fd_gen2": distances["plain"],
+            "latent_fd_gen2_renorm": distances["renorm"],
+            "variance_ratio": second_stage_variance_ratio(second, mu, args.seed),
+        }
+
+    return EpochMeasure(LATENT_FD_FIELDS, args.latent_fd_every, measure)
 
 
 def main(argv=None):
@@ -132,6 +175,7 @@ def main(argv=None):
         metadata,
         trainer,
         record=vars(args),
+        measure=latent_mismatch(first, args, mu, sigma) if args.latent_fd_every else None,
     )
 
 

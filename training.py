@@ -22,6 +22,7 @@ from data import to_unit_float
 from run_folder import (
     LOG,
     STAGE_CONFIG,
+    EpochMeasure,
     StopSignals,
     TimeBudget,
     diverged,
@@ -116,10 +117,11 @@ class EpochLog(keras.callbacks.Callback):
     Keras calls on_epoch_end even for an epoch cut short by a signal: `stopped()`
     says so, and such an epoch is neither logged nor checkpointed."""
 
-    def __init__(self, path, stopped=lambda: False):
+    def __init__(self, path, stopped=lambda: False, measure=None):
         super().__init__()
         self.path = path
         self.stopped = stopped
+        self.measure = measure  # run_folder.EpochMeasure or None
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -130,7 +132,12 @@ class EpochLog(keras.callbacks.Callback):
         if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):
             return  # an interrupted or diverged epoch is neither logged nor checkpointed
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        write_log_row(self.path, epoch + 1, logs, lr, time.time() - self._start)
+        seconds = time.time() - self._start
+        fields, measured = (), None
+        if self.measure is not None:
+            fields = self.measure.fields
+            measured = self.measure.measure(self.model) if self.measure.due(epoch + 1) else None
+        write_log_row(self.path, epoch + 1, logs, lr, seconds, measured, fields)
 
 
 class Checkpoint(keras.callbacks.Callback):
@@ -183,9 +190,10 @@ def fit(
     metadata: dict,
     verbose: int = 1,
     deadline: float | None = None,
+    measure: EpochMeasure | None = None,
 ) -> keras.Model:
-    """model.fit under run_folder's contract: resume, the CSV log, LR halving, the NaN/signal guard and the
-    time budget (common.deadline_of)."""
+    """model.fit under run_folder's contract: resume, the CSV log (with `measure`'s columns), LR halving, the
+    NaN/signal guard and the time budget (common.deadline_of)."""
     os.makedirs(run_dir, exist_ok=True)
     log_path = os.path.join(run_dir, LOG)
     truncate_log(log_path, initial_epoch)
@@ -193,7 +201,7 @@ def fit(
     callbacks = [
         FeedEpoch(batches),
         keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, learning_rate, halve_every)),
-        EpochLog(log_path, stopped=lambda: checkpoint.signals.received is not None),
+        EpochLog(log_path, stopped=lambda: checkpoint.signals.received is not None, measure=measure),
         checkpoint,
     ]
     if initial_epoch < epochs:
@@ -326,10 +334,12 @@ def train_stage(
     metadata: dict,
     trainer: Callable[..., keras.Model] | None = None,
     record: dict | None = None,
+    measure: EpochMeasure | None = None,
 ) -> keras.Model:
     """Build (or resume) a stage under the distribution scope, fit it, save the final model and the stage's
     completion record (record: the run's settings, with the seconds and the weights' digest). make_batches
-    (first_epoch) feeds the trainer: `fit` above, or fast_training.fit_fast (fast_training.choose)."""
+    (first_epoch) feeds the trainer: `fit` above, or fast_training.fit_fast (fast_training.choose). measure:
+    columns the log gains every few epochs (run_folder.EpochMeasure)."""
     started = time.time()
 
     def build():
@@ -365,6 +375,7 @@ def train_stage(
         metadata,
         verbose=settings.verbose,
         deadline=common.deadline_of(settings.time_budget),
+        measure=measure,
     )
     save_model(model, os.path.join(stage_dir, model_file))
     # the stage's completion record: its settings, and the weights that later steps were made from
