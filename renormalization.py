@@ -1,5 +1,6 @@
-"""Renormalization: the rule that rescales REC, GEN-1 and GEN-2 toward the data's variance (written out in
-docs/protocol.md), its targets and its gate. `renormalize_kind` applies the rule (which kinds, which target,
+"""Renormalization: the rule that rescales REC to the real images' pixel std and GEN-1 and GEN-2 to a latent
+target (by default the authors' adjust, which is neither unit variance nor the codes' variance; docs/protocol.md
+writes the rule out), its targets and its gate. `renormalize_kind` applies the rule (which kinds, which target,
 which gate); the helpers below it compute the pieces. The authors' protocol (asperti/BalancingVAE) by default.
 NumPy, plus a model's predict for the gate.
 """

@@ -7,10 +7,11 @@ reconstructions vs GEN-1 / GEN-2 (plain and renormalized), summed over pixels
 and as a ratio to the data's; the same in latent space; reconstruction MSE vs
 variance loss; the PCA identity (Fig. 2: PCA's reconstruction error equals
 the variance it loses); the smoothing example (Fig. 3); the variance law
-(Eq. 3-4) per latent dimension with the count of inactive variables; and the
-reconstructions once more with each batch's own batch-norm statistics, whose
-MSE against the moving statistics' shows whether those lag the weights (short
-runs), which the report then says.
+(Eq. 3-4) per latent dimension with the count of inactive variables (the
+authors' rule: mean sigma > 0.8); and the reconstructions once more with
+each batch's own batch-norm statistics, whose MSE against the moving
+statistics' shows whether those lag the weights (short runs), which the
+report then says.
 Across runs (OUT_DIR): the MSE vs variance-loss scatter of Fig. 4.
 Writes PNG figures, variance_loss.json and report.md.
 
@@ -182,7 +183,7 @@ def plot_run(result, out_dir):
     ax.set_ylabel("E[mu^2] + E[sigma^2]")
     ax.set_title(
         f"variance law: sum {law['second_moment_sum']:.1f} over {result['latent_dim']} dims, "
-        f"{law['inactive_count']} inactive"
+        f"{law['inactive_count']} inactive ({law['inactive_rule']})"
     )
     ax.legend()
     paths["variance_law"] = os.path.join(out_dir, "variance_law.png")
@@ -276,7 +277,7 @@ def write_report(result, figures, smoothing, path):
         f"Variance law: sum of E[mu^2] + E[sigma^2] = {law['second_moment_sum']:.2f} over "
         f"{law['latent_dim']} dimensions (expected {law['latent_dim']}); max |E[mu]| = "
         f"{law['max_abs_mu_mean']:.3f}, sum of E[mu]^2 = {law['mu_mean_square_sum']:.2f} (0 for centred "
-        f"codes); {law['inactive_count']} inactive variables.",
+        f"codes); {law['inactive_count']} inactive variables ({law['inactive_rule']}).",
         "",
         f"Smoothing example (Fig. 3): MSE {smoothing['mse']:.3f}, variance loss "
         f"{smoothing['variance_loss']:.3f}.",
@@ -328,7 +329,7 @@ def main(argv=None):
             f"{run_dir}: variance ratio to data: {ratios}; MSE {result['reconstruction_mse']:.5f} vs "
             f"variance loss {result['reconstruction_variance_loss']:.5f}; variance law sum "
             f"{result['variance_law']['second_moment_sum']:.2f}/{result['latent_dim']}, "
-            f"{result['variance_law']['inactive_count']} inactive"
+            f"{result['variance_law']['inactive_count']} inactive ({result['variance_law']['inactive_rule']})"
         )
         if result["batch_norm"]["note"]:
             print(f"note: {result['batch_norm']['note']}")

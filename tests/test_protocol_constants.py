@@ -18,6 +18,7 @@ import renormalization
 import train_first_stage
 import train_second_stage
 import training
+import variance_measures
 from models import first_stage, second_stage, vae
 from tests.conftest import ROOT
 
@@ -179,6 +180,13 @@ PROTOCOL = [
         BOTH,
         lambda: inspect.signature(first_stage.build_first_stage).parameters["base_filters"].default,
         "3x3 conv 32",
+    ),
+    (
+        "inactive latent variable: mean sigma above (no condition on Var(mu))",
+        0.8,
+        "7965c70",
+        lambda: variance_measures.INACTIVE_SIGMA,
+        "mean sigma over the encoded images is above 0.8",
     ),
     ("encoder's dense block width", 512, BOTH, lambda: first_stage.DENSE_WIDTH, "dense block (512)"),
     ("widest first-stage map", 1024, BOTH, lambda: first_stage.MAX_WIDTH, "2x2x1024 (64 px)"),

@@ -55,10 +55,26 @@ def test_variance_law_and_inactive_count():
     law = variance_measures.variance_law(mu, sigma)
     np.testing.assert_allclose(law["second_moment"][:3], 0.64 + 0.36, rtol=0.05)
     assert law["inactive_count"] == 2 and list(law["inactive"]) == [False] * 3 + [True] * 2
+    assert law["inactive_rule"] == "mean sigma > 0.8 (the authors' rule)"
     assert law["second_moment_sum"] == pytest.approx(5.0, rel=0.05)
     assert law["max_abs_mu_mean"] < 0.05 and law["mu_mean_square_sum"] < 5 * 0.05**2
     shifted = variance_measures.variance_law(mu + np.array([1.0, 0, 0, 2.0, 0]), sigma)
     assert shifted["mu_mean_square_sum"] == pytest.approx(5.0, rel=0.02)
+
+
+def test_inactive_variables_by_the_authors_rule_mean_sigma_above_0_8_whatever_var_mu():
+    """asperti/BalancingVAE counts a latent variable inactive when its mean sigma is above 0.8, with no condition
+    on Var(mu). Mean sigma 0.85 is inactive (the old rule, 0.9, said active), 0.75 is active; a dimension whose mu
+    varies (Var(mu) 0.25) but whose mean sigma is 0.85 is inactive too (the old rule required Var(mu) < 0.01)."""
+    rng = np.random.default_rng(6)
+    n = 4000
+    mu = np.stack(
+        [rng.normal(0, 0.01, n), rng.normal(0, 0.01, n), rng.normal(0, 0.5, n), rng.normal(0, 0.01, n)], 1
+    )
+    sigma = np.stack([np.full(n, 0.85), np.full(n, 0.75), np.full(n, 0.85), rng.uniform(0.78, 0.84, n)], 1)
+    law = variance_measures.variance_law(mu, sigma)
+    assert variance_measures.INACTIVE_SIGMA == 0.8
+    assert list(law["inactive"]) == [True, False, True, True] and law["inactive_count"] == 3
 
 
 def test_batch_norm_lag_note_only_above_its_threshold():
