@@ -41,11 +41,25 @@ STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
 CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
 SAMPLES_DIR = "samples"
+KEPT_DIR = "kept"  # stage2/kept/epoch_<E>.keras: train_second_stage.py --keep-models-at
 ANALYSIS_DIR = "variance_analysis"  # variance_analysis.py's figures, variance_loss.json and report.md
 KINDS = ("rec", "gen1", "gen2")  # reconstructions, decoded N(0, I), decoded second-stage samples
 # samples/<name>.npz that generate.py writes, in scoring order.
 SAMPLE_SETS = tuple(name for kind in KINDS for name in (kind, f"{kind}_renorm"))
 EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (samplers.py)
+
+
+def kept_model_path(run_dir: str, epoch: int) -> str:
+    """The second stage as it was after `epoch` (train_second_stage.py --keep-models-at)."""
+    return os.path.join(run_dir, STAGE2_DIR, KEPT_DIR, f"epoch_{epoch}.keras")
+
+
+def samples_dir(run_dir: str, stage2_epoch: int = 0) -> str:
+    """generate.py's output folder: samples/ for the final second stage, samples_stage2_epoch_<E>/ for a kept one
+    (compute_fid.py writes its fid.json and fid_table.md beside the samples of a kept one, in that folder)."""
+    return os.path.join(
+        run_dir, f"{SAMPLES_DIR}_stage2_epoch_{stage2_epoch}" if stage2_epoch else SAMPLES_DIR
+    )
 
 
 # ---------------------------------------------------------- the Keras backend

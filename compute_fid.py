@@ -60,6 +60,7 @@ KID = False  # also the unbiased KID (same features)
 QUICK = False  # 500 samples per side and eig distances: a smoke test, not comparable numbers
 TRAIN_REFERENCE = True  # also score against NUM_SAMPLES random training images (their 7965c70 code)
 RESCORE = False  # score every set again, even one fid.json already holds for the same images and settings
+STAGE2_EPOCH = 0  # a run: score generate.py --stage2-epoch E's samples (fid.json beside them); 0: final
 SAVE_STATS = None  # with one PATH: write its mu, sigma, count, feature settings and images' SHA-256 here
 LIST_STATS = False  # list the cached statistics with their settings, and stop
 _RUN_DEFAULTS = {  # flags left at None in a run
@@ -81,7 +82,7 @@ _PATHS_HELP = (
 
 def sample_files(args):
     if not args.samples:
-        folder = os.path.join(args.run_dir, common.SAMPLES_DIR)
+        folder = common.samples_dir(args.run_dir, args.stage2_epoch)
         found = {
             os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))
         }
@@ -90,7 +91,7 @@ def sample_files(args):
             raise common.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
         return files
     files = [s for s in args.samples.split(",") if s]
-    own = os.path.realpath(os.path.join(args.run_dir, common.SAMPLES_DIR))
+    own = os.path.realpath(common.samples_dir(args.run_dir, args.stage2_epoch))
     for path in files:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         if (
@@ -98,10 +99,16 @@ def sample_files(args):
             and os.path.realpath(os.path.dirname(path)) != own
         ):
             raise common.VaevarError(
-                f"--samples {path} would overwrite the run's '{label}' entry in {args.run_dir}/fid.json: "
+                f"--samples {path} would overwrite the run's '{label}' entry in {results_file(args)}: "
                 f"rename it, or compare two sets with compute_fid.py {path} REFERENCE"
             )
     return files
+
+
+def results_file(args):
+    """RUN_DIR/fid.json; a kept second stage's beside its samples."""
+    folder = common.samples_dir(args.run_dir, args.stage2_epoch) if args.stage2_epoch else args.run_dir
+    return os.path.join(folder, "fid.json")
 
 
 def check_settings(args):
@@ -113,7 +120,9 @@ def check_settings(args):
         args.num_samples = data.QUICK_SETTINGS["fid_samples"]
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
     check_method(args.frechet_method)
-    common.require_positive(args, "num_samples", "batch_size", "drop_remainder")
+    common.require_positive(
+        args, "num_samples", "batch_size", "drop_remainder", "stage2_epoch", allow_zero=("stage2_epoch",)
+    )
     if args.num_samples is not None and args.num_samples < 2:
         raise common.VaevarError("--num-samples must be at least 2 for FID")
     if args.paths:
@@ -201,7 +210,7 @@ def main(argv=None):
     train_reference = None
     if args.train_reference and args.reference in data.DATASETS and args.reference_split != "train":
         train_reference = reference_statistics(settings, weights_path, weights_hash, split="train")
-    results_path = os.path.join(args.run_dir, "fid.json")
+    results_path = results_file(args)
     results = common.load_json(results_path) if os.path.exists(results_path) else {}
     scored = {}  # content digest -> features and statistics: identical sample files are scored once
     for path in files:
@@ -236,9 +245,9 @@ def main(argv=None):
             f"FID {label:<12} {entry['fid']:8.2f}  (n={entry['n']}, reference {args.reference} "
             f"n={entry['reference_n']}{whole}{train}){kid}"
         )
-    table_path = os.path.join(args.run_dir, "fid_table.md")
+    table_path = os.path.join(os.path.dirname(results_path), "fid_table.md")
     table = fid_table(results, args.dataset)
-    summary_path = os.path.join(args.run_dir, common.SAMPLES_DIR, "summary.json")
+    summary_path = os.path.join(common.samples_dir(args.run_dir, args.stage2_epoch), "summary.json")
     if any(name in results for name in common.EXTRA_SAMPLERS) and os.path.exists(summary_path):
         table += "\n" + sampler_table(results, common.load_json(summary_path))
     with common.atomic_path(table_path) as tmp:

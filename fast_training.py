@@ -229,7 +229,7 @@ def fit_fast(
             seconds, measured = time.time() - started, None
             if measure is not None and measure.due(epoch + 1):
                 sync_state(model, state)  # the measure reads the model's variables
-                measured = measure.measure(model)
+                measured = measure.measure(model, epoch + 1)
             fields = measure.fields if measure is not None else ()
             write_log_row(log_path, epoch + 1, final, rate, seconds, measured, fields)
             bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")

@@ -59,6 +59,7 @@ SAMPLERS = ""  # also these ex-post samplers, comma-separated: gauss, gmm10, gen
 GRID = 8  # grids are GRID x GRID
 BATCH_SIZE = 500  # images per encoder/decoder call
 SEED = 0  # latent draws and the images shown in the grids
+STAGE2_EPOCH = 0  # GEN-2 from the stage 2 kept after epoch E (--keep-models-at): samples_stage2_epoch_<E>/
 QUICK = False  # 1000 samples
 
 
@@ -109,7 +110,13 @@ def check_settings(args):
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = data.QUICK_SETTINGS["samples"]
     common.require_positive(
-        args, "num_samples", "grid", "batch_size", "renorm_threshold", allow_zero=("renorm_threshold",)
+        args,
+        "num_samples",
+        "grid",
+        "batch_size",
+        "renorm_threshold",
+        "stage2_epoch",
+        allow_zero=("renorm_threshold", "stage2_epoch"),
     )
     for flag, value, choices in (
         ("rec-split", args.rec_split, ("test", "train")),
@@ -138,6 +145,19 @@ def load_stages(args):
     common.check_dataset(args.run_dir, args.dataset)
     stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
     second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
+    if args.stage2_epoch:
+        second_path = common.kept_model_path(args.run_dir, args.stage2_epoch)
+        if not os.path.exists(second_path):
+            kept_dir = os.path.dirname(second_path)
+            kept = (
+                sorted(f for f in os.listdir(kept_dir) if f.endswith(".keras"))
+                if os.path.isdir(kept_dir)
+                else []
+            )
+            raise common.VaevarError(
+                f"no second stage kept after epoch {args.stage2_epoch} ({second_path}); kept: "
+                f"{', '.join(kept) or 'none (train_second_stage.py --keep-models-at)'}"
+            )
     if not os.path.exists(second_path):
         print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
         return first, None, stage2_dir
@@ -252,7 +272,7 @@ def main(argv=None):
         latents["gen2"] = training.decode(second, u, args.batch_size)
         gen2_ratio = renormalization.second_stage_variance_ratio(second, mu, args.seed)
 
-    out_dir = os.path.join(args.run_dir, common.SAMPLES_DIR)
+    out_dir = common.samples_dir(args.run_dir, args.stage2_epoch)
     summary = {
         "dataset": args.dataset,
         "num_samples": args.num_samples,

@@ -88,15 +88,17 @@ def check_image_shape(model: keras.Model, images: np.ndarray, dataset: str) -> N
 
 @dataclasses.dataclass(frozen=True)
 class EpochMeasure:
-    """Columns a stage adds to its log every `every` epochs: measure(model) -> {field: value} on the model as
-    it is after that epoch (train_second_stage.py --latent-fd-every: the latent mismatch over training)."""
+    """What a stage does after some epochs, on the model as it is then: measure(model, epoch) -> {field: value}
+    for the log's extra `fields` (train_second_stage.py --latent-fd-every: the latent mismatch over training;
+    --keep-models-at: a copy of the model). Due every `every` epochs (0: never) and at the epochs `at`."""
 
     fields: tuple[str, ...]
     every: int
-    measure: Callable[[keras.Model], Mapping[str, float]]
+    measure: Callable[[keras.Model, int], Mapping[str, float]]
+    at: tuple[int, ...] = ()
 
     def due(self, epoch: int) -> bool:
-        return self.every > 0 and epoch % self.every == 0
+        return (self.every > 0 and epoch % self.every == 0) or epoch in self.at
 
 
 def write_log_row(
@@ -161,9 +163,55 @@ def truncate_log(path: str, completed_epochs: int) -> None:
 
 
 def save_checkpoint(model: keras.Model, run_dir: str, metadata: dict, epoch: int) -> None:
-    """checkpoint.keras, then checkpoint.json naming its epoch: a crash between them resumes the epoch before."""
+    """checkpoint.keras, then checkpoint.json naming its epoch: a crash between them resumes the epoch before;
+    then curves.png, redrawn from log.csv."""
     save_model(model, os.path.join(run_dir, CHECKPOINT))
     save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=epoch))
+    draw_curves(run_dir)
+
+
+CURVES = "curves.png"
+CURVE_PANELS = (
+    ("loss", "linear"),
+    ("mse", "log"),
+    ("gamma", "log"),
+    ("kl", "linear"),
+    ("learning_rate", "log"),
+)
+
+
+def draw_curves(run_dir: str) -> str | None:
+    """curves.png beside log.csv: loss, MSE, gamma, KL and the learning rate over epochs (and the log's extra
+    columns, e.g. --latent-fd-every's, where measured). Written atomically; None without a log."""
+    rows = read_log(os.path.join(run_dir, LOG))
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(field):
+        points = [(int(r["epoch"]), float(r[field])) for r in rows if r.get(field) not in (None, "")]
+        return [p for p in points if np.isfinite(p[1])]
+
+    extra = [(f, "linear") for f in log_fields(os.path.join(run_dir, LOG)) if f not in LOG_FIELDS]
+    panels = [(f, scale) for f, scale in CURVE_PANELS + tuple(extra) if series(f)]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for axis, (field, scale) in zip(axes[0], panels):
+        epochs, values = zip(*series(field))
+        axis.plot(epochs, values, marker="." if len(epochs) < 30 else None)
+        if scale == "log" and min(values) > 0:
+            axis.set_yscale("log")
+        axis.set_title(field)
+        axis.set_xlabel("epoch")
+    figure.suptitle(f"{os.path.basename(os.path.normpath(run_dir))}: {len(rows)} epochs", fontsize=10)
+    figure.tight_layout()
+    path = os.path.join(run_dir, CURVES)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=90)
+    plt.close(figure)
+    return path
 
 
 def resume_or_build(

@@ -38,10 +38,9 @@ CHECKPOINT_EVERY = 10  # the fast trainer checkpoints every N epochs (and at the
 STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step (fewer callbacks)
 TIME_BUDGET = 0  # seconds: stop cleanly before, last epoch checkpointed (exit code 75: rerun); 0: none
 ALLOW_CPU = False  # train even when the run would take over 6 h without a GPU
-LATENT_FD_EVERY = (
-    0  # every N epochs, log.csv gets GEN-2's latent mismatch (Frechet distance to test codes); 0: never
-)
+LATENT_FD_EVERY = 0  # every N epochs log.csv gets GEN-2's latent Frechet distance to test codes; 0: never
 LATENT_FD_SAMPLES = 10000  # test images encoded, and GEN-2 codes drawn, for that measure
+KEEP_MODELS_AT = ""  # comma-separated epochs after which a copy is kept: stage2/kept/epoch_<E>.keras
 QUICK = False  # small CPU setting: 20 epochs, width 256
 VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -76,6 +75,16 @@ def resolve_settings(args):
         allow_zero=("halve_every", "time_budget", "latent_fd_every"),
     )
     args.jit_compile = common.jit_setting(args.jit_compile)
+    try:
+        args.keep_models_at = tuple(
+            sorted({int(e) for e in str(args.keep_models_at).split(",") if e.strip()})
+        )
+    except ValueError:
+        raise common.VaevarError(
+            f"--keep-models-at {args.keep_models_at!r}: give comma-separated epochs, e.g. 5,15,40"
+        ) from None
+    if any(e < 1 for e in args.keep_models_at):
+        raise common.VaevarError(f"--keep-models-at {args.keep_models_at}: epochs start at 1")
     return args
 
 
@@ -95,7 +104,7 @@ def latent_statistics(mu, sigma):
     }
 
 
-LATENT_FD_FIELDS = ("latent_fd_gen2", "latent_fd_gen2_renorm", "variance_ratio")
+_LATENT_FD_FIELDS = ("latent_fd_gen2", "latent_fd_gen2_renorm", "variance_ratio")
 
 
 def latent_mismatch(first, args, mu, sigma):
@@ -116,7 +125,7 @@ def latent_mismatch(first, args, mu, sigma):
     u = rng.standard_normal(test_mu.shape).astype(np.float32)
     target = latent_target(mu, sigma, "authors")
 
-    def measure(second):
+    def measure(second, epoch):
         codes = decode(second, u)
         distances = latent_frechet_distances(
             z_test, {"plain": codes, "renorm": renormalize_batches(codes, target)[0]}
@@ -127,7 +136,26 @@ def latent_mismatch(first, args, mu, sigma):
             "variance_ratio": second_stage_variance_ratio(second, mu, args.seed),
         }
 
-    return EpochMeasure(LATENT_FD_FIELDS, args.latent_fd_every, measure)
+    return EpochMeasure(_LATENT_FD_FIELDS, args.latent_fd_every, measure)
+
+
+def epoch_measure(first, args, mu, sigma):
+    """The run's run_folder.EpochMeasure: --latent-fd-every's columns and --keep-models-at's copies, or None."""
+    from run_folder import EpochMeasure
+
+    mismatch = latent_mismatch(first, args, mu, sigma) if args.latent_fd_every else None
+    if not args.keep_models_at:
+        return mismatch
+
+    def measure(second, epoch):
+        if epoch in args.keep_models_at:
+            path = common.kept_model_path(args.run_dir, epoch)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            common.save_model(second, path)
+        return mismatch.measure(second, epoch) if mismatch is not None and mismatch.due(epoch) else {}
+
+    fields = mismatch.fields if mismatch is not None else ()
+    return EpochMeasure(fields, args.latent_fd_every, measure, at=args.keep_models_at)
 
 
 def main(argv=None):
@@ -175,7 +203,7 @@ def main(argv=None):
         metadata,
         trainer,
         record=vars(args),
-        measure=latent_mismatch(first, args, mu, sigma) if args.latent_fd_every else None,
+        measure=epoch_measure(first, args, mu, sigma),
     )
 
 

@@ -136,7 +136,7 @@ class EpochLog(keras.callbacks.Callback):
         fields, measured = (), None
         if self.measure is not None:
             fields = self.measure.fields
-            measured = self.measure.measure(self.model) if self.measure.due(epoch + 1) else None
+            measured = self.measure.measure(self.model, epoch + 1) if self.measure.due(epoch + 1) else None
         write_log_row(self.path, epoch + 1, logs, lr, seconds, measured, fields)
 
 

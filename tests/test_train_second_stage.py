@@ -15,10 +15,11 @@ def test_latent_statistics_by_hand():
     assert stats["count"] == 2 and stats["mean_z_std"] == pytest.approx(np.mean(stats["z_std"]))
 
 
-def test_latent_fd_every_logs_the_mismatch_and_a_resume_keeps_it(tmp_path, mnist_npz):
+def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz):
     """--latent-fd-every 2 over 4 epochs: rows 2 and 4 hold GEN-2's latent Frechet distances and the gate's
     ratio, rows 1 and 3 leave them empty; the last row's values are those of the saved model; a resumed run
-    keeps the columns of the epochs before."""
+    keeps the columns of the epochs before. --keep-models-at 3,4: the copy after epoch 4 is the final model,
+    the one after epoch 3 is not."""
     import csv
     import os
 
@@ -31,8 +32,13 @@ def test_latent_fd_every_logs_the_mismatch_and_a_resume_keeps_it(tmp_path, mnist
     shared += ["--batch-size", "50", "--verbose", "0", "--learning-rate", "0.001"]
     train_first_stage.main(shared + ["--epochs", "1", "--base-filters", "4", "--latent-dim", "8"])
     second = shared + ["--width", "16", "--latent-fd-every", "2", "--latent-fd-samples", "40"]
+    second += ["--keep-models-at", "3,4"]
     train_second_stage.main(second + ["--epochs", "2"])
+    curves = os.path.join(run_dir, "stage2", "curves.png")
+    drawn = open(curves, "rb").read()
     train_second_stage.main(second + ["--epochs", "4"])  # resumed after epoch 2
+    assert open(curves, "rb").read() != drawn  # redrawn at the resumed run's checkpoints
+    assert os.path.exists(os.path.join(run_dir, "stage1", "curves.png"))
     with open(os.path.join(run_dir, "stage2", "log.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
@@ -48,6 +54,22 @@ def test_latent_fd_every_logs_the_mismatch_and_a_resume_keeps_it(tmp_path, mnist
     first = load_model(os.path.join(run_dir, "stage1", "first_stage.keras"), compile=False)
     with np.load(os.path.join(stage2, "latents.npz")) as latents:
         measure = train_second_stage.latent_mismatch(first, args, latents["mu"], latents["sigma"])
-    again = measure.measure(load_model(os.path.join(stage2, "second_stage.keras"), compile=False))
-    for field in train_second_stage.LATENT_FD_FIELDS:
+    final = load_model(os.path.join(stage2, "second_stage.keras"), compile=False)
+    again = measure.measure(final, 4)
+    for field in train_second_stage._LATENT_FD_FIELDS:
         assert float(rows[-1][field]) == pytest.approx(again[field], rel=1e-5)
+    kept = {
+        e: load_model(train_second_stage.common.kept_model_path(run_dir, e), compile=False) for e in (3, 4)
+    }
+    digest = train_second_stage.common.weights_digest
+    assert digest(kept[4]) == digest(final) != digest(kept[3])
+    # generate.py --stage2-epoch 3: GEN-2 from the kept copy, into its own folder; an epoch not kept is named
+    import generate
+
+    generate.main(shared[:6] + ["--num-samples", "16", "--stage2-epoch", "3"])
+    summary = train_second_stage.common.load_json(
+        os.path.join(run_dir, "samples_stage2_epoch_3", "summary.json")
+    )
+    assert summary["models"]["stage2"] == digest(kept[3])
+    with pytest.raises(train_second_stage.common.VaevarError, match="kept: epoch_3.keras, epoch_4.keras"):
+        generate.main(shared[:6] + ["--num-samples", "16", "--stage2-epoch", "7"])
