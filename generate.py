@@ -36,9 +36,8 @@ import common
 import data
 import image_files
 import renormalization
-import run_folder
 import samplers
-import training
+from vaevar_run import Run
 from variance_measures import total_variance
 
 DATASET = "cifar10"  # the data set the run was trained on
@@ -99,7 +98,7 @@ def side_by_side(left, right, rows, cols):
 
 def interleave(originals, reconstructions, rows, cols):
     """REC grid: originals and reconstructions in alternating columns."""
-    pairs = rows * cols // 2
+    pairs = min(rows * cols // 2, len(originals))  # a set smaller than the grid leaves cells blank
     out = np.empty((2 * pairs,) + originals.shape[1:], np.uint8)
     out[0::2], out[1::2] = originals[:pairs], reconstructions[:pairs]
     return out
@@ -133,38 +132,6 @@ def check_settings(args):
     if args.run_dir is None:
         args.run_dir = common.run_dir_of(args.dataset)
     return args
-
-
-def load_stages(args):
-    """(first stage, second stage or None, stage-2 folder) of the run, checked against each other."""
-    first = run_folder.load_model(
-        os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL),
-        "first-stage model",
-        f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first",
-    )
-    common.check_dataset(args.run_dir, args.dataset)
-    stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
-    second_path = os.path.join(stage2_dir, common.STAGE2_MODEL)
-    if args.stage2_epoch:
-        second_path = common.kept_model_path(args.run_dir, args.stage2_epoch)
-        if not os.path.exists(second_path):
-            kept_dir = os.path.dirname(second_path)
-            kept = (
-                sorted(f for f in os.listdir(kept_dir) if f.endswith(".keras"))
-                if os.path.isdir(kept_dir)
-                else []
-            )
-            raise common.VaevarError(
-                f"no second stage kept after epoch {args.stage2_epoch} ({second_path}); kept: "
-                f"{', '.join(kept) or 'none (train_second_stage.py --keep-models-at)'}"
-            )
-    if not os.path.exists(second_path):
-        print(f"GEN-2 skipped: no second-stage model at {second_path} (run train_second_stage.py)")
-        return first, None, stage2_dir
-    run_folder.check_second_stage_matches(stage2_dir, common.weights_digest(first))
-    second = run_folder.load_model(second_path, "second-stage model")
-    run_folder.check_second_stage_fits(second, first, second_path)
-    return first, second, stage2_dir
 
 
 def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
@@ -250,27 +217,30 @@ def main(argv=None):
     common.set_seed(args.seed)
     print(common.runtime_line(), flush=True)
     started = time.time()
-    first, second, stage2_dir = load_stages(args)
-    rng = np.random.default_rng(args.seed)
-
-    originals = data.load_evaluation(
-        args.dataset, args.data_path, args.num_samples, args.rec_split, args.jpeg_round_trip
+    run = Run.load(
+        args.run_dir,
+        args.stage2_epoch,
+        dataset=args.dataset,
+        data_path=args.data_path,
+        rule=common.settings_from(args, renormalization.RenormalizationSettings),
+        renorm_target=args.renorm_target,
+        evaluation_count=args.num_samples,
+        rec_split=args.rec_split,
+        rec_code=args.rec_code,
+        jpeg_round_trip=args.jpeg_round_trip,
+        batch_size=args.batch_size,
     )
-    run_folder.check_image_shape(first, originals, args.dataset)
-    mu, sigma = training.encode(first, originals, args.batch_size)
-    stats_path = os.path.join(stage2_dir, common.STATS_FILE)
-    measured = common.load_json(stats_path)["z_std"] if os.path.exists(stats_path) else None
-    target = renormalization.latent_target(mu, sigma, args.renorm_target, args.renorm_mode, measured)
-    rec_noise = rng.standard_normal(mu.shape).astype(np.float32)
+    first, second = run.first, run.second
+    stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
+    originals = run.evaluation()["images"]
+    target = run.target()
     latents = {
-        "rec": mu + sigma * rec_noise if args.rec_code == "sampled" else mu,
-        "gen1": rng.standard_normal((args.num_samples, first.latent_dim)).astype(np.float32),
+        "rec": run.codes("rec", len(originals), args.seed),
+        "gen1": run.codes("gen1", args.num_samples, args.seed),
     }
-    u = rng.standard_normal((args.num_samples, first.latent_dim)).astype(np.float32)
-    gen2_ratio = None
     if second is not None:
-        latents["gen2"] = training.decode(second, u, args.batch_size)
-        gen2_ratio = renormalization.second_stage_variance_ratio(second, mu, args.seed)
+        latents["gen2"] = run.codes("gen2", args.num_samples, args.seed)
+    gen2_ratio = run.gate_ratio(args.seed)
 
     out_dir = common.samples_dir(args.run_dir, args.stage2_epoch)
     summary = {
@@ -296,14 +266,11 @@ def main(argv=None):
     }  # load, encode, second-stage codes, gate
     latent_arrays = {}
     data_variance = total_variance(originals)
-    decode = lambda z: training.decode(first, z, args.batch_size)  # noqa: E731
-    rule = common.settings_from(args, renormalization.RenormalizationSettings)
     for kind, z in latents.items():
         started = time.time()
-        plain_float = decode(z)
-        renormed_float, z_renorm, scale, applied = renormalization.renormalize_kind(
-            kind, z, plain_float, data.to_unit_float(originals), target, rule, decode, gen2_ratio
-        )
+        made = run.images(kind, z, args.seed)
+        plain_float, renormed_float = made["plain"], made["renormalized"]
+        z_renorm, scale, applied = made["z_renorm"], made["scale"], made["applied"]
         save_kind(out_dir, kind, plain_float, renormed_float, originals, args)
         latent_arrays[kind], latent_arrays[f"{kind}_renorm"] = z, z_renorm
         summary["kinds"][kind] = {
@@ -330,7 +297,7 @@ def main(argv=None):
         )
     if args.samplers:
         summary["samplers"] = write_samplers(
-            args, stage2_dir, latents.get("gen2"), decode, data_variance, out_dir, latent_arrays
+            args, stage2_dir, latents.get("gen2"), run.decode, data_variance, out_dir, latent_arrays
         )
     common.save_npz(os.path.join(out_dir, "latents.npz"), compress=False, **latent_arrays)
     common.save_json(os.path.join(out_dir, "summary.json"), summary)

@@ -1,5 +1,7 @@
 """train_second_stage.py: the latent statistics it writes (the variance law's inputs)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,25 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz)
     assert summary["models"]["stage2"] == digest(kept[3])
     with pytest.raises(train_second_stage.common.VaevarError, match="kept: epoch_3.keras, epoch_4.keras"):
         generate.main(shared[:6] + ["--num-samples", "16", "--stage2-epoch", "7"])
+    # the Python API on the same run: generate.py's arrays are the API's for the same seed and kept model
+    from vaevar_run import Run
+
+    run = Run.load(run_dir, stage2_epoch=3, data_path=mnist_npz, evaluation_count=16)
+    samples = os.path.join(run_dir, "samples_stage2_epoch_3")
+    for kind in ("rec", "gen1", "gen2"):
+        made = run.images(kind, run.codes(kind, 16, seed=0))
+        with np.load(os.path.join(samples, f"{kind}.npz")) as stored:
+            np.testing.assert_array_equal(stored["images"], np.clip(made["plain"], 0, 1).astype(np.float16))
+    np.testing.assert_array_equal(run.sample(8, "gen2", seed=5), run.sample(8, "gen2", seed=5))
+    assert not np.array_equal(run.sample(8, "gen2", seed=5), run.sample(8, "gen2", seed=6))
+    # renormalized GEN-2 codes: each batch of 100 (here all 16) rescaled to the rule's target std
+    made = run.images("gen2", run.codes("gen2", 16, seed=0))
+    if made["applied"]:
+        assert np.mean(made["z_renorm"].std(0)) == pytest.approx(np.mean(run.target()), rel=1e-5)
+    renormed = Run.load(run_dir, stage2_epoch=3, data_path=mnist_npz, evaluation_count=16)
+    renormed.rule = dataclasses.replace(renormed.rule, renorm_threshold=0)  # the gate always open
+    forced = renormed.images("gen2", renormed.codes("gen2", 16, seed=0))
+    assert forced["applied"] and np.mean(forced["z_renorm"].std(0)) == pytest.approx(
+        np.mean(renormed.target()), rel=1e-5
+    )
+    assert run.reconstruct(run.evaluation()["images"][:4]).dtype == np.uint8
