@@ -286,6 +286,13 @@ def write_report(result, figures, smoothing, path):
     if result["batch_norm"]["note"]:
         lines += [f"**Batch-norm lag.** {result['batch_norm']['note']}", ""]
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
+    curves = [
+        f"[{stage}](../{stage}/curves.png)"
+        for stage in (common.STAGE1_DIR, common.STAGE2_DIR)
+        if os.path.exists(os.path.join(result["run_dir"], stage, "curves.png"))
+    ]
+    if curves:
+        lines += ["", f"Training curves: {', '.join(curves)}."]
     with common.atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -203,6 +203,8 @@ def test_variance_numbers_are_consistent(pipeline_run):
     assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (
         lag["note"] in report if lag["note"] else "Batch-norm lag" not in report
     )
+    # both stages drew their curves, and the report links them
+    assert "Training curves: [stage1](../stage1/curves.png), [stage2](../stage2/curves.png)." in report
 
 
 def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random_inception_weights, tmp_path):
