@@ -105,9 +105,10 @@ def kl_flatness(rows):
     return float((max(tail) - min(tail)) / np.mean(tail))
 
 
-def mean_std(values):
+def mean_std(values, digits=2):
     values = np.asarray(values, np.float64)
-    return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}"
+    spread = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {spread:.{digits}f}"
 
 
 def report(args, seeds, kept):
@@ -183,15 +184,16 @@ def table(study, seeds, kept):
         lines.append(
             f"| {epoch} | {mean_std([p['fid'] for p in plain])} | {mean_std([r['fid'] for r in renorm])} | "
             f"{mean_std([p['fid'] - r['fid'] for p, r in zip(plain, renorm)])} | "
-            f"{mean_std([p['recall'] for p in plain])} -> {mean_std([r['recall'] for r in renorm])} | "
-            f"{mean_std([p['precision'] for p in plain])} -> {mean_std([r['precision'] for r in renorm])} |"
+            f"{mean_std([p['recall'] for p in plain], 3)} -> {mean_std([r['recall'] for r in renorm], 3)} | "
+            f"{mean_std([p['precision'] for p in plain], 3)} -> {mean_std([r['precision'] for r in renorm], 3)} |"
         )
     flat = [s["kl_last_tenth_relative_range"] for s in per_seed]
+    change = study["stage1"]["mse_change_last_epoch"]
     lines += [
         "",
         f"Stage-2 KL over the last tenth of epochs varies by {min(flat):.1%} to {max(flat):.1%} of its mean "
-        f"(converged: within 1 %). Stage 1: {study['stage1']['epochs']} epochs, MSE changed by "
-        f"{study['stage1']['mse_change_last_epoch']:+.2%} in its last epoch.",
+        f"(converged: within 1 %). Stage 1: {study['stage1']['epochs']} epochs"
+        + (f", MSE changed by {change:+.2%} in its last epoch." if change is not None else "."),
         "",
     ]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ def test_latent_statistics_by_hand():
     assert stats["count"] == 2 and stats["mean_z_std"] == pytest.approx(np.mean(stats["z_std"]))
 
 
-def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz):
+def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz, random_inception_weights):
     """--latent-fd-every 2 over 4 epochs: rows 2 and 4 hold GEN-2's latent Frechet distances and the gate's
     ratio, rows 1 and 3 leave them empty; the last row's values are those of the saved model; a resumed run
     keeps the columns of the epochs before. --keep-models-at 3,4: the copy after epoch 4 is the final model,
@@ -97,3 +97,22 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz)
         np.mean(renormed.target()), rel=1e-5
     )
     assert run.reconstruct(run.evaluation()["images"][:4]).dtype == np.uint8
+    # run.fid: compute_fid.py's number for the same images (the run's test reference, whole batches of 64)
+    import compute_fid
+
+    gen1 = os.path.join(samples, "gen1.npz")
+    flags = [
+        "--num-samples",
+        "16",
+        "--inception-weights",
+        random_inception_weights,
+        "--frechet-method",
+        "sqrtm",
+    ]
+    with pytest.warns(UserWarning):  # fewer samples than features: a singular covariance
+        compute_fid.main(
+            shared[:6] + ["--stage2-epoch", "3", "--samples", gen1, "--no-train-reference"] + flags
+        )
+        fid = run.fid(np.load(gen1)["images"], weights=random_inception_weights, num_samples=16)
+    scored = train_second_stage.common.load_json(os.path.join(samples, "fid.json"))["gen1"]["fid"]
+    assert fid == pytest.approx(scored, rel=1e-9)
