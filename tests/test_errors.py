@@ -288,7 +288,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
     assert len(lines) == 1 and lines[0].startswith("error: no space left on the device writing "), lines
     assert f"the previous {CHECKPOINT} is intact" in lines[0] and "rerun the same command" in lines[0]
     assert {name: open(os.path.join(run_dir, name), "rb").read() for name in kept} == kept
-    assert sorted(os.listdir(run_dir)) == ["checkpoint.json", CHECKPOINT, "log.csv"]  # no temporary file left
+    # no temporary file left (curves.png: drawn at the checkpoint before)
+    assert sorted(os.listdir(run_dir)) == ["checkpoint.json", CHECKPOINT, "curves.png", "log.csv"]
     assert (
         load_model(os.path.join(run_dir, CHECKPOINT)).optimizer.iterations.numpy() == 2
     )  # epoch 1's 2 steps

@@ -445,7 +445,7 @@ def assert_same_runs(run, other):
 def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
     """1 epoch, then a resume to 3, equals 3 straight epochs for both stages: weights, gamma's moving
     average and log rows, with a learning-rate halving (after epoch 2) inside the resumed span."""
-    schedule = ["--halve-every", "2"]
+    schedule = ["--halve-every", "2", "--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough
     first = ["--dataset", "mnist", "--data-path", mnist_npz] + TINY + schedule
     second = [
         "--dataset",
@@ -528,7 +528,8 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
     """--time-budget counts from the command's start, here long past: each stage trains one epoch, checkpoints
     it and stops (TimeBudgetReached: exit code 75 from a script); the same command without the budget then ends
     as a straight run does, both stages."""
-    first = ["--dataset", "mnist", "--data-path", mnist_npz, "--epochs", "3"] + TINY
+    small = ["--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough to tell runs apart
+    first = ["--dataset", "mnist", "--data-path", mnist_npz, "--epochs", "3"] + TINY + small
     second = [
         "--dataset",
         "mnist",
@@ -542,7 +543,7 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
         "0.001",
         "--epochs",
         "3",
-    ]
+    ] + small
     states = {}
     for name in ("straight", "budgeted"):
         run_dir = str(tmp_path / name)
