@@ -26,6 +26,7 @@ import os
 
 import common
 import data
+from fid.diversity import DENSITY_COVERAGE_K
 from fid.features import check_sample_file
 from fid.frechet import check_method
 from fid.score import (
@@ -118,6 +119,10 @@ def check_settings(args):
             setattr(args, name, value)
     if args.quick and args.num_samples == _RUN_DEFAULTS["num_samples"]:
         args.num_samples = data.QUICK_SETTINGS["fid_samples"]
+    for name in ("num_samples", "drop_remainder"):
+        value = getattr(args, name)
+        if value is not None and not isinstance(value, int):
+            raise common.VaevarError(f"--{name.replace('_', '-')} {value!r}: give a whole number")
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
     check_method(args.frechet_method)
     common.require_positive(
@@ -129,6 +134,12 @@ def check_settings(args):
         if args.save_stats and len(args.paths) != 1:
             raise common.VaevarError(
                 f"--save-stats takes one PATH, got {len(args.paths)}: {' '.join(args.paths)}"
+            )
+        if args.save_stats and not args.save_stats.endswith(".npz"):
+            raise common.VaevarError(f"--save-stats {args.save_stats}: give a file name ending in .npz")
+        if args.save_stats and os.path.exists(args.save_stats) and not is_statistics_file(args.save_stats):
+            raise common.VaevarError(
+                f"--save-stats {args.save_stats} exists and holds no statistics: choose another name"
             )
         if not args.save_stats and len(args.paths) != 2:
             raise common.VaevarError(f"give two sets to compare (PATH_A PATH_B), got {len(args.paths)}")
@@ -174,7 +185,10 @@ def compare_sets(args):
             "coverage {coverage:.4f}  (k = 5): A against B".format(**result)
         )
     else:
-        print("precision and recall need images on both sides (a statistics file holds no features)")
+        print(
+            "no precision / recall: they need images on both sides (a statistics file holds no features), "
+            f"more than {DENSITY_COVERAGE_K} of each"
+        )
     if "kid" in result:
         print(f"KID {result['kid']:.5f} +- {result['kid_std']:.5f}")
 

@@ -67,16 +67,21 @@ def list_images(path: str) -> Listing:
                 os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
                 for d, _, files in os.walk(path)
                 for f in files
-                if f.lower().endswith(IMAGE_SUFFIXES)
+                if _is_image(f)
             )
             return Listing(path, names, read_file)
         archive = zipfile.ZipFile(path)
-        names = sorted(n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
+        names = sorted(n for n in archive.namelist() if _is_image(n) and not n.startswith("__MACOSX/"))
         return Listing(path, names, archive.read, archive)
     except (zipfile.BadZipFile, OSError) as error:
         raise VaevarError(
             f"{path} is not a readable image folder or .zip ({type(error).__name__}: {error})"
         ) from error
+
+
+def _is_image(name: str) -> bool:
+    """An image file by its suffix, not macOS's AppleDouble companion (._name)."""
+    return name.lower().endswith(IMAGE_SUFFIXES) and not os.path.basename(name).startswith("._")
 
 
 def decode(listing: Listing, names: Sequence[str], policy: ReadPolicy) -> np.ndarray | list[np.ndarray]:
@@ -90,8 +95,12 @@ def decode(listing: Listing, names: Sequence[str], policy: ReadPolicy) -> np.nda
     for name in names:
         try:
             with Image.open(io.BytesIO(listing.read(name))) as image:
-                gray = image.mode in ("L", "1", "I;16", "I", "F") and not policy.rgb
-                array = np.asarray(image.convert("L" if gray else "RGB"))
+                if image.mode.startswith("I;16"):  # 16-bit gray: to 8 bits (Pillow's convert would clip)
+                    array = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
+                    array = np.repeat(array[..., None], 3, axis=-1) if policy.rgb else array
+                else:
+                    gray = image.mode in ("L", "1") and not policy.rgb
+                    array = np.asarray(image.convert("L" if gray else "RGB"))
         except (UnidentifiedImageError, OSError, zipfile.BadZipFile, ValueError) as error:
             raise VaevarError(
                 f"cannot read image {name} in {listing.path} ({type(error).__name__}): replace or remove it"

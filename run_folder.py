@@ -167,7 +167,10 @@ def save_checkpoint(model: keras.Model, run_dir: str, metadata: dict, epoch: int
     then curves.png, redrawn from log.csv."""
     save_model(model, os.path.join(run_dir, CHECKPOINT))
     save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=epoch))
-    draw_curves(run_dir)
+    try:
+        draw_curves(run_dir)
+    except Exception as error:  # a picture never stops a training whose checkpoint is safe
+        print(f"note: {CURVES} not drawn ({type(error).__name__}: {error})")
 
 
 CURVES = "curves.png"

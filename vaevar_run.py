@@ -18,6 +18,7 @@ import numpy as np
 
 import common
 import data
+import image_files
 import renormalization
 import run_folder
 import training
@@ -167,6 +168,7 @@ class Run:
     def fid(self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000) -> float:
         """FID of uint8 or [0, 1] float images against num_samples random test images of the run's data set,
         as compute_fid.py scores a run (the authors' input convention, whole batches of 64)."""
+        from fid.features import check_images, scored_count
         from fid.frechet import frechet_distance
         from fid.score import FidSettings, reference_statistics, set_statistics
         from fid.weights import resolve_weights, sha256
@@ -186,9 +188,9 @@ class Run:
             rescore=False,
         )
         reference = reference_statistics(settings, weights_path, sha256(weights_path))
-        from fid.features import scored_count
-
-        images = np.asarray(images)
+        images = check_images(images, "Run.fid images")  # NHWC, 1 or 3 channels, uint8 or [0, 1] floats
+        if len(images) > num_samples:  # a seeded random num_samples, as compute_fid.py takes them
+            images = images[image_files.seeded_subset(len(images), num_samples, data.EVALUATION_SEED)]
         ours = set_statistics(
             images,
             scored_count(len(images), 64),

@@ -20,6 +20,7 @@ stage-2 epochs, a line per seed) and each seed's stage-2 log.csv.
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
@@ -138,8 +139,8 @@ def report(args, seeds, kept):
                 kind: {k: fid[kind][k] for k in ("fid", "precision", "recall", "density", "coverage")}
                 for kind in fid
             }
-        with open(os.path.join(args.out, f"seed_{seed}_stage2_log.csv"), "w") as f:
-            f.write(open(os.path.join(folder, common.STAGE2_DIR, "log.csv")).read())
+        with common.atomic_path(os.path.join(args.out, f"seed_{seed}_stage2_log.csv")) as tmp:
+            shutil.copyfile(os.path.join(folder, common.STAGE2_DIR, "log.csv"), tmp)
         study["per_seed"][str(seed)] = entry
     stage1_log = read_log(os.path.join(args.run_dir, common.STAGE1_DIR, "log.csv"))
     mse = [float(r["mse"]) for r in stage1_log]
@@ -149,8 +150,9 @@ def report(args, seeds, kept):
         "mse_change_last_epoch": (mse[-1] - mse[-2]) / mse[-2] if len(mse) > 1 else None,
     }
     common.save_json(os.path.join(args.out, "study.json"), study)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table(study, seeds, kept))
+    with common.atomic_path(os.path.join(args.out, "table.md")) as tmp:
+        with open(tmp, "w") as f:
+            f.write(table(study, seeds, kept))
     figure(study, seeds, kept, os.path.join(args.out, "gain.png"))
     print(open(os.path.join(args.out, "table.md")).read())
 
@@ -165,6 +167,10 @@ def table(study, seeds, kept):
         "|---|---|---|---|---|",
     ]
     epochs = [m["epoch"] for m in per_seed[0]["latent"]]
+    if any([m["epoch"] for m in s["latent"]] != epochs for s in per_seed):
+        raise common.VaevarError(
+            "the seeds' logs measured different epochs: finish every seed's training first"
+        )
     for i, epoch in enumerate(epochs):
         got = [s["latent"][i] for s in per_seed]
         lines.append(

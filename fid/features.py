@@ -110,11 +110,13 @@ def load_source(
     data_path: str | None = None,
     jpeg_round_trip: bool = True,
     seed: int = data.EVALUATION_SEED,
+    datasets: bool = True,
 ) -> np.ndarray | list[np.ndarray]:
     """Images (uint8, or floats in [0, 1]) of a data set name, an .npz or a folder / .zip of image files:
     all of them, or `count` drawn at random with `seed` (never a sorted prefix). A folder of several sizes
-    gives a list of images (image_files.FID: every image RGB)."""
-    if source in data.DATASETS:
+    gives a list of images (image_files.FID: every image RGB). datasets=False: a path, never a data set name
+    (a folder called cifar10 is that folder)."""
+    if datasets and source in data.DATASETS:
         return data.load_evaluation(source, data_path, count, split, jpeg_round_trip)
     if source.endswith(".npz"):
         images = load_sample_array(source)
@@ -183,20 +185,27 @@ def load_sample_array(path: str) -> np.ndarray:
     check_sample_file(path)
     with np.load(path) as archive:
         images = archive["images"]
+    return check_images(images, path)
+
+
+def check_images(images: np.ndarray, name: str = "images") -> np.ndarray:
+    """An array as the network takes it: NHWC with 1 or 3 channels, uint8 or floats in [0, 1]; (N, H, W) and
+    NCHW are reshaped (NCHW with a note), anything else is a one-line error naming the shape."""
+    images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
-        print(f"note: {path}: images {images.shape} read as NCHW (channels first)", file=sys.stderr)
+        print(f"note: {name}: images {images.shape} read as NCHW (channels first)", file=sys.stderr)
         images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise VaevarError(
-            f"{path}: images of shape {images.shape}: expected (N, H, W, C) or (N, C, H, W) with 1 or 3 "
+            f"{name}: images of shape {images.shape}: expected (N, H, W, C) or (N, C, H, W) with 1 or 3 "
             f"channels; drop an alpha channel first (images[..., :3])"
         )
     if not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
-        raise VaevarError(f"{path}: expected uint8 or [0, 1] float images, got {images.dtype}")
+        raise VaevarError(f"{name}: expected uint8 or [0, 1] float images, got {images.dtype}")
     if images.dtype != np.uint8 and (images.min() < 0 or images.max() > 1):
         raise VaevarError(
-            f"{path}: float images must lie in [0, 1], found [{images.min():.3g}, {images.max():.3g}]"
+            f"{name}: float images must lie in [0, 1], found [{images.min():.3g}, {images.max():.3g}]"
         )
     return images

@@ -253,13 +253,14 @@ def score_set(
                 train_reference, statistics_scored, statistics_whole_set, n, total, settings.frechet_method
             )
             fids["train_reference_n"] = int(train_reference["count"])
-        fids.update(
-            diversity(
-                reference["features"],
-                features[scored_subset(total, n)],
-                {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]},
+        if "radii_3" in reference and n > DENSITY_COVERAGE_K:  # k nearest neighbours need more than k points
+            fids.update(
+                diversity(
+                    reference["features"],
+                    features[scored_subset(total, n)],
+                    {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]},
+                )
             )
-        )
         scored[digest] = (features, fids)
     else:
         print(f"{label}: the same images as a set scored above; its features are reused, and its FIDs")
@@ -315,7 +316,7 @@ def read_side(path: str, num_samples: int | None) -> dict | np.ndarray | list[np
     (a dict), or the images of a folder / .zip / .npz (num_samples of them at random, or all)."""
     if is_statistics_file(path):
         return read_statistics(path)
-    images = load_source(path, "train", num_samples)
+    images = load_source(path, "train", num_samples, datasets=False)
     if len(images) < 2:
         raise VaevarError(f"{path}: {len(images)} image: FID needs at least 2 per side")
     if len(images) > LARGE_SET:

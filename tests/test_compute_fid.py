@@ -468,3 +468,10 @@ def test_run_mode_refuses_samples_that_would_overwrite_a_kind(tmp_path):
             ]
         )
     assert not (tmp_path / "run" / "fid.json").exists()
+
+
+def test_a_folder_named_like_a_data_set_is_that_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    png_folder(tmp_path / "mnist", np.full((3, 8, 8, 3), 7, np.uint8))
+    side = score.read_side("mnist", None)
+    assert side.shape == (3, 8, 8, 3) and side.max() == 7  # not the MNIST training split

@@ -81,3 +81,13 @@ def test_a_zip_reads_as_its_folder(tmp_path):
         image_files.read_images(archive, image_files.FID),
         image_files.read_images(str(folder), image_files.FID),
     )
+
+
+def test_16_bit_gray_is_scaled_and_macos_companions_skipped(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.fromarray(np.full((4, 4), 60000, np.uint16)).save(folder / "deep.png")  # Pillow: mode I;16
+    (folder / "._deep.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / "__MACOSX").mkdir()
+    images = image_files.read_images(str(folder), image_files.FID)
+    assert images.shape == (1, 4, 4, 3) and images.max() == 60000 >> 8  # scaled, not clipped to 255

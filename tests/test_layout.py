@@ -24,7 +24,7 @@ LAYERS = {
     "renormalization": {"common", "training"},
     "samplers": {"common", "renormalization"},
     "fast_training": {"common", "training", "run_folder"},
-    "vaevar_run": {"common", "data", "renormalization", "run_folder", "training", "fid"},
+    "vaevar_run": {"common", "data", "image_files", "renormalization", "run_folder", "training", "fid"},
     "bench": {"common", "data", "models", "fid", "training", "fast_training", "run_folder", "bench"},
     "experiments": {
         "common",
