@@ -18,7 +18,6 @@ Writes OUT/study.json (every number), OUT/table.md (mean and std over seeds), OU
 stage-2 epochs, a line per seed) and each seed's stage-2 log.csv.
 """
 
-import csv
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import sys
 import numpy as np
 
 import common
+from run_folder import read_log
 
 DATASET = "fashion_mnist"  # the first stage's data set
 DATA_PATH = None  # its local files (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -93,11 +93,6 @@ def score(args, seed, epoch, every_kind):
         files,
     ]
     run("compute_fid.py", *data_flags(args, folder), *flags)
-
-
-def read_log(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def kl_flatness(rows):
