@@ -30,7 +30,9 @@ from fid.diversity import DENSITY_COVERAGE_K
 from fid.features import check_sample_file
 from fid.frechet import check_method
 from fid.score import (
+    RUN_DEFAULTS,
     FidSettings,
+    check_statistics_output,
     compare,
     is_statistics_file,
     list_statistics,
@@ -64,11 +66,6 @@ RESCORE = False  # score every set again, even one fid.json already holds for th
 STAGE2_EPOCH = 0  # a run: score generate.py --stage2-epoch E's samples (fid.json beside them); 0: final
 SAVE_STATS = None  # with one PATH: write its mu, sigma, count, feature settings and images' SHA-256 here
 LIST_STATS = False  # list the cached statistics with their settings, and stop
-_RUN_DEFAULTS = {  # flags left at None in a run
-    "num_samples": 10000,
-    "input_convention": "authors",
-    "drop_remainder": 64,
-}
 _PAIR_DEFAULTS = {  # and for two sets, as pytorch-fid and the TTUR code score
     "num_samples": None,
     "input_convention": "ttur",
@@ -113,11 +110,11 @@ def results_file(args):
 
 
 def check_settings(args):
-    defaults = _PAIR_DEFAULTS if args.paths else _RUN_DEFAULTS
+    defaults = _PAIR_DEFAULTS if args.paths else RUN_DEFAULTS
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.quick and args.num_samples == _RUN_DEFAULTS["num_samples"]:
+    if args.quick and args.num_samples == RUN_DEFAULTS["num_samples"]:
         args.num_samples = data.QUICK_SETTINGS["fid_samples"]
     for name in ("num_samples", "drop_remainder"):
         value = getattr(args, name)
@@ -135,12 +132,8 @@ def check_settings(args):
             raise common.VaevarError(
                 f"--save-stats takes one PATH, got {len(args.paths)}: {' '.join(args.paths)}"
             )
-        if args.save_stats and not args.save_stats.endswith(".npz"):
-            raise common.VaevarError(f"--save-stats {args.save_stats}: give a file name ending in .npz")
-        if args.save_stats and os.path.exists(args.save_stats) and not is_statistics_file(args.save_stats):
-            raise common.VaevarError(
-                f"--save-stats {args.save_stats} exists and holds no statistics: choose another name"
-            )
+        if args.save_stats:
+            check_statistics_output(args.save_stats)  # before minutes of features
         if not args.save_stats and len(args.paths) != 2:
             raise common.VaevarError(f"give two sets to compare (PATH_A PATH_B), got {len(args.paths)}")
         for path in args.paths:

@@ -199,10 +199,11 @@ def draw_curves(run_dir: str) -> str | None:
         return [p for p in points if np.isfinite(p[1])]
 
     extra = [(f, "linear") for f in log_fields(os.path.join(run_dir, LOG)) if f not in LOG_FIELDS]
-    panels = [(f, scale) for f, scale in CURVE_PANELS + tuple(extra) if series(f)]
+    panels = [(f, scale, series(f)) for f, scale in CURVE_PANELS + tuple(extra)]
+    panels = [panel for panel in panels if panel[2]]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
-    for axis, (field, scale) in zip(axes[0], panels):
-        epochs, values = zip(*series(field))
+    for axis, (field, scale, points) in zip(axes[0], panels):
+        epochs, values = zip(*points)
         axis.plot(epochs, values, marker="." if len(epochs) < 30 else None)
         if scale == "log" and min(values) > 0:
             axis.set_yscale("log")

@@ -170,36 +170,25 @@ class Run:
         as compute_fid.py scores a run (the authors' input convention, whole batches of 64)."""
         from fid.features import check_images, scored_count
         from fid.frechet import frechet_distance
-        from fid.score import FidSettings, reference_statistics, set_statistics
+        from fid.score import RUN_DEFAULTS, FidSettings, reference_statistics, set_statistics
         from fid.weights import resolve_weights, sha256
 
         weights_path = resolve_weights(weights)
+        weights_hash = sha256(weights_path)
+        protocol = dict(RUN_DEFAULTS, num_samples=num_samples)
         settings = FidSettings(
             reference=self.dataset,
-            num_samples=num_samples,
             reference_split="test",
             data_path=self.data_path,
             jpeg_round_trip=self.jpeg_round_trip,
-            drop_remainder=64,
-            input_convention="authors",
-            batch_size=250,
-            frechet_method="sqrtm",
-            kid=False,
-            rescore=False,
+            **protocol,
         )
-        reference = reference_statistics(settings, weights_path, sha256(weights_path))
+        reference = reference_statistics(settings, weights_path, weights_hash)
         images = check_images(images, "Run.fid images")  # NHWC, 1 or 3 channels, uint8 or [0, 1] floats
         if len(images) > num_samples:  # a seeded random num_samples, as compute_fid.py takes them
             images = images[image_files.seeded_subset(len(images), num_samples, data.EVALUATION_SEED)]
-        ours = set_statistics(
-            images,
-            scored_count(len(images), 64),
-            settings,
-            weights_path,
-            sha256(weights_path),
-            "images",
-            "Run.fid",
-        )
+        n = scored_count(len(images), settings.drop_remainder)
+        ours = set_statistics(images, n, settings, weights_path, weights_hash, "images", "Run.fid")
         return float(frechet_distance(reference["mu"], reference["sigma"], ours["mu"], ours["sigma"]))
 
 

@@ -35,10 +35,23 @@ class FidSettings:
     jpeg_round_trip: bool
     drop_remainder: int  # score a multiple of this many images per side (their batches of 64)
     input_convention: str
-    batch_size: int  # images per Inception call
-    frechet_method: str
-    kid: bool
-    rescore: bool
+    batch_size: int = 250  # images per Inception call
+    frechet_method: str = "sqrtm"
+    kid: bool = False
+    rescore: bool = False
+
+
+# The authors' protocol for a run's sets (compute_fid.py's run form, vaevar_run.Run.fid): 10,000 per side,
+# [0, 1] floats as x * 2 - 1, whole batches of 64.
+RUN_DEFAULTS = {"num_samples": 10000, "input_convention": "authors", "drop_remainder": 64}
+
+
+def check_statistics_output(path: str) -> None:
+    """Where --save-stats may write: an .npz, never over a file that holds something else."""
+    if not path.endswith(".npz"):
+        raise VaevarError(f"--save-stats {path}: give a file name ending in .npz")
+    if os.path.exists(path) and not is_statistics_file(path):
+        raise VaevarError(f"--save-stats {path} exists and holds no statistics: choose another name")
 
 
 STATISTICS_FOLDER = "fid_statistics"  # in data.cache_dir(): every set's statistics, keyed by content
@@ -161,8 +174,7 @@ def check_statistics_settings(
 
 def save_statistics(path: str, stats: dict[str, np.ndarray | np.generic]) -> None:
     """mu, sigma, the count, the feature settings and the images' SHA-256 (pytorch-fid reads mu and sigma)."""
-    if not path.endswith(".npz"):
-        raise VaevarError(f"--save-stats {path}: give a file name ending in .npz")
+    check_statistics_output(path)
     kept = ("mu_whole_set", "sigma_whole_set", "count_whole_set", *SETTINGS_KEYS, "images_sha256", "source")
     common.save_npz(
         path,
