@@ -40,6 +40,7 @@ STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
 STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
 CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
+STAGE_CONFIG = "config.json"  # written when a stage completes: its settings and the weights' digest
 SAMPLES_DIR = "samples"
 KEPT_DIR = "kept"  # stage2/kept/epoch_<E>.keras: train_second_stage.py --keep-models-at
 ANALYSIS_DIR = "variance_analysis"  # variance_analysis.py's figures, variance_loss.json and report.md

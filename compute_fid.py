@@ -47,7 +47,7 @@ from fid.table import fid_table, sampler_table
 from fid.weights import resolve_weights, sha256
 
 DATASET = "cifar10"  # the run's data set (its test split is the default reference)
-DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+DATA_PATH = None  # local data file; default the run's first stage's (else VAEVAR_DATA_DIR, else tfds)
 RUN_DIR = None  # default: runs/<dataset>
 SAMPLES = None  # comma-separated .npz files or image folders; default: RUN_DIR/samples/*.npz
 REFERENCE = None  # data set name, .npz or folder; default: DATASET
@@ -150,6 +150,8 @@ def check_settings(args):
     args.reference = args.reference or args.dataset
     args.run_dir = common.run_dir_of(args.dataset, args.run_dir)
     common.check_dataset(args.run_dir, args.dataset)
+    recorded_path, args.folder = data.recorded_source(args.run_dir)  # --dataset images: stage 1's split
+    args.data_path = args.data_path or recorded_path
     return args
 
 

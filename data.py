@@ -3,14 +3,18 @@
 Sources, in order of preference:
   1. an explicit local path (--data-path): the CIFAR-10 python tarball, an
      .npz of uint8 images, a folder of the original MNIST / Fashion-MNIST
-     idx files, or a folder / .zip of images (CelebA layout);
+     idx files, or a folder / .zip of images (CelebA layout); for
+     --dataset images, any folder or .zip of images (FolderSplit);
   2. VAEVAR_DATA_DIR: a folder holding those files under their usual names;
   3. tensorflow-datasets (downloads; respects TFDS_DATA_DIR).
 Pixels become float32 in [0, 1] only batch by batch (see `to_unit_float`),
 so CelebA fits in memory as uint8.
 """
 
+from __future__ import annotations
+
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -23,6 +27,7 @@ import zipfile
 
 import numpy as np
 
+import common
 import image_files
 from common import VaevarError, atomic_path
 
@@ -94,7 +99,22 @@ DATASETS = {
         1024,
         "ours",
     ),
+    # A folder of the user's own images (FolderSplit); dataset("images", side) gives its shape and the
+    # settings of the authors' nearest size.
+    "images": DataSet(
+        None,
+        None,
+        None,
+        (),
+        Schedule(700, 1e-4, 250),
+        Schedule(1400, 1e-4, 400),
+        2048,
+        "the authors' CIFAR-10 settings up to 32 px, their CelebA settings from 64 px",
+    ),
 }
+IMAGES = "images"
+IMAGE_SIZES = (16, 32, 64, 128, 256)  # --dataset images --image-size: the powers of two the network takes
+DEFAULT_IMAGE_SIZE = 64  # CelebA's
 # --quick: a CPU smoke run of the whole pipeline (minutes, not days); 10 epochs is
 # about where the balanced loss has shrunk gamma enough for the latents to activate.
 QUICK_SETTINGS = {
@@ -113,16 +133,29 @@ QUICK_SETTINGS = {
 }
 
 
-def dataset(name: str) -> DataSet:
-    """The registry entry of `name`, or a one-line error naming the choices."""
+def dataset(name: str, image_size: int | None = None) -> DataSet:
+    """The registry entry of `name`, or a one-line error naming the choices. For "images" with an
+    image_size: shape (S, S, None) (the channels are the images': 1 when all are grayscale, else 3), and the
+    schedules and stage-2 width of the authors' nearest size (CIFAR-10's up to 32 px, CelebA's from 64)."""
     if name not in DATASETS:
         raise VaevarError(f"unknown data set '{name}': choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+    if name != IMAGES or image_size is None:
+        return DATASETS[name]
+    nearest = DATASETS["cifar10" if image_size <= 32 else "celeba"]
+    return dataclasses.replace(
+        DATASETS[IMAGES],
+        shape=(image_size, image_size, None),
+        stage1=nearest.stage1,
+        stage2=nearest.stage2,
+        stage2_width=nearest.stage2_width,
+    )
 
 
-def training_defaults(name: str, quick: bool = False) -> dict[str, int | float | None]:
+def training_defaults(
+    name: str, quick: bool = False, image_size: int | None = None
+) -> dict[str, int | float | None]:
     """Flat defaults for the training scripts: the data set's schedules, or --quick's."""
-    entry = dataset(name)
+    entry = dataset(name, image_size)
     defaults = {
         "epochs": entry.stage1.epochs,
         "learning_rate": entry.stage1.learning_rate,
@@ -150,8 +183,10 @@ def load(
     data_path: str | None = None,
     limit: int | None = None,
     jpeg_round_trip: bool = True,
+    folder: FolderSplit | None = None,
 ) -> np.ndarray:
-    """Return uint8 images (N, H, W, C) of the official `split` ('train'/'test').
+    """Return uint8 images (N, H, W, C) of the official `split` ('train'/'test'), or for "images" of
+    `folder`'s seeded split of data_path (load_folder).
 
     A data set with a jpeg_quality (CIFAR-10: the authors wrote every image to
     JPEG quality 75 and read it back) gets that round trip when its source is
@@ -159,6 +194,8 @@ def load(
     dataset(name)
     if split not in SPLITS:
         raise VaevarError(f"unknown split '{split}': use 'train' or 'test'")
+    if name == IMAGES:
+        return load_folder(data_path, split, folder or FolderSplit(), limit)
     path = data_path or _find_local(name)
     if path is not None:
         images = _load_local(name, split, path, limit)
@@ -240,10 +277,11 @@ def load_evaluation(
     count: int | None = 10000,
     split: str = "test",
     jpeg_round_trip: bool = True,
+    folder: FolderSplit | None = None,
 ) -> np.ndarray:
     """The FID / REC evaluation images: `count` images of `split` drawn at random with a fixed seed
     (all of them when count is None or >= the split's size), so a source's order never matters."""
-    images = load(name, split, data_path, jpeg_round_trip=jpeg_round_trip)
+    images = load(name, split, data_path, jpeg_round_trip=jpeg_round_trip, folder=folder)
     if count is None or count >= len(images):
         return images
     return images[image_files.seeded_subset(len(images), count, EVALUATION_SEED)]
@@ -536,6 +574,131 @@ def celeba_crop_resize(image: np.ndarray) -> np.ndarray:
 
 
 CELEBA_POLICY = image_files.ReadPolicy(rgb=True, transform=celeba_crop_resize)
+
+
+# --------------------------------------------------------- your own images
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderSplit:
+    """--dataset images: how a folder (or .zip) of any images, flat or nested, becomes a data set. Each image
+    is centre-cropped to a square and resized to image_size with Pillow; grayscale and RGB mixed become RGB.
+    The sorted file names are split at random with `seed`: a test_fraction for test, the rest for train.
+    Stage 1 records it; every later step reads the same split (recorded_source)."""
+
+    image_size: int = DEFAULT_IMAGE_SIZE
+    test_fraction: float = 0.1
+    seed: int = 0
+    names_sha256: str | None = (
+        None  # the folder's file names when stage 1 split it: a changed folder is refused
+    )
+
+
+def folder_split(image_size: object, test_fraction: float, seed: int) -> FolderSplit:
+    """A checked FolderSplit from the flags, or a one-line error saying what to give."""
+    if isinstance(image_size, str) and "x" in image_size.lower():
+        raise VaevarError(
+            f"--image-size {image_size}: images become squares, give one side (one of "
+            f"{', '.join(map(str, IMAGE_SIZES))})"
+        )
+    if image_size not in IMAGE_SIZES:
+        raise VaevarError(
+            f"--image-size {image_size}: give a power of two the network takes: {', '.join(map(str, IMAGE_SIZES))}"
+        )
+    if not 0 < test_fraction < 1:
+        raise VaevarError(f"--test-fraction {test_fraction}: give a fraction between 0 and 1, such as 0.1")
+    return FolderSplit(int(image_size), float(test_fraction), int(seed))
+
+
+def names_digest(names: list[str]) -> str:
+    """SHA-256 (16 hex digits) of sorted file names: which files a split was made of."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def folder_names_digest(path: str) -> str:
+    """names_digest of the image files in a folder or .zip."""
+    with image_files.list_images(path) as listing:
+        return names_digest(listing.names)
+
+
+def split_names(names: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, test) names: a seeded random test_fraction (at least one) for test, each part in name order."""
+    count = len(names)
+    test_count = max(1, int(round(test_fraction * count)))
+    if test_count >= count:
+        raise VaevarError(
+            f"{count} images cannot be split into train and test at --test-fraction {test_fraction}: "
+            f"add images or lower the fraction"
+        )
+    test = set(np.random.default_rng(seed).permutation(count)[:test_count].tolist())
+    return [n for i, n in enumerate(names) if i not in test], [n for i, n in enumerate(names) if i in test]
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """The centred largest square of an (H, W, C) image, resized to size x size with Pillow's BILINEAR
+    (widened when downscaling, as the authors' CelebA loader)."""
+    from PIL import Image
+
+    height, width, channels = image.shape
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = np.ascontiguousarray(image[top : top + side, left : left + side])
+    if side == size:
+        return square
+    pixels = Image.fromarray(square[..., 0] if channels == 1 else square)
+    return np.asarray(pixels.resize((size, size), Image.BILINEAR)).reshape(size, size, channels)
+
+
+def load_folder(path: str | None, split: str, folder: FolderSplit, limit: int | None = None) -> np.ndarray:
+    """uint8 (N, S, S, C) images of `split` of a folder or .zip of images (FolderSplit); limit: a seeded
+    random subset of the split."""
+    if path is None:
+        raise VaevarError("--dataset images needs --data-path: a folder or .zip of your images")
+    if not os.path.exists(path):
+        raise VaevarError(f"data path {path} does not exist: give a folder or .zip of your images")
+    with image_files.list_images(path) as listing:
+        names = listing.names
+        if not names:
+            raise VaevarError(
+                f"no images ({', '.join(image_files.IMAGE_SUFFIXES)}) in {path}: give a folder or .zip of image files"
+            )
+        if folder.names_sha256 and names_digest(names) != folder.names_sha256:
+            raise VaevarError(
+                f"the images in {path} ({len(names)} files) are not the ones stage 1 split: restore that "
+                f"folder or train a new run"
+            )
+        chosen = split_names(names, folder.test_fraction, folder.seed)[SPLITS.index(split)]
+        if limit is not None and limit < len(chosen):
+            chosen = [chosen[i] for i in image_files.seeded_subset(len(chosen), limit, 0)]
+        policy = image_files.ReadPolicy(
+            mixed_modes=True, transform=functools.partial(square_resize, size=folder.image_size)
+        )
+        return image_files.decode(listing, chosen, policy)
+
+
+def recorded_source(run_dir: str) -> tuple[str | None, FolderSplit | None]:
+    """What the first stage of run_dir read: its --data-path (None when it gave none) and, for --dataset
+    images, its FolderSplit (else None). Later steps default to both."""
+    stage1 = os.path.join(run_dir, common.STAGE1_DIR)
+    state, config = (os.path.join(stage1, name) for name in (common.CHECKPOINT_STATE, common.STAGE_CONFIG))
+    recorded = common.load_json(state) if os.path.exists(state) else {}
+    data_path = (common.load_json(config) if os.path.exists(config) else {}).get("data_path")
+    if recorded.get("dataset") != IMAGES:
+        return data_path, None
+    folder = FolderSplit(
+        recorded["image_size"], recorded["test_fraction"], recorded["split_seed"], recorded["images_sha256"]
+    )
+    return data_path, folder
+
+
+def folder_metadata(folder: FolderSplit, data_path: str) -> dict[str, object]:
+    """What stage 1 records of a FolderSplit (recorded_source reads it back); a resume refuses a change."""
+    return {
+        "image_size": folder.image_size,
+        "test_fraction": folder.test_fraction,
+        "split_seed": folder.seed,
+        "images_sha256": folder_names_digest(data_path),
+    }
 
 
 # --------------------------------------------------------- tensorflow-datasets

@@ -41,7 +41,7 @@ from vaevar_run import Run
 from variance_measures import total_variance
 
 DATASET = "cifar10"  # the data set the run was trained on
-DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
 RUN_DIR = None  # default: runs/<dataset>
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
 NUM_SAMPLES = 10000  # per kind; FID uses 10k

@@ -27,6 +27,7 @@ class ReadPolicy:
 
     rgb: bool = False  # True: every image to RGB (grayscale repeated); False: grayscale stays one channel
     mixed_sizes: bool = False  # True: images of several sizes come back as a list; False: refused
+    mixed_modes: bool = False  # True: grayscale and RGB mixed become RGB (all grayscale stays one channel)
     transform: Callable[[np.ndarray], np.ndarray] | None = None  # per image (CelebA's crop, a resize)
 
 
@@ -109,6 +110,9 @@ def decode(listing: Listing, names: Sequence[str], policy: ReadPolicy) -> np.nda
             array = array[..., None]
         images.append(policy.transform(array) if policy.transform else array)
     shapes = {a.shape for a in images}
+    if len({s[2] for s in shapes}) > 1 and policy.mixed_modes:
+        images = [np.repeat(a, 3, axis=-1) if a.shape[2] == 1 else a for a in images]
+        shapes = {a.shape for a in images}
     if len({s[2] for s in shapes}) > 1:
         raise VaevarError(
             f"images in {listing.path} mix grayscale and RGB (channels {sorted({s[2] for s in shapes})}): "

@@ -3,6 +3,7 @@ variance-loss analysis and FID, in order, in one run directory.
 
     python reproduce.py --dataset cifar10            # the paper's settings (a GPU; docs/running.md)
     python reproduce.py --dataset mnist --quick      # a CPU smoke run (minutes)
+    python reproduce.py --dataset images --data-path DIR --image-size 64   # your own images
     python reproduce.py --dataset cifar10 --time-budget 3600   # a cluster job: stop cleanly within the hour
 
 Each step runs the script of the same name in its own process with these
@@ -21,8 +22,10 @@ import time
 import common
 import data
 
-DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist
+DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
 DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+IMAGE_SIZE = None  # images: the side every image is centre-cropped and resized to (16-256); default 64
+TEST_FRACTION = 0.1  # images: the share held out as the test split, seeded; later steps reuse it
 RUN_DIR = None  # default: runs/<dataset>
 SEED = 0  # passed to every step
 QUICK = False  # the small CPU setting of every step (minutes)
@@ -142,6 +145,9 @@ def main(argv=None):
     if args.allow_cpu:
         training.append("--allow-cpu")
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+    if args.dataset == data.IMAGES:  # the split is stage 1's: the later steps read it from the run
+        stage1_epochs += ["--test-fraction", str(args.test_fraction)]
+        stage1_epochs += ["--image-size", str(args.image_size)] if args.image_size else []
     stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
     if args.learning_rate:
         training += ["--learning-rate", str(args.learning_rate)]
@@ -162,7 +168,7 @@ def main(argv=None):
                 ["--dataset", args.dataset, "--run-dir", run_dir] + sampling + data_path + weights,
             )
         )
-    defaults = data.training_defaults(args.dataset, args.quick)
+    defaults = data.training_defaults(args.dataset, args.quick, args.image_size or data.DEFAULT_IMAGE_SIZE)
     # generate.py's default and --quick's
     num_samples = args.num_samples or (data.QUICK_SETTINGS["samples"] if args.quick else 10000)
     current = current_steps(

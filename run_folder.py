@@ -4,7 +4,7 @@ their messages. Each trainer keeps only its loop.
 
 A stage's folder: log.csv (a row per completed epoch, flushed and fsynced), checkpoint.keras (model,
 optimizer, gamma, sampler RNG) with checkpoint.json (the last checkpointed epoch and the run's settings),
-written atomically in that order; the final model and config.json (STAGE_CONFIG) when the stage completes.
+written atomically in that order; the final model and config.json (common.STAGE_CONFIG) when the stage completes.
 On restart, log rows after the checkpoint's epoch are dropped, so the log has no duplicated or missing epochs.
 """
 
@@ -25,7 +25,6 @@ from common import CHECKPOINT_STATE, VaevarError, atomic_path, load_json, save_j
 CHECKPOINT = "checkpoint.keras"
 LOG = "log.csv"
 LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
-STAGE_CONFIG = "config.json"  # written when a stage completes: its settings and the weights' digest
 
 
 # ------------------------------------------------------------- models on disk

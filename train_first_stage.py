@@ -2,6 +2,7 @@
 
     python train_first_stage.py --dataset cifar10            # the paper's settings
     python train_first_stage.py --dataset mnist --quick      # CPU smoke run
+    python train_first_stage.py --dataset images --data-path DIR --image-size 64   # your own images
 
 Outputs in RUN_DIR/stage1/: first_stage.keras (final model), checkpoint.keras
 + checkpoint.json (resume point), log.csv (loss, mse, gamma, kl per epoch).
@@ -15,8 +16,11 @@ import os
 import common
 import data
 
-DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist
+DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
 DATA_PATH = None  # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
+IMAGE_SIZE = None  # images: the side every image is centre-cropped and resized to (16-256); default 64
+TEST_FRACTION = 0.1  # images: the share of the files held out as the test split (seeded: SPLIT_SEED)
+SPLIT_SEED = 0  # images: the seed of the train / test split, recorded for every later step
 RUN_DIR = None  # default: runs/<dataset>
 EPOCHS = None  # default: the paper's (CIFAR-10 700, CelebA 70)
 BATCH_SIZE = 100  # the authors' 100
@@ -45,7 +49,16 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 def resolve_settings(args):
     """Fill constants left at None from the data set's (or --quick) defaults."""
-    defaults = data.training_defaults(args.dataset, args.quick)
+    args.folder = None
+    if args.dataset == data.IMAGES:
+        args.image_size = data.DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size
+        args.folder = data.folder_split(args.image_size, args.test_fraction, args.split_seed)
+    elif args.image_size is not None:
+        raise common.VaevarError(
+            f"--image-size is for --dataset images; {args.dataset} has its own size "
+            f"({data.dataset(args.dataset).shape[0]} px)"
+        )
+    defaults = data.training_defaults(args.dataset, args.quick, args.image_size)
     for name in ("epochs", "learning_rate", "halve_every", "base_filters", "limit"):
         if getattr(args, name, None) is None and name in defaults:
             setattr(args, name, defaults[name])
@@ -54,7 +67,7 @@ def resolve_settings(args):
     if args.kl_weight is None:
         from models.first_stage import kl_weight_for
 
-        args.kl_weight = kl_weight_for(data.dataset(args.dataset).shape[0], args.latent_dim)
+        args.kl_weight = kl_weight_for(data.dataset(args.dataset, args.image_size).shape[0], args.latent_dim)
     common.require_positive(
         args,
         "kl_weight",
@@ -82,7 +95,6 @@ def main(argv=None):
 
     import fast_training
     from models.first_stage import build_first_stage
-    from run_folder import STAGE_CONFIG
     from training import ImageBatches, TrainingSettings, recalibrate_batch_norm, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
@@ -95,11 +107,17 @@ def main(argv=None):
         "gamma_mode": args.gamma_mode,
         "kl_weight": args.kl_weight,
     }
-    images = data.load(args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip)
+    images = data.load(
+        args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip, folder=args.folder
+    )
+    if args.folder is not None:  # the test split read once too: a bad file shows now, not at a later step
+        data.load(args.dataset, "test", args.data_path, folder=args.folder)
     if len(images) < args.batch_size:
         raise common.VaevarError(
             f"only {len(images)} training images for batch size {args.batch_size}: lower --batch-size"
         )
+    if args.folder is not None:
+        metadata.update(data.folder_metadata(args.folder, args.data_path))
     print(
         f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
         f"k {args.kl_weight:.4g}"
@@ -110,7 +128,7 @@ def main(argv=None):
         stage_dir,
         common.STAGE1_MODEL,
         lambda: build_first_stage(
-            data.dataset(args.dataset).shape,
+            images.shape[1:],
             args.latent_dim,
             args.base_filters,
             args.gamma_mode,
@@ -120,7 +138,7 @@ def main(argv=None):
         lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch),
         metadata,
         trainer,
-        record=vars(args),
+        record={name: value for name, value in vars(args).items() if name != "folder"},
     )
     if args.debias_legacy_bn:
         from models.batch_norm import debias_legacy_statistics
@@ -139,7 +157,7 @@ def main(argv=None):
             f"re-estimated {layers} batch-norm layers' statistics on {count * args.batch_size} training images"
         )
     if args.debias_legacy_bn or args.recalibrate_bn:  # the completion record names the weights saved last
-        config_path = os.path.join(stage_dir, STAGE_CONFIG)
+        config_path = os.path.join(stage_dir, common.STAGE_CONFIG)
         common.save_json(
             config_path, dict(common.load_json(config_path), weights=common.weights_digest(model))
         )

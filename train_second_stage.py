@@ -19,7 +19,7 @@ import common
 import data
 
 DATASET = "cifar10"  # the data set the first stage was trained on
-DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
 RUN_DIR = None  # default: runs/<dataset>
 EPOCHS = None  # default: the authors' (CIFAR-10 1400, CelebA 140)
 BATCH_SIZE = 100  # the authors' 100
@@ -46,7 +46,11 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 
 def resolve_settings(args):
-    paper = data.training_defaults(args.dataset, args.quick)
+    if args.run_dir is None:
+        args.run_dir = common.run_dir_of(args.dataset)
+    recorded_path, args.folder = data.recorded_source(args.run_dir)  # --dataset images: stage 1's split
+    args.data_path = args.data_path or recorded_path
+    paper = data.training_defaults(args.dataset, args.quick, args.folder and args.folder.image_size)
     defaults = {
         "epochs": paper["stage2_epochs"],
         "learning_rate": paper["stage2_learning_rate"],
@@ -57,8 +61,6 @@ def resolve_settings(args):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.run_dir is None:
-        args.run_dir = common.run_dir_of(args.dataset)
     common.require_positive(
         args,
         "epochs",
@@ -117,7 +119,7 @@ def latent_mismatch(first, args, mu, sigma):
     from variance_measures import latent_frechet_distances
 
     test = data.load_evaluation(
-        args.dataset, args.data_path, args.latent_fd_samples, "test", args.jpeg_round_trip
+        args.dataset, args.data_path, args.latent_fd_samples, "test", args.jpeg_round_trip, args.folder
     )
     test_mu, test_sigma = encode(first, test)
     rng = np.random.default_rng(args.seed)
@@ -179,7 +181,9 @@ def main(argv=None):
     stage1_digest = common.weights_digest(first)
     check_second_stage_matches(stage_dir, stage1_digest)
     os.makedirs(stage_dir, exist_ok=True)
-    images = data.load(args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip)
+    images = data.load(
+        args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip, folder=args.folder
+    )
     check_image_shape(first, images, args.dataset)
     mu, sigma = encode(first, images)
     common.save_npz(os.path.join(stage_dir, common.LATENTS_FILE), mu=mu, sigma=sigma)
@@ -202,7 +206,7 @@ def main(argv=None):
         lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch),
         metadata,
         trainer,
-        record=vars(args),
+        record={name: value for name, value in vars(args).items() if name != "folder"},
         measure=epoch_measure(first, args, mu, sigma),
     )
 

@@ -21,7 +21,6 @@ from common import VaevarError, distribution_scope, save_json, save_model
 from data import to_unit_float
 from run_folder import (
     LOG,
-    STAGE_CONFIG,
     EpochMeasure,
     StopSignals,
     TimeBudget,
@@ -380,7 +379,7 @@ def train_stage(
     save_model(model, os.path.join(stage_dir, model_file))
     # the stage's completion record: its settings, and the weights that later steps were made from
     save_json(
-        os.path.join(stage_dir, STAGE_CONFIG),
+        os.path.join(stage_dir, common.STAGE_CONFIG),
         dict(
             record or dataclasses.asdict(settings),
             seconds=time.time() - started,

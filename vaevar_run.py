@@ -34,7 +34,8 @@ class Run:
     dataset: str
     first: object  # keras.Model
     second: object | None = None
-    data_path: str | None = None
+    data_path: str | None = None  # default: the first stage's
+    folder: data.FolderSplit | None = None  # --dataset images: the first stage's split (data.recorded_source)
     rule: renormalization.RenormalizationSettings = dataclasses.field(
         default_factory=renormalization.RenormalizationSettings
     )
@@ -50,7 +51,8 @@ class Run:
     @classmethod
     def load(cls, run_dir: str, stage2_epoch: int = 0, dataset: str | None = None, **settings: object) -> Run:
         """The run in run_dir: its first stage, its second (the final one, or the copy kept after
-        stage2_epoch), checked against each other. settings: any field above (data_path, rule, ...)."""
+        stage2_epoch), checked against each other. settings: any field above (data_path, rule, ...); the data
+        path and a folder's split default to the first stage's."""
         state = os.path.join(run_dir, common.STAGE1_DIR, common.CHECKPOINT_STATE)
         recorded = common.load_json(state).get("dataset") if os.path.exists(state) else None
         dataset = dataset or recorded
@@ -71,6 +73,9 @@ class Run:
             run_folder.check_second_stage_matches(stage2_dir, common.weights_digest(first))
             second = run_folder.load_model(second_path, "second-stage model")
             run_folder.check_second_stage_fits(second, first, second_path)
+        recorded_path, folder = data.recorded_source(run_dir)
+        settings["data_path"] = settings.get("data_path") or recorded_path
+        settings.setdefault("folder", folder)
         return cls(run_dir, dataset, first, second, second_path=second_path, **settings)
 
     # ------------------------------------------------------------------ the evaluation images and the rule
@@ -79,7 +84,12 @@ class Run:
         """The evaluation images (uint8) and their posterior mu, sigma: computed once."""
         if not self._evaluation:
             images = data.load_evaluation(
-                self.dataset, self.data_path, self.evaluation_count, self.rec_split, self.jpeg_round_trip
+                self.dataset,
+                self.data_path,
+                self.evaluation_count,
+                self.rec_split,
+                self.jpeg_round_trip,
+                self.folder,
             )
             run_folder.check_image_shape(self.first, images, self.dataset)
             mu, sigma = self.encode(images)
@@ -181,6 +191,7 @@ class Run:
             reference_split="test",
             data_path=self.data_path,
             jpeg_round_trip=self.jpeg_round_trip,
+            folder=self.folder,
             **protocol,
         )
         reference = reference_statistics(settings, weights_path, weights_hash)

@@ -60,11 +60,13 @@ def analyse_run(run_dir, args):
     model = run_folder.load_model(
         os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
     )
+    recorded_path, folder = data.recorded_source(run_dir)
     test = data.load_evaluation(
         config["dataset"],
-        args.data_path or config.get("data_path"),
+        args.data_path or recorded_path,
         args.num_samples,
         jpeg_round_trip=args.jpeg_round_trip,
+        folder=folder,
     )
     mu, sigma = training.encode(model, test)
     rec = training.decode(model, mu)

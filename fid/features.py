@@ -111,13 +111,14 @@ def load_source(
     jpeg_round_trip: bool = True,
     seed: int = data.EVALUATION_SEED,
     datasets: bool = True,
+    folder: data.FolderSplit | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Images (uint8, or floats in [0, 1]) of a data set name, an .npz or a folder / .zip of image files:
     all of them, or `count` drawn at random with `seed` (never a sorted prefix). A folder of several sizes
     gives a list of images (image_files.FID: every image RGB). datasets=False: a path, never a data set name
-    (a folder called cifar10 is that folder)."""
+    (a folder called cifar10 is that folder). folder: the split of "images" (data.FolderSplit)."""
     if datasets and source in data.DATASETS:
-        return data.load_evaluation(source, data_path, count, split, jpeg_round_trip)
+        return data.load_evaluation(source, data_path, count, split, jpeg_round_trip, folder)
     if source.endswith(".npz"):
         images = load_sample_array(source)
         return images if count is None else images[image_files.seeded_subset(len(images), count, seed)]

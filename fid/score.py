@@ -39,6 +39,7 @@ class FidSettings:
     frechet_method: str = "sqrtm"
     kid: bool = False
     rescore: bool = False
+    folder: data.FolderSplit | None = None  # reference "images": the run's split of its folder
 
 
 # The authors' protocol for a run's sets (compute_fid.py's run form, vaevar_run.Run.fid): 10,000 per side,
@@ -122,6 +123,7 @@ def reference_statistics(
         settings.num_samples,
         settings.data_path,
         settings.jpeg_round_trip,
+        folder=settings.folder,
     )
     n = scored_count(len(images), settings.drop_remainder)
     source = f"{settings.reference} {split or settings.reference_split}"

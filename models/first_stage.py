@@ -1,8 +1,10 @@
 """First stage: the ResNet VAE of the authors' code (asperti/BalancingVAE), Keras 3.
 
 Encoder: 3x3 conv (32) -> per scale a residual block, with a stride-2 3x3
-conv doubling the width between scales (3 scales for 28/32 px, 4 for 64 px)
--> global average pooling -> dense residual block (512, no batch norm) ->
+conv doubling the width between scales (capped at 1024), halving the map
+while its side is above 8 and even: 3 scales for 28/32 px, 4 for 64 px (the
+authors' two sizes, both ending at 8x8); the same rule gives 2 for 16 px,
+5 for 128 and 6 for 256 -> global average pooling -> dense residual block (512, no batch norm) ->
 Dense mu, Dense log-sigma.
 Decoder: Dense to a 2x2 map (7x7 for 28 px) whose width is 32 * 2^(halvings
 from full size), capped at 1024; per step a stride-2 3x3 transposed conv
@@ -48,7 +50,12 @@ def dense_residual_block(h: keras.KerasTensor, width: int, name: str) -> keras.K
 
 
 def num_scales(size: int) -> int:
-    return 4 if size >= 64 else 3
+    """Encoder scales: halve the map while its side is above 8 and even (the authors' 32 px: 3, 64 px: 4)."""
+    scales = 1
+    while size > 8 and size % 2 == 0:
+        size //= 2
+        scales += 1
+    return scales
 
 
 def decoder_start(size: int) -> int:
@@ -60,7 +67,9 @@ def decoder_start(size: int) -> int:
 
 
 def kl_weight_for(image_side: int, latent_dim: int) -> float:
-    """The authors' first-stage KL weight k = (2 * side / latent_dim)^2: 1 for CIFAR-10, 4 for CelebA."""
+    """The authors' first-stage KL weight k = (2 * side / latent_dim)^2: 1 for CIFAR-10, 4 for CelebA; the same
+    formula elsewhere (latent 64: 0.25 at 16 px, 16 at 128, 64 at 256), so k keeps growing with the pixel count
+    as the reconstruction term does."""
     return (2.0 * image_side / latent_dim) ** 2
 
 
@@ -74,7 +83,7 @@ def build_encoder(
     for s in range(scales):
         h = residual_block(h, channels, f"enc_scale{s}")
         if s < scales - 1:
-            channels *= 2
+            channels = min(channels * 2, MAX_WIDTH)
             h = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"enc_down{s}")(h)
     h = layers.GlobalAveragePooling2D(name="enc_pool")(h)
     h = dense_residual_block(h, DENSE_WIDTH, "enc_dense")

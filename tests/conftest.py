@@ -47,6 +47,38 @@ def mnist_npz(tmp_path_factory):
     return str(path)
 
 
+FOLDER_SIZES = ((28, 28), (20, 24), (36, 30), (40, 40))  # (height, width): squares and not, up and down
+
+
+def write_image_folder(folder, count=300, seed=0):
+    """A flat folder of `count` PNGs, a user's own images: digits at four sizes, every third one grayscale,
+    the others tinted RGB. Returns the sorted file names."""
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    digits = digit_images(count, size=40, seed=seed)
+    names = []
+    for i, digit in enumerate(digits):
+        height, width = FOLDER_SIZES[i % len(FOLDER_SIZES)]
+        gray = Image.fromarray(digit).resize((width, height), Image.BILINEAR)
+        if i % 3 == 0:
+            image = gray
+        else:
+            tint = rng.uniform(0.3, 1.0, 3)
+            image = Image.fromarray((np.asarray(gray)[..., None] * tint).astype(np.uint8))
+        names.append(f"img_{i:04d}.png")
+        image.save(os.path.join(folder, names[-1]))
+    return sorted(names)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("data") / "my_images")
+    write_image_folder(folder)
+    return folder
+
+
 def write_cifar_tarball(path, per_batch=20, seed=0):
     """cifar-10-python.tar.gz layout: cifar-10-batches-py/{data_batch_1..5,test_batch}."""
     rng = np.random.default_rng(seed)

@@ -305,3 +305,96 @@ def test_jpeg_image_tree_is_not_compressed_twice(tmp_path):
             originals[(split, i)] = np.asarray(Image.open(folder / f"{i}.jpg"))
     loaded = data.load("cifar10", "test", str(tmp_path / "tree"))
     np.testing.assert_array_equal(loaded, np.stack([originals[("test", i)] for i in range(3)]))
+
+
+# ------------------------------------------------------------------ --dataset images
+
+
+def test_own_images_split_is_seeded_disjoint_and_whole(tmp_path):
+    from tests.conftest import write_image_folder
+
+    folder = str(tmp_path / "mine")
+    names = write_image_folder(folder, count=40)
+    split = data.FolderSplit(16, 0.25, seed=3)
+    train, test = data.split_names(names, split.test_fraction, split.seed)
+    assert (
+        (len(train), len(test)) == (30, 10) and sorted(train + test) == names and not set(train) & set(test)
+    )
+    assert (train, test) == data.split_names(names, 0.25, 3)  # reproducible
+    assert data.split_names(names, 0.25, 4)[1] != test  # the seed chooses it
+    images = {s: data.load("images", s, folder, folder=split) for s in data.SPLITS}
+    assert images["train"].shape == (30, 16, 16, 3) and images["test"].shape == (10, 16, 16, 3)
+    # the same files whichever way they are read: one image of the test split decoded by hand
+    from PIL import Image
+
+    by_hand = data.square_resize(np.asarray(Image.open(os.path.join(folder, test[0])).convert("RGB")), 16)
+    np.testing.assert_array_equal(images["test"][0], by_hand)
+    # a limit is a seeded subset of the split, never the other split's files
+    limited = data.load("images", "train", folder, limit=5, folder=split)
+    assert all(any(np.array_equal(x, y) for y in images["train"]) for x in limited)
+
+
+def test_own_images_all_grayscale_stay_one_channel_and_a_zip_reads_as_its_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "gray" / "nested"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (20 + 4 * i, 24), dtype=np.uint8)).save(folder / f"{i}.png")
+    split = data.FolderSplit(16, 0.2)
+    images = data.load("images", "train", str(tmp_path / "gray"), folder=split)
+    assert images.shape == (5, 16, 16, 1)
+    archive = tmp_path / "gray.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(6):
+            z.write(folder / f"{i}.png", f"nested/{i}.png")
+    np.testing.assert_array_equal(data.load("images", "train", str(archive), folder=split), images)
+
+
+def test_square_resize_takes_the_centred_square():
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, 10:30] = 200  # the centred 20 x 20 square, between two black bands
+    np.testing.assert_array_equal(data.square_resize(image, 20), np.full((20, 20, 3), 200, np.uint8))
+    tall = np.arange(30 * 16, dtype=np.uint8).reshape(30, 16, 1)
+    np.testing.assert_array_equal(data.square_resize(tall, 16), tall[7:23])  # (30 - 16) // 2 = 7 rows off
+    assert data.square_resize(image, 32).shape == (32, 32, 3)  # upscaled too
+
+
+def test_own_images_refuse_a_changed_folder_and_bad_settings(tmp_path):
+    from tests.conftest import write_image_folder
+
+    folder = str(tmp_path / "mine")
+    write_image_folder(folder, count=12)
+    split = data.FolderSplit(16, 0.25, 0, data.folder_names_digest(folder))
+    data.load("images", "test", folder, folder=split)
+    os.remove(os.path.join(folder, "img_0003.png"))
+    with pytest.raises(VaevarError, match="not the ones stage 1 split"):
+        data.load("images", "test", folder, folder=split)
+    for size, message in (
+        ("32x64", "images become squares"),
+        (48, "a power of two"),
+        (512, "a power of two"),
+    ):
+        with pytest.raises(VaevarError, match=message):
+            data.folder_split(size, 0.1, 0)
+    with pytest.raises(VaevarError, match="between 0 and 1"):
+        data.folder_split(32, 1.0, 0)
+    with pytest.raises(VaevarError, match="cannot be split"):
+        data.split_names(["a.png"], 0.1, 0)
+    with pytest.raises(VaevarError, match="needs --data-path"):
+        data.load("images", "train")
+
+
+def test_own_images_take_the_nearest_authors_settings():
+    from models.first_stage import build_encoder, kl_weight_for, num_scales
+
+    assert [num_scales(s) for s in (16, 28, 32, 64, 128, 256)] == [2, 3, 3, 4, 5, 6]
+    for size in (16, 128):  # the encoder ends at 8 x 8, as the authors' 32 and 64 px do
+        encoder = build_encoder((size, size, 3), 64, 8)
+        assert encoder.get_layer(f"enc_scale{num_scales(size) - 1}_add").output.shape[1:3] == (8, 8)
+    small, large = data.dataset("images", 16), data.dataset("images", 128)
+    assert (small.stage1, small.stage2_width) == (data.DATASETS["cifar10"].stage1, 2048)
+    assert (large.stage1, large.stage2_width) == (data.DATASETS["celeba"].stage1, 4096)
+    assert small.shape == (16, 16, None) and small.paper_fids is None and small.jpeg_quality is None
+    assert [kl_weight_for(s, 64) for s in (16, 32, 64, 128, 256)] == [0.25, 1, 4, 16, 64]

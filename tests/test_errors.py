@@ -339,3 +339,39 @@ def test_compute_fid_two_sets_refuses_bad_input_in_one_line(tmp_path, monkeypatc
         assert expected in lines[0], (argv, lines)
     assert tree_digest(tmp_path) == before
     assert not (tmp_path / "cache").exists()
+
+
+def test_own_images_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """--dataset images: each bad input of docs/running.md's table, in process (the checks come before any
+    training), exit 2, one stderr line, nothing written."""
+    import common
+    import train_first_stage
+    from tests.conftest import write_image_folder
+
+    few, empty, broken = (str(tmp_path / name) for name in ("few", "empty", "broken"))
+    write_image_folder(few, count=5)
+    os.makedirs(empty)
+    write_image_folder(broken, count=5)
+    with open(os.path.join(broken, "img_0002.png"), "wb") as f:
+        f.write(b"not a png")
+    run_dir = str(tmp_path / "run")
+    cases = [
+        (["--data-path", few], "only 4 training images for batch size 100"),
+        (["--data-path", few, "--image-size", "32x64"], "images become squares, give one side"),
+        (["--data-path", few, "--image-size", "48"], "give a power of two"),
+        (["--data-path", broken], "cannot read image img_0002.png"),
+        (["--data-path", empty], "no images"),
+        ([], "--dataset images needs --data-path"),
+    ]
+    before = tree_digest(tmp_path)
+    for argv, expected in cases:
+        argv = ["--dataset", "images", "--run-dir", run_dir, "--quick", *argv]
+        with pytest.raises(SystemExit) as stop:
+            common.run_main(lambda: train_first_stage.main(argv))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
+        assert expected in lines[0], (argv, lines)
+    assert tree_digest(tmp_path) == before and not os.path.exists(run_dir)
+    with pytest.raises(SystemExit):
+        common.run_main(lambda: train_first_stage.main(["--dataset", "mnist", "--image-size", "16"]))
+    assert "--image-size is for --dataset images" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""End-to-end: every script on a few hundred synthetic MNIST-format images."""
+"""End-to-end: every script on a user's own images, a flat folder of 300 PNGs of mixed sizes and modes
+(tests/conftest.write_image_folder), as --dataset images --image-size 16. The later steps find the data and
+the split in the run."""
 
 import json
 import os
@@ -35,15 +37,19 @@ EXPECTED_FILES = [
 ]
 
 
+DATA = ["--dataset", "images"]  # the later steps read --data-path and the split from the run
+
+
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory, mnist_npz, random_inception_weights):
+def pipeline_run(tmp_path_factory, image_folder, random_inception_weights):
     run_dir = str(tmp_path_factory.mktemp("run"))
     reproduce.main(
         [
-            "--dataset",
-            "mnist",
+            *DATA,
             "--data-path",
-            mnist_npz,
+            image_folder,
+            "--image-size",
+            "16",
             "--run-dir",
             run_dir,
             "--quick",
@@ -75,9 +81,9 @@ def test_every_output_is_written(pipeline_run):
 def test_outputs_have_the_right_content(pipeline_run):
     with np.load(os.path.join(pipeline_run, "samples", "gen2_renorm.npz")) as stored:
         images = stored["images"]
-    assert images.dtype == np.float16 and images.shape == (50, 28, 28, 1)  # unrounded, as the authors score
+    assert images.dtype == np.float16 and images.shape == (50, 16, 16, 3)  # unrounded, as the authors score
     with np.load(os.path.join(pipeline_run, "samples", "rec.npz")) as stored:
-        assert stored["images"].shape == (50, 28, 28, 1)  # 50 of the 60 test images
+        assert stored["images"].shape == (30, 16, 16, 3)  # the 30 test images: gray and RGB mixed -> RGB
     summary = json.load(open(os.path.join(pipeline_run, "samples", "summary.json")))
     gen2, (adjust,) = summary["kinds"]["gen2"], summary["target"]
     assert summary["renorm_target"] == "authors" and 0 < adjust
@@ -104,21 +110,59 @@ def test_outputs_have_the_right_content(pipeline_run):
     assert gammas[1] <= gammas[0] <= 1.0
 
 
-def test_same_seed_same_samples(pipeline_run, mnist_npz, tmp_path):
+def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run, image_folder):
+    import data
+
+    path, folder = data.recorded_source(pipeline_run)
+    assert path == image_folder
+    assert folder == data.FolderSplit(16, 0.1, 0, data.folder_names_digest(image_folder))
+    train, test = (data.load("images", split, path, folder=folder) for split in data.SPLITS)
+    assert train.shape == (270, 16, 16, 3) and test.shape == (30, 16, 16, 3)
+    with np.load(os.path.join(pipeline_run, "stage2", "latents.npz")) as latents:
+        assert len(latents["mu"]) == 270  # stage 2 encoded stage 1's training split
+    fid = json.load(open(os.path.join(pipeline_run, "fid.json")))
+    assert {entry["reference_n"] for entry in fid.values()} == {
+        30
+    }  # the reference: the test split, all of it
+    assert "paper" not in open(os.path.join(pipeline_run, "fid_table.md")).read()  # no paper numbers here
+
+
+def test_the_api_on_the_run_gives_generate_pys_arrays(pipeline_run):
+    import dataclasses
+
+    from vaevar_run import Run
+
+    run = Run.load(
+        pipeline_run, evaluation_count=50
+    )  # generate.py's --num-samples 50; data and split: the run's
+    assert (run.dataset, run.folder.image_size) == ("images", 16)
+    for kind in common.KINDS:
+        made = run.images(kind, run.codes(kind, 50, seed=0))
+        for name, images in ((kind, made["plain"]), (f"{kind}_renorm", made["renormalized"])):
+            with np.load(os.path.join(pipeline_run, "samples", f"{name}.npz")) as stored:
+                np.testing.assert_array_equal(stored["images"], np.clip(images, 0, 1).astype(np.float16))
+    sample = run.sample(8, "gen2", renormalize=True, seed=5)
+    assert sample.dtype == np.uint8 and sample.shape == (8, 16, 16, 3)
+    np.testing.assert_array_equal(sample, run.sample(8, "gen2", renormalize=True, seed=5))
+    assert not np.array_equal(run.sample(8, "gen2", seed=5), run.sample(8, "gen2", seed=6))
+    run.rule = dataclasses.replace(run.rule, renorm_threshold=0)  # the gate open: the rule's std, per batch
+    forced = run.images("gen2", run.codes("gen2", 50, seed=0))
+    assert forced["applied"]
+    assert np.mean(forced["z_renorm"].std(0)) == pytest.approx(np.mean(run.target()), rel=1e-5)
+
+
+def test_same_seed_same_samples(pipeline_run, tmp_path):
     import shutil
 
     first = np.load(os.path.join(pipeline_run, "samples", "gen2_renorm.npz"))["images"]
     copy = str(tmp_path / "copy")
     shutil.copytree(os.path.join(pipeline_run, "stage1"), os.path.join(copy, "stage1"))
     shutil.copytree(os.path.join(pipeline_run, "stage2"), os.path.join(copy, "stage2"))
-    generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--num-samples", "50"])
+    generate.main([*DATA, "--run-dir", copy, "--num-samples", "50"])
     np.testing.assert_array_equal(np.load(os.path.join(copy, "samples", "gen2_renorm.npz"))["images"], first)
     generate.main(
         [
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
+            *DATA,
             "--run-dir",
             copy,
             "--num-samples",
@@ -131,15 +175,10 @@ def test_same_seed_same_samples(pipeline_run, mnist_npz, tmp_path):
     assert rounded.dtype == np.uint8  # the same images, rounded
     assert np.abs(rounded.astype(np.int16) - np.rint(first.astype(np.float64) * 255)).max() <= 1
     with pytest.raises(VaevarError, match="sample-dtype"):
-        generate.main(
-            ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", copy, "--sample-dtype", "int8"]
-        )
+        generate.main([*DATA, "--run-dir", copy, "--sample-dtype", "int8"])
     generate.main(
         [
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
+            *DATA,
             "--run-dir",
             copy,
             "--num-samples",
@@ -154,13 +193,14 @@ def test_same_seed_same_samples(pipeline_run, mnist_npz, tmp_path):
     )
 
 
-def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, mnist_npz, capsys):
+def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_folder, capsys):
     train_first_stage.main(
         [
-            "--dataset",
-            "mnist",
+            *DATA,
             "--data-path",
-            mnist_npz,
+            image_folder,
+            "--image-size",
+            "16",
             "--run-dir",
             pipeline_run,
             "--quick",
@@ -207,7 +247,7 @@ def test_variance_numbers_are_consistent(pipeline_run):
     assert "Training curves: [stage1](../stage1/curves.png), [stage2](../stage2/curves.png)." in report
 
 
-def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random_inception_weights, tmp_path):
+def test_ex_post_samplers_are_written_and_scored(pipeline_run, random_inception_weights, tmp_path):
     import shutil
 
     copy = str(tmp_path / "copy")
@@ -215,10 +255,7 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random
         shutil.copytree(os.path.join(pipeline_run, stage), os.path.join(copy, stage))
     generate.main(
         [
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
+            *DATA,
             "--run-dir",
             copy,
             "--num-samples",
@@ -243,10 +280,7 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random
         samples = ",".join(os.path.join(copy, "samples", f"{name}.npz") for name in ("gauss", "gen2_perdim"))
         compute_fid.main(
             [
-                "--dataset",
-                "mnist",
-                "--data-path",
-                mnist_npz,
+                *DATA,
                 "--run-dir",
                 copy,
                 "--num-samples",
@@ -267,7 +301,7 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, mnist_npz, random
 
 
 def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipped(
-    pipeline_run, mnist_npz, random_inception_weights, capfd
+    pipeline_run, image_folder, random_inception_weights, capfd
 ):
     logs = {
         stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in ("stage1", "stage2")
@@ -275,10 +309,11 @@ def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipp
     summary = open(os.path.join(pipeline_run, "samples", "summary.json")).read()
     reproduce.main(
         [
-            "--dataset",
-            "mnist",
+            *DATA,
             "--data-path",
-            mnist_npz,
+            image_folder,
+            "--image-size",
+            "16",
             "--run-dir",
             pipeline_run,
             "--quick",
