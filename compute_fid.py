@@ -150,8 +150,9 @@ def check_settings(args):
     args.reference = args.reference or args.dataset
     args.run_dir = common.run_dir_of(args.dataset, args.run_dir)
     common.check_dataset(args.run_dir, args.dataset)
-    recorded_path, args.folder = data.recorded_source(args.run_dir)  # --dataset images: stage 1's split
-    args.data_path = args.data_path or recorded_path
+    if args.reference == args.dataset:  # the run's own data: stage 1's file, and for images its split
+        recorded_path, args.folder = data.recorded_source(args.run_dir)
+        args.data_path = args.data_path or recorded_path
     return args
 
 

@@ -195,7 +195,11 @@ def load(
     if split not in SPLITS:
         raise VaevarError(f"unknown split '{split}': use 'train' or 'test'")
     if name == IMAGES:
-        return load_folder(data_path, split, folder or FolderSplit(), limit)
+        if folder is None:
+            raise VaevarError(
+                "data.load('images', ...) needs folder= (a data.FolderSplit; a run's: data.recorded_source)"
+            )
+        return load_folder(data_path, split, folder, limit)
     path = data_path or _find_local(name)
     if path is not None:
         images = _load_local(name, split, path, limit)
@@ -582,16 +586,18 @@ CELEBA_POLICY = image_files.ReadPolicy(rgb=True, transform=celeba_crop_resize)
 @dataclasses.dataclass(frozen=True)
 class FolderSplit:
     """--dataset images: how a folder (or .zip) of any images, flat or nested, becomes a data set. Each image
-    is centre-cropped to a square and resized to image_size with Pillow; grayscale and RGB mixed become RGB.
-    The sorted file names are split at random with `seed`: a test_fraction for test, the rest for train.
-    Stage 1 records it; every later step reads the same split (recorded_source)."""
+    is centre-cropped to a square and resized to image_size with Pillow; one colour file makes every image
+    RGB, an all-grayscale folder stays one channel. The sorted file names are split at random with `seed`:
+    a test_fraction for test, the rest for train. Stage 1 records it (folder_metadata); every later step
+    reads the same split back (recorded_source)."""
 
     image_size: int = DEFAULT_IMAGE_SIZE
     test_fraction: float = 0.1
     seed: int = 0
     names_sha256: str | None = (
-        None  # the folder's file names when stage 1 split it: a changed folder is refused
+        None  # the file names stage 1 split: files added, removed or renamed are refused
     )
+    channels: int | None = None  # 1: every file grayscale, else 3; None: read from the folder's headers
 
 
 def folder_split(image_size: object, test_fraction: float, seed: int) -> FolderSplit:
@@ -613,12 +619,6 @@ def folder_split(image_size: object, test_fraction: float, seed: int) -> FolderS
 def names_digest(names: list[str]) -> str:
     """SHA-256 (16 hex digits) of sorted file names: which files a split was made of."""
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
-
-
-def folder_names_digest(path: str) -> str:
-    """names_digest of the image files in a folder or .zip."""
-    with image_files.list_images(path) as listing:
-        return names_digest(listing.names)
 
 
 def split_names(names: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -649,56 +649,83 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(pixels.resize((size, size), Image.BILINEAR)).reshape(size, size, channels)
 
 
-def load_folder(path: str | None, split: str, folder: FolderSplit, limit: int | None = None) -> np.ndarray:
-    """uint8 (N, S, S, C) images of `split` of a folder or .zip of images (FolderSplit); limit: a seeded
-    random subset of the split."""
+def _folder_listing(path: str | None) -> image_files.Listing:
+    """The image files of --dataset images' folder, or a one-line error saying what to give."""
     if path is None:
         raise VaevarError("--dataset images needs --data-path: a folder or .zip of your images")
     if not os.path.exists(path):
         raise VaevarError(f"data path {path} does not exist: give a folder or .zip of your images")
-    with image_files.list_images(path) as listing:
+    listing = image_files.list_images(path)
+    if not listing.names:
+        listing.close()
+        raise VaevarError(
+            f"no images ({', '.join(image_files.IMAGE_SUFFIXES)}) in {path}: give a folder or .zip of image files"
+        )
+    return listing
+
+
+def describe_folder(folder: FolderSplit, path: str | None) -> FolderSplit:
+    """folder with what stage 1 records of the files in path: the names' digest and the channel count."""
+    with _folder_listing(path) as listing:
+        channels = 1 if image_files.all_grayscale(listing) else 3
+        return dataclasses.replace(folder, names_sha256=names_digest(listing.names), channels=channels)
+
+
+def load_folder(path: str | None, split: str, folder: FolderSplit, limit: int | None = None) -> np.ndarray:
+    """uint8 (N, S, S, C) images of `split` of a folder or .zip of images (FolderSplit); limit: a seeded
+    random subset of the split."""
+    with _folder_listing(path) as listing:
         names = listing.names
-        if not names:
-            raise VaevarError(
-                f"no images ({', '.join(image_files.IMAGE_SUFFIXES)}) in {path}: give a folder or .zip of image files"
-            )
         if folder.names_sha256 and names_digest(names) != folder.names_sha256:
             raise VaevarError(
-                f"the images in {path} ({len(names)} files) are not the ones stage 1 split: restore that "
-                f"folder or train a new run"
+                f"the images in {path} ({len(names)} files) are not the ones stage 1 split (files were added, "
+                f"removed or renamed): restore that folder or train a new run"
             )
         chosen = split_names(names, folder.test_fraction, folder.seed)[SPLITS.index(split)]
         if limit is not None and limit < len(chosen):
             chosen = [chosen[i] for i in image_files.seeded_subset(len(chosen), limit, 0)]
+        channels = folder.channels or (1 if image_files.all_grayscale(listing) else 3)
         policy = image_files.ReadPolicy(
-            mixed_modes=True, transform=functools.partial(square_resize, size=folder.image_size)
+            rgb=channels == 3, transform=functools.partial(square_resize, size=folder.image_size)
         )
         return image_files.decode(listing, chosen, policy)
 
 
+_FOLDER_KEYS = {"image_size": "image_size", "test_fraction": "test_fraction", "seed": "split_seed"}
+_FOLDER_KEYS.update(names_sha256="names_sha256", channels="channels")  # FolderSplit field -> checkpoint key
+
+
+def folder_metadata(folder: FolderSplit) -> dict[str, object]:
+    """What stage 1 records of a described FolderSplit in its checkpoint.json; a resume refuses a change."""
+    return {key: getattr(folder, field) for field, key in _FOLDER_KEYS.items()}
+
+
 def recorded_source(run_dir: str) -> tuple[str | None, FolderSplit | None]:
-    """What the first stage of run_dir read: its --data-path (None when it gave none) and, for --dataset
-    images, its FolderSplit (else None). Later steps default to both."""
+    """What the first stage of run_dir read: its --data-path (None when it gave none, or for a built-in data
+    set when that file is gone: the usual search then) and, for --dataset images, its FolderSplit (else None).
+    Later steps default to both."""
     stage1 = os.path.join(run_dir, common.STAGE1_DIR)
     state, config = (os.path.join(stage1, name) for name in (common.CHECKPOINT_STATE, common.STAGE_CONFIG))
     recorded = common.load_json(state) if os.path.exists(state) else {}
     data_path = (common.load_json(config) if os.path.exists(config) else {}).get("data_path")
     if recorded.get("dataset") != IMAGES:
+        if data_path and not os.path.exists(data_path):
+            print(
+                f"note: the first stage's data {data_path} is gone; looking for {recorded.get('dataset')} as usual"
+            )
+            data_path = None
         return data_path, None
-    folder = FolderSplit(
-        recorded["image_size"], recorded["test_fraction"], recorded["split_seed"], recorded["images_sha256"]
-    )
-    return data_path, folder
+    return data_path, FolderSplit(**{field: recorded[key] for field, key in _FOLDER_KEYS.items()})
 
 
-def folder_metadata(folder: FolderSplit, data_path: str) -> dict[str, object]:
-    """What stage 1 records of a FolderSplit (recorded_source reads it back); a resume refuses a change."""
-    return {
-        "image_size": folder.image_size,
-        "test_fraction": folder.test_fraction,
-        "split_seed": folder.seed,
-        "images_sha256": folder_names_digest(data_path),
-    }
+def builtin_dataset(name: str) -> DataSet:
+    """dataset(name) for tools that need a fixed shape: the built-in data sets only."""
+    if name == IMAGES:
+        builtins = ", ".join(n for n in DATASETS if n != IMAGES)
+        raise VaevarError(
+            f"this tool takes a built-in data set ({builtins}), not images: train a run on those"
+        )
+    return dataset(name)
 
 
 # --------------------------------------------------------- tensorflow-datasets

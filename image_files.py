@@ -27,7 +27,6 @@ class ReadPolicy:
 
     rgb: bool = False  # True: every image to RGB (grayscale repeated); False: grayscale stays one channel
     mixed_sizes: bool = False  # True: images of several sizes come back as a list; False: refused
-    mixed_modes: bool = False  # True: grayscale and RGB mixed become RGB (all grayscale stays one channel)
     transform: Callable[[np.ndarray], np.ndarray] | None = None  # per image (CelebA's crop, a resize)
 
 
@@ -85,6 +84,27 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES) and not os.path.basename(name).startswith("._")
 
 
+def is_grayscale(mode: str) -> bool:
+    """A Pillow mode that decode keeps as one channel (8- or 16-bit gray, bilevel); any other becomes RGB."""
+    return mode in ("L", "1") or mode.startswith("I;16")
+
+
+def all_grayscale(listing: Listing) -> bool:
+    """Whether every image of a listing is grayscale, from the file headers alone (Pillow decodes lazily)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for name in listing.names:
+        try:
+            with Image.open(io.BytesIO(listing.read(name))) as image:
+                if not is_grayscale(image.mode):
+                    return False
+        except (UnidentifiedImageError, OSError, zipfile.BadZipFile, ValueError) as error:
+            raise VaevarError(
+                f"cannot read image {name} in {listing.path} ({type(error).__name__}): replace or remove it"
+            ) from error
+    return True
+
+
 def decode(listing: Listing, names: Sequence[str], policy: ReadPolicy) -> np.ndarray | list[np.ndarray]:
     """uint8 (N, H, W, C) images of `names`, or with policy.mixed_sizes and several sizes a list of
     (H, W, C) arrays in the same order."""
@@ -100,9 +120,15 @@ def decode(listing: Listing, names: Sequence[str], policy: ReadPolicy) -> np.nda
                     array = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
                     array = np.repeat(array[..., None], 3, axis=-1) if policy.rgb else array
                 else:
-                    gray = image.mode in ("L", "1") and not policy.rgb
+                    gray = is_grayscale(image.mode) and not policy.rgb
                     array = np.asarray(image.convert("L" if gray else "RGB"))
-        except (UnidentifiedImageError, OSError, zipfile.BadZipFile, ValueError) as error:
+        except (
+            UnidentifiedImageError,
+            OSError,
+            zipfile.BadZipFile,
+            ValueError,
+            Image.DecompressionBombError,
+        ) as error:
             raise VaevarError(
                 f"cannot read image {name} in {listing.path} ({type(error).__name__}): replace or remove it"
             ) from error
@@ -110,9 +136,6 @@ def decode(listing: Listing, names: Sequence[str], policy: ReadPolicy) -> np.nda
             array = array[..., None]
         images.append(policy.transform(array) if policy.transform else array)
     shapes = {a.shape for a in images}
-    if len({s[2] for s in shapes}) > 1 and policy.mixed_modes:
-        images = [np.repeat(a, 3, axis=-1) if a.shape[2] == 1 else a for a in images]
-        shapes = {a.shape for a in images}
     if len({s[2] for s in shapes}) > 1:
         raise VaevarError(
             f"images in {listing.path} mix grayscale and RGB (channels {sorted({s[2] for s in shapes})}): "

@@ -14,6 +14,7 @@ those samples), says so, and resumes the rest where they stopped. With
 (common.EXIT_TIME_BUDGET): rerun the same command to continue.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your o
 DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
 IMAGE_SIZE = None  # images: the side every image is centre-cropped and resized to (16-256); default 64
 TEST_FRACTION = 0.1  # images: the share held out as the test split, seeded; later steps reuse it
+SPLIT_SEED = 0  # images: the seed of that split
 RUN_DIR = None  # default: runs/<dataset>
 SEED = 0  # passed to every step
 QUICK = False  # the small CPU setting of every step (minutes)
@@ -121,12 +123,32 @@ def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtyp
     return current
 
 
+def check_folder_flags(args, run_dir):
+    """--dataset images: the image size to train at (the flag, the run's, else the default), checked, and the
+    split flags the same as the run's first stage took (a finished stage 1 is skipped: its split stays);
+    None for a built-in data set, which refuses --image-size."""
+    if args.dataset != data.IMAGES:
+        if args.image_size is not None:
+            raise common.VaevarError(f"--image-size is for --dataset images; {args.dataset} has its own size")
+        return None
+    recorded = data.recorded_source(run_dir)[1]
+    size = args.image_size or (recorded.image_size if recorded else data.DEFAULT_IMAGE_SIZE)
+    wanted = data.folder_split(size, args.test_fraction, args.split_seed)
+    if recorded is not None and dataclasses.replace(recorded, names_sha256=None, channels=None) != wanted:
+        raise common.VaevarError(
+            f"{run_dir} split its images at size {recorded.image_size}, test fraction {recorded.test_fraction}, "
+            f"seed {recorded.seed}: pass those, or another --run-dir for a new split"
+        )
+    return wanted.image_size
+
+
 def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
     common.require_positive(args, "time_budget", allow_zero=("time_budget",))
-    print_runtime_line(args.trainer)
     run_dir = common.run_dir_of(args.dataset, args.run_dir)
+    image_size = check_folder_flags(args, run_dir)
+    print_runtime_line(args.trainer)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
     data_path = ["--data-path", args.data_path] if args.data_path else []
     if not args.jpeg_round_trip:
@@ -146,8 +168,8 @@ def main(argv=None):
         training.append("--allow-cpu")
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     if args.dataset == data.IMAGES:  # the split is stage 1's: the later steps read it from the run
-        stage1_epochs += ["--test-fraction", str(args.test_fraction)]
-        stage1_epochs += ["--image-size", str(args.image_size)] if args.image_size else []
+        stage1_epochs += ["--image-size", str(image_size), "--test-fraction", str(args.test_fraction)]
+        stage1_epochs += ["--split-seed", str(args.split_seed)]
     stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
     if args.learning_rate:
         training += ["--learning-rate", str(args.learning_rate)]
@@ -168,7 +190,7 @@ def main(argv=None):
                 ["--dataset", args.dataset, "--run-dir", run_dir] + sampling + data_path + weights,
             )
         )
-    defaults = data.training_defaults(args.dataset, args.quick, args.image_size or data.DEFAULT_IMAGE_SIZE)
+    defaults = data.training_defaults(args.dataset, args.quick, image_size)
     # generate.py's default and --quick's
     num_samples = args.num_samples or (data.QUICK_SETTINGS["samples"] if args.quick else 10000)
     current = current_steps(

@@ -49,10 +49,16 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 def resolve_settings(args):
     """Fill constants left at None from the data set's (or --quick) defaults."""
+    if args.run_dir is None:
+        args.run_dir = common.run_dir_of(args.dataset)
+    args.data_path = os.path.abspath(args.data_path) if args.data_path else None  # later steps read it
     args.folder = None
     if args.dataset == data.IMAGES:
-        args.image_size = data.DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size
-        args.folder = data.folder_split(args.image_size, args.test_fraction, args.split_seed)
+        recorded = data.recorded_source(args.run_dir)[1]  # a resume keeps the size it started with
+        if args.image_size is None:
+            args.image_size = recorded.image_size if recorded else data.DEFAULT_IMAGE_SIZE
+        split = data.folder_split(args.image_size, args.test_fraction, args.split_seed)
+        args.folder = data.describe_folder(split, args.data_path)
     elif args.image_size is not None:
         raise common.VaevarError(
             f"--image-size is for --dataset images; {args.dataset} has its own size "
@@ -62,8 +68,6 @@ def resolve_settings(args):
     for name in ("epochs", "learning_rate", "halve_every", "base_filters", "limit"):
         if getattr(args, name, None) is None and name in defaults:
             setattr(args, name, defaults[name])
-    if args.run_dir is None:
-        args.run_dir = common.run_dir_of(args.dataset)
     if args.kl_weight is None:
         from models.first_stage import kl_weight_for
 
@@ -113,11 +117,12 @@ def main(argv=None):
     if args.folder is not None:  # the test split read once too: a bad file shows now, not at a later step
         data.load(args.dataset, "test", args.data_path, folder=args.folder)
     if len(images) < args.batch_size:
+        more = "add images, lower --test-fraction or " if args.folder else ""
         raise common.VaevarError(
-            f"only {len(images)} training images for batch size {args.batch_size}: lower --batch-size"
+            f"only {len(images)} training images for batch size {args.batch_size}: {more}lower --batch-size"
         )
     if args.folder is not None:
-        metadata.update(data.folder_metadata(args.folder, args.data_path))
+        metadata.update(data.folder_metadata(args.folder))
     print(
         f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
         f"k {args.kl_weight:.4g}"

@@ -95,7 +95,7 @@ def main(argv=None):
 
     if keras.backend.backend() != "jax":
         raise common.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
-    entry = data.dataset(args.dataset)
+    entry = data.builtin_dataset(args.dataset)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images,) + entry.shape, dtype=np.uint8)
     mu = rng.normal(size=(args.images, 64)).astype(np.float32)

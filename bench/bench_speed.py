@@ -237,7 +237,7 @@ def main(argv=None):
     args = common.parse_constants(globals(), __doc__, argv)
     import data
 
-    image_shape = data.dataset(args.dataset).shape
+    image_shape = data.builtin_dataset(args.dataset).shape
     import keras
 
     if args.mixed_precision:

@@ -57,7 +57,7 @@ def main(argv=None):
     weights32 = resolve_weights(args.inception_weights)
     weights16 = args.float16_weights or weights32.replace(".weights.h5", "_float16.weights.h5")
     write_float16_copy(weights32, weights16)
-    entry = data.dataset(args.dataset)
+    entry = data.builtin_dataset(args.dataset)
     sets = {
         "samples": load_sample_array(args.samples)[: args.images],
         "test": data.load_evaluation(args.dataset, args.data_path, args.images, "test"),

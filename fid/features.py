@@ -116,8 +116,9 @@ def load_source(
     """Images (uint8, or floats in [0, 1]) of a data set name, an .npz or a folder / .zip of image files:
     all of them, or `count` drawn at random with `seed` (never a sorted prefix). A folder of several sizes
     gives a list of images (image_files.FID: every image RGB). datasets=False: a path, never a data set name
-    (a folder called cifar10 is that folder). folder: the split of "images" (data.FolderSplit)."""
-    if datasets and source in data.DATASETS:
+    (a folder called cifar10 is that folder). "images" is the data set only with its split (folder: a
+    data.FolderSplit), else a folder of that name."""
+    if datasets and source in data.DATASETS and not (source == data.IMAGES and folder is None):
         return data.load_evaluation(source, data_path, count, split, jpeg_round_trip, folder)
     if source.endswith(".npz"):
         images = load_sample_array(source)

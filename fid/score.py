@@ -222,7 +222,7 @@ def score_set(
 
     started = time.time()
     label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
-    images = load_source(path, "train", settings.num_samples)
+    images = load_source(path, "train", settings.num_samples, datasets=False)  # samples: always paths
     n, total = scored_count(len(images), settings.drop_remainder), len(images)
     digest = content_digest(images)
     identity = {

@@ -1,7 +1,7 @@
 """First stage: the ResNet VAE of the authors' code (asperti/BalancingVAE), Keras 3.
 
 Encoder: 3x3 conv (32) -> per scale a residual block, with a stride-2 3x3
-conv doubling the width between scales (capped at 1024), halving the map
+conv doubling the width between scales, halving the map
 while its side is above 8 and even: 3 scales for 28/32 px, 4 for 64 px (the
 authors' two sizes, both ending at 8x8); the same rule gives 2 for 16 px,
 5 for 128 and 6 for 256 -> global average pooling -> dense residual block (512, no batch norm) ->
@@ -83,7 +83,7 @@ def build_encoder(
     for s in range(scales):
         h = residual_block(h, channels, f"enc_scale{s}")
         if s < scales - 1:
-            channels = min(channels * 2, MAX_WIDTH)
+            channels *= 2
             h = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"enc_down{s}")(h)
     h = layers.GlobalAveragePooling2D(name="enc_pool")(h)
     h = dense_residual_block(h, DENSE_WIDTH, "enc_dense")

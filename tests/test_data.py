@@ -345,11 +345,31 @@ def test_own_images_all_grayscale_stay_one_channel_and_a_zip_reads_as_its_folder
     split = data.FolderSplit(16, 0.2)
     images = data.load("images", "train", str(tmp_path / "gray"), folder=split)
     assert images.shape == (5, 16, 16, 1)
+    assert data.describe_folder(split, str(tmp_path / "gray")).channels == 1
     archive = tmp_path / "gray.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for i in range(6):
             z.write(folder / f"{i}.png", f"nested/{i}.png")
     np.testing.assert_array_equal(data.load("images", "train", str(archive), folder=split), images)
+
+
+def test_one_colour_file_makes_every_split_rgb(tmp_path):
+    """The channel count is the folder's, not each split's: a mostly-gray folder with one colour file gives
+    RGB train and test images wherever that file falls, so the model and its evaluation images agree."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "colour.png")
+    for seed in range(3):
+        split = data.describe_folder(data.FolderSplit(16, 0.2, seed), str(tmp_path))
+        assert split.channels == 3
+        assert {data.load("images", s, str(tmp_path), folder=split).shape[-1] for s in data.SPLITS} == {3}
+        assert {
+            data.load("images", s, str(tmp_path), folder=data.FolderSplit(16, 0.2, seed)).shape[-1]
+            for s in data.SPLITS
+        } == {3}
 
 
 def test_square_resize_takes_the_centred_square():
@@ -366,7 +386,7 @@ def test_own_images_refuse_a_changed_folder_and_bad_settings(tmp_path):
 
     folder = str(tmp_path / "mine")
     write_image_folder(folder, count=12)
-    split = data.FolderSplit(16, 0.25, 0, data.folder_names_digest(folder))
+    split = data.describe_folder(data.FolderSplit(16, 0.25, 0), folder)
     data.load("images", "test", folder, folder=split)
     os.remove(os.path.join(folder, "img_0003.png"))
     with pytest.raises(VaevarError, match="not the ones stage 1 split"):
@@ -383,7 +403,9 @@ def test_own_images_refuse_a_changed_folder_and_bad_settings(tmp_path):
     with pytest.raises(VaevarError, match="cannot be split"):
         data.split_names(["a.png"], 0.1, 0)
     with pytest.raises(VaevarError, match="needs --data-path"):
-        data.load("images", "train")
+        data.load("images", "train", folder=data.FolderSplit())
+    with pytest.raises(VaevarError, match="needs folder="):  # never a silent default split
+        data.load("images", "train", folder)
 
 
 def test_own_images_take_the_nearest_authors_settings():

@@ -50,6 +50,10 @@ def pipeline_run(tmp_path_factory, image_folder, random_inception_weights):
             image_folder,
             "--image-size",
             "16",
+            "--test-fraction",
+            "0.2",
+            "--split-seed",
+            "1",
             "--run-dir",
             run_dir,
             "--quick",
@@ -83,7 +87,12 @@ def test_outputs_have_the_right_content(pipeline_run):
         images = stored["images"]
     assert images.dtype == np.float16 and images.shape == (50, 16, 16, 3)  # unrounded, as the authors score
     with np.load(os.path.join(pipeline_run, "samples", "rec.npz")) as stored:
-        assert stored["images"].shape == (30, 16, 16, 3)  # the 30 test images: gray and RGB mixed -> RGB
+        assert stored["images"].shape == (
+            50,
+            16,
+            16,
+            3,
+        )  # 50 of the 60 test images: gray and RGB mixed -> RGB
     summary = json.load(open(os.path.join(pipeline_run, "samples", "summary.json")))
     gen2, (adjust,) = summary["kinds"]["gen2"], summary["target"]
     assert summary["renorm_target"] == "authors" and 0 < adjust
@@ -115,15 +124,22 @@ def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run,
 
     path, folder = data.recorded_source(pipeline_run)
     assert path == image_folder
-    assert folder == data.FolderSplit(16, 0.1, 0, data.folder_names_digest(image_folder))
+    # the flags' split (not the defaults 0.1 and seed 0), the names' digest and the channels
+    assert folder == data.describe_folder(data.FolderSplit(16, 0.2, 1), image_folder)
     train, test = (data.load("images", split, path, folder=folder) for split in data.SPLITS)
-    assert train.shape == (270, 16, 16, 3) and test.shape == (30, 16, 16, 3)
+    assert train.shape == (240, 16, 16, 3) and test.shape == (60, 16, 16, 3)
+    from vaevar_run import Run
+
+    run = Run.load(pipeline_run, evaluation_count=50)  # generate.py's REC inputs, and the rule's target
+    np.testing.assert_array_equal(
+        run.evaluation()["images"], data.load_evaluation("images", path, 50, "test", folder=folder)
+    )
     with np.load(os.path.join(pipeline_run, "stage2", "latents.npz")) as latents:
-        assert len(latents["mu"]) == 270  # stage 2 encoded stage 1's training split
+        stage2_mu = latents["mu"]
+    # stage 2 encoded stage 1's training split, not another one (conv sums in float32: 1e-4 is ample)
+    np.testing.assert_allclose(stage2_mu, run.encode(train)[0], rtol=1e-4, atol=1e-4)
     fid = json.load(open(os.path.join(pipeline_run, "fid.json")))
-    assert {entry["reference_n"] for entry in fid.values()} == {
-        30
-    }  # the reference: the test split, all of it
+    assert {entry["reference_n"] for entry in fid.values()} == {50}  # 50 of the run's 60 test images
     assert "paper" not in open(os.path.join(pipeline_run, "fid_table.md")).read()  # no paper numbers here
 
 
@@ -201,6 +217,10 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_f
             image_folder,
             "--image-size",
             "16",
+            "--test-fraction",
+            "0.2",
+            "--split-seed",
+            "1",
             "--run-dir",
             pipeline_run,
             "--quick",
@@ -314,6 +334,10 @@ def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipp
             image_folder,
             "--image-size",
             "16",
+            "--test-fraction",
+            "0.2",
+            "--split-seed",
+            "1",
             "--run-dir",
             pipeline_run,
             "--quick",
