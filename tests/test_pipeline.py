@@ -38,6 +38,14 @@ EXPECTED_FILES = [
 
 
 DATA = ["--dataset", "images"]  # the later steps read --data-path and the split from the run
+SPLIT = [
+    "--image-size",
+    "16",
+    "--test-fraction",
+    "0.2",
+    "--split-seed",
+    "1",
+]  # not the defaults (0.1, seed 0)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +56,7 @@ def pipeline_run(tmp_path_factory, image_folder, random_inception_weights):
             *DATA,
             "--data-path",
             image_folder,
-            "--image-size",
-            "16",
-            "--test-fraction",
-            "0.2",
-            "--split-seed",
-            "1",
+            *SPLIT,
             "--run-dir",
             run_dir,
             "--quick",
@@ -215,12 +218,7 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_f
             *DATA,
             "--data-path",
             image_folder,
-            "--image-size",
-            "16",
-            "--test-fraction",
-            "0.2",
-            "--split-seed",
-            "1",
+            *SPLIT,
             "--run-dir",
             pipeline_run,
             "--quick",
@@ -332,12 +330,7 @@ def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipp
             *DATA,
             "--data-path",
             image_folder,
-            "--image-size",
-            "16",
-            "--test-fraction",
-            "0.2",
-            "--split-seed",
-            "1",
+            *SPLIT,
             "--run-dir",
             pipeline_run,
             "--quick",
@@ -362,3 +355,14 @@ def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipp
     )  # FID skips its sets
     assert {stage: open(os.path.join(pipeline_run, stage, "log.csv")).read() for stage in logs} == logs
     assert open(os.path.join(pipeline_run, "samples", "summary.json")).read() == summary
+
+
+def test_reproduce_refuses_another_split_of_the_run(pipeline_run, image_folder):
+    """A finished stage 1 is skipped, so other split flags would be silently ignored: refused instead."""
+    argv = [*DATA, "--data-path", image_folder, "--run-dir", pipeline_run, "--quick"]
+    with pytest.raises(
+        VaevarError, match="split its images at size 16, test fraction 0.2, seed 1: pass those"
+    ):
+        reproduce.main(argv + ["--image-size", "16"])  # the defaults: fraction 0.1, seed 0
+    with pytest.raises(VaevarError, match="--image-size is for --dataset images"):
+        reproduce.main(["--dataset", "mnist", "--image-size", "16", "--run-dir", pipeline_run])
