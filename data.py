@@ -594,9 +594,7 @@ class FolderSplit:
     image_size: int = DEFAULT_IMAGE_SIZE
     test_fraction: float = 0.1
     seed: int = 0
-    names_sha256: str | None = (
-        None  # the file names stage 1 split: files added, removed or renamed are refused
-    )
+    names_sha256: str | None = None  # stage 1's file names: later steps refuse added or removed ones
     channels: int | None = None  # 1: every file grayscale, else 3; None: read from the folder's headers
 
 
@@ -691,8 +689,13 @@ def load_folder(path: str | None, split: str, folder: FolderSplit, limit: int | 
         return image_files.decode(listing, chosen, policy)
 
 
-_FOLDER_KEYS = {"image_size": "image_size", "test_fraction": "test_fraction", "seed": "split_seed"}
-_FOLDER_KEYS.update(names_sha256="names_sha256", channels="channels")  # FolderSplit field -> checkpoint key
+_FOLDER_KEYS = {  # FolderSplit field -> its key in stage1/checkpoint.json
+    "image_size": "image_size",
+    "test_fraction": "test_fraction",
+    "seed": "split_seed",
+    "names_sha256": "names_sha256",
+    "channels": "channels",
+}
 
 
 def folder_metadata(folder: FolderSplit) -> dict[str, object]:
