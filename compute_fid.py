@@ -73,6 +73,20 @@ _PAIR_DEFAULTS = {  # and for two sets, as pytorch-fid and the TTUR code score
 }
 
 
+# Flags of the run form only; the two-set form says it ignores those given.
+_RUN_ONLY = (
+    "dataset",
+    "data_path",
+    "run_dir",
+    "samples",
+    "reference",
+    "reference_split",
+    "jpeg_round_trip",
+    "train_reference",
+    "rescore",
+    "stage2_epoch",
+)
+
 _PATHS_HELP = (
     "two sets to compare (folders, .zip or .npz of images, statistics files), or one with --save-stats"
 )
@@ -110,12 +124,12 @@ def results_file(args):
 
 
 def check_settings(args):
+    if args.quick and args.num_samples is None:  # both forms: a smoke test's count, unless one is given
+        args.num_samples = data.QUICK_SETTINGS["fid_samples"]
     defaults = _PAIR_DEFAULTS if args.paths else RUN_DEFAULTS
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.quick and args.num_samples == RUN_DEFAULTS["num_samples"]:
-        args.num_samples = data.QUICK_SETTINGS["fid_samples"]
     for name in ("num_samples", "drop_remainder"):
         value = getattr(args, name)
         if value is not None and not isinstance(value, int):
@@ -128,6 +142,13 @@ def check_settings(args):
     if args.num_samples is not None and args.num_samples < 2:
         raise common.VaevarError("--num-samples must be at least 2 for FID")
     if args.paths:
+        ignored = [
+            f"--{name.replace('_', '-')}"
+            for name in _RUN_ONLY
+            if getattr(args, name) != globals()[name.upper()]
+        ]
+        if ignored:
+            print(f"note: comparing sets ignores {', '.join(ignored)}: they set up the scoring of a run")
         if args.save_stats and len(args.paths) != 1:
             raise common.VaevarError(
                 f"--save-stats takes one PATH, got {len(args.paths)}: {' '.join(args.paths)}"

@@ -475,3 +475,31 @@ def test_a_folder_named_like_a_data_set_is_that_folder(tmp_path, monkeypatch):
     png_folder(tmp_path / "mnist", np.full((3, 8, 8, 3), 7, np.uint8))
     side = score.read_side("mnist", None)
     assert side.shape == (3, 8, 8, 3) and side.max() == 7  # not the MNIST training split
+
+
+def test_two_sets_take_quick_and_say_which_run_flags_they_ignore(tmp_path, capsys):
+    import common
+    import data
+
+    paths = [str(tmp_path / name) for name in ("a.npz", "b.npz")]
+    for path in paths:
+        np.savez(path, images=np.zeros((4, 8, 8, 3), np.uint8))
+
+    def settings(*flags):
+        args = common.parse_constants(vars(compute_fid), compute_fid.__doc__, [*paths, *flags], ("paths", ""))
+        return compute_fid.check_settings(args)
+
+    assert settings().num_samples is None and "ignores" not in capsys.readouterr().out  # every image
+    quick = settings("--quick")
+    assert (quick.num_samples, quick.frechet_method) == (data.QUICK_SETTINGS["fid_samples"], "eig")
+    assert settings("--quick", "--num-samples", "20").num_samples == 20  # a count given is kept
+    capsys.readouterr()
+    settings("--samples", "x.npz", "--no-train-reference", "--dataset", "mnist")
+    assert "comparing sets ignores --dataset, --samples, --train-reference" in capsys.readouterr().out
+    # the run form: --quick's count unless one is given, as before
+    run = compute_fid.check_settings(
+        common.parse_constants(
+            vars(compute_fid), compute_fid.__doc__, ["--quick", "--run-dir", str(tmp_path)], ("paths", "")
+        )
+    )
+    assert run.num_samples == data.QUICK_SETTINGS["fid_samples"]
