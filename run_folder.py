@@ -217,6 +217,20 @@ def draw_curves(run_dir: str) -> str | None:
     return path
 
 
+def check_same_settings(run_dir: str, metadata: dict) -> dict:
+    """The checkpoint state of run_dir ({} without one), refusing a run made with other settings (metadata);
+    callable before loading the data, so that a resume with other settings fails at once."""
+    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
+    state = load_json(state_path) if os.path.exists(state_path) else {}
+    for key, value in metadata.items():
+        if key in state and state[key] != value:
+            raise VaevarError(
+                f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
+                f"use another --run-dir or the original settings"
+            )
+    return state
+
+
 def resume_or_build(
     run_dir: str, build: Callable[[], keras.Model], metadata: dict
 ) -> tuple[keras.Model, int]:
@@ -227,13 +241,7 @@ def resume_or_build(
     state_path = os.path.join(run_dir, CHECKPOINT_STATE)
     if not os.path.exists(state_path):
         return build(), 0
-    state = load_json(state_path)
-    for key, value in metadata.items():
-        if key in state and state[key] != value:
-            raise VaevarError(
-                f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
-                f"use another --run-dir or the original settings"
-            )
+    state = check_same_settings(run_dir, metadata)
     start_over = f"restore it, or delete {state_path} to start this stage over"
     model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint", start_over, corrupt_hint=start_over)
     return model, int(state["epoch"])

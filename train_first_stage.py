@@ -99,6 +99,7 @@ def main(argv=None):
 
     import fast_training
     from models.first_stage import build_first_stage
+    from run_folder import check_same_settings
     from training import ImageBatches, TrainingSettings, recalibrate_batch_norm, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
@@ -111,6 +112,9 @@ def main(argv=None):
         "gamma_mode": args.gamma_mode,
         "kl_weight": args.kl_weight,
     }
+    if args.folder is not None:
+        metadata.update(data.folder_metadata(args.folder))
+    check_same_settings(stage_dir, metadata)  # a resume with other settings: refused before the data load
     images = data.load(
         args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip, folder=args.folder
     )
@@ -121,8 +125,6 @@ def main(argv=None):
         raise common.VaevarError(
             f"only {len(images)} training images for batch size {args.batch_size}: {more}lower --batch-size"
         )
-    if args.folder is not None:
-        metadata.update(data.folder_metadata(args.folder))
     print(
         f"stage 1: {args.dataset} {images.shape}, {args.epochs} epochs, lr {args.learning_rate}, "
         f"k {args.kl_weight:.4g}"

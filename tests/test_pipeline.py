@@ -212,7 +212,7 @@ def test_same_seed_same_samples(pipeline_run, tmp_path):
     )
 
 
-def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_folder, capsys):
+def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_folder, capsys, monkeypatch):
     train_first_stage.main(
         [
             *DATA,
@@ -230,6 +230,16 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_f
     )
     assert "resuming" in capsys.readouterr().out
     assert len(open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()) == 5
+    # another split of the same folder is refused, before any image is decoded
+    import data
+
+    def no_decoding(*args):
+        raise AssertionError("decoded images before refusing")
+
+    monkeypatch.setattr(data, "load_folder", no_decoding)
+    other = [*DATA, "--data-path", image_folder, *SPLIT, "--test-fraction", "0.3", "--run-dir", pipeline_run]
+    with pytest.raises(VaevarError, match="holds a run with test_fraction=0.2, not 0.3"):
+        train_first_stage.main(other + ["--quick", "--epochs", "4"])
 
 
 def test_variance_numbers_are_consistent(pipeline_run):
