@@ -614,6 +614,24 @@ def folder_split(image_size: object, test_fraction: float, seed: int) -> FolderS
     return FolderSplit(int(image_size), float(test_fraction), int(seed))
 
 
+def requested_split(
+    name: str, image_size: object, test_fraction: float, seed: int, run_dir: str
+) -> FolderSplit | None:
+    """The checked split the flags ask for: for "images", at --image-size, else the size run_dir's first stage
+    recorded (a resume keeps its size), else DEFAULT_IMAGE_SIZE; None for a built-in data set, which refuses
+    --image-size."""
+    if name != IMAGES:
+        if image_size is not None:
+            raise VaevarError(
+                f"--image-size is for --dataset images; {name} has its own size ({dataset(name).shape[0]} px)"
+            )
+        return None
+    if image_size is None:
+        recorded = recorded_source(run_dir)[1]
+        image_size = recorded.image_size if recorded else DEFAULT_IMAGE_SIZE
+    return folder_split(image_size, test_fraction, seed)
+
+
 def names_digest(names: list[str]) -> str:
     """SHA-256 (16 hex digits) of sorted file names: which files a split was made of."""
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
@@ -665,8 +683,14 @@ def _folder_listing(path: str | None) -> image_files.Listing:
 def describe_folder(folder: FolderSplit, path: str | None) -> FolderSplit:
     """folder with what stage 1 records of the files in path: the names' digest and the channel count."""
     with _folder_listing(path) as listing:
-        channels = 1 if image_files.all_grayscale(listing) else 3
-        return dataclasses.replace(folder, names_sha256=names_digest(listing.names), channels=channels)
+        return dataclasses.replace(
+            folder, names_sha256=names_digest(listing.names), channels=_folder_channels(listing)
+        )
+
+
+def _folder_channels(listing: image_files.Listing) -> int:
+    """1 when every file is grayscale, else 3: one colour file makes the whole folder RGB."""
+    return 1 if image_files.all_grayscale(listing) else 3
 
 
 def load_folder(path: str | None, split: str, folder: FolderSplit, limit: int | None = None) -> np.ndarray:
@@ -682,7 +706,7 @@ def load_folder(path: str | None, split: str, folder: FolderSplit, limit: int | 
         chosen = split_names(names, folder.test_fraction, folder.seed)[SPLITS.index(split)]
         if limit is not None and limit < len(chosen):
             chosen = [chosen[i] for i in image_files.seeded_subset(len(chosen), limit, 0)]
-        channels = folder.channels or (1 if image_files.all_grayscale(listing) else 3)
+        channels = folder.channels or _folder_channels(listing)
         policy = image_files.ReadPolicy(
             rgb=channels == 3, transform=functools.partial(square_resize, size=folder.image_size)
         )

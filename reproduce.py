@@ -127,13 +127,10 @@ def check_folder_flags(args, run_dir):
     """--dataset images: the image size to train at (the flag, the run's, else the default), checked, and the
     split flags the same as the run's first stage took (a finished stage 1 is skipped: its split stays);
     None for a built-in data set, which refuses --image-size."""
-    if args.dataset != data.IMAGES:
-        if args.image_size is not None:
-            raise common.VaevarError(f"--image-size is for --dataset images; {args.dataset} has its own size")
+    wanted = data.requested_split(args.dataset, args.image_size, args.test_fraction, args.split_seed, run_dir)
+    if wanted is None:
         return None
     recorded = data.recorded_source(run_dir)[1]
-    size = args.image_size or (recorded.image_size if recorded else data.DEFAULT_IMAGE_SIZE)
-    wanted = data.folder_split(size, args.test_fraction, args.split_seed)
     if recorded is not None and dataclasses.replace(recorded, names_sha256=None, channels=None) != wanted:
         raise common.VaevarError(
             f"{run_dir} split its images at size {recorded.image_size}, test fraction {recorded.test_fraction}, "

@@ -52,18 +52,11 @@ def resolve_settings(args):
     if args.run_dir is None:
         args.run_dir = common.run_dir_of(args.dataset)
     args.data_path = os.path.abspath(args.data_path) if args.data_path else None  # later steps read it
-    args.folder = None
-    if args.dataset == data.IMAGES:
-        recorded = data.recorded_source(args.run_dir)[1]  # a resume keeps the size it started with
-        if args.image_size is None:
-            args.image_size = recorded.image_size if recorded else data.DEFAULT_IMAGE_SIZE
-        split = data.folder_split(args.image_size, args.test_fraction, args.split_seed)
-        args.folder = data.describe_folder(split, args.data_path)
-    elif args.image_size is not None:
-        raise common.VaevarError(
-            f"--image-size is for --dataset images; {args.dataset} has its own size "
-            f"({data.dataset(args.dataset).shape[0]} px)"
-        )
+    split = data.requested_split(
+        args.dataset, args.image_size, args.test_fraction, args.split_seed, args.run_dir
+    )
+    args.folder = data.describe_folder(split, args.data_path) if split else None  # None: a built-in data set
+    args.image_size = split.image_size if split else None
     defaults = data.training_defaults(args.dataset, args.quick, args.image_size)
     for name in ("epochs", "learning_rate", "halve_every", "base_filters", "limit"):
         if getattr(args, name, None) is None and name in defaults:
