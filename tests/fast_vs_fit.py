@@ -36,10 +36,18 @@ STAGES = {
 }
 
 
-def fresh(build):
+def fresh(build, nudge=None):
+    """The model every comparison starts from. nudge (a seed): each trainable weight moved by one float32
+    rounding, a factor 1 +- 2^-24 of random sign: the same training as the plain start up to rounding."""
     keras.utils.set_random_seed(0)
     model = build()
     model.compile(optimizer=make_optimizer(1e-3))
+    model.optimizer.build(model.trainable_variables)
+    if nudge is not None:
+        signs = np.random.default_rng(nudge)
+        for variable in model.trainable_variables:
+            value = np.asarray(variable.numpy(), np.float64)
+            variable.assign((value * (1 + 2.0**-24 * signs.choice([-1, 1], value.shape))).astype(np.float32))
     return model
 
 
@@ -64,6 +72,24 @@ def rows_without_seconds(run_dir):
 ROUNDING_DRIVEN = re.compile(r"_conv0/bias$|_bn1/(moving_mean|biased_mean)$")
 
 
+# float32 terms summed into one step's loss (batch 10: squared errors and KL terms): all nonnegative, so
+# two summation orders of them differ by at most terms * 2^-24 relative
+LOSS_TERMS = {"stage1": 10 * (28 * 28 + 8), "stage2": 10 * (8 + 8)}
+NUDGES = 3  # nudged starts per batch sequence: the rounding reference is the largest of their differences
+
+
+def trained(build, epoch_function, source, rows, noise, nudge=None):
+    """A fresh model (nudged or not) after one compiled epoch on `rows`: (model, per-step loss and gamma)."""
+    model = fresh(build, nudge)
+    state, logs = epoch_function(fast_training.model_state(model), source, rows, noise)
+    fast_training.sync_state(model, state)
+    return model, np.stack([np.asarray(logs["loss"]), np.asarray(logs["gamma"])], axis=1)
+
+
+def max_step_relative(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / np.abs(np.asarray(a))))
+
+
 def max_relative(a_model, b_model):
     pairs = [
         (a, b)
@@ -82,21 +108,30 @@ for stage, (build, batches) in STAGES.items():
     model.fit(
         feeder, epochs=1, verbose=0, shuffle=False, callbacks=[FeedEpoch(feeder), steps]
     )  # as training.fit
-    fast = fresh(build)
-    fast.optimizer.build(fast.trainable_variables)
     inputs = fast_training.EpochInputs(batches(0))
     rows, noise = inputs.epoch(0)
-    run_alone = fast_training.make_epoch_function(fast, inputs)
-    state, logs = run_alone(fast_training.model_state(fast), inputs.source, rows, noise)
-    fast_training.sync_state(fast, state)
-    fast_steps = np.stack([np.asarray(logs["loss"]), np.asarray(logs["gamma"])], axis=1)
+    other_rows, other_noise = inputs.epoch(1)
+    run_alone = fast_training.make_epoch_function(fresh(build), inputs)
+    fast, fast_losses = trained(build, run_alone, inputs.source, rows, noise)
+    alone, alone_losses = trained(build, run_alone, inputs.source, other_rows, other_noise)
+    # The rounding reference, measured here on this machine: the same compiled epoch on the same batches from
+    # starts one rounding away. The training is the same in exact arithmetic, so these differences are what
+    # rounding alone does to 20 steps of this training (Adam turns rounding-level gradients into lr-sized
+    # steps); two correct programs differ by rounding, so by the same order.
+    reference = {"weights": [0.0, 0.0], "steps": [0.0, 0.0]}
+    for nudge in range(1, NUDGES + 1):
+        for index, (plain, plain_losses, batch_rows, batch_noise) in enumerate(
+            ((fast, fast_losses, rows, noise), (alone, alone_losses, other_rows, other_noise))
+        ):
+            nudged, nudged_losses = trained(build, run_alone, inputs.source, batch_rows, batch_noise, nudge)
+            reference["weights"][index] = max(reference["weights"][index], max_relative(plain, nudged))
+            reference["steps"][index] = max(
+                reference["steps"][index], max_step_relative(plain_losses, nudged_losses)
+            )
     # two trainings at once in one vmapped epoch whose loop is unrolled 3 steps per iteration (20 steps: a
     # remainder too; bench/fast_variants.py times both): copy 0 on this epoch's batches against `fast` above,
     # copy 1 on another epoch's batches against the same training alone (the same compiled epoch as `fast`)
     pair = [fresh(build), fresh(build)]
-    for member in pair:
-        member.optimizer.build(member.trainable_variables)
-    other_rows, other_noise = inputs.epoch(1)
     paired_state, paired_logs = fast_training.make_epoch_function(pair[0], inputs, unroll=3, copies=2)(
         fast_training.stacked_state(pair),
         inputs.source,
@@ -105,28 +140,23 @@ for stage, (build, batches) in STAGES.items():
     )
     for index, member in enumerate(pair):
         fast_training.sync_state(member, jax.tree_util.tree_map(lambda v: v[index], paired_state))
-    alone = fresh(build)
-    alone.optimizer.build(alone.trainable_variables)
-    alone_state, alone_logs = run_alone(
-        fast_training.model_state(alone), inputs.source, other_rows, other_noise
-    )
-    fast_training.sync_state(alone, alone_state)
-    paired_loss, alone_losses = (
-        np.asarray(paired_logs["loss"]),
-        [fast_steps[:, 0], np.asarray(alone_logs["loss"])],
-    )
+    paired_steps = np.stack([np.asarray(paired_logs["loss"]), np.asarray(paired_logs["gamma"])], axis=-1)
     results[stage] = {
         "steps": len(steps.steps),
-        "fast_steps": len(fast_steps),
-        "max_step_difference": float(
-            np.max(np.abs(np.asarray(steps.steps) - fast_steps) / np.abs(np.asarray(steps.steps)))
-        ),
+        "fast_steps": len(fast_losses),
+        "loss_terms": LOSS_TERMS[stage],
+        "max_step_difference": max_step_relative(steps.steps, fast_losses),
         "max_weight_difference": max_relative(model, fast),
         "mse_ema": [float(model.mse_ema.numpy()), float(fast.mse_ema.numpy())],
-        "copy_step_difference": max(
-            float(np.max(np.abs(paired_loss[i] - alone_losses[i]) / np.abs(alone_losses[i]))) for i in (0, 1)
-        ),
-        "copy_weight_difference": max(max_relative(fast, pair[0]), max_relative(alone, pair[1])),
+        "rounding_step_difference": reference["steps"][0],
+        "rounding_weight_difference": reference["weights"][0],
+        "copy_step_difference": [
+            max_step_relative(alone_losses_i, paired_steps[i])
+            for i, alone_losses_i in enumerate((fast_losses, alone_losses))
+        ],
+        "copy_weight_difference": [max_relative(fast, pair[0]), max_relative(alone, pair[1])],
+        "copy_rounding_step_difference": reference["steps"],
+        "copy_rounding_weight_difference": reference["weights"],
         # each copy against the lone run of the other copy's batches: what swapped or shared batches would give
         "copy_swapped_weight_difference": min(max_relative(fast, pair[1]), max_relative(alone, pair[0])),
     }

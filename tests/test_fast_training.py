@@ -50,36 +50,59 @@ def comparison(tmp_path_factory):
     return json.load(open(out / "fast_vs_fit.json"))
 
 
+# Two programs that train the same steps differ by rounding, and 20 steps of Adam amplify rounding: an entry
+# whose gradient is at the rounding level gets lr-sized steps of either sign. How far depends on the machine's
+# instructions (2e-4 to 0.13 of a tensor's scale on one CPU under three instruction sets), so no fixed number
+# bounds it. tests/fast_vs_fit.py measures it in the same run: the same program from starts one rounding away
+# (3 of them), on the same batches. A correct second program is one more rounding-level difference, so its
+# distance is of the same order: bounded by ROUNDING_MARGIN times that reference. A bug (another learning
+# rate, loss or batch) is a difference of the algorithm, not of rounding.
+ROUNDING_MARGIN = 10
+U = 2.0**-24
+
+
+def step_bound(result, reference):
+    """Per-step loss and gamma: the rounding reference's margin, and never under one reordered sum of the
+    step's nonnegative loss terms (terms * u: the whole difference when rounding does not grow)."""
+    return max(ROUNDING_MARGIN * reference, result["loss_terms"] * U)
+
+
+def weight_bound(result, reference):
+    """Weights, relative to each tensor's largest entry: the reference's margin, and never under ten roundings
+    a step (when the reference happens to be smaller than the rounding that every step adds)."""
+    return ROUNDING_MARGIN * max(reference, result["steps"] * U)
+
+
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_fast_steps_equal_fit_steps(comparison, stage):
     """Same model, seed and batches: 20 steps' running loss and gamma, the weights and gamma's average
-    (all weights but the conv biases that only feed batch norm: tests/fast_vs_fit.py says why)."""
+    (all weights but the conv biases that only feed batch norm: tests/fast_vs_fit.py says why), each within
+    the rounding this training shows on this machine."""
     result = comparison[stage]
     assert result["steps"] == result["fast_steps"] == 20
-    assert result["max_step_difference"] < 1e-4
-    assert result["max_weight_difference"] < 1e-4
-    fit_ema, fast_ema = result["mse_ema"]
-    assert fast_ema == pytest.approx(fit_ema, rel=1e-5)
+    assert result["max_step_difference"] <= step_bound(result, result["rounding_step_difference"])
+    assert result["max_weight_difference"] <= weight_bound(result, result["rounding_weight_difference"])
+    fit_ema, fast_ema = result["mse_ema"]  # an average of the steps' squared errors: the steps' bound
+    assert fast_ema == pytest.approx(fit_ema, rel=step_bound(result, result["rounding_step_difference"]))
+    # the bound separates: fit against the fast trainer on another epoch's batches is far outside it
+    assert (
+        weight_bound(result, result["rounding_weight_difference"]) < result["copy_swapped_weight_difference"]
+    )
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_vmapped_unrolled_copies_train_as_they_would_alone(comparison, stage):
     """make_epoch_function(unroll=3, copies=2) (bench/fast_variants.py times both): each copy, on its own
-    batches, takes the steps and reaches the weights of the same training run alone.
-
-    The vmapped program rounds its batched products differently from the lone one, so the copies agree with
-    it up to rounding, not bit for bit. The losses: float32 sums over a batch, ~1e-6 apart; 1e-4 leaves a
-    hundredfold margin for the drift of 20 steps. The weights: Adam's first steps are nearly sign(g) * lr,
-    so on entries whose gradient is zero up to rounding (the conv biases before batch norm are left out,
-    fast_vs_fit.ROUNDING_DRIVEN) rounding picks the sign of lr-sized steps. Over 20 steps that moves a few
-    entries by up to a few lr: 2e-4 to 4e-3 of the weights' scale on two x86-64 CPUs, and machine-dependent.
-    So the weights are bounded against what the test guards against, measured in the same run: a copy that
-    trained on the other copy's batches (shared or swapped state) differs from the lone run by the training
-    itself, of the order of the weights. 5 % of that separates the two by over an order of magnitude."""
+    batches, takes the steps and reaches the weights of the same training run alone, within the rounding
+    reference of that training (its own batches). Against the lone run of the other copy's batches (shared
+    or swapped state) it differs by the training itself, of the order of the weights."""
     result = comparison[stage]
-    assert result["copy_step_difference"] < 1e-4
+    for copy in (0, 1):
+        steps_reference = result["copy_rounding_step_difference"][copy]
+        weights_reference = result["copy_rounding_weight_difference"][copy]
+        assert result["copy_step_difference"][copy] <= step_bound(result, steps_reference), copy
+        assert result["copy_weight_difference"][copy] <= weight_bound(result, weights_reference), copy
     assert result["copy_swapped_weight_difference"] > 0.1  # the reference is a real difference of trainings
-    assert result["copy_weight_difference"] < 0.05 * result["copy_swapped_weight_difference"]
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
@@ -87,7 +110,9 @@ def test_fast_log_rows_follow_the_fit_paths_schedule_and_gamma(comparison, stage
     fit_rates, fast_rates = comparison[stage]["learning_rates"]
     assert fit_rates == fast_rates == ["0.001", "0.001", "0.0005"]  # halved after epoch 2 in both
     fit_gammas, fast_gammas = comparison[stage]["gammas"]
-    np.testing.assert_allclose(fast_gammas, fit_gammas, rtol=1e-4)
+    # 3 epochs' gamma: 60 steps of the same rounding as the 20 compared above (the same bound, tripled)
+    rtol = 3 * step_bound(comparison[stage], comparison[stage]["rounding_step_difference"])
+    np.testing.assert_allclose(fast_gammas, fit_gammas, rtol=rtol)
     assert all(b <= a for a, b in zip(fast_gammas, fast_gammas[1:]))  # gamma never grows
 
 
