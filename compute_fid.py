@@ -193,9 +193,8 @@ def compare_sets(args):
         print(f"statistics of {int(sides[0]['count'])} images of {args.paths[0]} in {args.save_stats}")
         return
     result = compare(*sides, args.frechet_method, args.kid)
-    print(
-        f"FID {result['fid']:.4f}  (n = {result['n_a']} and {result['n_b']}, input convention {args.input_convention})"
-    )
+    n_a, n_b = ("unknown" if n is None else n for n in (result["n_a"], result["n_b"]))
+    print(f"FID {result['fid']:.4f}  (n = {n_a} and {n_b}, input convention {args.input_convention})")
     if "precision" in result:
         print(
             "precision {precision:.4f}  recall {recall:.4f}  (k = 3)   density {density:.4f}  "

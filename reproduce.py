@@ -49,14 +49,31 @@ TIME_BUDGET = 0  # seconds for the whole command: stop cleanly before then (exit
 ALLOW_CPU = False  # train even when a stage would take over 6 h without a GPU
 
 
-def run_step(name, script, argv):
+def folder_state(run_dir):
+    """Every file under run_dir with its size and modification time: what a step wrote, if anything."""
+    return {
+        os.path.join(folder, name): (lambda stat: (stat.st_size, stat.st_mtime_ns))(
+            os.stat(os.path.join(folder, name))
+        )
+        for folder, _, names in os.walk(run_dir)
+        for name in names
+    }
+
+
+def run_step(name, script, argv, run_dir):
     """Run one script in its own process, as a user would; its one-line error is its own."""
     command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), script)] + argv
     started = time.time()
     print(f"== {name}: {script} {' '.join(argv)}", flush=True)
+    before = folder_state(run_dir)
     code = subprocess.run(command).returncode
     if code == common.EXIT_TIME_BUDGET:
         raise common.TimeBudgetReached.during(name)
+    if code != 0 and folder_state(run_dir) == before:  # refused before it began (e.g. days on a CPU)
+        raise common.VaevarError(
+            f"{name} ({script}) stopped before it began, so there is nothing to resume: do what its "
+            f"message above says (this command takes --quick and --allow-cpu too), then run it again"
+        )
     if code != 0:
         raise common.VaevarError(
             f"{name} ({script}) failed with exit code {code}: see its message above; "
@@ -209,7 +226,7 @@ def main(argv=None):
                 raise common.TimeBudgetReached.during(name)
             if script.startswith("train_"):
                 step_argv = step_argv + ["--time-budget", str(left)]
-        run_step(name, script, step_argv)
+        run_step(name, script, step_argv, run_dir)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,12 @@ def check_images(images: np.ndarray, name: str = "images") -> np.ndarray:
         )
     if not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
         raise VaevarError(f"{name}: expected uint8 or [0, 1] float images, got {images.dtype}")
+    if images.dtype != np.uint8 and not np.isfinite(images).all():  # NaN passes the range check below
+        bad = int(np.size(images) - np.count_nonzero(np.isfinite(images)))
+        raise VaevarError(
+            f"{name}: {bad} of {images.size} values are NaN or infinite (a generator that diverged?): "
+            f"give finite images in [0, 1]"
+        )
     if images.dtype != np.uint8 and (images.min() < 0 or images.max() > 1):
         raise VaevarError(
             f"{name}: float images must lie in [0, 1], found [{images.min():.3g}, {images.max():.3g}]"

@@ -154,8 +154,7 @@ def read_statistics(path: str) -> dict[str, np.ndarray | np.generic]:
             f"{path}: mu {mu.shape} and sigma {sigma.shape} are not pool_3 statistics "
             f"({FEATURES} and {FEATURES}x{FEATURES})"
         )
-    stats.setdefault("count", np.int64(0))
-    return stats
+    return stats  # no "count": pytorch-fid's files record none (compare says "unknown")
 
 
 def check_statistics_settings(
@@ -165,7 +164,10 @@ def check_statistics_settings(
     ours = {"weights_hash": weights_hash, "input_convention": input_convention}
     theirs = {k: str(stats[k]) for k in SETTINGS_KEYS if k in stats}
     if len(theirs) < len(SETTINGS_KEYS):
-        print(f"note: {path} records no feature settings (not written by --save-stats): assumed to match")
+        print(
+            f"note: {path} records no feature settings (not written by --save-stats, e.g. pytorch-fid's): "
+            f"its weights, resize and input convention cannot be checked against this run's"
+        )
     elif theirs != ours:
         named = lambda s: f"weights {s['weights_hash'][:12]}, input convention {s['input_convention']}"  # noqa: E731
         raise VaevarError(
@@ -369,8 +371,8 @@ def compare(
         "fid": frechet_distance(
             side_a["mu"], side_a["sigma"], side_b["mu"], side_b["sigma"], method=frechet_method
         ),
-        "n_a": int(side_a["count"]),
-        "n_b": int(side_b["count"]),
+        "n_a": int(side_a["count"]) if "count" in side_a else None,  # None: a statistics file without one
+        "n_b": int(side_b["count"]) if "count" in side_b else None,
     }
     if "radii_3" in side_a and "radii_3" in side_b:  # images on both sides, more than k of each
         radii = {PRECISION_RECALL_K: side_b["radii_3"], DENSITY_COVERAGE_K: side_b["radii_5"]}

@@ -18,6 +18,37 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["VAEVAR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaevar-cache-")
 
 
+# Two float32 programs that compute the same thing (the port and the graph, another machine's kernels and
+# ours) differ by rounding, by an amount that depends on the machine's instructions. So such a bound is
+# measured in the same run: the same program with its weights one rounding away (each times 1 +- 2^-24, random
+# signs), the largest change over NUDGES such copies, times ROUNDING_MARGIN. A forward pass carries rounding
+# smoothly, so a reordered sum and a nudged weight move its outputs by the same order (measured on one CPU
+# under the AVX-512, AVX2 and SSE4 settings of tests/portability.py: within 1.3x of each other).
+ROUNDING_MARGIN = 10
+NUDGES = 3
+U = 2.0**-24
+
+
+def nudged_outputs(model, predict, nudges=NUDGES):
+    """predict(model) with the model's float weights nudged by one rounding, for each of `nudges` seeds; the
+    model's own weights are restored after."""
+    original = model.get_weights()
+    outputs = []
+    for seed in range(1, nudges + 1):
+        signs = np.random.default_rng(seed)
+        model.set_weights(
+            [
+                (w.astype(np.float64) * (1 + U * signs.choice([-1, 1], w.shape))).astype(w.dtype)
+                if np.issubdtype(w.dtype, np.floating)
+                else w
+                for w in original
+            ]
+        )
+        outputs.append(np.asarray(predict(model)))
+    model.set_weights(original)
+    return outputs
+
+
 def digit_images(count, size=28, seed=0):
     """Rendered digits with random shifts: structured like MNIST, uint8 (N, size, size)."""
     from PIL import Image, ImageDraw

@@ -16,6 +16,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# TensorFlow sends bfloat16 convolutions to oneDNN by its own CPU check, which ONEDNN_MAX_CPU_ISA does not
+# change; oneDNN capped below AVX-512 then has no bfloat16 convolution ("could not create a primitive
+# descriptor"). A CPU that really lacks AVX-512 is seen as such by TensorFlow, which uses Eigen instead: the
+# test ran there. So under a narrowed setting the test says nothing about the code, and is left out (said).
+NOT_UNDER_NARROWED = ["tests/test_models.py::test_mixed_precision_keeps_the_loss_in_float32[bfloat16]"]
+
 # name: environment
 SETTINGS = {
     "default": {},
@@ -62,12 +68,13 @@ def cpu() -> str:
 
 def run(setting: dict[str, str], files: list[str]) -> tuple[str, float, int]:
     """pytest's summary line, the seconds it took and its exit code."""
+    deselect = [f"--deselect={test}" for test in NOT_UNDER_NARROWED] if setting else []
     env = dict(os.environ)
     for key, value in setting.items():
         env[key] = f"{env[key]} {value}" if key == "XLA_FLAGS" and env.get(key) else value
     started = time.time()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *deselect, *files],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -82,6 +89,7 @@ def run(setting: dict[str, str], files: list[str]) -> tuple[str, float, int]:
 def main(files: list[str]) -> int:
     files = files or SENSITIVE
     print(f"CPU: {cpu()}", flush=True)
+    print(f"left out under the narrowed settings (see NOT_UNDER_NARROWED): {', '.join(NOT_UNDER_NARROWED)}")
     worst = 0
     for name, setting in SETTINGS.items():
         summary, seconds, code = run(setting, files)

@@ -395,8 +395,17 @@ def test_two_folders_and_saved_statistics(tmp_path, random_inception_weights, ca
     out = capsys.readouterr().out
     assert float(out.split("FID ")[1].split()[0]) == pytest.approx(fid_ab, rel=1e-9)
     assert "need images on both sides" in out
+    # pytorch-fid's file: mu and sigma only. The same FID; its count is unknown (not 0), its settings unchecked
+    pytorch_fid = tmp_path / "outside" / "b_pytorch_fid.npz"
+    pytorch_fid.parent.mkdir()
+    np.savez(pytorch_fid, mu=stats["mu"], sigma=stats["sigma"])
+    compute_fid.main([a, str(pytorch_fid), *flags])
+    out = capsys.readouterr().out
+    assert float(out.split("FID ")[1].split()[0]) == pytest.approx(fid_ab, rel=1e-9)
+    assert "n = 24 and unknown" in out
+    assert "weights, resize and input convention cannot be checked" in out
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == ["a", "a_copy", "b", "b_stats.npz", "cache"]
+    assert written == ["a", "a_copy", "b", "b_stats.npz", "cache", "outside"]
 
     # the same images with another input convention are other statistics: refused, both settings named
     with pytest.raises(VaevarError, match="input convention ttur; this run uses .* input convention authors"):

@@ -269,15 +269,16 @@ def test_crafted_cifar_tarball_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
-def test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once(cifar_tarball, monkeypatch, tmp_path):
-    """The tarball's pixels are written to JPEG quality 75 (4:2:0) and read back, as the authors' loader does;
-    the result is cached, so the second load encodes nothing."""
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once(cifar_tarball, monkeypatch, tmp_path, split):
+    """Both splits' pixels (the authors train and score on JPEG'd images) are written to JPEG quality 75 (4:2:0)
+    and read back, as the authors' loader does; the result is cached, so the second load encodes nothing."""
     from PIL import Image
 
     monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
     path, batches = cifar_tarball
-    raw = data.load("cifar10", "test", path, jpeg_round_trip=False)
-    loaded = data.load("cifar10", "test", path)
+    raw = data.load("cifar10", split, path, jpeg_round_trip=False)
+    loaded = data.load("cifar10", split, path)
     assert not np.array_equal(loaded, raw)
     buffer = io.BytesIO()
     Image.fromarray(raw[3]).save(
@@ -286,7 +287,7 @@ def test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once(cifar_tarball, m
     np.testing.assert_array_equal(loaded[3], np.asarray(Image.open(buffer)))
     assert len(os.listdir(tmp_path / "cache")) == 1
     monkeypatch.setattr(data, "jpeg_round_trip", lambda *a: pytest.fail("encoded again instead of the cache"))
-    np.testing.assert_array_equal(data.load("cifar10", "test", path), loaded)
+    np.testing.assert_array_equal(data.load("cifar10", split, path), loaded)
 
 
 def test_jpeg_image_tree_is_not_compressed_twice(tmp_path):

@@ -310,7 +310,14 @@ def bad_sets(root):
     (root / "empty").mkdir()
     np.savez(root / "rgba.npz", images=np.zeros((4, 8, 8, 4), np.uint8))
     np.savez(root / "five.npz", images=np.zeros((4, 5, 8, 8), np.uint8))
+    diverged = np.full((4, 8, 8, 3), np.nan, np.float32)  # a generator that diverged: all NaN
+    np.savez(root / "nan.npz", images=diverged)
+    diverged[:, 0, 0, 0] = 0.5  # one good value each, the rest NaN but one inf: counted together
+    diverged[0, 1, 1, 1] = np.inf
+    np.savez(root / "mostly_nan.npz", images=diverged)
     return [
+        ([str(root / "nan.npz"), str(good)], "768 of 768 values are NaN or infinite"),
+        ([str(root / "mostly_nan.npz"), str(good)], "764 of 768 values are NaN or infinite"),
         ([str(root / "rgba.npz"), str(good)], "images of shape (4, 8, 8, 4)"),
         ([str(root / "five.npz"), str(good)], "images of shape (4, 5, 8, 8)"),
         ([str(corrupt), str(good)], "cannot read image broken.png"),

@@ -67,3 +67,19 @@ def test_radii_exclude_the_point_itself_and_blocks_change_nothing():
     assert diversity.diversity(real, fake, block=7) == diversity.diversity(real, fake, block=1024)
     with pytest.raises(ValueError, match="nearest neighbour needs more than 5"):
         diversity.knn_radii(points, (5,))
+
+
+def test_the_neighbour_counts_are_three_and_five_by_hand():
+    """Real points 0, 1, ..., 9 on a line. Their 3rd-neighbour radii: 3 at the ends, else 2; 5th: 5, 4, then
+    3 inside. Generated 12 lies in 9's k = 3 ball (radius 3, distance 3); 13.5 and -4 lie in no k = 3 ball
+    but in 9's and 0's k = 5 balls; 4.5 in the k = 3 balls of 3-6 and every k = 5 ball. So precision (k = 3) is
+    2 / 4; density (k = 5) counts 2 + 1 + 1 + 10 balls: 14 / (5 * 4). Another k gives other numbers (k = 5
+    for precision: 1.0)."""
+    real = np.arange(10.0)[:, None]
+    generated = np.array([[12.0], [13.5], [-4.0], [4.5]])
+    scores = diversity.diversity(real, generated)
+    assert scores["precision"] == 0.5
+    assert scores["density"] == pytest.approx(14 / 20)
+    assert scores["coverage"] == 1.0  # 4.5 lies in every real k = 5 ball
+    # generated radii (k = 3 of 4 points: the farthest other point) reach every real point
+    assert scores["recall"] == 1.0

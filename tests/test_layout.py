@@ -234,3 +234,14 @@ def test_the_code_passes_ruff_lint_and_format():
             [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, f"ruff {command[0]}:\n{result.stdout[-3000:]}{result.stderr[-1000:]}"
+
+
+def test_every_deliberate_breakage_still_applies():
+    """tests/mutations.py's rows name text in the code: one that moved on without its row tests nothing, and
+    the tool refuses it. Checked here so that the suite fails as soon as a change leaves a row stale."""
+    from tests import mutations
+
+    assert mutations.stale(ROOT, mutations.BREAKAGES) == []
+    gone = [("gone", "data.py", "text that is nowhere in data.py", "", [])]
+    assert mutations.stale(ROOT, gone) == ["gone (its text occurs 0 times)"]
+    assert len({name for name, *_ in mutations.BREAKAGES}) == len(mutations.BREAKAGES)

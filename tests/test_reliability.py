@@ -616,6 +616,26 @@ def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, 
         assert log_epochs(str(tmp_path / insisting[0][2:] / "stage1")) == [1]
 
 
+def test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume(
+    tmp_path, mnist_npz, monkeypatch
+):
+    """reproduce.py over a stage 1 refused by the CPU estimate: its own line says nothing began (not that a
+    rerun resumes) and how to go on; the run folder stays empty."""
+    import reproduce
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("VAEVAR_DATA_DIR", "")
+    run_dir = tmp_path / "refused"
+    argv = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(run_dir), "--skip-fid"]
+    with pytest.raises(VaevarError) as refused:
+        reproduce.main(argv + ["--epochs", "50000000", "--verbose", "0"])
+    message = str(refused.value)
+    assert message.startswith("stage 1 (train_first_stage.py) stopped before it began")
+    assert "nothing to resume" in message and "--quick and --allow-cpu" in message
+    assert "resumes" not in message
+    assert not os.path.exists(run_dir / "stage1")
+
+
 def test_backend_choice():
     """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked), else Keras' own default; set: the
     user's, whatever the devices."""

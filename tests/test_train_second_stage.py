@@ -60,6 +60,21 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
     again = measure.measure(final, 4)
     for field in train_second_stage._LATENT_FD_FIELDS:
         assert float(rows[-1][field]) == pytest.approx(again[field], rel=1e-5)
+    # GEN-2's distance by hand: to the encoded test codes z = mu + sigma * eps (the seed's first draw; its second
+    # draws GEN-2's u), not to their means mu, which are far less spread
+    from fid.frechet import frechet_distance, statistics
+    from training import decode, encode
+
+    test = train_second_stage.data.load_evaluation("mnist", mnist_npz, 40, "test")
+    test_mu, test_sigma = encode(first, test)
+    rng = np.random.default_rng(args.seed)
+    z_test = test_mu + test_sigma * rng.standard_normal(test_mu.shape).astype(np.float32)
+    gen2 = statistics(decode(final, rng.standard_normal(test_mu.shape).astype(np.float32)))
+    by_hand = frechet_distance(*statistics(z_test), *gen2)
+    against_mu = frechet_distance(*statistics(test_mu), *gen2)
+    assert abs(by_hand - against_mu) > 1e-3 * by_hand  # the test can tell the two apart
+    # float32 codes, float64 statistics: 6 significant digits logged
+    assert float(rows[-1]["latent_fd_gen2"]) == pytest.approx(by_hand, rel=1e-5)
     kept = {
         e: load_model(train_second_stage.common.kept_model_path(run_dir, e), compile=False) for e in (3, 4)
     }

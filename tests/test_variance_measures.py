@@ -91,14 +91,21 @@ def test_batch_statistics_reconstructions_see_through_lagging_moving_statistics(
 
     import training
     from models.first_stage import build_first_stage
-    from tests.conftest import digit_images
+    from tests.conftest import ROUNDING_MARGIN, digit_images, nudged_outputs
 
     keras.utils.set_random_seed(0)
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
     images = digit_images(200)[..., None]
     moving = training.decode_posterior_means(model, images, batch_statistics=False)
+    # eager calls against predict's compiled ones: equal up to rounding, bounded by the model's own rounding
+    # measured here (conftest.nudged_outputs; the nudged copies' moving statistics are restored after)
+    nudged = nudged_outputs(
+        model, lambda m: training.decode_posterior_means(m, images, batch_statistics=False)
+    )
+    bound = ROUNDING_MARGIN * max(np.abs(other - moving).max() for other in nudged)
+    assert 0 < bound < 1e-3  # rounding, far below the lag's 1e-2 asserted below
     mu, _ = training.encode(model, images)
-    np.testing.assert_allclose(moving, training.decode(model, mu), atol=1e-5)
+    np.testing.assert_allclose(moving, training.decode(model, mu), rtol=0, atol=bound)
     batch = training.decode_posterior_means(model, images, batch_statistics=True)
     for layer in model._flatten_layers():
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -106,7 +113,7 @@ def test_batch_statistics_reconstructions_see_through_lagging_moving_statistics(
     lagging = training.decode_posterior_means(model, images, batch_statistics=False)
     assert np.abs(lagging - moving).max() > 1e-2
     np.testing.assert_allclose(
-        training.decode_posterior_means(model, images, batch_statistics=True), batch, atol=1e-5
+        training.decode_posterior_means(model, images, batch_statistics=True), batch, rtol=0, atol=bound
     )
 
 
