@@ -125,6 +125,8 @@ def test_balanced_loss_matches_hand_computation():
         y_pred=tuple(a.astype("float32") for a in (x_hat, mu, log_sigma)),
         training=False,
     )
+    # float64 by hand against float32: the inputs' rounding (u each) and ~10 float32 operations per term, the
+    # log(gamma) and KL terms partly cancelling (the loss ~20, its largest term ~50): ~100 u, under 1e-5 = 170 u
     np.testing.assert_allclose(float(loss), hand_loss(x, x_hat, mu, log_sigma, 0.25), rtol=1e-5)
     assert float(model.mse_ema) == 0.25  # evaluation never moves gamma
 
@@ -137,6 +139,7 @@ def test_gamma_update_rule_and_training_step():
     model.compute_loss(
         x=x, y_pred=(x_hat, np.zeros((3, 4), "float32"), np.zeros((3, 4), "float32")), training=True
     )
+    # a float32 mean of 12 equal squares and one EMA step: a few roundings (u = 6e-8 each)
     np.testing.assert_allclose(float(model.mse_ema), 0.99 * 0.5 + 0.01 * 0.01, rtol=1e-6)
     x_hat = np.full((3, 4), 3.0, "float32")  # batch mse 9 > ema: gamma must not grow
     before = float(model.mse_ema)
@@ -183,6 +186,7 @@ def test_fit_moves_gamma_down_and_save_load_roundtrip(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert float(loaded.mse_ema) == pytest.approx(float(model.mse_ema))
+    # the same weights through the same kernels: bit for bit in practice; 1e-6 of outputs in [0, 1] is rounding
     np.testing.assert_allclose(
         loaded.predict(x[:3], verbose=0)[0], model.predict(x[:3], verbose=0)[0], atol=1e-6
     )
@@ -225,6 +229,8 @@ def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
         expected_loss = (
             dims * logs["mse"] / (2 * gamma2) + dims * 0.5 * np.log(gamma2) + model.kl_weight * logs["kl"]
         )
+        # the loss rebuilt from the step's own float32 mse and kl (the same sums as inside): a few roundings of
+        # terms that partly cancel (784 log(gamma) against 784 mse / 2 gamma^2): ~100 u, under 1e-4
         assert logs["loss"] == pytest.approx(expected_loss, rel=1e-4)
         assert logs["gamma"] == pytest.approx(np.sqrt(gamma2), rel=1e-5)
         gamma2 = min(gamma2, 0.99 * gamma2 + 0.01 * logs["mse"])
