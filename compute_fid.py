@@ -18,18 +18,21 @@ RUN_DIR/fid_table.md (plain, renormalized, the gain, the paper's numbers). A rer
 already holds for the same images, reference and settings.
 
 pool_3 features (2048) of the Keras port of classify_image_graph_def.pb, on the TensorFlow or JAX
-backend; the FID stack lives in fid/ (its __init__ says what is where).
+backend; the FID stack lives in vaevar/fid/ (its __init__ says what is where).
 """
+
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
 import glob
 import os
 
-import common
-import data
-from fid.diversity import DENSITY_COVERAGE_K
-from fid.features import check_sample_file
-from fid.frechet import check_method
-from fid.score import (
+from vaevar import cli, data, errors, files, layout
+from vaevar.fid.diversity import DENSITY_COVERAGE_K
+from vaevar.fid.features import check_sample_file
+from vaevar.fid.frechet import check_method
+from vaevar.fid.score import (
     RUN_DEFAULTS,
     FidSettings,
     check_statistics_output,
@@ -43,8 +46,8 @@ from fid.score import (
     side_statistics,
     statistics_cache,
 )
-from fid.table import fid_table, sampler_table
-from fid.weights import resolve_weights, sha256
+from vaevar.fid.table import fid_table, sampler_table
+from vaevar.fid.weights import resolve_weights, sha256
 
 DATASET = "cifar10"  # the run's data set (its test split is the default reference)
 DATA_PATH = None  # local data file; default the run's first stage's (else VAEVAR_DATA_DIR, else tfds)
@@ -94,32 +97,32 @@ _PATHS_HELP = (
 
 def sample_files(args):
     if not args.samples:
-        folder = common.samples_dir(args.run_dir, args.stage2_epoch)
+        folder = layout.samples_dir(args.run_dir, args.stage2_epoch)
         found = {
             os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))
         }
-        files = [found[k] for k in common.SAMPLE_SETS + common.EXTRA_SAMPLERS if k in found]
-        if not files:
-            raise common.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
-        return files
-    files = [s for s in args.samples.split(",") if s]
-    own = os.path.realpath(common.samples_dir(args.run_dir, args.stage2_epoch))
-    for path in files:
+        paths = [found[k] for k in layout.SAMPLE_SETS + layout.EXTRA_SAMPLERS if k in found]
+        if not paths:
+            raise errors.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
+        return paths
+    paths = [s for s in args.samples.split(",") if s]
+    own = os.path.realpath(layout.samples_dir(args.run_dir, args.stage2_epoch))
+    for path in paths:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         if (
-            label in common.SAMPLE_SETS + common.EXTRA_SAMPLERS
+            label in layout.SAMPLE_SETS + layout.EXTRA_SAMPLERS
             and os.path.realpath(os.path.dirname(path)) != own
         ):
-            raise common.VaevarError(
+            raise errors.VaevarError(
                 f"--samples {path} would overwrite the run's '{label}' entry in {results_file(args)}: "
                 f"rename it, or compare two sets with compute_fid.py {path} REFERENCE"
             )
-    return files
+    return paths
 
 
 def results_file(args):
     """RUN_DIR/fid.json; a kept second stage's beside its samples."""
-    folder = common.samples_dir(args.run_dir, args.stage2_epoch) if args.stage2_epoch else args.run_dir
+    folder = layout.samples_dir(args.run_dir, args.stage2_epoch) if args.stage2_epoch else args.run_dir
     return os.path.join(folder, "fid.json")
 
 
@@ -133,14 +136,14 @@ def check_settings(args):
     for name in ("num_samples", "drop_remainder"):
         value = getattr(args, name)
         if value is not None and not isinstance(value, int):
-            raise common.VaevarError(f"--{name.replace('_', '-')} {value!r}: give a whole number")
+            raise errors.VaevarError(f"--{name.replace('_', '-')} {value!r}: give a whole number")
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
     check_method(args.frechet_method)
-    common.require_positive(
+    cli.require_positive(
         args, "num_samples", "batch_size", "drop_remainder", "stage2_epoch", allow_zero=("stage2_epoch",)
     )
     if args.num_samples is not None and args.num_samples < 2:
-        raise common.VaevarError("--num-samples must be at least 2 for FID")
+        raise errors.VaevarError("--num-samples must be at least 2 for FID")
     if args.paths:
         ignored = [
             f"--{name.replace('_', '-')}"
@@ -150,27 +153,27 @@ def check_settings(args):
         if ignored:
             print(f"note: comparing sets ignores {', '.join(ignored)}: they set up the scoring of a run")
         if args.save_stats and len(args.paths) != 1:
-            raise common.VaevarError(
+            raise errors.VaevarError(
                 f"--save-stats takes one PATH, got {len(args.paths)}: {' '.join(args.paths)}"
             )
         if args.save_stats:
             check_statistics_output(args.save_stats)  # before minutes of features
         if not args.save_stats and len(args.paths) != 2:
-            raise common.VaevarError(f"give two sets to compare (PATH_A PATH_B), got {len(args.paths)}")
+            raise errors.VaevarError(f"give two sets to compare (PATH_A PATH_B), got {len(args.paths)}")
         for path in args.paths:
             if not os.path.exists(path):
-                raise common.VaevarError(
+                raise errors.VaevarError(
                     f"{path} not found: give a folder, .zip or .npz of images, or a statistics file"
                 )
         return args
     if args.save_stats:
-        raise common.VaevarError(
+        raise errors.VaevarError(
             "--save-stats takes the PATH to describe: compute_fid.py PATH --save-stats OUT.npz"
         )
     data.dataset(args.dataset)
     args.reference = args.reference or args.dataset
-    args.run_dir = common.run_dir_of(args.dataset, args.run_dir)
-    common.check_dataset(args.run_dir, args.dataset)
+    args.run_dir = layout.run_dir_of(args.dataset, args.run_dir)
+    layout.check_dataset(args.run_dir, args.dataset)
     if args.reference == args.dataset:  # the run's own data: stage 1's file, and for images its split
         recorded_path, args.folder = data.recorded_source(args.run_dir)
         args.data_path = args.data_path or recorded_path
@@ -180,10 +183,10 @@ def check_settings(args):
 def compare_sets(args):
     """FID (and precision / recall / density / coverage) of PATH_A against PATH_B, or --save-stats."""
     if args.save_stats and is_statistics_file(args.paths[0]):
-        raise common.VaevarError(f"{args.paths[0]} already is a statistics file: give images to --save-stats")
+        raise errors.VaevarError(f"{args.paths[0]} already is a statistics file: give images to --save-stats")
     read = [read_side(path, args.num_samples) for path in args.paths]  # bad input fails before the weights
     weights_path = resolve_weights(args.inception_weights)
-    settings = common.settings_from(args, FidSettings, reference=args.paths[-1], reference_split="train")
+    settings = cli.settings_from(args, FidSettings, reference=args.paths[-1], reference_split="train")
     sides = [
         side_statistics(side, path, settings, weights_path, sha256(weights_path))
         for side, path in zip(read, args.paths)
@@ -221,29 +224,29 @@ def list_stats():
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv, positional=("paths", _PATHS_HELP))
+    args = cli.parse_constants(globals(), __doc__, argv, positional=("paths", _PATHS_HELP))
     if args.list_stats:
         return list_stats()
     args = check_settings(args)
-    print(common.runtime_line(), flush=True)
+    print(backend.runtime_line(), flush=True)
     if args.paths:
         return compare_sets(args)
     os.makedirs(args.run_dir, exist_ok=True)
-    files = sample_files(args)
-    for path in files:
+    sample_paths = sample_files(args)
+    for path in sample_paths:
         if path.endswith(".npz"):
             check_sample_file(path)  # before the weights and the reference, which take minutes
     weights_path = resolve_weights(args.inception_weights)
     weights_hash = sha256(weights_path)
-    settings = common.settings_from(args, FidSettings)
+    settings = cli.settings_from(args, FidSettings)
     reference = reference_statistics(settings, weights_path, weights_hash)
     train_reference = None
     if args.train_reference and args.reference in data.DATASETS and args.reference_split != "train":
         train_reference = reference_statistics(settings, weights_path, weights_hash, split="train")
     results_path = results_file(args)
-    results = common.load_json(results_path) if os.path.exists(results_path) else {}
+    results = files.load_json(results_path) if os.path.exists(results_path) else {}
     scored = {}  # content digest -> features and statistics: identical sample files are scored once
-    for path in files:
+    for path in sample_paths:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         entry = score_set(
             path,
@@ -263,7 +266,7 @@ def main(argv=None):
             )
             continue
         results[label] = entry
-        common.save_json(results_path, results)
+        files.save_json(results_path, results)
         kid = f"  KID {entry['kid']:.5f}" if args.kid else ""
         whole = (
             f"; whole sets, n={entry['n_whole_set']}: {entry['fid_whole_set']:.2f}"
@@ -277,14 +280,14 @@ def main(argv=None):
         )
     table_path = os.path.join(os.path.dirname(results_path), "fid_table.md")
     table = fid_table(results, args.dataset)
-    summary_path = os.path.join(common.samples_dir(args.run_dir, args.stage2_epoch), "summary.json")
-    if any(name in results for name in common.EXTRA_SAMPLERS) and os.path.exists(summary_path):
-        table += "\n" + sampler_table(results, common.load_json(summary_path))
-    with common.atomic_path(table_path) as tmp:
+    summary_path = os.path.join(layout.samples_dir(args.run_dir, args.stage2_epoch), "summary.json")
+    if any(name in results for name in layout.EXTRA_SAMPLERS) and os.path.exists(summary_path):
+        table += "\n" + sampler_table(results, files.load_json(summary_path))
+    with files.atomic_path(table_path) as tmp:
         with open(tmp, "w") as f:
             f.write(table)
     print(f"results in {results_path}, the paper's table for this run in {table_path}")
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -27,18 +27,18 @@ paper's Fig. 6), latents.npz (every z batch) and summary.json. Without a
 second stage, GEN-2 is skipped with a message.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import os
 import time
 
 import numpy as np
 
-import common
-import data
-import image_files
-import renormalization
-import samplers
-from vaevar_run import Run
-from variance_measures import total_variance
+from vaevar import cli, data, errors, files, image_files, layout, renormalization, samplers
+from vaevar.run import Run
+from vaevar.variance_measures import total_variance
 
 DATASET = "cifar10"  # the data set the run was trained on
 DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
@@ -85,7 +85,7 @@ def image_grid(images, rows, cols, pad=2):
 def save_png(path, grid):
     from PIL import Image
 
-    with common.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(tmp, format="PNG")
 
 
@@ -108,7 +108,7 @@ def check_settings(args):
     data.dataset(args.dataset)
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = data.QUICK_SETTINGS["samples"]
-    common.require_positive(
+    cli.require_positive(
         args,
         "num_samples",
         "grid",
@@ -128,21 +128,21 @@ def check_settings(args):
         ("sample-dtype", args.sample_dtype, ("float16", "uint8")),
     ):
         if value not in choices:
-            raise common.VaevarError(f"unknown --{flag} {value!r}: use {' or '.join(choices)}")
+            raise errors.VaevarError(f"unknown --{flag} {value!r}: use {' or '.join(choices)}")
     if args.run_dir is None:
-        args.run_dir = common.run_dir_of(args.dataset)
+        args.run_dir = layout.run_dir_of(args.dataset)
     return args
 
 
 def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
     """The kind's two sample arrays, its two grids and the side-by-side grid."""
     plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
-    common.save_npz(
+    files.save_npz(
         os.path.join(out_dir, f"{kind}.npz"),
         compress=False,
         images=sample_array(plain_float, args.sample_dtype),
     )
-    common.save_npz(
+    files.save_npz(
         os.path.join(out_dir, f"{kind}_renorm.npz"),
         compress=False,
         images=sample_array(renormed_float, args.sample_dtype),
@@ -175,21 +175,21 @@ def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
 
 def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir, latent_arrays):
     """Samples of each ex-post sampler in SAMPLERS: <name>.npz, <name>.png; returns their summary rows."""
-    latents_path = os.path.join(stage2_dir, common.LATENTS_FILE)
+    latents_path = os.path.join(stage2_dir, layout.LATENTS_FILE)
     if not os.path.exists(latents_path):
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"the samplers fit the encoded training codes in {latents_path}: run train_second_stage.py first"
         )
     with np.load(latents_path) as stored:
         train_mu = stored["mu"]
-    z_std = common.load_json(os.path.join(stage2_dir, common.STATS_FILE))["z_std"]
+    z_std = files.load_json(os.path.join(stage2_dir, layout.STATS_FILE))["z_std"]
     rows = {}
     for name in [s.strip() for s in args.samplers.split(",") if s.strip()]:
         started = time.time()
         z = samplers.sampler_codes(name, args.num_samples, args.seed, train_mu, z_std, gen2_codes)
         images = decode(z)
         seconds = time.time() - started
-        common.save_npz(
+        files.save_npz(
             os.path.join(out_dir, f"{name}.npz"),
             compress=False,
             images=sample_array(images, args.sample_dtype),
@@ -213,16 +213,16 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
 
 
 def main(argv=None):
-    args = check_settings(common.parse_constants(globals(), __doc__, argv))
-    common.set_seed(args.seed)
-    print(common.runtime_line(), flush=True)
+    args = check_settings(cli.parse_constants(globals(), __doc__, argv))
+    backend.set_seed(args.seed)
+    print(backend.runtime_line(), flush=True)
     started = time.time()
     run = Run.load(
         args.run_dir,
         args.stage2_epoch,
         dataset=args.dataset,
         data_path=args.data_path,
-        rule=common.settings_from(args, renormalization.RenormalizationSettings),
+        rule=cli.settings_from(args, renormalization.RenormalizationSettings),
         renorm_target=args.renorm_target,
         evaluation_count=args.num_samples,
         rec_split=args.rec_split,
@@ -231,7 +231,7 @@ def main(argv=None):
         batch_size=args.batch_size,
     )
     first, second = run.first, run.second
-    stage2_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
+    stage2_dir = os.path.join(args.run_dir, layout.STAGE2_DIR)
     originals = run.evaluation()["images"]
     target = run.target()
     latents = {
@@ -242,15 +242,15 @@ def main(argv=None):
         latents["gen2"] = run.codes("gen2", args.num_samples, args.seed)
     gen2_ratio = run.gate_ratio(args.seed)
 
-    out_dir = common.samples_dir(args.run_dir, args.stage2_epoch)
+    out_dir = layout.samples_dir(args.run_dir, args.stage2_epoch)
     summary = {
         "dataset": args.dataset,
         "num_samples": args.num_samples,
         "seed": args.seed,
         "sample_dtype": args.sample_dtype,  # the models the samples come from (reproduce.py: current?)
         "models": {
-            "stage1": common.weights_digest(first),
-            "stage2": common.weights_digest(second) if second is not None else None,
+            "stage1": files.weights_digest(first),
+            "stage2": files.weights_digest(second) if second is not None else None,
         },
         "rec_split": args.rec_split,
         "rec_code": args.rec_code,
@@ -299,10 +299,10 @@ def main(argv=None):
         summary["samplers"] = write_samplers(
             args, stage2_dir, latents.get("gen2"), run.decode, data_variance, out_dir, latent_arrays
         )
-    common.save_npz(os.path.join(out_dir, "latents.npz"), compress=False, **latent_arrays)
-    common.save_json(os.path.join(out_dir, "summary.json"), summary)
+    files.save_npz(os.path.join(out_dir, "latents.npz"), compress=False, **latent_arrays)
+    files.save_json(os.path.join(out_dir, "summary.json"), summary)
     print(f"samples written to {out_dir}")
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

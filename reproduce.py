@@ -11,7 +11,7 @@ flags passed on. A rerun skips the steps whose outputs are complete and
 current (a finished stage, samples from the same models, an analysis of
 those samples), says so, and resumes the rest where they stopped. With
 --time-budget the run stops before the budget ends with exit code 75
-(common.EXIT_TIME_BUDGET): rerun the same command to continue.
+(errors.EXIT_TIME_BUDGET): rerun the same command to continue.
 """
 
 import dataclasses
@@ -20,8 +20,7 @@ import subprocess
 import sys
 import time
 
-import common
-import data
+from vaevar import cli, data, errors, files, layout
 
 DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
 DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -39,7 +38,7 @@ MIXED_DTYPE = "float16"  # float16 | bfloat16
 JIT_COMPILE = "auto"  # XLA in both trainings: auto | on | off
 STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step, both trainings
 TRAINER = "auto"  # both trainings: auto (fast on JAX with a GPU, else fit) | fit | fast
-INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back in every step
 SKIP_FID = False  # stop before compute_fid.py (no Inception weights needed)
 SAMPLE_DTYPE = "float16"  # generate.py's sample arrays: float16 [0, 1], scored unrounded | uint8
@@ -67,15 +66,15 @@ def run_step(name, script, argv, run_dir):
     print(f"== {name}: {script} {' '.join(argv)}", flush=True)
     before = folder_state(run_dir)
     code = subprocess.run(command).returncode
-    if code == common.EXIT_TIME_BUDGET:
-        raise common.TimeBudgetReached.during(name)
+    if code == errors.EXIT_TIME_BUDGET:
+        raise errors.TimeBudgetReached.during(name)
     if code != 0 and folder_state(run_dir) == before:  # refused before it began (e.g. days on a CPU)
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"{name} ({script}) stopped before it began, so there is nothing to resume: do what its "
             f"message above says (this command takes --quick and --allow-cpu too), then run it again"
         )
     if code != 0:
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"{name} ({script}) failed with exit code {code}: see its message above; "
             f"rerunning this command resumes"
         )
@@ -86,18 +85,20 @@ def print_runtime_line(trainer):
     """The steps' backend, device, trainer and precision, found in a process of its own: a JAX GPU client in this
     long-lived parent would hold GPU memory that the steps need."""
     probe = (
-        "import common, fast_training; "
-        f"print(common.runtime_line('fast' if fast_training.choose({trainer!r}) else 'fit'))"
+        "from vaevar import backend; backend.choose(); from vaevar import fast_training; "
+        f"print(backend.runtime_line('fast' if fast_training.choose({trainer!r}) else 'fit'))"
     )
     root = os.path.dirname(os.path.abspath(__file__))
     found = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True)
     if found.returncode != 0:  # an unknown --trainer: the same one-line error as the step would give
-        raise common.VaevarError(found.stderr.strip().splitlines()[-1].removeprefix("common.VaevarError: "))
+        raise errors.VaevarError(
+            found.stderr.strip().splitlines()[-1].removeprefix("vaevar.errors.VaevarError: ")
+        )
     print(found.stdout.strip(), flush=True)
 
 
 def read_json(path):
-    return common.load_json(path) if os.path.exists(path) else {}
+    return files.load_json(path) if os.path.exists(path) else {}
 
 
 def stage_complete(stage_dir, model_file, epochs):
@@ -113,19 +114,19 @@ def stage_complete(stage_dir, model_file, epochs):
 
 def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtype):
     """The steps whose outputs are complete and made from what the run holds now: {name: why}."""
-    stage1 = stage_complete(os.path.join(run_dir, common.STAGE1_DIR), common.STAGE1_MODEL, epochs)
+    stage1 = stage_complete(os.path.join(run_dir, layout.STAGE1_DIR), layout.STAGE1_MODEL, epochs)
     if stage1 is None:
         return {}
     current = {"stage 1": f"{epochs} epochs done"}
-    stage2_dir = os.path.join(run_dir, common.STAGE2_DIR)
-    stage2 = stage_complete(stage2_dir, common.STAGE2_MODEL, stage2_epochs)
+    stage2_dir = os.path.join(run_dir, layout.STAGE2_DIR)
+    stage2 = stage_complete(stage2_dir, layout.STAGE2_MODEL, stage2_epochs)
     if (
         stage2 is None
-        or read_json(os.path.join(stage2_dir, common.CHECKPOINT_STATE)).get("stage1_weights") != stage1
+        or read_json(os.path.join(stage2_dir, layout.CHECKPOINT_STATE)).get("stage1_weights") != stage1
     ):
         return current
     current["stage 2"] = f"{stage2_epochs} epochs done on this first stage"
-    summary_path = os.path.join(run_dir, common.SAMPLES_DIR, "summary.json")
+    summary_path = os.path.join(run_dir, layout.SAMPLES_DIR, "summary.json")
     summary = read_json(summary_path)
     if summary.get("models") != {"stage1": stage1, "stage2": stage2} or (
         summary.get("num_samples"),
@@ -134,8 +135,8 @@ def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtyp
     ) != (num_samples, seed, sample_dtype):
         return current
     current["samples"] = f"made from these models ({num_samples} per kind, seed {seed})"
-    analysis = read_json(os.path.join(run_dir, common.ANALYSIS_DIR, "variance_loss.json"))
-    if analysis.get("samples_summary_sha256") == common.file_digest(summary_path):
+    analysis = read_json(os.path.join(run_dir, layout.ANALYSIS_DIR, "variance_loss.json"))
+    if analysis.get("samples_summary_sha256") == files.file_digest(summary_path):
         current["variance analysis"] = "of these samples"
     return current
 
@@ -149,7 +150,7 @@ def check_folder_flags(args, run_dir):
         return None
     recorded = data.recorded_source(run_dir)[1]
     if recorded is not None and dataclasses.replace(recorded, names_sha256=None, channels=None) != wanted:
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"{run_dir} split its images at size {recorded.image_size}, test fraction {recorded.test_fraction}, "
             f"seed {recorded.seed}: pass those, or another --run-dir for a new split"
         )
@@ -157,10 +158,10 @@ def check_folder_flags(args, run_dir):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
-    common.require_positive(args, "time_budget", allow_zero=("time_budget",))
-    run_dir = common.run_dir_of(args.dataset, args.run_dir)
+    cli.require_positive(args, "time_budget", allow_zero=("time_budget",))
+    run_dir = layout.run_dir_of(args.dataset, args.run_dir)
     image_size = check_folder_flags(args, run_dir)
     print_runtime_line(args.trainer)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
@@ -215,7 +216,7 @@ def main(argv=None):
         args.seed,
         args.sample_dtype,
     )
-    deadline = common.deadline_of(args.time_budget)
+    deadline = errors.deadline_of(args.time_budget)
     for name, script, step_argv in steps:
         if name in current:
             print(f"== {name}: skipped, {run_dir} holds it ({current[name]})", flush=True)
@@ -223,11 +224,11 @@ def main(argv=None):
         if deadline is not None:
             left = int(deadline - time.time())
             if left <= 0:
-                raise common.TimeBudgetReached.during(name)
+                raise errors.TimeBudgetReached.during(name)
             if script.startswith("train_"):
                 step_argv = step_argv + ["--time-budget", str(left)]
         run_step(name, script, step_argv, run_dir)
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -11,10 +11,13 @@ in the authors' code) re-estimates the batch-norm statistics of the final
 model, for short runs.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import os
 
-import common
-import data
+from vaevar import cli, data, errors, files, layout
 
 DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
 DATA_PATH = None  # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
@@ -50,7 +53,7 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 def resolve_settings(args):
     """Fill constants left at None from the data set's (or --quick) defaults."""
     if args.run_dir is None:
-        args.run_dir = common.run_dir_of(args.dataset)
+        args.run_dir = layout.run_dir_of(args.dataset)
     args.data_path = os.path.abspath(args.data_path) if args.data_path else None  # later steps read it
     split = data.requested_split(
         args.dataset, args.image_size, args.test_fraction, args.split_seed, args.run_dir
@@ -65,7 +68,7 @@ def resolve_settings(args):
         from models.first_stage import kl_weight_for
 
         args.kl_weight = kl_weight_for(data.dataset(args.dataset, args.image_size).shape[0], args.latent_dim)
-    common.require_positive(
+    cli.require_positive(
         args,
         "kl_weight",
         "epochs",
@@ -81,23 +84,23 @@ def resolve_settings(args):
         "time_budget",
         allow_zero=("halve_every", "recalibrate_bn", "time_budget"),
     )
-    args.jit_compile = common.jit_setting(args.jit_compile)
+    args.jit_compile = cli.jit_setting(args.jit_compile)
     return args
 
 
 def main(argv=None):
-    args = resolve_settings(common.parse_constants(globals(), __doc__, argv))
-    common.set_seed(args.seed)
+    args = resolve_settings(cli.parse_constants(globals(), __doc__, argv))
+    backend.set_seed(args.seed)
     import keras
 
-    import fast_training
     from models.first_stage import build_first_stage
-    from run_folder import check_same_settings
-    from training import ImageBatches, TrainingSettings, recalibrate_batch_norm, train_stage
+    from vaevar import fast_training
+    from vaevar.run_folder import check_same_settings
+    from vaevar.training import ImageBatches, TrainingSettings, recalibrate_batch_norm, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
-    print(common.runtime_line("fast" if trainer else "fit"), flush=True)
-    stage_dir = os.path.join(args.run_dir, common.STAGE1_DIR)
+    print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
+    stage_dir = os.path.join(args.run_dir, layout.STAGE1_DIR)
     metadata = {
         "dataset": args.dataset,
         "latent_dim": args.latent_dim,
@@ -115,7 +118,7 @@ def main(argv=None):
         data.load(args.dataset, "test", args.data_path, folder=args.folder)
     if len(images) < args.batch_size:
         more = "add images, lower --test-fraction or " if args.folder else ""
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"only {len(images)} training images for batch size {args.batch_size}: {more}lower --batch-size"
         )
     print(
@@ -124,9 +127,9 @@ def main(argv=None):
     )
 
     model = train_stage(
-        common.settings_from(args, TrainingSettings),
+        cli.settings_from(args, TrainingSettings),
         stage_dir,
-        common.STAGE1_MODEL,
+        layout.STAGE1_MODEL,
         lambda: build_first_stage(
             images.shape[1:],
             args.latent_dim,
@@ -145,23 +148,21 @@ def main(argv=None):
 
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         layers = debias_legacy_statistics(model, steps)
-        common.save_model(model, os.path.join(stage_dir, common.STAGE1_MODEL))
+        files.save_model(model, os.path.join(stage_dir, layout.STAGE1_MODEL))
         print(f"debiased {layers} batch-norm layers' moving statistics after {steps} steps")
     if args.recalibrate_bn:
         # Short runs: decay 0.999 averages over ~1000 steps, so the moving statistics lag the weights.
         batches = ImageBatches(images, args.batch_size, args.seed, epoch=args.epochs)
         count = min(len(batches), max(1, args.recalibrate_bn // args.batch_size))
         layers = recalibrate_batch_norm(model, (batches[i] for i in range(count)), args.seed)
-        common.save_model(model, os.path.join(stage_dir, common.STAGE1_MODEL))
+        files.save_model(model, os.path.join(stage_dir, layout.STAGE1_MODEL))
         print(
             f"re-estimated {layers} batch-norm layers' statistics on {count * args.batch_size} training images"
         )
     if args.debias_legacy_bn or args.recalibrate_bn:  # the completion record names the weights saved last
-        config_path = os.path.join(stage_dir, common.STAGE_CONFIG)
-        common.save_json(
-            config_path, dict(common.load_json(config_path), weights=common.weights_digest(model))
-        )
+        config_path = os.path.join(stage_dir, layout.STAGE_CONFIG)
+        files.save_json(config_path, dict(files.load_json(config_path), weights=files.weights_digest(model)))
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

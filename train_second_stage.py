@@ -11,12 +11,15 @@ Nth row of log.csv also holds the mismatch the paper blames: the Frechet
 distance between GEN-2's codes (plain, renormalized) and encoded test codes.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import os
 
 import numpy as np
 
-import common
-import data
+from vaevar import cli, data, errors, files, layout
 
 DATASET = "cifar10"  # the data set the first stage was trained on
 DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
@@ -47,7 +50,7 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 def resolve_settings(args):
     if args.run_dir is None:
-        args.run_dir = common.run_dir_of(args.dataset)
+        args.run_dir = layout.run_dir_of(args.dataset)
     recorded_path, args.folder = data.recorded_source(args.run_dir)  # --dataset images: stage 1's split
     args.data_path = args.data_path or recorded_path
     paper = data.training_defaults(args.dataset, args.quick, args.folder and args.folder.image_size)
@@ -61,7 +64,7 @@ def resolve_settings(args):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    common.require_positive(
+    cli.require_positive(
         args,
         "epochs",
         "batch_size",
@@ -76,17 +79,17 @@ def resolve_settings(args):
         "latent_fd_samples",
         allow_zero=("halve_every", "time_budget", "latent_fd_every"),
     )
-    args.jit_compile = common.jit_setting(args.jit_compile)
+    args.jit_compile = cli.jit_setting(args.jit_compile)
     try:
         args.keep_models_at = tuple(
             sorted({int(e) for e in str(args.keep_models_at).split(",") if e.strip()})
         )
     except ValueError:
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"--keep-models-at {args.keep_models_at!r}: give comma-separated epochs, e.g. 5,15,40"
         ) from None
     if any(e < 1 for e in args.keep_models_at):
-        raise common.VaevarError(f"--keep-models-at {args.keep_models_at}: epochs start at 1")
+        raise errors.VaevarError(f"--keep-models-at {args.keep_models_at}: epochs start at 1")
     return args
 
 
@@ -113,10 +116,10 @@ def latent_mismatch(first, args, mu, sigma):
     """run_folder.EpochMeasure of the paper's mismatch over training: the Frechet distance between the encoded
     test codes z = mu + sigma * eps and the second stage's GEN-2 codes, plain and renormalized as the authors
     do (per batch of 100, gate ignored), and the gate's variance-loss ratio. Fixed noise: epochs compare."""
-    from renormalization import latent_target, renormalize_batches, second_stage_variance_ratio
-    from run_folder import EpochMeasure
-    from training import decode, encode
-    from variance_measures import latent_frechet_distances
+    from vaevar.renormalization import latent_target, renormalize_batches, second_stage_variance_ratio
+    from vaevar.run_folder import EpochMeasure
+    from vaevar.training import decode, encode
+    from vaevar.variance_measures import latent_frechet_distances
 
     test = data.load_evaluation(
         args.dataset, args.data_path, args.latent_fd_samples, "test", args.jpeg_round_trip, args.folder
@@ -143,7 +146,7 @@ def latent_mismatch(first, args, mu, sigma):
 
 def epoch_measure(first, args, mu, sigma):
     """The run's run_folder.EpochMeasure: --latent-fd-every's columns and --keep-models-at's copies, or None."""
-    from run_folder import EpochMeasure
+    from vaevar.run_folder import EpochMeasure
 
     mismatch = latent_mismatch(first, args, mu, sigma) if args.latent_fd_every else None
     if not args.keep_models_at:
@@ -151,9 +154,9 @@ def epoch_measure(first, args, mu, sigma):
 
     def measure(second, epoch):
         if epoch in args.keep_models_at:
-            path = common.kept_model_path(args.run_dir, epoch)
+            path = layout.kept_model_path(args.run_dir, epoch)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            common.save_model(second, path)
+            files.save_model(second, path)
         return mismatch.measure(second, epoch) if mismatch is not None and mismatch.due(epoch) else {}
 
     fields = mismatch.fields if mismatch is not None else ()
@@ -161,24 +164,24 @@ def epoch_measure(first, args, mu, sigma):
 
 
 def main(argv=None):
-    args = resolve_settings(common.parse_constants(globals(), __doc__, argv))
-    common.set_seed(args.seed)
-    import fast_training
+    args = resolve_settings(cli.parse_constants(globals(), __doc__, argv))
+    backend.set_seed(args.seed)
     from models.second_stage import build_second_stage
-    from run_folder import check_image_shape, check_second_stage_matches, load_model
-    from training import LatentBatches, TrainingSettings, encode, train_stage
+    from vaevar import fast_training
+    from vaevar.run_folder import check_image_shape, check_second_stage_matches, load_model
+    from vaevar.training import LatentBatches, TrainingSettings, encode, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
-    print(common.runtime_line("fast" if trainer else "fit"), flush=True)
-    stage1_path = os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)
+    print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
+    stage1_path = os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL)
     first = load_model(
         stage1_path,
         "first-stage model",
         f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first",
     )
-    common.check_dataset(args.run_dir, args.dataset)
-    stage_dir = os.path.join(args.run_dir, common.STAGE2_DIR)
-    stage1_digest = common.weights_digest(first)
+    layout.check_dataset(args.run_dir, args.dataset)
+    stage_dir = os.path.join(args.run_dir, layout.STAGE2_DIR)
+    stage1_digest = files.weights_digest(first)
     check_second_stage_matches(stage_dir, stage1_digest)
     os.makedirs(stage_dir, exist_ok=True)
     images = data.load(
@@ -186,8 +189,8 @@ def main(argv=None):
     )
     check_image_shape(first, images, args.dataset)
     mu, sigma = encode(first, images)
-    common.save_npz(os.path.join(stage_dir, common.LATENTS_FILE), mu=mu, sigma=sigma)
-    common.save_json(os.path.join(stage_dir, common.STATS_FILE), latent_statistics(mu, sigma))
+    files.save_npz(os.path.join(stage_dir, layout.LATENTS_FILE), mu=mu, sigma=sigma)
+    files.save_json(os.path.join(stage_dir, layout.STATS_FILE), latent_statistics(mu, sigma))
     print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs")
 
     metadata = {
@@ -199,9 +202,9 @@ def main(argv=None):
     }
 
     train_stage(
-        common.settings_from(args, TrainingSettings),
+        cli.settings_from(args, TrainingSettings),
         stage_dir,
-        common.STAGE2_MODEL,
+        layout.STAGE2_MODEL,
         lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
         lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch),
         metadata,
@@ -212,4 +215,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -20,15 +20,16 @@ All pixel quantities are in [0, 1] units, per pixel:
   variance loss = (sum_j Var(x_j) - sum_j Var(x_hat_j)) / D
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import os
 
 import numpy as np
 
-import common
-import data
-import run_folder
-import training
-from variance_measures import (
+from vaevar import cli, data, errors, files, layout, run_folder, training
+from vaevar.variance_measures import (
     batch_norm_lag_note,
     latent_frechet_distances,
     mean_squared_error,
@@ -53,12 +54,12 @@ QUICK = False  # 500 images
 
 
 def analyse_run(run_dir, args):
-    config_path = os.path.join(run_dir, common.STAGE1_DIR, "config.json")
+    config_path = os.path.join(run_dir, layout.STAGE1_DIR, "config.json")
     if not os.path.exists(config_path):
-        raise common.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
-    config = common.load_json(config_path)
+        raise errors.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
+    config = files.load_json(config_path)
     model = run_folder.load_model(
-        os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
+        os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "first-stage model"
     )
     recorded_path, folder = data.recorded_source(run_dir)
     test = data.load_evaluation(
@@ -75,14 +76,14 @@ def analyse_run(run_dir, args):
 
     data_var = total_variance(test)
     pixels = {"data": data_var, "reconstruction": total_variance(rec)}
-    samples_dir = os.path.join(run_dir, common.SAMPLES_DIR)
-    for kind in common.SAMPLE_SETS:
+    samples_dir = os.path.join(run_dir, layout.SAMPLES_DIR)
+    for kind in layout.SAMPLE_SETS:
         path = os.path.join(samples_dir, f"{kind}.npz")
         if os.path.exists(path):
             with np.load(path) as stored:
                 pixels[kind] = total_variance(stored["images"][: args.num_samples])
     latents = {"mu (encoded)": float(np.sum(np.var(mu, 0))), "z ~ N(mu, sigma)": float(np.sum(np.var(z, 0)))}
-    latent_path = os.path.join(samples_dir, common.LATENTS_FILE)
+    latent_path = os.path.join(samples_dir, layout.LATENTS_FILE)
     mismatch = {}
     if os.path.exists(latent_path):
         with np.load(latent_path) as stored:
@@ -146,7 +147,7 @@ def _pyplot():
 
 
 def _save(fig, path):
-    with common.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
 
@@ -290,37 +291,37 @@ def write_report(result, figures, smoothing, path):
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
     curves = [
         f"[{stage}](../{stage}/curves.png)"
-        for stage in (common.STAGE1_DIR, common.STAGE2_DIR)
+        for stage in (layout.STAGE1_DIR, layout.STAGE2_DIR)
         if os.path.exists(os.path.join(result["run_dir"], stage, "curves.png"))
     ]
     if curves:
         lines += ["", f"Training curves: {', '.join(curves)}."]
-    with common.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
 
 
 def samples_summary_digest(run_dir):
     """SHA-256 of the run's samples/summary.json (None without one): which generate.py run was analysed."""
-    path = os.path.join(run_dir, common.SAMPLES_DIR, "summary.json")
-    return common.file_digest(path) if os.path.exists(path) else None
+    path = os.path.join(run_dir, layout.SAMPLES_DIR, "summary.json")
+    return files.file_digest(path) if os.path.exists(path) else None
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     if not args.run_dirs:
-        raise common.VaevarError("give --run-dirs DIR[,DIR...] (directories written by train_first_stage.py)")
+        raise errors.VaevarError("give --run-dirs DIR[,DIR...] (directories written by train_first_stage.py)")
     if args.quick and args.num_samples == NUM_SAMPLES:
         args.num_samples = data.QUICK_SETTINGS["analysis_samples"]
-    common.require_positive(args, "num_samples", "pca_samples")
-    common.set_seed(args.seed)
-    print(common.runtime_line(), flush=True)
+    cli.require_positive(args, "num_samples", "pca_samples")
+    backend.set_seed(args.seed)
+    print(backend.runtime_line(), flush=True)
     smoothing = smoothing_example(seed=args.seed)
     print(f"smoothing example: MSE {smoothing['mse']:.3f}, variance loss {smoothing['variance_loss']:.3f}")
     results = []
     for run_dir in [d for d in args.run_dirs.split(",") if d]:
         result = analyse_run(run_dir, args)
-        out_dir = os.path.join(run_dir, common.ANALYSIS_DIR)
+        out_dir = os.path.join(run_dir, layout.ANALYSIS_DIR)
         os.makedirs(out_dir, exist_ok=True)
         figures = plot_run(result, out_dir)
         figures["smoothing"] = os.path.join(out_dir, "smoothing.png")
@@ -330,7 +331,7 @@ def main(argv=None):
         summary["samples_summary_sha256"] = samples_summary_digest(
             run_dir
         )  # the samples analysed (reproduce.py)
-        common.save_json(os.path.join(out_dir, "variance_loss.json"), summary)
+        files.save_json(os.path.join(out_dir, "variance_loss.json"), summary)
         write_report(result, figures, smoothing, os.path.join(out_dir, "report.md"))
         results.append(result)
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in result["pixel_variance_ratio"].items())
@@ -342,12 +343,12 @@ def main(argv=None):
         )
         if result["batch_norm"]["note"]:
             print(f"note: {result['batch_norm']['note']}")
-    out_dir = args.out_dir or os.path.join(results[0]["run_dir"], common.ANALYSIS_DIR)
+    out_dir = args.out_dir or os.path.join(results[0]["run_dir"], layout.ANALYSIS_DIR)
     plot_scatter(results, os.path.join(out_dir, "mse_vs_variance_loss.png"))
     print(
-        f"figures and report in {', '.join(os.path.join(r['run_dir'], common.ANALYSIS_DIR) for r in results)}"
+        f"figures and report in {', '.join(os.path.join(r['run_dir'], layout.ANALYSIS_DIR) for r in results)}"
     )
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -13,13 +13,17 @@ part only, UNROLL and MIXED_DTYPE vary the fast path (bench/fast_variants.py
 runs the variants, XLA flags included, in one command).
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import os
 import time
 
 import numpy as np
 
-import common
+from vaevar import cli, errors, files
 
 DATASET = "cifar10"  # image shape and stage-2 width of this data set
 IMAGES = 2000  # training images (latent codes) per epoch
@@ -43,7 +47,7 @@ def epochs_per_second(run_epoch, epochs):
 
 
 def fit_epochs(model, batches):
-    from training import FeedEpoch
+    from vaevar.training import FeedEpoch
 
     def run(epoch):
         model.fit(
@@ -64,7 +68,7 @@ def fast_epochs(models, batches, unroll=1):
     import jax
     import jax.numpy as jnp
 
-    import fast_training
+    from vaevar import fast_training
 
     for model in models:
         model.optimizer.build(model.trainable_variables)
@@ -84,17 +88,17 @@ def fast_epochs(models, batches, unroll=1):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     import keras
 
-    import data
     from bench.bench_speed import conv_dense_flops, matmul_peak
     from models.first_stage import build_first_stage
     from models.second_stage import build_second_stage
-    from training import ImageBatches, LatentBatches, make_optimizer, precision_policy
+    from vaevar import data
+    from vaevar.training import ImageBatches, LatentBatches, make_optimizer, precision_policy
 
     if keras.backend.backend() != "jax":
-        raise common.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
+        raise errors.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
     entry = data.builtin_dataset(args.dataset)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images,) + entry.shape, dtype=np.uint8)
@@ -102,7 +106,7 @@ def main(argv=None):
     sigma = np.full_like(mu, 0.3)
     peak = matmul_peak(args.matmul_size)
     results = {
-        "device": common.device_description(),
+        "device": backend.device_description(),
         "dataset": args.dataset,
         "images": args.images,
         "epochs": args.epochs,
@@ -118,13 +122,13 @@ def main(argv=None):
         "fast": lambda models, batches: fast_epochs(models, batches, args.unroll),
     }
     if args.images < args.batch_size:
-        raise common.VaevarError(f"--images {args.images} is less than one batch of {args.batch_size}")
+        raise errors.VaevarError(f"--images {args.images} is less than one batch of {args.batch_size}")
     if args.copies > 1 and "fit" in args.paths.split(","):
-        raise common.VaevarError("--copies above 1 is a fast-path variant: pass --paths fast")
+        raise errors.VaevarError("--copies above 1 is a fast-path variant: pass --paths fast")
     stage_names = ("stage1", "stage2")
     for names, known in ((args.paths, paths), (args.stages, stage_names)):
         if not set(names.split(",")) <= set(known):
-            raise common.VaevarError(f"unknown name in {names!r}: use some of {', '.join(known)}")
+            raise errors.VaevarError(f"unknown name in {names!r}: use some of {', '.join(known)}")
     paths = {name: paths[name] for name in args.paths.split(",")}
     out = args.output or os.path.join(
         os.path.dirname(os.path.abspath(__file__)),
@@ -168,9 +172,9 @@ def main(argv=None):
                 for p, r in rates.items()
             )
         )
-        common.save_json(out, results)  # each stage as it is measured: a run cut short keeps what it has
+        files.save_json(out, results)  # each stage as it is measured: a run cut short keeps what it has
     print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

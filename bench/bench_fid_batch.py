@@ -7,13 +7,17 @@ cost of memory (~4.5 GB at 250 and ~9.6 GB at 500 on a CPU, TensorFlow).
 Each size is a new input shape, so its first call (compilation) is timed apart.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import time
 
 import numpy as np
 
-import common
 from bench.bench_speed import timed
+from vaevar import cli, files
 
 BATCH_SIZES = "50,100,250,500,1000"  # comma-separated
 IMAGES = 4000  # images per timed round at each size
@@ -22,16 +26,16 @@ OUTPUT = None
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     import keras
 
-    from fid.network import build_inception
+    from vaevar.fid.network import build_inception
 
     model = build_inception((32, 32, 3))
     rng = np.random.default_rng(0)
     results = {
         "backend": keras.backend.backend(),
-        "device": common.device_description(),
+        "device": backend.device_description(),
         "images": args.images,
         "batches": {},
     }
@@ -45,7 +49,7 @@ def main(argv=None):
         results["batches"][batch_size] = {"images_per_s": batch_size / best, "first_call_s": first_call}
         print(batch_size, results["batches"][batch_size], flush=True)
     if args.output:
-        common.save_json(args.output, results)
+        files.save_json(args.output, results)
     print(json.dumps(results, indent=2))
 
 

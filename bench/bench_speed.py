@@ -12,6 +12,10 @@ weights when the real one is absent; the cost is the same).
 Results: bench/results/<backend>_<device>[_mixed].json.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import os
 import platform
@@ -19,7 +23,7 @@ import time
 
 import numpy as np
 
-import common
+from vaevar import cli, files
 
 DATASET = "cifar10"  # image shape of this data set
 BATCH_SIZE = 100
@@ -77,7 +81,7 @@ def gradient_tape_epoch(model, x, batch_size):
     """A plain tf.GradientTape + tf.function training loop over x, the reference for model.fit's overhead."""
     import tensorflow as tf
 
-    from training import make_optimizer
+    from vaevar.training import make_optimizer
 
     optimizer = make_optimizer(1e-4)
     optimizer.build(model.trainable_variables)
@@ -118,9 +122,9 @@ def stage1_speed(args, image_shape, peak, rng):
     import keras
 
     from models.first_stage import build_first_stage
-    from training import ImageBatches, make_optimizer
+    from vaevar.training import ImageBatches, make_optimizer
 
-    backend = keras.backend.backend()
+    backend_name = keras.backend.backend()
     x = rng.random((args.batch_size * args.steps,) + image_shape).astype("float32")
     uint8_images = (x * 255).astype(np.uint8)
     model = build_first_stage(image_shape)
@@ -137,7 +141,7 @@ def stage1_speed(args, image_shape, peak, rng):
     variants["fit_steps_per_execution"] = lambda: multi_step_model.fit(
         x, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False
     )
-    if backend == "tensorflow":
+    if backend_name == "tensorflow":
         # Keras' "auto" leaves XLA off on a CPU-only TensorFlow machine; time it on too.
         xla_model = build_first_stage(image_shape)
         xla_model.compile(optimizer=make_optimizer(1e-4), jit_compile=True)
@@ -161,7 +165,7 @@ def stage1_speed(args, image_shape, peak, rng):
             "rounds": args.rounds,
         }
     }
-    if backend == "tensorflow":
+    if backend_name == "tensorflow":
         results["stage1_fit_xla"] = {
             "images_per_s": args.batch_size / per_step["fit_xla"],
             "speed_ratio_to_fit_without_xla": fit_seconds / per_step["fit_xla"],
@@ -175,7 +179,7 @@ def stage1_speed(args, image_shape, peak, rng):
 
 def stage2_speed(args, peak, rng):
     from models.second_stage import build_second_stage
-    from training import make_optimizer
+    from vaevar.training import make_optimizer
 
     second = build_second_stage(64, 2048)
     second.compile(optimizer=make_optimizer(1e-4))
@@ -202,7 +206,7 @@ def fid_features_speed(args, image_shape, peak, rng):
     """The Keras Inception port as compute_fid.py calls it, and on TensorFlow the frozen graph beside it."""
     import keras
 
-    from fid.network import build_inception
+    from vaevar.fid.network import build_inception
 
     inception = build_inception(image_shape)
     images = rng.integers(0, 256, (args.fid_images,) + image_shape).astype("float32")
@@ -221,7 +225,7 @@ def fid_features_speed(args, image_shape, peak, rng):
         }
     }
     if keras.backend.backend() == "tensorflow":
-        from fid import graph as inception_graph
+        from vaevar.fid import graph as inception_graph
 
         extract = inception_graph.frozen_graph_extractor(inception_graph.random_graph_def(), args.fid_batch)
         seconds = timed(lambda: extract(images), 3)
@@ -234,18 +238,18 @@ def fid_features_speed(args, image_shape, peak, rng):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
-    import data
+    args = cli.parse_constants(globals(), __doc__, argv)
+    from vaevar import data
 
     image_shape = data.builtin_dataset(args.dataset).shape
     import keras
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    backend = keras.backend.backend()
-    device = common.device_description()
+    backend_name = keras.backend.backend()
+    device = backend.device_description()
     results = {
-        "backend": backend,
+        "backend": backend_name,
         "device": device,
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -266,10 +270,10 @@ def main(argv=None):
     out = args.output or os.path.join(
         os.path.dirname(os.path.abspath(__file__)),
         "results",
-        f"{backend}_{device.replace(' ', '_').replace(',', '')}"
+        f"{backend_name}_{device.replace(' ', '_').replace(',', '')}"
         f"{'_mixed' if args.mixed_precision else ''}.json",
     )
-    common.save_json(out, results)
+    files.save_json(out, results)
     print(json.dumps(results, indent=2))
     print(f"written to {out}")
 

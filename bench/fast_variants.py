@@ -21,13 +21,17 @@ others go on. Results: bench/results/fast_variants_<device>.json, each rate
 beside the default's.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-import common
+from vaevar import cli, errors, files
 
 IMAGES = 1000  # training images (latent codes) per timed epoch
 EPOCHS = 2  # timed epochs, after one warm-up epoch
@@ -96,15 +100,15 @@ def run_variant(name, args, scratch):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     names = args.variants.split(",")
     unknown = set(names) - set(VARIANT_SETTINGS)
     if unknown:
-        raise common.VaevarError(
+        raise errors.VaevarError(
             f"unknown --variants {', '.join(sorted(unknown))}: use {', '.join(VARIANT_SETTINGS)}"
         )
     results = {
-        "device": common.device_description(),
+        "device": backend.device_description(),
         "images": args.images,
         "epochs": args.epochs,
         "variants": [],
@@ -132,9 +136,9 @@ def main(argv=None):
                         else f"failed: {result['error']}"
                     )
                 )
-            common.save_json(out, results)  # each variant as it is measured
+            files.save_json(out, results)  # each variant as it is measured
     print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -8,15 +8,16 @@ training.recalibrate_batch_norm on training images (train_first_stage.py
         --out results/bn_recalibration/cifar10_7_epochs.json
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import os
 
 import numpy as np
 
-import common
-import data
-import run_folder
-import training
+from vaevar import cli, data, errors, files, layout, run_folder, training
 
 RUN_DIR = "runs/cifar10"  # a run with a trained first stage (CIFAR-10)
 DATA_PATH = None  # CIFAR-10 (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -35,9 +36,9 @@ def reconstruction_quality(model, test, data_variance, batch_statistics):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     model = run_folder.load_model(
-        os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
+        os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "first-stage model"
     )
     # A seeded random subset: an ImageFolder copy is class-sorted, so a prefix is two classes.
     test = data.to_unit_float(data.load("cifar10", "test", args.data_path, limit=args.test_images))
@@ -56,8 +57,8 @@ def main(argv=None):
     training.recalibrate_batch_norm(model, (batches[i] for i in range(args.calibration_images // 100)))
     results["recalibrated"] = reconstruction_quality(model, test, data_variance, False)
     print(json.dumps(results, indent=2))
-    common.save_json(args.out, results)
+    files.save_json(args.out, results)
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -4,29 +4,30 @@
     python -m experiments.float16_shift --run-dir runs/cifar10_rounding --out results/fid_rounding/float16_check.json
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import os
 
 import numpy as np
 
-import common
-import data
-import run_folder
-import training
-from fid.features import extract_features
-from fid.weights import resolve_weights
+from vaevar import cli, data, errors, files, layout, run_folder, training
+from vaevar.fid.features import extract_features
+from vaevar.fid.weights import resolve_weights
 
 RUN_DIR = "runs/cifar10"  # a run with a trained first stage
 OUT = "results/fid_rounding/float16_check.json"  # where the measurement goes
 IMAGES = 250  # GEN-1 images decoded from seeded N(0, I) codes
-INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
+INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 SEED = 0  # the latent codes
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     model = run_folder.load_model(
-        os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "first-stage model"
+        os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "first-stage model"
     )
     z = np.random.default_rng(args.seed).standard_normal((args.images, model.latent_dim)).astype(np.float32)
     images = np.asarray(training.decode(model, z, args.images), np.float32)
@@ -52,8 +53,8 @@ def main(argv=None):
     }
     out["ratio"] = out["feature_shift_float16"] / out["feature_shift_uint8"]
     print(json.dumps(out, indent=1))
-    common.save_json(args.out, out)
+    files.save_json(args.out, out)
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -9,22 +9,25 @@ IMAGES test images with both files, and reports both FIDs, their difference
 and the mean feature shift. Results: bench/results/float16_weights.json.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import json
 import os
 
 import numpy as np
 
-import common
-import data
-from fid.features import extract_features, load_sample_array, pixel_batches
-from fid.frechet import frechet_distance, statistics
-from fid.weights import resolve_weights, sha256
+from vaevar import cli, data, errors, files
+from vaevar.fid.features import extract_features, load_sample_array, pixel_batches
+from vaevar.fid.frechet import frechet_distance, statistics
+from vaevar.fid.weights import resolve_weights, sha256
 
 SAMPLES = "runs/cifar10_cpu/samples/gen2.npz"  # generated images to score
 DATASET = "cifar10"  # its test split is the reference
 DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
 IMAGES = 1000  # per side
-INCEPTION_WEIGHTS = None  # the float32 file, or $VAEVAR_INCEPTION_WEIGHTS; see fid/weights.py
+INCEPTION_WEIGHTS = None  # the float32 file, or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 FLOAT16_WEIGHTS = None  # where the float16 copy goes; default beside the float32 file
 OUT = "bench/results/float16_weights.json"
 
@@ -33,7 +36,7 @@ def write_float16_copy(source, target):
     """The same .weights.h5 with every floating array stored as float16."""
     import h5py
 
-    with common.atomic_path(target) as tmp, h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
+    with files.atomic_path(target) as tmp, h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
 
         def copy(name, item):
             if isinstance(item, h5py.Dataset):
@@ -53,7 +56,7 @@ def write_float16_copy(source, target):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     weights32 = resolve_weights(args.inception_weights)
     weights16 = args.float16_weights or weights32.replace(".weights.h5", "_float16.weights.h5")
     write_float16_copy(weights32, weights16)
@@ -81,7 +84,7 @@ def main(argv=None):
     results = {
         "samples": args.samples,
         "images_per_side": args.images,
-        "device": common.device_description(),
+        "device": backend.device_description(),
         "float32_weights_sha256": sha256(weights32),
         "float16_weights_sha256": sha256(weights16),
         "float16_file_bytes": os.path.getsize(weights16),
@@ -92,9 +95,9 @@ def main(argv=None):
         "mean_feature_shift": float(shift),
         "mean_feature_norm": float(norm),
     }
-    common.save_json(args.out, results)
+    files.save_json(args.out, results)
     print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

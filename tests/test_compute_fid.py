@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import compute_fid
-from common import VaevarError
-from fid import features, frechet, score, table, weights
+from vaevar.errors import VaevarError
+from vaevar.fid import features, frechet, score, table, weights
 
 
 def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_weights, monkeypatch):
@@ -298,7 +298,7 @@ def test_the_images_dropped_to_whole_batches_are_a_seeded_random_few():
 
 def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weights):
     """Against the test split (the authors' 2020-05 code) and random training images (their 2020-02 code)."""
-    import data
+    from vaevar import data
 
     rng = np.random.default_rng(30)
     (tmp_path / "samples").mkdir()
@@ -487,15 +487,14 @@ def test_a_folder_named_like_a_data_set_is_that_folder(tmp_path, monkeypatch):
 
 
 def test_two_sets_take_quick_and_say_which_run_flags_they_ignore(tmp_path, capsys):
-    import common
-    import data
+    from vaevar import cli, data
 
     paths = [str(tmp_path / name) for name in ("a.npz", "b.npz")]
     for path in paths:
         np.savez(path, images=np.zeros((4, 8, 8, 3), np.uint8))
 
     def settings(*flags):
-        args = common.parse_constants(vars(compute_fid), compute_fid.__doc__, [*paths, *flags], ("paths", ""))
+        args = cli.parse_constants(vars(compute_fid), compute_fid.__doc__, [*paths, *flags], ("paths", ""))
         return compute_fid.check_settings(args)
 
     assert settings().num_samples is None and "ignores" not in capsys.readouterr().out  # every image
@@ -507,7 +506,7 @@ def test_two_sets_take_quick_and_say_which_run_flags_they_ignore(tmp_path, capsy
     assert "comparing sets ignores --dataset, --samples, --train-reference" in capsys.readouterr().out
     # the run form: --quick's count unless one is given, as before
     run = compute_fid.check_settings(
-        common.parse_constants(
+        cli.parse_constants(
             vars(compute_fid), compute_fid.__doc__, ["--quick", "--run-dir", str(tmp_path)], ("paths", "")
         )
     )

@@ -6,11 +6,11 @@ import zipfile
 import numpy as np
 import pytest
 
-import data
-import image_files
-from common import VaevarError
-from fid import resize
 from tests.conftest import write_celeba_zip
+from vaevar import data, image_files
+from vaevar.data import jpeg
+from vaevar.errors import VaevarError
+from vaevar.fid import resize
 
 
 def test_cifar_tarball_layout_and_splits(cifar_tarball):
@@ -286,7 +286,7 @@ def test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once(cifar_tarball, m
     )  # imageio's .jpg default: Pillow, quality 75
     np.testing.assert_array_equal(loaded[3], np.asarray(Image.open(buffer)))
     assert len(os.listdir(tmp_path / "cache")) == 1
-    monkeypatch.setattr(data, "jpeg_round_trip", lambda *a: pytest.fail("encoded again instead of the cache"))
+    monkeypatch.setattr(jpeg, "jpeg_round_trip", lambda *a: pytest.fail("encoded again instead of the cache"))
     np.testing.assert_array_equal(data.load("cifar10", split, path), loaded)
 
 

@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
-import data
-from common import VaevarError
 from tests.conftest import ROOT
+from vaevar import data
+from vaevar.data import tfds
+from vaevar.errors import VaevarError
 
 
 def run_script(script, *argv, env=None, timeout=120):
@@ -60,12 +61,12 @@ def test_offline_tensorflow_datasets_fails_within_seconds(tmp_path, monkeypatch)
     with pytest.raises(VaevarError, match="--data-path"):
         data.load("cifar10", "train")
     assert time.time() - started < 10
-    assert (data.TFDS_MIRROR, 443) in attempts and ("www.cs.toronto.edu", 443) in attempts
+    assert (tfds.TFDS_MIRROR, 443) in attempts and ("www.cs.toronto.edu", 443) in attempts
 
 
 def test_offline_training_script_says_so_in_one_line(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    if data._reachable(data.TFDS_MIRROR, timeout=2):
+    if tfds.reachable(tfds.TFDS_MIRROR, timeout=2):
         pytest.skip("this machine reaches tensorflow-datasets' mirror: it would download CIFAR-10")
     result, seconds = run_script(
         "train_first_stage.py",
@@ -261,11 +262,11 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
 
     import keras
 
-    import common
     from models.first_stage import build_first_stage
-    from run_folder import CHECKPOINT, load_model
     from tests.conftest import digit_images
-    from training import ImageBatches, fit, make_optimizer
+    from vaevar import errors
+    from vaevar.run_folder import CHECKPOINT, load_model
+    from vaevar.training import ImageBatches, fit, make_optimizer
 
     run_dir = str(tmp_path / "stage1")
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
@@ -281,7 +282,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
 
     monkeypatch.setattr(keras.Model, "save", full_disk)
     with pytest.raises(SystemExit) as stopped:
-        common.run_main(lambda: fit(model, batches, run_dir, 2, 1, 1e-3, 0, {"dataset": "mnist"}, verbose=0))
+        errors.run_main(lambda: fit(model, batches, run_dir, 2, 1, 1e-3, 0, {"dataset": "mnist"}, verbose=0))
     monkeypatch.undo()
     assert stopped.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -331,8 +332,8 @@ def bad_sets(root):
 def test_compute_fid_two_sets_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
     """In process (the checks come before the weights and the network): exit 2, one stderr line,
     nothing written, not even the cache."""
-    import common
     import compute_fid
+    from vaevar import errors
 
     monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("VAEVAR_INCEPTION_WEIGHTS", str(tmp_path / "no_weights_needed.weights.h5"))
@@ -340,7 +341,7 @@ def test_compute_fid_two_sets_refuses_bad_input_in_one_line(tmp_path, monkeypatc
     before = tree_digest(tmp_path)
     for argv, expected in cases:
         with pytest.raises(SystemExit) as stop:
-            common.run_main(lambda: compute_fid.main(argv))
+            errors.run_main(lambda: compute_fid.main(argv))
         lines = capsys.readouterr().err.strip().splitlines()
         assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
         assert expected in lines[0], (argv, lines)
@@ -351,9 +352,9 @@ def test_compute_fid_two_sets_refuses_bad_input_in_one_line(tmp_path, monkeypatc
 def test_own_images_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     """--dataset images: each bad input of docs/running.md's table, in process (the checks come before any
     training), exit 2, one stderr line, nothing written."""
-    import common
     import train_first_stage
     from tests.conftest import write_image_folder
+    from vaevar import errors
 
     few, empty, broken = (str(tmp_path / name) for name in ("few", "empty", "broken"))
     write_image_folder(few, count=5)
@@ -374,11 +375,11 @@ def test_own_images_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     for argv, expected in cases:
         argv = ["--dataset", "images", "--run-dir", run_dir, "--quick", *argv]
         with pytest.raises(SystemExit) as stop:
-            common.run_main(lambda: train_first_stage.main(argv))
+            errors.run_main(lambda: train_first_stage.main(argv))
         lines = capsys.readouterr().err.strip().splitlines()
         assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
         assert expected in lines[0], (argv, lines)
     assert tree_digest(tmp_path) == before and not os.path.exists(run_dir)
     with pytest.raises(SystemExit):
-        common.run_main(lambda: train_first_stage.main(["--dataset", "mnist", "--image-size", "16"]))
+        errors.run_main(lambda: train_first_stage.main(["--dataset", "mnist", "--image-size", "16"]))
     assert "--image-size is for --dataset images" in capsys.readouterr().err

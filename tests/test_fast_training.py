@@ -39,7 +39,7 @@ def jax_environment():
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("fast_vs_fit")
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "fast_vs_fit.py"), str(out)],
+        [sys.executable, os.path.join(ROOT, "tools", "fast_vs_fit.py"), str(out)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -53,7 +53,7 @@ def comparison(tmp_path_factory):
 # Two programs that train the same steps differ by rounding, and 20 steps of Adam amplify rounding: an entry
 # whose gradient is at the rounding level gets lr-sized steps of either sign. How far depends on the machine's
 # instructions (2e-4 to 0.13 of a tensor's scale on one CPU under three instruction sets), so no fixed number
-# bounds it. tests/fast_vs_fit.py measures it in the same run: the same program from starts one rounding away
+# bounds it. tools/fast_vs_fit.py measures it in the same run: the same program from starts one rounding away
 # (3 of them), on the same batches. A correct second program is one more rounding-level difference, so its
 # distance is of the same order: bounded by ROUNDING_MARGIN times that reference. A bug (another learning
 # rate, loss or batch) is a difference of the algorithm, not of rounding.
@@ -76,7 +76,7 @@ def weight_bound(result, reference):
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_fast_steps_equal_fit_steps(comparison, stage):
     """Same model, seed and batches: 20 steps' running loss and gamma, the weights and gamma's average
-    (all weights but the conv biases that only feed batch norm: tests/fast_vs_fit.py says why), each within
+    (all weights but the conv biases that only feed batch norm: tools/fast_vs_fit.py says why), each within
     the rounding this training shows on this machine."""
     result = comparison[stage]
     assert result["steps"] == result["fast_steps"] == 20
@@ -122,8 +122,8 @@ def test_fast_run_resumed_at_a_checkpoint_ends_bit_identical(comparison, stage):
 
 
 def test_fast_trainer_needs_the_jax_backend():
-    import fast_training
-    from common import VaevarError
+    from vaevar import fast_training
+    from vaevar.errors import VaevarError
 
     with pytest.raises(VaevarError, match="needs the JAX backend"):
         fast_training.choose("fast")

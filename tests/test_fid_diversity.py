@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fid import diversity
+from vaevar.fid import diversity
 
 
 def clusters(rng, centres, per_cluster, spread=0.05):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from common import VaevarError
-from fid import frechet
+from vaevar.errors import VaevarError
+from vaevar.fid import frechet
 
 
 def random_covariance(rng, dims, rank=None):

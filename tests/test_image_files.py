@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import image_files
-from common import VaevarError
+from vaevar import image_files
+from vaevar.errors import VaevarError
 
 
 def numbered_folder(folder, count, size=(8, 8)):

@@ -11,40 +11,48 @@ import pytest
 
 from tests.conftest import ROOT
 
-# A library module may import only the layers listed for it (its own package included).
-LAYERS = {
-    "common": set(),
-    "image_files": {"common"},
-    "data": {"common", "image_files"},
+# A library module may import only the layers listed for it (its own package included). Library modules live
+# in the vaevar package; a layer is a module's name inside it (vaevar.fid.score: fid).
+BASE = {"errors", "files", "layout", "backend"}  # the ground floor: what every library module may use
+LIBRARY = {
+    "vaevar": set(),  # the package's face: a docstring, no imports
+    "errors": set(),
+    "backend": set(),
+    "files": {"errors"},
+    "layout": {"errors", "files"},
+    "cli": {"errors"},  # the scripts' flags: no library module below the programs imports it
+    "image_files": BASE,
+    "data": BASE | {"image_files", "data"},
     "variance_measures": {"fid"},
     "models": {"models"},
-    "fid": {"common", "data", "image_files", "fid"},
-    "run_folder": {"common", "models"},
-    "training": {"common", "data", "models", "run_folder"},
-    "renormalization": {"common", "training"},
-    "samplers": {"common", "renormalization"},
-    "fast_training": {"common", "training", "run_folder"},
-    "vaevar_run": {"common", "data", "image_files", "renormalization", "run_folder", "training", "fid"},
-    "bench": {"common", "data", "models", "fid", "training", "fast_training", "run_folder", "bench"},
-    "experiments": {
-        "common",
-        "data",
-        "models",
-        "fid",
-        "training",
-        "fast_training",
-        "run_folder",
-        "experiments",
-    },
+    "fid": BASE | {"data", "image_files", "fid"},
+    "run_folder": BASE | {"models"},
+    "training": BASE | {"data", "models", "run_folder"},
+    "renormalization": BASE | {"training"},
+    "samplers": BASE | {"renormalization"},
+    "fast_training": BASE | {"training", "run_folder"},
+    "run": BASE | {"data", "image_files", "renormalization", "run_folder", "training", "fid"},
 }
+# bench, experiments and tools: programs over the library (run with python -m or from tools/), never the scripts
+PROGRAMS = {"bench", "experiments", "tools"}
+LAYERS = dict(
+    LIBRARY,
+    **{program: set(LIBRARY) - {"vaevar"} | {program} for program in PROGRAMS},
+)
+
+
+def layer(name):
+    """The layer of a module name: vaevar.fid.score -> fid, vaevar -> vaevar, bench.bench_speed -> bench."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "vaevar" and len(parts) > 1 else parts[0]
 
 
 def project_modules():
     """module name -> path, for every project .py file outside tests/."""
     modules = {}
-    for path in glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "*", "*.py")):
+    for path in glob.glob(os.path.join(ROOT, "**", "*.py"), recursive=True):
         relative = os.path.relpath(path, ROOT)
-        if relative.startswith(("tests", ".venv", "runs")):
+        if relative.startswith(("tests", ".venv", "runs", "results")):
             continue
         name = relative[:-3].replace(os.sep, ".")
         modules[name[: -len(".__init__")] if name.endswith(".__init__") else name] = path
@@ -81,9 +89,13 @@ def test_no_script_imports_a_script_and_no_import_runs_back_up():
         if name in scripts:
             problems += [f"script {name} imports script {other}" for other in imported & scripts]
             continue
-        allowed = LAYERS.get(name.split(".")[0])
+        allowed = LAYERS.get(layer(name))
         assert allowed is not None, f"library module {name} has no layer in LAYERS"
-        problems += [f"{name} imports {other}" for other in imported if other.split(".")[0] not in allowed]
+        problems += [
+            f"{name} imports {other}"
+            for other in imported
+            if other != "vaevar" and layer(other) not in allowed
+        ]
     assert not problems
 
 
@@ -93,18 +105,18 @@ def test_library_code_never_sees_the_command_line():
     modules = project_modules()
     problems = []
     for name, path in sorted(modules.items()):
-        if is_script(path) or name.startswith(("bench", "experiments")):  # scripts run with python -m
+        if is_script(path) or name.startswith(("bench", "experiments", "tools")):  # programs, with flags
             continue
         tree = ast.parse(open(path).read())
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and name != "common":
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and name != "vaevar.cli":
                 imported = (
                     [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 )
                 problems += [
                     f"{name} imports argparse" for module in imported if module.split(".")[0] == "argparse"
                 ]
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and name != "common":
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and name != "vaevar.cli":
                 params = [a.arg for a in node.args.args + node.args.kwonlyargs]
                 problems += [f"{name}.{node.name} takes {p}" for p in params if p in ("args", "namespace")]
     assert not problems
@@ -117,20 +129,20 @@ SCRIPTS = [
     "compute_fid.py",
     "variance_analysis.py",
     "reproduce.py",
-    "convert_inception.py",
-    "validate_fid.py",
+    "tools/convert_inception.py",
+    "tools/validate_fid.py",
 ]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_flag_is_documented_in_its_script(script):
     """--help is the reference for the constants: each one has a comment, and nothing else is a flag."""
-    import common
+    from vaevar import cli
 
     source = open(os.path.join(ROOT, script)).read()
     constants = re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", source, re.M)
     assert constants
-    comments = common._constant_comments(os.path.join(ROOT, script))
+    comments = cli._constant_comments(os.path.join(ROOT, script))
     undocumented = [name for name in constants if name not in comments]
     assert not undocumented, f"{script}: constants without a comment: {undocumented}"
     not_settings = [name for name in constants if re.search(r"URL|HASH|SHA|_NAME$|_FILE$", name)]
@@ -237,11 +249,11 @@ def test_the_code_passes_ruff_lint_and_format():
 
 
 def test_every_deliberate_breakage_still_applies():
-    """tests/mutations.py's rows name text in the code: one that moved on without its row tests nothing, and
+    """tools/mutations.py's rows name text in the code: one that moved on without its row tests nothing, and
     the tool refuses it. Checked here so that the suite fails as soon as a change leaves a row stale."""
-    from tests import mutations
+    from tools import mutations
 
     assert mutations.stale(ROOT, mutations.BREAKAGES) == []
-    gone = [("gone", "data.py", "text that is nowhere in data.py", "", [])]
+    gone = [("gone", "vaevar/data/loading.py", "text that is nowhere in it", "", [])]
     assert mutations.stale(ROOT, gone) == ["gone (its text occurs 0 times)"]
     assert len({name for name, *_ in mutations.BREAKAGES}) == len(mutations.BREAKAGES)

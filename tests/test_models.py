@@ -242,7 +242,7 @@ def test_batch_norm_recalibration_averages_batch_statistics():
     """Moving statistics become the batch statistics' average: on one batch, inference equals training mode."""
     import keras
 
-    from training import recalibrate_batch_norm
+    from vaevar.training import recalibrate_batch_norm
 
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
     rng = np.random.default_rng(0)
@@ -363,7 +363,7 @@ def test_first_stage_uses_debiased_batch_norm_and_saves_its_state(tmp_path):
     import keras
 
     from models.batch_norm import DebiasedBatchNormalization
-    from run_folder import load_model
+    from vaevar.run_folder import load_model
 
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
     bns = [

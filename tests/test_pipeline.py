@@ -8,12 +8,11 @@ import os
 import numpy as np
 import pytest
 
-import common
 import generate
 import reproduce
 import train_first_stage
-import variance_measures
-from common import VaevarError
+from vaevar import layout, variance_measures
+from vaevar.errors import VaevarError
 
 EXPECTED_FILES = [
     "stage1/first_stage.keras",
@@ -76,9 +75,9 @@ def pipeline_run(tmp_path_factory, image_folder, random_inception_weights):
 
 
 def test_every_output_is_written(pipeline_run):
-    kinds = common.SAMPLE_SETS
+    kinds = layout.SAMPLE_SETS
     expected = EXPECTED_FILES + [f"samples/{k}.npz" for k in kinds] + [f"samples/{k}.png" for k in kinds]
-    expected += [f"samples/{k}_side_by_side.png" for k in common.KINDS]
+    expected += [f"samples/{k}_side_by_side.png" for k in layout.KINDS]
     missing = [f for f in expected if not os.path.exists(os.path.join(pipeline_run, f))]
     assert not missing
     leftovers = [f for _, _, files in os.walk(pipeline_run) for f in files if ".tmp" in f]
@@ -123,7 +122,7 @@ def test_outputs_have_the_right_content(pipeline_run):
 
 
 def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run, image_folder):
-    import data
+    from vaevar import data
 
     path, folder = data.recorded_source(pipeline_run)
     assert path == image_folder
@@ -131,7 +130,7 @@ def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run,
     assert folder == data.describe_folder(data.FolderSplit(16, 0.2, 1), image_folder)
     train, test = (data.load("images", split, path, folder=folder) for split in data.SPLITS)
     assert train.shape == (240, 16, 16, 3) and test.shape == (60, 16, 16, 3)
-    from vaevar_run import Run
+    from vaevar.run import Run
 
     run = Run.load(pipeline_run, evaluation_count=50)  # generate.py's REC inputs, and the rule's target
     np.testing.assert_array_equal(
@@ -153,14 +152,14 @@ def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run,
 def test_the_api_on_the_run_gives_generate_pys_arrays(pipeline_run):
     import dataclasses
 
-    import data
-    from vaevar_run import Run
+    from vaevar import data
+    from vaevar.run import Run
 
     run = Run.load(
         pipeline_run, evaluation_count=50
     )  # generate.py's --num-samples 50; data and split: the run's
     assert (run.dataset, run.folder.image_size) == ("images", 16)
-    for kind in common.KINDS:
+    for kind in layout.KINDS:
         made = run.images(kind, run.codes(kind, 50, seed=0))
         for name, images in ((kind, made["plain"]), (f"{kind}_renorm", made["renormalized"])):
             with np.load(os.path.join(pipeline_run, "samples", f"{name}.npz")) as stored:
@@ -241,19 +240,19 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_f
     assert "resuming" in capsys.readouterr().out
     assert len(open(os.path.join(pipeline_run, "stage1", "log.csv")).read().splitlines()) == 5
     # another split of the same folder is refused, before any image is decoded
-    import data
+    from vaevar.data import loading
 
     def no_decoding(*args):
         raise AssertionError("decoded images before refusing")
 
-    monkeypatch.setattr(data, "load_folder", no_decoding)
+    monkeypatch.setattr(loading, "load_folder", no_decoding)
     other = [*DATA, "--data-path", image_folder, *SPLIT, "--test-fraction", "0.3", "--run-dir", pipeline_run]
     with pytest.raises(VaevarError, match="holds a run with test_fraction=0.2, not 0.3"):
         train_first_stage.main(other + ["--quick", "--epochs", "4"])
 
 
 def test_variance_numbers_are_consistent(pipeline_run):
-    summary = json.load(open(os.path.join(pipeline_run, common.ANALYSIS_DIR, "variance_loss.json")))
+    summary = json.load(open(os.path.join(pipeline_run, layout.ANALYSIS_DIR, "variance_loss.json")))
     assert summary["pixel_variance_ratio"]["data"] == 1.0
     for row in summary["pca"]:
         assert row["mse"] == pytest.approx(row["variance_loss"], rel=1e-6, abs=1e-12)
@@ -277,7 +276,7 @@ def test_variance_numbers_are_consistent(pipeline_run):
     assert lag["note"] == variance_measures.batch_norm_lag_note(
         lag["mse_moving_statistics"], lag["mse_batch_statistics"]
     )
-    report = open(os.path.join(pipeline_run, common.ANALYSIS_DIR, "report.md")).read()
+    report = open(os.path.join(pipeline_run, layout.ANALYSIS_DIR, "report.md")).read()
     assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (
         lag["note"] in report if lag["note"] else "Batch-norm lag" not in report
     )

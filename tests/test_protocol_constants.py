@@ -12,15 +12,12 @@ import os
 
 import pytest
 
-import data
 import generate
-import renormalization
 import train_first_stage
 import train_second_stage
-import training
-import variance_measures
 from models import first_stage, second_stage, vae
 from tests.conftest import ROOT
+from vaevar import data, renormalization, training, variance_measures
 
 BOTH = "7965c70, d9f3997"
 

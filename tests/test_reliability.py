@@ -11,14 +11,12 @@ import time
 import numpy as np
 import pytest
 
-import common
 import generate
-import run_folder
 import train_first_stage
 import train_second_stage
-import training
-from common import VaevarError
 from tests.conftest import ROOT, digit_images
+from vaevar import backend, data, errors, files, layout, run_folder, training
+from vaevar.errors import VaevarError
 
 TINY = ["--base-filters", "4", "--latent-dim", "8", "--verbose", "0", "--learning-rate", "0.001"]
 
@@ -105,7 +103,7 @@ def test_sigterm_stops_cleanly_with_a_message(tmp_path, slow_npz):
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     from models.second_stage import build_second_stage
-    from training import LatentBatches, fit, make_optimizer
+    from vaevar.training import LatentBatches, fit, make_optimizer
 
     model = build_second_stage(latent_dim=4, width=8)
     model.compile(optimizer=make_optimizer(1e-3))
@@ -166,19 +164,17 @@ def stage1_only(tmp_path_factory, mnist_npz):
 
 def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
     model = run_folder.load_model(
-        os.path.join(stage1_only, common.STAGE1_DIR, common.STAGE1_MODEL), "model", ""
+        os.path.join(stage1_only, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model", ""
     )
     assert model.jit_compile is True
-    assert (
-        common.load_json(os.path.join(stage1_only, common.STAGE1_DIR, "config.json"))["jit_compile"] is True
-    )
+    assert files.load_json(os.path.join(stage1_only, layout.STAGE1_DIR, "config.json"))["jit_compile"] is True
 
 
 def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, tmp_path, mnist_npz):
     """A finished stage 1 rerun with --recalibrate-bn: new batch-norm statistics, same trained weights."""
     import shutil
 
-    shutil.copytree(os.path.join(stage1_only, common.STAGE1_DIR), tmp_path / common.STAGE1_DIR)
+    shutil.copytree(os.path.join(stage1_only, layout.STAGE1_DIR), tmp_path / layout.STAGE1_DIR)
     train_first_stage.main(
         [
             "--dataset",
@@ -200,9 +196,9 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
         ]
         + TINY
     )
-    stage_dir = tmp_path / common.STAGE1_DIR
+    stage_dir = tmp_path / layout.STAGE1_DIR
     trained = run_folder.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
-    final = run_folder.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+    final = run_folder.load_model(os.path.join(stage_dir, layout.STAGE1_MODEL), "model", "")
     for before, after in zip(trained.trainable_weights, final.trainable_weights):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
     moving = [
@@ -211,7 +207,7 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
         if "moving_mean" in a.path
     ]
     assert moving and all(not np.allclose(a, b) for a, b in moving)
-    assert common.load_json(os.path.join(stage_dir, "config.json"))["recalibrate_bn"] == 100
+    assert files.load_json(os.path.join(stage_dir, "config.json"))["recalibrate_bn"] == 100
     with pytest.raises(VaevarError, match="--recalibrate-bn must be >= 0"):
         train_first_stage.main(["--dataset", "mnist", "--recalibrate-bn", "-5"])
 
@@ -337,12 +333,12 @@ def test_fid_with_too_few_samples(tmp_path):
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
-    import common
+    from vaevar import files
 
     path = tmp_path / "result.json"
-    common.save_json(path, {"fid": 1.0})
+    files.save_json(path, {"fid": 1.0})
     with pytest.raises(TypeError):
-        common.save_json(path, {"fid": object()})
+        files.save_json(path, {"fid": object()})
     assert json.load(open(path)) == {"fid": 1.0}
     assert os.listdir(tmp_path) == ["result.json"]
 
@@ -370,16 +366,16 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
         + TINY
     )
     assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
-    model = run_folder.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model", "")
+    model = run_folder.load_model(os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model", "")
     assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    with open(os.path.join(run_dir, common.STAGE1_DIR, "log.csv")) as f:
+    with open(os.path.join(run_dir, layout.STAGE1_DIR, "log.csv")) as f:
         row = next(csv.DictReader(f))
     assert np.isfinite(float(row["loss"])) and float(row["mse"]) < 1
 
 
 def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
-    from run_folder import read_log
+    from vaevar.run_folder import read_log
 
     # 5 batches per epoch: with 3 steps per execution the last call runs only 2.
     runs = {}
@@ -404,13 +400,13 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
             ]
             + TINY
         )
-        stage_dir = os.path.join(run_dir, common.STAGE1_DIR)
-        model = run_folder.load_model(os.path.join(stage_dir, common.STAGE1_MODEL), "model", "")
+        stage_dir = os.path.join(run_dir, layout.STAGE1_DIR)
+        model = run_folder.load_model(os.path.join(stage_dir, layout.STAGE1_MODEL), "model", "")
         runs[steps] = (model, read_log(os.path.join(stage_dir, "log.csv")))
     assert runs[3][0].steps_per_execution == 3
     # the loop of 3 runs the same step kernels in the same order: the runs agree bit for bit under the three
-    # instruction-set settings of tests/portability.py; the tolerance is one float32 rounding of a reordered
-    # sum (a reordering that Adam amplifies would need tests/fast_vs_fit.py's rounding reference instead)
+    # instruction-set settings of tools/portability.py; the tolerance is one float32 rounding of a reordered
+    # sum (a reordering that Adam amplifies would need tools/fast_vs_fit.py's rounding reference instead)
     for one, three in zip(runs[1][1], runs[3][1]):
         for column in ("loss", "mse", "gamma", "kl"):
             assert float(three[column]) == pytest.approx(float(one[column]), rel=1e-4), column
@@ -431,8 +427,8 @@ def run_state(run_dir):
     return [
         stage_state(os.path.join(run_dir, stage), model)
         for stage, model in (
-            (common.STAGE1_DIR, common.STAGE1_MODEL),
-            (common.STAGE2_DIR, common.STAGE2_MODEL),
+            (layout.STAGE1_DIR, layout.STAGE1_MODEL),
+            (layout.STAGE2_DIR, layout.STAGE2_MODEL),
         )
     ]
 
@@ -498,27 +494,27 @@ def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_pat
     import shutil
 
     run_dir = str(tmp_path / "run")
-    shutil.copytree(os.path.join(stage1_only, common.STAGE1_DIR), os.path.join(run_dir, common.STAGE1_DIR))
-    first = run_folder.load_model(os.path.join(run_dir, common.STAGE1_DIR, common.STAGE1_MODEL), "model")
-    evaluation = __import__("data").load_evaluation("mnist", mnist_npz, 60)
+    shutil.copytree(os.path.join(stage1_only, layout.STAGE1_DIR), os.path.join(run_dir, layout.STAGE1_DIR))
+    first = run_folder.load_model(os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model")
+    evaluation = data.load_evaluation("mnist", mnist_npz, 60)
     mu, _ = training.encode(first, evaluation)
     second = (
         crafted_second_stage(first.latent_dim, 0.5, 0.5 * mu.mean(0))
         if applies
         else crafted_second_stage(first.latent_dim, 1.0, 0.1)
     )
-    common.save_model(second, os.path.join(run_dir, common.STAGE2_DIR, common.STAGE2_MODEL))
+    files.save_model(second, os.path.join(run_dir, layout.STAGE2_DIR, layout.STAGE2_MODEL))
     generate.main(
         ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "60"]
     )
-    samples = os.path.join(run_dir, common.SAMPLES_DIR)
-    summary = common.load_json(os.path.join(samples, "summary.json"))["kinds"]["gen2"]
+    samples = os.path.join(run_dir, layout.SAMPLES_DIR)
+    summary = files.load_json(os.path.join(samples, "summary.json"))["kinds"]["gen2"]
     assert summary["variance_loss_ratio"] == pytest.approx(3.0 if applies else 0.0, abs=1e-3)
     assert summary["renormalized"] is applies
     latents = np.load(os.path.join(samples, "latents.npz"))
     plain, renormed = (np.load(os.path.join(samples, f"{k}.npz"))["images"] for k in ("gen2", "gen2_renorm"))
     if applies:
-        target = common.load_json(os.path.join(samples, "summary.json"))["target"][0]
+        target = files.load_json(os.path.join(samples, "summary.json"))["target"][0]
         assert np.mean(latents["gen2_renorm"].std(0)) == pytest.approx(target, rel=1e-5)
         assert np.mean(latents["gen2"].std(0)) == pytest.approx(0.5, rel=0.2)  # N(0, I) halved
         assert not np.array_equal(plain, renormed)
@@ -551,12 +547,12 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
     for name in ("straight", "budgeted"):
         run_dir = str(tmp_path / name)
         for script, argv, stage in (
-            (train_first_stage, first, common.STAGE1_DIR),
-            (train_second_stage, second, common.STAGE2_DIR),
+            (train_first_stage, first, layout.STAGE1_DIR),
+            (train_second_stage, second, layout.STAGE2_DIR),
         ):
             if name == "budgeted":
                 with pytest.raises(
-                    common.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"
+                    errors.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"
                 ):
                     script.main(argv + ["--run-dir", run_dir, "--time-budget", "1"])
                 assert log_epochs(os.path.join(run_dir, stage)) == [1]
@@ -614,7 +610,7 @@ def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, 
         run = run_first_stage(
             mnist_npz, str(tmp_path / insisting[0][2:]), *endless, *insisting, "--time-budget", "1"
         )
-        assert run.returncode == common.EXIT_TIME_BUDGET == 75, run.stderr
+        assert run.returncode == errors.EXIT_TIME_BUDGET == 75, run.stderr
         assert "stopped at the time budget after epoch 1 of 50000000" in run.stderr
         assert log_epochs(str(tmp_path / insisting[0][2:] / "stage1")) == [1]
 
@@ -642,20 +638,20 @@ def test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume(
 def test_backend_choice():
     """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked), else Keras' own default; set: the
     user's, whatever the devices."""
-    assert common.choose_backend({}, gpu_query=lambda: True) == "jax"
-    assert common.choose_backend({}, gpu_query=lambda: False) is None
-    assert common.choose_backend({"KERAS_BACKEND": "tensorflow"}, gpu_query=lambda: True) == "tensorflow"
-    assert common.choose_backend({"KERAS_BACKEND": "jax"}, gpu_query=lambda: False) == "jax"
-    assert common.choose_backend({"KERAS_BACKEND": ""}, gpu_query=lambda: True) == "jax"
+    assert backend.choose_backend({}, gpu_query=lambda: True) == "jax"
+    assert backend.choose_backend({}, gpu_query=lambda: False) is None
+    assert backend.choose_backend({"KERAS_BACKEND": "tensorflow"}, gpu_query=lambda: True) == "tensorflow"
+    assert backend.choose_backend({"KERAS_BACKEND": "jax"}, gpu_query=lambda: False) == "jax"
+    assert backend.choose_backend({"KERAS_BACKEND": ""}, gpu_query=lambda: True) == "jax"
     # without a JAX GPU plugin the query answers at once, without importing JAX
-    if not any(__import__("importlib.util").util.find_spec(name) for name in common.JAX_GPU_PLUGINS):
-        assert common.jax_sees_gpu() is False
+    if not any(__import__("importlib.util").util.find_spec(name) for name in backend.JAX_GPU_PLUGINS):
+        assert backend.jax_sees_gpu() is False
 
 
 def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):
     import keras
 
-    import fast_training
+    from vaevar import fast_training
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     monkeypatch.setattr(fast_training, "_on_gpu", lambda: True)

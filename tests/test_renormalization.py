@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import renormalization
-from common import VaevarError
+from vaevar import renormalization
+from vaevar.errors import VaevarError
 
 
 def std(x):
@@ -99,7 +99,7 @@ def test_second_stage_variance_ratio_on_a_shrinking_stage():
             def predict(x, batch_size=None, verbose=0):
                 return x, np.full_like(x, -30.0)  # sigma ~ 0: the code is mu itself
 
-    import training
+    from vaevar import training
 
     original = training.decode
     training.decode = lambda model, z, batch_size=500: 0.5 * np.asarray(z)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import samplers
-from common import VaevarError
 from tests.test_renormalization import std
+from vaevar import samplers
+from vaevar.errors import VaevarError
 
 
 def test_gauss_sampler_reproduces_the_codes_mean_and_covariance():

@@ -5,6 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from vaevar import cli, errors, files, layout
+
 
 def test_latent_statistics_by_hand():
     import train_second_stage
@@ -27,7 +29,7 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
 
     import train_first_stage
     import train_second_stage
-    from run_folder import load_model
+    from vaevar.run_folder import load_model
 
     run_dir = str(tmp_path / "run")
     shared = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--limit", "100"]
@@ -50,7 +52,7 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
         assert np.isfinite(float(row["variance_ratio"]))
     # the measure again, on the saved final model: the logged numbers (6 significant digits)
     args = train_second_stage.resolve_settings(
-        train_second_stage.common.parse_constants(vars(train_second_stage), "", second + ["--epochs", "4"])
+        cli.parse_constants(vars(train_second_stage), "", second + ["--epochs", "4"])
     )
     stage2 = os.path.join(run_dir, "stage2")
     first = load_model(os.path.join(run_dir, "stage1", "first_stage.keras"), compile=False)
@@ -62,8 +64,8 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
         assert float(rows[-1][field]) == pytest.approx(again[field], rel=1e-5)
     # GEN-2's distance by hand: to the encoded test codes z = mu + sigma * eps (the seed's first draw; its second
     # draws GEN-2's u), not to their means mu, which are far less spread
-    from fid.frechet import frechet_distance, statistics
-    from training import decode, encode
+    from vaevar.fid.frechet import frechet_distance, statistics
+    from vaevar.training import decode, encode
 
     test = train_second_stage.data.load_evaluation("mnist", mnist_npz, 40, "test")
     test_mu, test_sigma = encode(first, test)
@@ -75,23 +77,19 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
     assert abs(by_hand - against_mu) > 1e-3 * by_hand  # the test can tell the two apart
     # float32 codes, float64 statistics: 6 significant digits logged
     assert float(rows[-1]["latent_fd_gen2"]) == pytest.approx(by_hand, rel=1e-5)
-    kept = {
-        e: load_model(train_second_stage.common.kept_model_path(run_dir, e), compile=False) for e in (3, 4)
-    }
-    digest = train_second_stage.common.weights_digest
+    kept = {e: load_model(layout.kept_model_path(run_dir, e), compile=False) for e in (3, 4)}
+    digest = files.weights_digest
     assert digest(kept[4]) == digest(final) != digest(kept[3])
     # generate.py --stage2-epoch 3: GEN-2 from the kept copy, into its own folder; an epoch not kept is named
     import generate
 
     generate.main(shared[:6] + ["--num-samples", "16", "--stage2-epoch", "3"])
-    summary = train_second_stage.common.load_json(
-        os.path.join(run_dir, "samples_stage2_epoch_3", "summary.json")
-    )
+    summary = files.load_json(os.path.join(run_dir, "samples_stage2_epoch_3", "summary.json"))
     assert summary["models"]["stage2"] == digest(kept[3])
-    with pytest.raises(train_second_stage.common.VaevarError, match="kept: epoch_3.keras, epoch_4.keras"):
+    with pytest.raises(errors.VaevarError, match="kept: epoch_3.keras, epoch_4.keras"):
         generate.main(shared[:6] + ["--num-samples", "16", "--stage2-epoch", "7"])
     # the Python API on the same run: generate.py's arrays are the API's for the same seed and kept model
-    from vaevar_run import Run
+    from vaevar.run import Run
 
     run = Run.load(run_dir, stage2_epoch=3, data_path=mnist_npz, evaluation_count=16)
     samples = os.path.join(run_dir, "samples_stage2_epoch_3")
@@ -129,5 +127,5 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
             shared[:6] + ["--stage2-epoch", "3", "--samples", gen1, "--no-train-reference"] + flags
         )
         fid = run.fid(np.load(gen1)["images"], weights=random_inception_weights, num_samples=16)
-    scored = train_second_stage.common.load_json(os.path.join(samples, "fid.json"))["gen1"]["fid"]
+    scored = files.load_json(os.path.join(samples, "fid.json"))["gen1"]["fid"]
     assert fid == pytest.approx(scored, rel=1e-9)

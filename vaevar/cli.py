@@ -1,0 +1,97 @@
+"""A script's constants as its flags (parse_constants), the typed settings built from them, and checks of
+flag values. The only library module that sees argparse."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import TYPE_CHECKING, TypeVar
+
+from vaevar.errors import VaevarError
+
+if TYPE_CHECKING:
+    from collections.abc import Container, Mapping, Sequence
+
+_Settings = TypeVar("_Settings")  # settings_from's dataclass
+
+
+def parse_constants(
+    module_globals: Mapping[str, object],
+    description: str,
+    argv: Sequence[str] | None = None,
+    positional: tuple[str, str] | None = None,
+) -> argparse.Namespace:
+    """Every UPPERCASE constant of a script becomes a `--lower-case` flag.
+
+    The constant's trailing comment in the script is the flag's help. Constants
+    set to None take their value from the data set's defaults later; their
+    flags read an int, a float or else a string. Returns an argparse.Namespace
+    with lower-case attribute names. positional: (name, help) of a list of paths before the flags.
+    """
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    comments = _constant_comments(module_globals.get("__file__"))
+    if positional is not None:
+        parser.add_argument(positional[0], nargs="*", help=positional[1])
+    for name, value in module_globals.items():
+        if not name.isupper() or name.startswith("_"):
+            continue
+        flag = "--" + name.lower().replace("_", "-")
+        help_text = f"{comments.get(name, '')} (default: {value})".strip()
+        if isinstance(value, bool):
+            parser.add_argument(flag, default=value, action=argparse.BooleanOptionalAction, help=help_text)
+        elif isinstance(value, (int, float, str)) or value is None:
+            kind = type(value) if value is not None else _number_or_text
+            parser.add_argument(flag, default=value, type=kind, dest=name.lower(), help=help_text)
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, settings_class: type[_Settings], **overrides) -> _Settings:
+    """A library's typed settings (a dataclass) from a script's parsed flags: the fields it names, in one place."""
+    import dataclasses
+
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class) if hasattr(args, f.name)
+    }
+    return settings_class(**dict(values, **overrides))
+
+
+def _constant_comments(path):
+    """NAME -> the comment after `NAME = value  # comment` in a script's source."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        matches = (re.match(r"^([A-Z][A-Z0-9_]*)\s*=.*?#\s*(.+)$", line) for line in f)
+        return {m.group(1): m.group(2).strip() for m in matches if m}
+
+
+def _number_or_text(text):
+    """Type of flags whose constant defaults to None: int, float or str as written."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def require_positive(args: argparse.Namespace, *names: str, allow_zero: Container[str] = ()) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if value < 0 or (value == 0 and name not in allow_zero):
+            flag = "--" + name.replace("_", "-")
+            raise VaevarError(f"{flag} must be {'>= 0' if name in allow_zero else '> 0'}, got {value}")
+
+
+JIT_SETTINGS = {"auto": "auto", "on": True, "off": False}
+
+
+def jit_setting(text: str) -> bool | str:
+    """--jit-compile value -> model.compile's jit_compile."""
+    if str(text).lower() not in JIT_SETTINGS:
+        raise VaevarError(f"--jit-compile must be one of {', '.join(JIT_SETTINGS)}, got {text!r}")
+    return JIT_SETTINGS[str(text).lower()]

@@ -1,0 +1,250 @@
+"""The fast trainer (JAX backend): the training set on the device, one compiled call per epoch.
+
+The same algorithm as training.fit, step for step: each step is Keras' own
+JAX train step (model.train_step: the balanced loss, gamma's rule, Adam,
+batch-norm updates, the sampler's noise), the batches are the fit path's
+(training.batch_rows: a fresh permutation per (seed, epoch), rows sorted
+within a batch; stage 2 resamples z = mu + sigma * eps from
+training.latent_noise), and the learning rate is set per epoch as the fit
+path's scheduler does. What changes is where the work happens: the uint8
+images (or the latent codes) are copied to the device once, batches are
+gathered and converted there, and jax.lax.scan runs a whole epoch per call,
+so there is no Python round trip, host-to-device batch or callback per
+step. log.csv rows, checkpoints (every CHECKPOINT_EVERY epochs and at the
+end) and the .keras files are the fit path's; a resume continues exactly.
+The NaN guard checks each epoch's losses; SIGTERM / SIGINT stop after the
+epoch in progress, which is checkpointed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+from vaevar.errors import TimeBudgetReached, VaevarError
+from vaevar.run_folder import (
+    LOG,
+    EpochMeasure,
+    StopSignals,
+    TimeBudget,
+    diverged,
+    interrupted,
+    read_log,
+    save_checkpoint,
+    truncate_log,
+    write_log_row,
+)
+from vaevar.training import LatentBatches, batch_rows, latent_noise, learning_rate_at
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import jax
+
+    from vaevar.training import ImageBatches
+
+TRAINERS = ("auto", "fit", "fast")
+
+
+def choose(trainer: str, checkpoint_every: int = 10) -> Callable[..., keras.Model] | None:
+    """The training function for TRAINER: fit (training.fit, any backend) or fast (JAX only); auto is
+    fast where the backend is JAX on a GPU, else fit. Returns None for fit (train_stage's default)."""
+    import functools
+
+    if trainer not in TRAINERS:
+        raise VaevarError(f"unknown --trainer {trainer!r}: use {', '.join(TRAINERS)}")
+    jax_backend = keras.backend.backend() == "jax"
+    if trainer == "fast" and not jax_backend:
+        raise VaevarError(
+            "--trainer fast needs the JAX backend: set KERAS_BACKEND=jax (or use --trainer fit)"
+        )
+    if trainer == "fit" or (trainer == "auto" and not (jax_backend and _on_gpu())):
+        return None
+    return functools.partial(fit_fast, checkpoint_every=checkpoint_every)
+
+
+def _on_gpu():
+    import jax
+
+    return any(device.platform == "gpu" for device in jax.devices())
+
+
+class EpochInputs:
+    """Device-resident training data and, per epoch, the fit path's batch rows (and stage-2 noise)."""
+
+    def __init__(self, batches):
+        import jax.numpy as jnp
+
+        self.latent = isinstance(batches, LatentBatches)
+        self.batch_size, self.seed = batches.batch_size, batches.seed
+        if self.latent:
+            self.source = (jnp.asarray(batches.mu), jnp.asarray(batches.sigma))
+            self.count, self.dims = batches.mu.shape
+        else:
+            self.source = (jnp.asarray(batches.images),)  # uint8: a quarter of float32's memory
+            self.count = len(batches.images)
+
+    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = batch_rows(self.count, self.batch_size, self.seed, epoch)
+        if not self.latent:
+            return rows, np.zeros((len(rows), 0), np.float32)
+        noise = np.stack(
+            [
+                latent_noise(self.seed, epoch, index, (self.batch_size, self.dims))
+                for index in range(len(rows))
+            ]
+        )
+        return rows, noise
+
+    def batch(self, source: tuple[jax.Array, ...], rows: jax.Array, noise: jax.Array) -> jax.Array:
+        """The step's inputs, on the device: as ImageBatches / LatentBatches would give them."""
+        import jax.numpy as jnp
+
+        if self.latent:
+            mu, sigma = source
+            return mu[rows] + sigma[rows] * noise
+        return source[0][rows].astype(jnp.float32) / 255.0
+
+
+def make_epoch_function(
+    model: keras.Model, inputs: EpochInputs, unroll: int = 1, copies: int = 1
+) -> Callable[..., tuple[tuple[list[jax.Array], ...], dict[str, jax.Array]]]:
+    """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch;
+    unroll: steps per iteration of the compiled loop (the same steps, fewer loop iterations);
+    copies > 1: that many independent trainings at once (state, rows and noise stacked on a first axis,
+    the data shared), as bench/fast_variants.py times them."""
+    import jax
+
+    def run_epoch(state, source, rows, noise):
+        def step(carry, batch):
+            step_rows, step_noise = batch
+            logs, carry = model.train_step(carry, (inputs.batch(source, step_rows, step_noise),))
+            return carry, logs
+
+        return jax.lax.scan(step, state, (rows, noise), unroll=unroll)
+
+    if copies > 1:
+        run_epoch = jax.vmap(run_epoch, in_axes=(0, None, 0, 0))
+    return jax.jit(run_epoch, donate_argnums=0)
+
+
+def model_state(model: keras.Model) -> tuple[list[jax.Array], ...]:
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+
+
+def stacked_state(models: Sequence[keras.Model]) -> tuple[list[jax.Array], ...]:
+    """The states of several models stacked on a first axis: an epoch function's state with copies."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[model_state(model) for model in models])
+
+
+def sync_state(model: keras.Model, state: Sequence[Sequence[jax.Array]]) -> None:
+    """Write the loop's state back into the model's variables (before a checkpoint or the final save)."""
+    for variables, values in zip(
+        (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        ),
+        state,
+    ):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+def fit_fast(
+    model: keras.Model,
+    batches: ImageBatches,
+    run_dir: str,
+    epochs: int,
+    initial_epoch: int,
+    learning_rate: float,
+    halve_every: int,
+    metadata: dict,
+    verbose: int = 1,
+    deadline: float | None = None,
+    checkpoint_every: int = 10,
+    measure: EpochMeasure | None = None,
+) -> keras.Model:
+    """training.fit's contract (run_folder: resume, log.csv, checkpoints, the NaN, signal and time-budget stops),
+    on the device; only the loop is this trainer's."""
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    os.makedirs(run_dir, exist_ok=True)
+    log_path = os.path.join(run_dir, LOG)
+    truncate_log(log_path, initial_epoch)
+    if initial_epoch >= epochs:
+        return model
+    model.optimizer.build(model.trainable_variables)
+    model.reset_metrics()
+    rate_variable = model.optimizer.learning_rate
+    learning_rate_index = next(i for i, v in enumerate(model.optimizer.variables) if v is rate_variable)
+    inputs = EpochInputs(batches)
+    run_epoch = make_epoch_function(model, inputs)
+    state = model_state(model)
+    checkpointed = initial_epoch
+    budget, checkpoint_seconds = TimeBudget(deadline), 0.0
+    with StopSignals() as signals:
+        bar = tqdm(
+            range(initial_epoch, epochs),
+            desc="epochs",
+            unit="epoch",
+            disable=not verbose,
+            initial=initial_epoch,
+            total=epochs,
+        )
+        for epoch in bar:
+            started = time.time()
+            rate = learning_rate_at(epoch, learning_rate, halve_every)
+            optimizer_values = list(state[2])
+            optimizer_values[learning_rate_index] = jnp.asarray(
+                rate, optimizer_values[learning_rate_index].dtype
+            )
+            fresh_metrics = [
+                jnp.zeros_like(v.value) for v in model.metrics_variables
+            ]  # the epoch's means restart
+            state = (state[0], state[1], optimizer_values, fresh_metrics)
+            rows, noise = inputs.epoch(epoch)
+            state, logs = run_epoch(state, inputs.source, jnp.asarray(rows), jnp.asarray(noise))
+            final = {
+                k: float(np.asarray(v)[-1]) for k, v in logs.items() if k in ("loss", "mse", "gamma", "kl")
+            }
+            if not all(math.isfinite(v) for v in final.values()):
+                truncate_log(log_path, checkpointed)
+                raise diverged(run_dir, final.get("loss"), epoch + 1, checkpointed)
+            seconds, measured = time.time() - started, None
+            if measure is not None and measure.due(epoch + 1):
+                sync_state(model, state)  # the measure reads the model's variables
+                measured = measure.measure(model, epoch + 1)
+            fields = measure.fields if measure is not None else ()
+            write_log_row(log_path, epoch + 1, final, rate, seconds, measured, fields)
+            bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")
+            done = epoch + 1
+            # the epoch's time includes a checkpoint, written or not: the budget keeps room for the last one
+            over_budget = done < epochs and not budget.another_fits(
+                time.time() - started + checkpoint_seconds
+            )
+            if done % checkpoint_every == 0 or done == epochs or signals.received or over_budget:
+                saving = time.time()
+                sync_state(model, state)
+                save_checkpoint(model, run_dir, metadata, done)
+                checkpointed, checkpoint_seconds = done, time.time() - saving
+            if signals.received:
+                raise interrupted(signals.received, len(read_log(log_path)))
+            if over_budget:
+                raise TimeBudgetReached(done, epochs)
+    return model

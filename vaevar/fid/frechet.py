@@ -1,0 +1,136 @@
+"""The Frechet distance and KID between feature sets (NumPy / SciPy, float64)."""
+
+import hashlib
+import warnings
+
+import numpy as np
+from scipy import linalg
+
+from vaevar.errors import VaevarError
+
+MIN_FULL_RANK = 2048  # fewer samples than features: a singular covariance
+
+
+def frechet_distance(
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
+    eps: float = 1e-6,
+    method: str = "sqrtm",
+) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64.
+
+    sqrtm: TTUR's computation (scipy.linalg.sqrtm; eps offset when the product
+    is singular; imaginary parts dropped unless large). eig: the trace of the
+    square root from the eigenvalues of S1^(1/2) S2 S1^(1/2), which is
+    symmetric positive semi-definite, so no complex arithmetic is needed.
+    """
+    mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
+    sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise VaevarError(
+            f"feature sizes differ ({mu1.shape} vs {mu2.shape}): compare features of the same network"
+        )
+    diff = mu1 - mu2
+    if method == "eig":
+        tr_covmean = trace_sqrt_product(sigma1, sigma2)
+    elif method == "sqrtm":
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            warnings.warn(f"FID: singular product; adding {eps} to the covariance diagonals")
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        if np.iscomplexobj(covmean):
+            if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+                raise VaevarError(
+                    f"FID: imaginary component {np.max(np.abs(covmean.imag)):.3g} in the "
+                    f"matrix square root; use more samples"
+                )
+            covmean = covmean.real
+        tr_covmean = np.trace(covmean)
+    else:
+        check_method(method)
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+
+
+def check_method(method: str) -> None:
+    """A one-line error for an unknown method; compute_fid.py calls it before minutes of feature passes."""
+    if method not in ("sqrtm", "eig"):
+        raise VaevarError(f"unknown --frechet-method {method!r}: use sqrtm or eig")
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))), for PSD S1, S2. S1 is the reference's
+    covariance in every call of a run: its square root is computed once (keyed by its content)."""
+    root1 = square_root(sigma1)
+    middle = root1 @ sigma2 @ root1
+    return float(np.sum(np.sqrt(np.clip(linalg.eigvalsh((middle + middle.T) / 2), 0, None))))
+
+
+_ROOTS = {}  # SHA-256 of a covariance -> its square root: a run's references (test, training; both n)
+
+
+def square_root(sigma: np.ndarray) -> np.ndarray:
+    """The PSD square root of a covariance, computed once per content."""
+    sigma = np.ascontiguousarray(sigma, np.float64)
+    key = hashlib.sha256(sigma.tobytes()).hexdigest()
+    if key not in _ROOTS:
+        if len(_ROOTS) >= 4:
+            _ROOTS.pop(next(iter(_ROOTS)))
+        values, vectors = linalg.eigh(sigma)
+        _ROOTS[key] = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return _ROOTS[key]
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise VaevarError(f"FID needs at least 2 samples, got {len(features)}: generate more samples")
+    if len(features) < MIN_FULL_RANK:
+        warnings.warn(
+            f"FID with {len(features)} < {MIN_FULL_RANK} samples: the covariance is singular and "
+            f"the score biased; use 10,000 for comparable numbers"
+        )
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def scored_subset(total: int, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of the n of `total` features the authors' whole batches score: the ones dropped are a seeded
+    random few, never the tail of a class-sorted set."""
+    if n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+
+
+def scored_and_whole_statistics(
+    features: np.ndarray, n: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(mu, sigma) of the n scored features (the authors' whole batches, scored_subset) and of all of them."""
+    scored = statistics(features[scored_subset(len(features), n)])
+    return scored, scored if n == len(features) else statistics(features)
+
+
+def kernel_inception_distance(
+    features1: np.ndarray, features2: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018), mean over subsets."""
+    f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    if f1.shape[1] != f2.shape[1]:
+        raise VaevarError("KID: feature sizes differ; compare features of the same network")
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise VaevarError("KID needs at least 2 samples per side")
+    rng = np.random.default_rng(seed)
+    dims = f1.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = f1[rng.choice(len(f1), m, replace=False)]
+        y = f2[rng.choice(len(f2), m, replace=False)]
+        kxx, kyy, kxy = ((a @ b.T / dims + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+        values.append(
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
+    return float(np.mean(values)), float(np.std(values))

@@ -1,0 +1,309 @@
+"""The training contract both trainers keep (training.fit and fast_training.fit_fast): the run folder's
+files, resume, the checkpoint writer, the log, and the stops (NaN, SIGTERM / SIGINT, the time budget) with
+their messages. Each trainer keeps only its loop.
+
+A stage's folder: log.csv (a row per completed epoch, flushed and fsynced), checkpoint.keras (model,
+optimizer, gamma, sampler RNG) with checkpoint.json (the last checkpointed epoch and the run's settings),
+written atomically in that order; the final model and config.json (layout.STAGE_CONFIG) when the stage completes.
+On restart, log rows after the checkpoint's epoch are dropped, so the log has no duplicated or missing epochs.
+"""
+
+import csv
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+
+import keras
+import numpy as np
+
+import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
+import models.vae  # noqa: F401
+from vaevar.errors import VaevarError
+from vaevar.files import atomic_path, load_json, save_json, save_model
+from vaevar.layout import CHECKPOINT_STATE
+
+CHECKPOINT = "checkpoint.keras"
+LOG = "log.csv"
+LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
+
+
+# ------------------------------------------------------------- models on disk
+
+
+def load_model(
+    path: str,
+    what: str = "model",
+    hint: str = "",
+    compile: bool = True,
+    corrupt_hint: str = "retrain it or point to a valid .keras file",
+) -> keras.Model:
+    """compile=False: the model without its optimizer state (enough to encode and decode).
+    hint: what to do when the file is missing; corrupt_hint: when it cannot be read."""
+    if not os.path.exists(path):
+        raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as error:  # corrupt or foreign file
+        reason = str(error).splitlines()[0][:200] if str(error) else ""
+        raise VaevarError(
+            f"cannot load {what} from {path} ({type(error).__name__}: {reason}); {corrupt_hint}"
+        ) from error
+
+
+def check_second_stage_matches(stage2_dir: str, stage1_digest: str) -> None:
+    """A second stage is only valid for the first stage whose latents it learned."""
+    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
+    if not os.path.exists(state_path):
+        return
+    trained_on = load_json(state_path).get("stage1_weights")
+    if trained_on is not None and trained_on != stage1_digest:
+        raise VaevarError(
+            f"the second stage in {stage2_dir} was trained on another first stage (weights changed "
+            f"since): move {stage2_dir} away and rerun train_second_stage.py"
+        )
+
+
+def check_second_stage_fits(second: keras.Model, first: keras.Model, path: str) -> None:
+    """A second stage learns the first stage's codes: its latent size is theirs (also without checkpoint.json)."""
+    if second.latent_dim != first.latent_dim:
+        raise VaevarError(
+            f"the second stage at {path} has {second.latent_dim} latent dimensions, the first "
+            f"stage {first.latent_dim}: it belongs to another first stage; move it away and rerun "
+            f"train_second_stage.py"
+        )
+
+
+def check_image_shape(model: keras.Model, images: np.ndarray, dataset: str) -> None:
+    expected = tuple(model.encoder.inputs[0].shape[1:])
+    if tuple(images.shape[1:]) != expected:
+        raise VaevarError(
+            f"{dataset} images are {images.shape[1:]} but the model expects {expected}: "
+            f"use the data set the model was trained on"
+        )
+
+
+# ------------------------------------------------------------------------ the log
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochMeasure:
+    """What a stage does after some epochs, on the model as it is then: measure(model, epoch) -> {field: value}
+    for the log's extra `fields` (train_second_stage.py --latent-fd-every: the latent mismatch over training;
+    --keep-models-at: a copy of the model). Due every `every` epochs (0: never) and at the epochs `at`."""
+
+    fields: tuple[str, ...]
+    every: int
+    measure: Callable[[keras.Model, int], Mapping[str, float]]
+    at: tuple[int, ...] = ()
+
+    def due(self, epoch: int) -> bool:
+        return (self.every > 0 and epoch % self.every == 0) or epoch in self.at
+
+
+def write_log_row(
+    path: str,
+    epoch: int,
+    logs: dict,
+    learning_rate: float,
+    seconds: float,
+    measured: Mapping[str, float] | None = None,
+    measure_fields: tuple[str, ...] = (),
+) -> None:
+    """Append one epoch's row to log.csv (header first), flushed and fsynced; with measure_fields, their
+    columns too (empty on the epochs not measured). A log begun with other columns is rewritten with both."""
+    fields = log_fields(path)
+    if any(f not in fields for f in measure_fields):
+        fields = fields + [f for f in measure_fields if f not in fields]
+        rewrite_log(path, read_log(path), fields)
+    new = not os.path.exists(path)
+    row = {"epoch": epoch, "learning_rate": f"{learning_rate:.6g}", "seconds": f"{seconds:.2f}"}
+    row.update({k: f"{float(logs.get(k, float('nan'))):.6g}" for k in ("loss", "mse", "gamma", "kl")})
+    row.update({k: f"{float(v):.6g}" for k, v in (measured or {}).items()})
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fields, restval="")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def log_fields(path: str) -> list[str]:
+    """The log's columns: its header, or LOG_FIELDS for a log not begun."""
+    if not os.path.exists(path):
+        return list(LOG_FIELDS)
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), None)
+    return header or list(LOG_FIELDS)
+
+
+def read_log(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def rewrite_log(path: str, rows: list[dict], fields: list[str]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def truncate_log(path: str, completed_epochs: int) -> None:
+    """Keep only rows of epochs 1..completed_epochs (atomic rewrite), and every column."""
+    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
+    rewrite_log(path, rows, log_fields(path))
+
+
+# ------------------------------------------------------------ checkpoints, resume
+
+
+def save_checkpoint(model: keras.Model, run_dir: str, metadata: dict, epoch: int) -> None:
+    """checkpoint.keras, then checkpoint.json naming its epoch: a crash between them resumes the epoch before;
+    then curves.png, redrawn from log.csv."""
+    save_model(model, os.path.join(run_dir, CHECKPOINT))
+    save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=epoch))
+    try:
+        draw_curves(run_dir)
+    except Exception as error:  # a picture never stops a training whose checkpoint is safe
+        print(f"note: {CURVES} not drawn ({type(error).__name__}: {error})")
+
+
+CURVES = "curves.png"
+CURVE_PANELS = (
+    ("loss", "linear"),
+    ("mse", "log"),
+    ("gamma", "log"),
+    ("kl", "linear"),
+    ("learning_rate", "log"),
+)
+
+
+def draw_curves(run_dir: str) -> str | None:
+    """curves.png beside log.csv: loss, MSE, gamma, KL and the learning rate over epochs (and the log's extra
+    columns, e.g. --latent-fd-every's, where measured). Written atomically; None without a log."""
+    rows = read_log(os.path.join(run_dir, LOG))
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(field):
+        points = [(int(r["epoch"]), float(r[field])) for r in rows if r.get(field) not in (None, "")]
+        return [p for p in points if np.isfinite(p[1])]
+
+    extra = [(f, "linear") for f in log_fields(os.path.join(run_dir, LOG)) if f not in LOG_FIELDS]
+    panels = [(f, scale, series(f)) for f, scale in CURVE_PANELS + tuple(extra)]
+    panels = [panel for panel in panels if panel[2]]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for axis, (field, scale, points) in zip(axes[0], panels):
+        epochs, values = zip(*points)
+        axis.plot(epochs, values, marker="." if len(epochs) < 30 else None)
+        if scale == "log" and min(values) > 0:
+            axis.set_yscale("log")
+        axis.set_title(field)
+        axis.set_xlabel("epoch")
+    figure.suptitle(f"{os.path.basename(os.path.normpath(run_dir))}: {len(rows)} epochs", fontsize=10)
+    figure.tight_layout()
+    path = os.path.join(run_dir, CURVES)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def check_same_settings(run_dir: str, metadata: dict) -> dict:
+    """The checkpoint state of run_dir ({} without one), refusing a run made with other settings (metadata);
+    callable before loading the data, so that a resume with other settings fails at once."""
+    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
+    state = load_json(state_path) if os.path.exists(state_path) else {}
+    for key, value in metadata.items():
+        if key in state and state[key] != value:
+            raise VaevarError(
+                f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
+                f"use another --run-dir or the original settings"
+            )
+    return state
+
+
+def resume_or_build(
+    run_dir: str, build: Callable[[], keras.Model], metadata: dict
+) -> tuple[keras.Model, int]:
+    """Load the last checkpoint of run_dir, or build a fresh compiled model.
+
+    Returns (model, completed_epochs). Refuses a run directory made for another data set or configuration.
+    """
+    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
+    if not os.path.exists(state_path):
+        return build(), 0
+    state = check_same_settings(run_dir, metadata)
+    start_over = f"restore it, or delete {state_path} to start this stage over"
+    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint", start_over, corrupt_hint=start_over)
+    return model, int(state["epoch"])
+
+
+# ---------------------------------------------------------------------- the stops
+
+
+class StopSignals:
+    """SIGTERM / SIGINT while training: noted in `received` (the first one's name), the handlers restored on
+    exit. Outside the main thread signals cannot be caught: nothing is installed."""
+
+    def __init__(self, on_signal=None):
+        self.received = None
+        self.on_signal = on_signal
+        self._previous = {}
+
+    def _note(self, signum, frame):
+        self.received = self.received or signal.Signals(signum).name
+        if self.on_signal is not None:
+            self.on_signal()
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._note)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        return False
+
+
+class TimeBudget:
+    """--time-budget: after each epoch (its checkpoint included), whether one more ends before the deadline,
+    judged by the longest epoch so far. Each run trains at least one epoch, so a resubmitted job always moves on."""
+
+    def __init__(self, deadline: float | None = None):
+        self.deadline = deadline  # a time.time() value; None: no budget
+        self.longest = 0.0
+
+    def another_fits(self, epoch_seconds: float) -> bool:
+        self.longest = max(self.longest, epoch_seconds)
+        return self.deadline is None or time.time() + self.longest < self.deadline
+
+
+def diverged(run_dir: str, loss: float, epoch: int, kept_epoch: int, batch: int | None = None) -> VaevarError:
+    where = f"at epoch {epoch}, batch {batch}" if batch is not None else f"in epoch {epoch}"
+    return VaevarError(
+        f"training diverged (loss={loss} {where}); the last good checkpoint in {run_dir} "
+        f"(epoch {kept_epoch}) is kept: lower --learning-rate and rerun to resume"
+    )
+
+
+def interrupted(signal_name: str, completed_epochs: int) -> VaevarError:
+    return VaevarError(
+        f"interrupted by {signal_name} after {completed_epochs} completed epochs; rerun the same "
+        f"command to resume"
+    )
