@@ -44,6 +44,8 @@ def _tf():
 
 
 def read_graph_def(path: str) -> GraphDef:
+    """The frozen graph from classify_image_graph_def.pb or inception-2015-12-05.tgz (needs TensorFlow);
+    a one-line error for anything else."""
     tf = _tf()
     try:
         if path.endswith((".tgz", ".tar.gz")):
@@ -110,6 +112,7 @@ def folded_conv_weights(graph_def: GraphDef) -> dict[str, tuple[np.ndarray, np.n
 
 
 def graph_pool_kinds(graph_def: GraphDef) -> dict[str, str]:
+    """node name -> 'MaxPool' / 'AvgPool' for every pooling node: checked against the port's pool_kinds."""
     return {n.name: n.op for n in graph_def.node if n.op in ("MaxPool", "AvgPool")}
 
 
@@ -159,6 +162,7 @@ def frozen_graph_extractor(graph_def: GraphDef, batch_size: int = 100) -> Callab
 
 
 def frozen_graph_features(graph_def: GraphDef, images: np.ndarray, batch_size: int = 100) -> np.ndarray:
+    """pool_3 features (N, 2048) of [0, 255] images run through the graph itself: the port's reference."""
     return frozen_graph_extractor(graph_def, batch_size)(images)
 
 

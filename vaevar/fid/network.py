@@ -24,10 +24,12 @@ FEATURES = 2048
 
 
 def layer_name(graph_prefix: str) -> str:
+    """A graph node's prefix as a Keras layer name (Keras refuses '/'): mixed/conv -> mixed__conv."""
     return graph_prefix.replace("/", "__")
 
 
 def graph_prefix(name: str) -> str:
+    """layer_name's inverse: the graph prefix whose weights a layer holds."""
     return name.replace("__", "/")
 
 
@@ -79,11 +81,13 @@ def conv(
 
 
 def avg_pool(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """The graph's 3x3 stride-1 SAME average pooling, named after its node."""
     # TF's SAME average pooling divides by the count of real (unpadded) pixels.
     return layers.AveragePooling2D(3, strides=1, padding="same", name=layer_name(name))(h)
 
 
 def block_a(h: keras.KerasTensor, name: str, pool_filters: int) -> keras.KerasTensor:
+    """mixed, mixed_1, mixed_2 (35x35): 1x1, 5x5, double 3x3 and pooled towers, concatenated."""
     branch1 = conv(h, f"{name}/conv", 64, 1)
     branch5 = conv(conv(h, f"{name}/tower/conv", 48, 1), f"{name}/tower/conv_1", 64, 5)
     branch3 = conv(h, f"{name}/tower_1/conv", 64, 1)
@@ -94,6 +98,7 @@ def block_a(h: keras.KerasTensor, name: str, pool_filters: int) -> keras.KerasTe
 
 
 def block_b(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """mixed_3: the grid reduction 35x35 -> 17x17 (strided 3x3, strided double 3x3, max pooling)."""
     branch3 = conv(h, f"{name}/conv", 384, 3, strides=2, padding="valid")
     tower = conv(h, f"{name}/tower/conv", 64, 1)
     tower = conv(tower, f"{name}/tower/conv_1", 96, 3)
@@ -103,6 +108,7 @@ def block_b(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
 
 
 def block_c(h: keras.KerasTensor, name: str, c7: int) -> keras.KerasTensor:
+    """mixed_4 to mixed_7 (17x17): factorised 7x7 towers of c7 channels, a 1x1 and a pooled tower."""
     branch1 = conv(h, f"{name}/conv", 192, 1)
     tower = conv(h, f"{name}/tower/conv", c7, 1)
     tower = conv(tower, f"{name}/tower/conv_1", c7, (1, 7))
@@ -117,6 +123,7 @@ def block_c(h: keras.KerasTensor, name: str, c7: int) -> keras.KerasTensor:
 
 
 def block_d(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """mixed_8: the grid reduction 17x17 -> 8x8."""
     tower = conv(h, f"{name}/tower/conv", 192, 1)
     tower = conv(tower, f"{name}/tower/conv_1", 320, 3, strides=2, padding="valid")
     tower1 = conv(h, f"{name}/tower_1/conv", 192, 1)
@@ -128,6 +135,8 @@ def block_d(h: keras.KerasTensor, name: str) -> keras.KerasTensor:
 
 
 def block_e(h: keras.KerasTensor, name: str, max_pool: bool) -> keras.KerasTensor:
+    """mixed_9 and mixed_10 (8x8): split 1x3 / 3x1 towers; mixed_10's pooled tower max-pools (the 2015
+    graph's quirk, max_pool=True), mixed_9's averages."""
     branch1 = conv(h, f"{name}/conv", 320, 1)
     tower = conv(h, f"{name}/tower/conv", 384, 1)
     tower = layers.Concatenate(name=layer_name(f"{name}/tower/mixed"))(
@@ -181,6 +190,7 @@ def build_inception(
 
 
 def conv_layers(model: keras.Model) -> list[layers.Conv2D]:
+    """The port's convolutions, in build order: what the converters fill."""
     return [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
 
 
