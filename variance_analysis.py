@@ -28,7 +28,8 @@ import os
 
 import numpy as np
 
-from vaevar import cli, data, errors, files, layout, run_folder, training
+from vaevar import cli, data, errors, files, layout, training
+from vaevar.run import Run
 from vaevar.variance_measures import (
     batch_norm_lag_note,
     latent_frechet_distances,
@@ -54,23 +55,16 @@ QUICK = False  # 500 images
 
 
 def analyse_run(run_dir, args):
-    config_path = os.path.join(run_dir, layout.STAGE1_DIR, "config.json")
-    if not os.path.exists(config_path):
-        raise errors.VaevarError(f"{run_dir} has no trained first stage: run train_first_stage.py first")
-    config = files.load_json(config_path)
-    model = run_folder.load_model(
-        os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "first-stage model"
-    )
-    recorded_path, folder = data.recorded_source(run_dir)
-    test = data.load_evaluation(
-        config["dataset"],
-        args.data_path or recorded_path,
-        args.num_samples,
+    # the run as generate.py and the API load it: its data path and split are the first stage's
+    run = Run.load(
+        run_dir,
+        data_path=args.data_path,
+        evaluation_count=args.num_samples,
         jpeg_round_trip=args.jpeg_round_trip,
-        folder=folder,
     )
-    mu, sigma = training.encode(model, test)
-    rec = training.decode(model, mu)
+    model, evaluation = run.first, run.evaluation()  # the test images drawn with the FID's seed, encoded
+    test, mu, sigma = evaluation["images"], evaluation["mu"], evaluation["sigma"]
+    rec = run.decode(mu)
     rng = np.random.default_rng(args.seed)
     z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
 
@@ -112,7 +106,7 @@ def analyse_run(run_dir, args):
     )
     return {
         "run_dir": run_dir,
-        "dataset": config["dataset"],
+        "dataset": run.dataset,
         "architecture": "ResNet VAE",
         "n": int(len(test)),
         "pixels": pixel_count,
