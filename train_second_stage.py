@@ -168,18 +168,13 @@ def main(argv=None):
     backend.set_seed(args.seed)
     from models.second_stage import build_second_stage
     from vaevar import fast_training
-    from vaevar.run_folder import check_image_shape, check_second_stage_matches, load_model
+    from vaevar.run import Run
+    from vaevar.run_folder import check_image_shape, check_second_stage_matches
     from vaevar.training import LatentBatches, TrainingSettings, encode, train_stage
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
-    stage1_path = os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL)
-    first = load_model(
-        stage1_path,
-        "first-stage model",
-        f"run train_first_stage.py --dataset {args.dataset} --run-dir {args.run_dir} first",
-    )
-    layout.check_dataset(args.run_dir, args.dataset)
+    first = Run.load(args.run_dir, dataset=args.dataset).first  # the one loader: the data set checked
     stage_dir = os.path.join(args.run_dir, layout.STAGE2_DIR)
     stage1_digest = files.weights_digest(first)
     check_second_stage_matches(stage_dir, stage1_digest)
