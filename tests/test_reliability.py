@@ -15,7 +15,7 @@ import generate
 import train_first_stage
 import train_second_stage
 from tests.conftest import ROOT, digit_images
-from vaevar import backend, data, errors, files, layout, run_folder, training
+from vaevar import data, errors, files, layout, run_folder, training
 from vaevar.errors import VaevarError
 
 TINY = ["--base-filters", "4", "--latent-dim", "8", "--verbose", "0", "--learning-rate", "0.001"]
@@ -633,19 +633,6 @@ def test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume(
     assert "nothing to resume" in message and "--quick and --allow-cpu" in message
     assert "resumes" not in message
     assert not os.path.exists(run_dir / "stage1")
-
-
-def test_backend_choice():
-    """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked), else Keras' own default; set: the
-    user's, whatever the devices."""
-    assert backend.choose_backend({}, gpu_query=lambda: True) == "jax"
-    assert backend.choose_backend({}, gpu_query=lambda: False) is None
-    assert backend.choose_backend({"KERAS_BACKEND": "tensorflow"}, gpu_query=lambda: True) == "tensorflow"
-    assert backend.choose_backend({"KERAS_BACKEND": "jax"}, gpu_query=lambda: False) == "jax"
-    assert backend.choose_backend({"KERAS_BACKEND": ""}, gpu_query=lambda: True) == "jax"
-    # without a JAX GPU plugin the query answers at once, without importing JAX
-    if not any(__import__("importlib.util").util.find_spec(name) for name in backend.JAX_GPU_PLUGINS):
-        assert backend.jax_sees_gpu() is False
 
 
 def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):

@@ -174,6 +174,20 @@ BREAKAGES = [
         "if False:",
         [RELIABILITY + "test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
     ),
+    (
+        "import_sets_the_backend",
+        "vaevar/layout.py",
+        "# Run-directory layout, shared by every script (not flags).",
+        'os.environ["KERAS_BACKEND"] = "jax"',
+        ["tests/test_backend.py::test_importing_the_library_changes_no_environment_variable"],
+    ),
+    (
+        "backend_chosen_after_keras",
+        "vaevar/backend.py",
+        'if "keras" not in sys.modules and choose_backend(environ, gpu_query) == "jax":',
+        'if choose_backend(environ, gpu_query) == "jax":',
+        ["tests/test_backend.py::test_choose_sets_the_backend_before_keras_and_never_after"],
+    ),
 ]
 
 

@@ -40,11 +40,12 @@ def choose_backend(environ: Mapping[str, str], gpu_query: Callable[[], bool] = j
     return "jax" if gpu_query() else None
 
 
-def choose(environ: dict[str, str] = os.environ) -> None:
+def choose(environ: dict[str, str] = os.environ, gpu_query: Callable[[], bool] = jax_sees_gpu) -> None:
     """A script's first call, before anything imports Keras: KERAS_BACKEND by choose_backend (JAX where it sees
-    a GPU), and TensorFlow's start-up chatter kept out of the logs. Once Keras is imported it changes nothing."""
+    a GPU), and TensorFlow's start-up chatter kept out of the logs. Once Keras is imported the backend is
+    fixed, and choose leaves it."""
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" not in sys.modules and choose_backend(environ) == "jax":
+    if "keras" not in sys.modules and choose_backend(environ, gpu_query) == "jax":
         environ["KERAS_BACKEND"] = "jax"
 
 

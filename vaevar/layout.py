@@ -8,42 +8,18 @@ from vaevar.errors import VaevarError
 from vaevar.files import load_json
 
 # Run-directory layout, shared by every script (not flags).
-
-# Run-directory layout, shared by every script (not flags).
 RUNS_DIR = "runs"  # RUN_DIR defaults to runs/<dataset>
-
-
 STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
-
-
 STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
-
-
 LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
-
-
 CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
-
-
 STAGE_CONFIG = "config.json"  # written when a stage completes: its settings and the weights' digest
-
-
 SAMPLES_DIR = "samples"
-
-
 KEPT_DIR = "kept"  # stage2/kept/epoch_<E>.keras: train_second_stage.py --keep-models-at
-
-
 ANALYSIS_DIR = "variance_analysis"  # variance_analysis.py's figures, variance_loss.json and report.md
-
-
 KINDS = ("rec", "gen1", "gen2")  # reconstructions, decoded N(0, I), decoded second-stage samples
-
-
 # samples/<name>.npz that generate.py writes, in scoring order.
 SAMPLE_SETS = tuple(name for kind in KINDS for name in (kind, f"{kind}_renorm"))
-
-
 EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (samplers.py)
 
 

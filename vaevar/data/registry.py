@@ -90,11 +90,7 @@ DATASETS = {
 
 
 IMAGES = "images"
-
-
 IMAGE_SIZES = (16, 32, 64, 128, 256)  # --dataset images --image-size: the powers of two the network takes
-
-
 DEFAULT_IMAGE_SIZE = 64  # CelebA's
 
 
@@ -156,8 +152,6 @@ def training_defaults(
 
 
 SPLITS = ("train", "test")
-
-
 EVALUATION_SEED = 0  # fixes the evaluation set: generate.py's REC inputs are compute_fid.py's reference
 
 

@@ -12,8 +12,6 @@ from vaevar.data.trees import celeba_crop_resize
 from vaevar.errors import VaevarError
 
 TFDS_MIRROR = "storage.googleapis.com"  # tensorflow-datasets' own copies of prepared data sets
-
-
 REACHABLE_TIMEOUT = 5  # seconds: offline, fail at once instead of after tensorflow-datasets' retries
 
 

@@ -11,8 +11,6 @@ from vaevar.data.registry import SPLITS
 from vaevar.errors import VaevarError
 
 CELEBA_CROP = (45, 173, 25, 153)  # rows 45:173, columns 25:153 (128x128)
-
-
 CELEBA_SIZE = 64
 
 

@@ -1,0 +1,70 @@
+"""vaevar/backend.py: the Keras backend's choice, made by each script in its first lines, and nowhere else."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+from vaevar import backend
+
+
+def test_backend_choice():
+    """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked), else Keras' own default; set: the
+    user's, whatever the devices."""
+    assert backend.choose_backend({}, gpu_query=lambda: True) == "jax"
+    assert backend.choose_backend({}, gpu_query=lambda: False) is None
+    assert backend.choose_backend({"KERAS_BACKEND": "tensorflow"}, gpu_query=lambda: True) == "tensorflow"
+    assert backend.choose_backend({"KERAS_BACKEND": "jax"}, gpu_query=lambda: False) == "jax"
+    assert backend.choose_backend({"KERAS_BACKEND": ""}, gpu_query=lambda: True) == "jax"
+    # without a JAX GPU plugin the query answers at once, without importing JAX
+    if not any(__import__("importlib.util").util.find_spec(name) for name in backend.JAX_GPU_PLUGINS):
+        assert backend.jax_sees_gpu() is False
+
+
+def in_a_fresh_process(code):
+    """What `code` prints as JSON, run in a new Python without Keras loaded and without the backend variables."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_choose_sets_the_backend_before_keras_and_never_after():
+    """choose(): JAX where a GPU is seen, else nothing but the log level; once Keras is imported, nothing."""
+    chosen = in_a_fresh_process(
+        "import json; from vaevar import backend\n"
+        "seen, unseen = {}, {}\n"
+        "backend.choose(seen, gpu_query=lambda: True); backend.choose(unseen, gpu_query=lambda: False)\n"
+        "import keras\n"
+        "late = {}; backend.choose(late, gpu_query=lambda: True)\n"
+        "print(json.dumps([seen, unseen, late]))"
+    )
+    assert chosen == [
+        {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
+        {"TF_CPP_MIN_LOG_LEVEL": "2"},
+        {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    ]
+
+
+def test_importing_the_library_changes_no_environment_variable():
+    """No import with side effects: every module of the vaevar package, imported after the frameworks (which
+    set variables of their own when imported), leaves os.environ as it was."""
+    changed = in_a_fresh_process(
+        "import importlib, json, os, pkgutil\n"
+        "import keras, numpy, scipy\n"
+        "import vaevar\n"
+        "before = dict(os.environ)\n"
+        "names = [m.name for m in pkgutil.walk_packages(vaevar.__path__, 'vaevar.')]\n"
+        "changed = {}\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "    if dict(os.environ) != before:\n"
+        "        changed[name] = sorted(set(os.environ.items()) ^ set(before.items()))\n"
+        "        before = dict(os.environ)\n"
+        "print(json.dumps([len(names), changed]))"
+    )
+    count, by_module = changed
+    assert count > 25 and by_module == {}
