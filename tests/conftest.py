@@ -1,8 +1,10 @@
 """Shared fixtures: small data files in the real formats, random Inception weights."""
 
+import csv
 import io
 import os
 import pickle
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -200,3 +202,64 @@ def real_inception_weights(tmp_path_factory):
 
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 SHARED_CIFAR10_ZIP = os.path.join(SHARED_DATA, "cifar10", "cifar10_jpeg_q75.zip")
+
+
+TINY = ["--base-filters", "4", "--latent-dim", "8", "--verbose", "0", "--learning-rate", "0.001"]
+
+
+def log_epochs(stage_dir):
+    with open(os.path.join(stage_dir, "log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def stage1_only(tmp_path_factory, mnist_npz):
+    run_dir = str(tmp_path_factory.mktemp("stage1_only"))
+    import train_first_stage
+
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+            "--epochs",
+            "1",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--jit-compile",
+            "on",
+        ]
+        + TINY
+    )
+    return run_dir
+
+
+def run_first_stage(mnist_npz, run_dir, *argv):
+    """train_first_stage.py as a user runs it, with the GPUs hidden."""
+    command = (
+        [
+            sys.executable,
+            "train_first_stage.py",
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+        ]
+        + TINY
+        + list(argv)
+    )
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", VAEVAR_DATA_DIR=""),
+    )

@@ -511,3 +511,10 @@ def test_two_sets_take_quick_and_say_which_run_flags_they_ignore(tmp_path, capsy
         )
     )
     assert run.num_samples == data.QUICK_SETTINGS["fid_samples"]
+
+
+def test_fid_with_too_few_samples(tmp_path):
+    import compute_fid
+
+    with pytest.raises(VaevarError, match="at least 2"):
+        compute_fid.main(["--dataset", "mnist", "--run-dir", str(tmp_path), "--num-samples", "1"])

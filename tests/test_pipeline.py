@@ -385,3 +385,23 @@ def test_reproduce_refuses_another_split_of_the_run(pipeline_run, image_folder):
         reproduce.main(argv + ["--image-size", "16"])  # the defaults: fraction 0.1, seed 0
     with pytest.raises(VaevarError, match="--image-size is for --dataset images"):
         reproduce.main(["--dataset", "mnist", "--image-size", "16", "--run-dir", pipeline_run])
+
+
+def test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume(
+    tmp_path, mnist_npz, monkeypatch
+):
+    """reproduce.py over a stage 1 refused by the CPU estimate: its own line says nothing began (not that a
+    rerun resumes) and how to go on; the run folder stays empty."""
+    import reproduce
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("VAEVAR_DATA_DIR", "")
+    run_dir = tmp_path / "refused"
+    argv = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(run_dir), "--skip-fid"]
+    with pytest.raises(VaevarError) as refused:
+        reproduce.main(argv + ["--epochs", "50000000", "--verbose", "0"])
+    message = str(refused.value)
+    assert message.startswith("stage 1 (train_first_stage.py) stopped before it began")
+    assert "nothing to resume" in message and "--quick and --allow-cpu" in message
+    assert "resumes" not in message
+    assert not os.path.exists(run_dir / "stage1")

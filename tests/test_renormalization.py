@@ -1,9 +1,12 @@
 """renormalization.py: the rule, its targets and its gate."""
 
+import os
+
 import numpy as np
 import pytest
 
-from vaevar import renormalization
+import generate
+from vaevar import data, files, layout, renormalization, run_folder, training
 from vaevar.errors import VaevarError
 
 
@@ -149,3 +152,55 @@ def test_gen2_is_rescaled_batch_by_batch_as_the_authors_do():
     )
     assert np.mean(std(whole)) == pytest.approx(1.1, rel=1e-5)
     assert np.mean(whole[:100].std(0)) < 0.8  # one scale for all keeps the batches' differences
+
+
+def crafted_second_stage(latent_dim, scale, shift):
+    """A real second stage whose codes are exact: encoder mu2 = z (sigma ~ 0), decoder z_hat = scale * u + shift."""
+    from models.second_stage import build_second_stage
+
+    model = build_second_stage(latent_dim, width=4)
+    for part, head, value in ((model.encoder, "mu", 1.0), (model.decoder, "z_hat", scale)):
+        kernel, bias = part.get_layer(head).get_weights()
+        kernel[:] = 0.0
+        kernel[-latent_dim:] = value * np.eye(latent_dim)  # the skip connection's copy of the input
+        part.get_layer(head).set_weights([kernel, bias * 0.0 + (shift if head == "z_hat" else 0.0)])
+    kernel, bias = model.encoder.get_layer("log_sigma").get_weights()
+    model.encoder.get_layer("log_sigma").set_weights([kernel * 0.0, bias * 0.0 - 20.0])
+    model.compile(optimizer="adam")
+    return model
+
+
+@pytest.mark.parametrize("applies", [True, False])
+def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_path, applies):
+    """Variance ratio 3 (z_hat = (mu + mean) / 2) is over 0.25: GEN-2 is rescaled to the target std.
+    Ratio 0 (z_hat = mu + 0.1, no variance lost): gen2_renorm is the plain GEN-2."""
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(os.path.join(stage1_only, layout.STAGE1_DIR), os.path.join(run_dir, layout.STAGE1_DIR))
+    first = run_folder.load_model(os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model")
+    evaluation = data.load_evaluation("mnist", mnist_npz, 60)
+    mu, _ = training.encode(first, evaluation)
+    second = (
+        crafted_second_stage(first.latent_dim, 0.5, 0.5 * mu.mean(0))
+        if applies
+        else crafted_second_stage(first.latent_dim, 1.0, 0.1)
+    )
+    files.save_model(second, os.path.join(run_dir, layout.STAGE2_DIR, layout.STAGE2_MODEL))
+    generate.main(
+        ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "60"]
+    )
+    samples = os.path.join(run_dir, layout.SAMPLES_DIR)
+    summary = files.load_json(os.path.join(samples, "summary.json"))["kinds"]["gen2"]
+    assert summary["variance_loss_ratio"] == pytest.approx(3.0 if applies else 0.0, abs=1e-3)
+    assert summary["renormalized"] is applies
+    latents = np.load(os.path.join(samples, "latents.npz"))
+    plain, renormed = (np.load(os.path.join(samples, f"{k}.npz"))["images"] for k in ("gen2", "gen2_renorm"))
+    if applies:
+        target = files.load_json(os.path.join(samples, "summary.json"))["target"][0]
+        assert np.mean(latents["gen2_renorm"].std(0)) == pytest.approx(target, rel=1e-5)
+        assert np.mean(latents["gen2"].std(0)) == pytest.approx(0.5, rel=0.2)  # N(0, I) halved
+        assert not np.array_equal(plain, renormed)
+    else:
+        np.testing.assert_array_equal(latents["gen2_renorm"], latents["gen2"])
+        np.testing.assert_array_equal(plain, renormed)

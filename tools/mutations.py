@@ -16,7 +16,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RELIABILITY = "tests/test_reliability.py::"
 
 # name, file, text, its replacement, the tests that must fail
 BREAKAGES = [
@@ -46,14 +45,14 @@ BREAKAGES = [
         "vaevar/renormalization.py",
         "gen2_ratio <= settings.renorm_threshold",
         "gen2_ratio > settings.renorm_threshold",
-        [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
+        ["tests/test_renormalization.py::test_the_authors_gate_on_a_real_second_stage"],
     ),
     (
         "gate_ignored",
         "vaevar/renormalization.py",
         "    gate_closed = (\n        gen2_ratio is not None and",
         "    gate_closed = False and (\n        gen2_ratio is not None and",
-        [RELIABILITY + "test_the_authors_gate_on_a_real_second_stage"],
+        ["tests/test_renormalization.py::test_the_authors_gate_on_a_real_second_stage"],
     ),
     (
         "frechet_sqrtm_as_if_commuting",
@@ -81,14 +80,14 @@ BREAKAGES = [
         "vaevar/training.py",
         'if self.stopped() or not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "mse", "kl")):',
         "if self.stopped():",
-        [RELIABILITY + "test_nan_guard_keeps_the_last_good_checkpoint"],
+        ["tests/test_run_folder.py::test_nan_guard_keeps_the_last_good_checkpoint"],
     ),
     (
         "sampler_state_not_restored",
         "models/vae.py",
         "            self.sampler_seed.state.assign(store[self.SAMPLER_STATE_KEY])",
         "            pass",
-        [RELIABILITY + "test_resumed_runs_end_bit_identical_to_straight_runs"],
+        ["tests/test_run_folder.py::test_resumed_runs_end_bit_identical_to_straight_runs"],
     ),
     (
         "plain_pickle",
@@ -172,7 +171,7 @@ BREAKAGES = [
         "reproduce.py",
         "if code != 0 and folder_state(run_dir) == before:",
         "if False:",
-        [RELIABILITY + "test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
+        ["tests/test_pipeline.py::test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
     ),
     (
         "import_sets_the_backend",

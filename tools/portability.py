@@ -50,7 +50,8 @@ SENSITIVE = [
     "tests/test_renormalization.py",
     "tests/test_samplers.py",
     "tests/test_jax_pipeline.py",
-    "tests/test_reliability.py",
+    "tests/test_training.py",
+    "tests/test_run_folder.py",
 ]
 
 

@@ -1,0 +1,311 @@
+"""vaevar/run_folder.py and the run's checks: checkpoints, resume after SIGKILL / SIGTERM / the time budget (bit-identical), the NaN guard, runs that do not fit together."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import generate
+import train_first_stage
+import train_second_stage
+from tests.conftest import ROOT, TINY, digit_images, log_epochs
+from vaevar import errors, layout, run_folder
+from vaevar.errors import VaevarError
+
+
+@pytest.fixture(scope="module")
+def slow_npz(tmp_path_factory):
+    """Enough images that an epoch lasts a while at batch size 10."""
+    path = tmp_path_factory.mktemp("slow") / "mnist.npz"
+    images = digit_images(2420, seed=5)
+    np.savez(path, x_train=images[:2400], x_test=images[2400:])
+    return str(path)
+
+
+def start_training(slow_npz, run_dir, epochs):
+    command = [
+        sys.executable,
+        "train_first_stage.py",
+        "--dataset",
+        "mnist",
+        "--data-path",
+        slow_npz,
+        "--run-dir",
+        run_dir,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "10",
+    ] + TINY
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_checkpoint(run_dir, process, epoch, timeout=240):
+    state = os.path.join(run_dir, "stage1", "checkpoint.json")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(state) and json.load(open(state))["epoch"] >= epoch:
+            return
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_sigkill_mid_epoch_then_resume(tmp_path, slow_npz):
+    run_dir = str(tmp_path / "run")
+    process = start_training(slow_npz, run_dir, epochs=3)
+    wait_for_checkpoint(run_dir, process, epoch=1)
+    time.sleep(0.5)  # well inside epoch 2 (an epoch takes about 2 s here)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"]
+    assert 1 <= killed_at < 3
+    assert not os.path.exists(os.path.join(run_dir, "stage1", "first_stage.keras"))
+
+    resumed = start_training(slow_npz, run_dir, epochs=3)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"resuming {os.path.join(run_dir, 'stage1')} after epoch {killed_at}" in output
+    assert log_epochs(os.path.join(run_dir, "stage1")) == [1, 2, 3]
+    assert json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"] == 3
+    assert os.path.exists(os.path.join(run_dir, "stage1", "first_stage.keras"))
+
+
+def test_sigterm_stops_cleanly_with_a_message(tmp_path, slow_npz):
+    run_dir = str(tmp_path / "run")
+    process = start_training(slow_npz, run_dir, epochs=50)
+    wait_for_checkpoint(run_dir, process, epoch=1)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "interrupted by SIGTERM" in output and "rerun the same command to resume" in output
+    epochs = log_epochs(os.path.join(run_dir, "stage1"))
+    assert epochs == list(range(1, len(epochs) + 1))
+    # The signal came early in epoch 2 (240 batches). Keras still calls on_epoch_end for the cut
+    # epoch: it must not become a logged, checkpointed epoch 2.
+    assert json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"] == 1
+    assert epochs == [1] and "after 1 completed epochs" in output
+
+
+def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
+    from models.second_stage import build_second_stage
+    from vaevar.training import LatentBatches, fit, make_optimizer
+
+    model = build_second_stage(latent_dim=4, width=8)
+    model.compile(optimizer=make_optimizer(1e-3))
+    good = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
+    stage_dir = str(tmp_path / "stage2")
+    meta = {"dataset": "mnist"}
+    fit(model, LatentBatches(good, np.ones_like(good), 10, 0), stage_dir, 1, 0, 1e-3, 0, meta, verbose=0)
+    last_finite = model.get_weights()
+    bad = good.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(VaevarError, match="training diverged .* last good checkpoint .* is kept"):
+        fit(
+            model,
+            LatentBatches(bad, np.ones_like(bad), 10, 0, epoch=1),
+            stage_dir,
+            3,
+            1,
+            1e-3,
+            0,
+            meta,
+            verbose=0,
+        )
+    assert json.load(open(os.path.join(stage_dir, "checkpoint.json")))["epoch"] == 1
+    assert log_epochs(stage_dir) == [1]
+    kept = run_folder.load_model(os.path.join(stage_dir, "checkpoint.keras"), "checkpoint").get_weights()
+    assert all(np.isfinite(w).all() for w in kept)
+    for a, b in zip(kept, last_finite):
+        np.testing.assert_array_equal(a, b)
+
+
+def stage_state(stage_dir, model_file):
+    """(weights, gamma's moving average, log rows without timings) of a finished stage."""
+    model = run_folder.load_model(os.path.join(stage_dir, model_file), "model", "")
+    with open(os.path.join(stage_dir, "log.csv")) as f:
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    return model.get_weights(), float(model.mse_ema.numpy()), rows
+
+
+def run_state(run_dir):
+    """stage_state of both stages of a run."""
+    return [
+        stage_state(os.path.join(run_dir, stage), model)
+        for stage, model in (
+            (layout.STAGE1_DIR, layout.STAGE1_MODEL),
+            (layout.STAGE2_DIR, layout.STAGE2_MODEL),
+        )
+    ]
+
+
+def assert_same_runs(run, other):
+    """Both stages: the same log rows (timings aside), gamma's moving average and weights, bit for bit."""
+    for (weights, ema, rows), (other_weights, other_ema, other_rows) in zip(run, other):
+        assert other_rows == rows and other_ema == ema
+        for a, b in zip(weights, other_weights):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
+    """1 epoch, then a resume to 3, equals 3 straight epochs for both stages: weights, gamma's moving
+    average and log rows, with a learning-rate halving (after epoch 2) inside the resumed span."""
+    schedule = ["--halve-every", "2", "--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough
+    first = ["--dataset", "mnist", "--data-path", mnist_npz] + TINY + schedule
+    second = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--width",
+        "16",
+        "--verbose",
+        "0",
+        "--learning-rate",
+        "0.001",
+    ] + schedule
+    states = {}
+    for name, steps in (("straight", [3]), ("resumed", [1, 3])):
+        run_dir = str(tmp_path / name)
+        for epochs in steps:
+            train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", str(epochs)])
+        for epochs in steps:
+            train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", str(epochs)])
+        states[name] = run_state(run_dir)
+    for _, _, rows in states["straight"]:
+        assert [r["learning_rate"] for r in rows] == ["0.001", "0.001", "0.0005"]
+    assert_same_runs(states["straight"], states["resumed"])
+
+
+def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_npz):
+    """--time-budget counts from the command's start, here long past: each stage trains one epoch, checkpoints
+    it and stops (TimeBudgetReached: exit code 75 from a script); the same command without the budget then ends
+    as a straight run does, both stages."""
+    small = ["--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough to tell runs apart
+    first = ["--dataset", "mnist", "--data-path", mnist_npz, "--epochs", "3"] + TINY + small
+    second = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--width",
+        "16",
+        "--verbose",
+        "0",
+        "--learning-rate",
+        "0.001",
+        "--epochs",
+        "3",
+    ] + small
+    states = {}
+    for name in ("straight", "budgeted"):
+        run_dir = str(tmp_path / name)
+        for script, argv, stage in (
+            (train_first_stage, first, layout.STAGE1_DIR),
+            (train_second_stage, second, layout.STAGE2_DIR),
+        ):
+            if name == "budgeted":
+                with pytest.raises(
+                    errors.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"
+                ):
+                    script.main(argv + ["--run-dir", run_dir, "--time-budget", "1"])
+                assert log_epochs(os.path.join(run_dir, stage)) == [1]
+                assert json.load(open(os.path.join(run_dir, stage, "checkpoint.json")))["epoch"] == 1
+            script.main(argv + ["--run-dir", run_dir])
+        states[name] = run_state(run_dir)
+    assert_same_runs(states["straight"], states["budgeted"])
+
+
+def test_stage2_without_stage1(tmp_path, mnist_npz):
+    with pytest.raises(VaevarError, match="first-stage model not found .* run train_first_stage.py"):
+        train_second_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path)])
+
+
+def test_second_stage_of_an_older_first_stage_is_refused(tmp_path, mnist_npz):
+    run_dir = str(tmp_path / "run")
+    common_argv = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--run-dir",
+        run_dir,
+        "--limit",
+        "100",
+        "--batch-size",
+        "50",
+    ]
+    first_argv = common_argv + TINY
+    second_argv = common_argv + ["--width", "16", "--verbose", "0", "--learning-rate", "0.001"]
+    train_first_stage.main(first_argv + ["--epochs", "1"])
+    train_second_stage.main(second_argv + ["--epochs", "1"])
+    train_first_stage.main(
+        first_argv + ["--epochs", "1"]
+    )  # rerun of a finished stage 1: same weights, still valid
+    train_second_stage.main(second_argv + ["--epochs", "1"])
+    model_path = os.path.join(run_dir, "stage2", "second_stage.keras")
+    before = os.path.getmtime(model_path)
+    train_first_stage.main(first_argv + ["--epochs", "2"])  # stage 1 continued: its latents changed
+    with pytest.raises(VaevarError, match="trained on another first stage .* move .*stage2 away"):
+        train_second_stage.main(second_argv + ["--epochs", "2"])
+    with pytest.raises(VaevarError, match="trained on another first stage"):
+        generate.main(
+            ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "8"]
+        )
+    assert os.path.getmtime(model_path) == before  # nothing of stage 2 overwritten
+
+
+def test_run_dir_of_another_dataset(stage1_only, cifar_tarball):
+    with pytest.raises(VaevarError, match="trained on mnist, not cifar10"):
+        train_second_stage.main(
+            ["--dataset", "cifar10", "--data-path", cifar_tarball[0], "--run-dir", stage1_only]
+        )
+    with pytest.raises(VaevarError, match="holds a run with dataset='mnist'"):
+        train_first_stage.main(
+            [
+                "--dataset",
+                "cifar10",
+                "--data-path",
+                cifar_tarball[0],
+                "--run-dir",
+                stage1_only,
+                "--epochs",
+                "1",
+                "--limit",
+                "100",
+                "--batch-size",
+                "50",
+            ]
+            + TINY
+        )
+
+
+def test_images_that_do_not_fit_the_model(stage1_only):
+
+    model = run_folder.load_model(os.path.join(stage1_only, "stage1", "first_stage.keras"))
+    with pytest.raises(VaevarError, match="model expects \\(28, 28, 1\\)"):
+        run_folder.check_image_shape(model, np.zeros((2, 32, 32, 3), np.uint8), "cifar10")
+
+
+def test_corrupt_model_file_is_reported_and_kept(tmp_path, stage1_only, mnist_npz):
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(stage1_only, run_dir)
+    generate_flags = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir]
+    generate.main(generate_flags + ["--num-samples", "16"])  # earlier samples, which must survive
+    model_path = os.path.join(run_dir, "stage1", "first_stage.keras")
+    with open(model_path, "r+b") as f:
+        f.truncate(1000)
+    before = open(os.path.join(run_dir, "samples", "gen1.npz"), "rb").read()
+    with pytest.raises(VaevarError, match="cannot load first-stage model"):
+        generate.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir])
+    assert open(os.path.join(run_dir, "samples", "gen1.npz"), "rb").read() == before
+    assert os.path.getsize(model_path) == 1000

@@ -1,0 +1,172 @@
+"""vaevar/training.py: how a stage trains (jit, steps per execution, mixed precision, batch-norm recalibration, the CPU-time check, the trainer's choice)."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+import train_first_stage
+from tests.conftest import TINY, log_epochs, run_first_stage
+from vaevar import errors, files, layout, run_folder
+from vaevar.errors import VaevarError
+
+
+def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
+    model = run_folder.load_model(
+        os.path.join(stage1_only, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model", ""
+    )
+    assert model.jit_compile is True
+    assert files.load_json(os.path.join(stage1_only, layout.STAGE1_DIR, "config.json"))["jit_compile"] is True
+
+
+def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, tmp_path, mnist_npz):
+    """A finished stage 1 rerun with --recalibrate-bn: new batch-norm statistics, same trained weights."""
+    import shutil
+
+    shutil.copytree(os.path.join(stage1_only, layout.STAGE1_DIR), tmp_path / layout.STAGE1_DIR)
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--jit-compile",
+            "on",
+            "--recalibrate-bn",
+            "100",
+        ]
+        + TINY
+    )
+    stage_dir = tmp_path / layout.STAGE1_DIR
+    trained = run_folder.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
+    final = run_folder.load_model(os.path.join(stage_dir, layout.STAGE1_MODEL), "model", "")
+    for before, after in zip(trained.trainable_weights, final.trainable_weights):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+    moving = [
+        (np.asarray(a), np.asarray(b))
+        for a, b in zip(trained.non_trainable_weights, final.non_trainable_weights)
+        if "moving_mean" in a.path
+    ]
+    assert moving and all(not np.allclose(a, b) for a, b in moving)
+    assert files.load_json(os.path.join(stage_dir, "config.json"))["recalibrate_bn"] == 100
+    with pytest.raises(VaevarError, match="--recalibrate-bn must be >= 0"):
+        train_first_stage.main(["--dataset", "mnist", "--recalibrate-bn", "-5"])
+
+
+def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz):
+    import keras
+
+    run_dir = str(tmp_path / "mixed")
+    train_first_stage.main(
+        [
+            "--dataset",
+            "mnist",
+            "--data-path",
+            mnist_npz,
+            "--run-dir",
+            run_dir,
+            "--epochs",
+            "1",
+            "--limit",
+            "100",
+            "--batch-size",
+            "50",
+            "--mixed-precision",
+        ]
+        + TINY
+    )
+    assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
+    model = run_folder.load_model(os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model", "")
+    assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    with open(os.path.join(run_dir, layout.STAGE1_DIR, "log.csv")) as f:
+        row = next(csv.DictReader(f))
+    assert np.isfinite(float(row["loss"])) and float(row["mse"]) < 1
+
+
+def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
+    from vaevar.run_folder import read_log
+
+    # 5 batches per epoch: with 3 steps per execution the last call runs only 2.
+    runs = {}
+    for steps in (1, 3):
+        run_dir = str(tmp_path / f"spe{steps}")
+        train_first_stage.main(
+            [
+                "--dataset",
+                "mnist",
+                "--data-path",
+                mnist_npz,
+                "--run-dir",
+                run_dir,
+                "--epochs",
+                "2",
+                "--limit",
+                "100",
+                "--batch-size",
+                "20",
+                "--steps-per-execution",
+                str(steps),
+            ]
+            + TINY
+        )
+        stage_dir = os.path.join(run_dir, layout.STAGE1_DIR)
+        model = run_folder.load_model(os.path.join(stage_dir, layout.STAGE1_MODEL), "model", "")
+        runs[steps] = (model, read_log(os.path.join(stage_dir, "log.csv")))
+    assert runs[3][0].steps_per_execution == 3
+    # the loop of 3 runs the same step kernels in the same order: the runs agree bit for bit under the three
+    # instruction-set settings of tools/portability.py; the tolerance is one float32 rounding of a reordered
+    # sum (a reordering that Adam amplifies would need tools/fast_vs_fit.py's rounding reference instead)
+    for one, three in zip(runs[1][1], runs[3][1]):
+        for column in ("loss", "mse", "gamma", "kl"):
+            assert float(three[column]) == pytest.approx(float(one[column]), rel=1e-4), column
+    for one, three in zip(runs[1][0].get_weights(), runs[3][0].get_weights()):
+        np.testing.assert_allclose(three, one, rtol=1e-4, atol=1e-6)
+
+
+def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, mnist_npz):
+    """No GPU and a schedule whose measured steps add up to over 6 h: one line with the estimate and both ways
+    on, before anything is written. --allow-cpu trains (here until a 1 s time budget stops it, exit code 75);
+    --quick is never stopped."""
+    endless = ["--epochs", "50000000"]  # 150 M steps of this tiny model: thousands of hours anywhere
+    refused = run_first_stage(mnist_npz, str(tmp_path / "refused"), *endless)
+    assert refused.returncode == 2, refused.stderr
+    line = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert (
+        len(line) == 1
+        and "h here (50000000 epochs of 3 steps at" in line[0]
+        and "no GPU is visible" in line[0]
+    )
+    assert "--allow-cpu" in line[0] and "--quick" in line[0]
+    assert refused.stdout.splitlines()[0].startswith(
+        "backend tensorflow on CPU"
+    )  # the first line names the device
+    assert not os.path.exists(tmp_path / "refused" / "stage1")
+    for insisting in (["--allow-cpu"], ["--quick"]):
+        run = run_first_stage(
+            mnist_npz, str(tmp_path / insisting[0][2:]), *endless, *insisting, "--time-budget", "1"
+        )
+        assert run.returncode == errors.EXIT_TIME_BUDGET == 75, run.stderr
+        assert "stopped at the time budget after epoch 1 of 50000000" in run.stderr
+        assert log_epochs(str(tmp_path / insisting[0][2:] / "stage1")) == [1]
+
+
+def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):
+    import keras
+
+    from vaevar import fast_training
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(fast_training, "_on_gpu", lambda: True)
+    assert fast_training.choose("auto").func is fast_training.fit_fast
+    monkeypatch.setattr(fast_training, "_on_gpu", lambda: False)
+    assert fast_training.choose("auto") is None
