@@ -9,6 +9,7 @@ compute_fid.py, reproduce.py, variance_analysis.py). Importing it does nothing; 
     data.py               the data sets as uint8 arrays: registry, readers, folders, the JPEG round trip
     image_files.py        image files as users have them
     training.py           how a stage trains: feeders, model.fit, the optimizer, train_stage
+    cpu_time.py           the CPU guard: a run of days without a GPU stops before it starts
     fast_training.py      the JAX fast trainer
     run_folder.py         what both trainers keep: checkpoints, the log, resume, the stops
     run.py                a trained run from Python: Run.load(run_dir).sample(...)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 import keras
 import numpy as np
 
-from vaevar import backend, errors, files, layout
+from vaevar import cpu_time, errors, files, layout
 from vaevar.backend import distribution_scope
 from vaevar.data import to_unit_float
 from vaevar.errors import VaevarError
@@ -364,7 +364,7 @@ def train_stage(
         print(f"resuming {stage_dir} after epoch {done}")
     batches = make_batches(done)
     if not (settings.quick or settings.allow_cpu):
-        check_cpu_time(build, batches, settings.epochs - done)
+        cpu_time.check_cpu_time(build, batches, settings.epochs - done)
     (trainer or fit)(
         model,
         batches,
@@ -390,32 +390,3 @@ def train_stage(
     )
     print(f"saved {os.path.join(stage_dir, model_file)}")
     return model
-
-
-CPU_HOURS_LIMIT = 6  # without a GPU, a run estimated longer stops before training (--allow-cpu: runs)
-PROBE_STEPS = 3
-# Below this many samples to train, no run nears the limit on a CPU (a 2-core one trains >= ~35 images/s even
-# at 64 px): the estimate's steps are skipped.
-PROBE_ABOVE_SAMPLES = 100_000
-
-
-def check_cpu_time(build: Callable[[], keras.Model], batches: ImageBatches, epochs: int) -> None:
-    """Stop before a run of `epochs` that would take days on a machine without a GPU: its time, estimated from
-    PROBE_STEPS timed steps of a fresh copy of the model (after one untimed step that compiles) on the run's own
-    batches; the run's model and data order are untouched."""
-    steps = epochs * len(batches)
-    if steps * batches.batch_size < PROBE_ABOVE_SAMPLES or backend.on_gpu():
-        return
-    probe = build()
-    probe.train_on_batch(batches[0][0])
-    started = time.time()
-    for index in range(1, PROBE_STEPS + 1):
-        probe.train_on_batch(batches[index % len(batches)][0])
-    per_step = (time.time() - started) / PROBE_STEPS
-    if per_step * steps > CPU_HOURS_LIMIT * 3600:
-        raise VaevarError(
-            f"this run would take about {per_step * steps / 3600:.0f} h here ({epochs} epochs of "
-            f"{len(batches)} steps at {per_step:.2f} s a step, measured) and no GPU is visible: "
-            f"run it on a GPU, pass --allow-cpu to run it on this CPU anyway, or --quick for a small "
-            f"CPU run"
-        )
