@@ -50,13 +50,12 @@ ALLOW_CPU = False  # train even when a stage would take over 6 h without a GPU
 
 def folder_state(run_dir):
     """Every file under run_dir with its size and modification time: what a step wrote, if anything."""
-    return {
-        os.path.join(folder, name): (lambda stat: (stat.st_size, stat.st_mtime_ns))(
-            os.stat(os.path.join(folder, name))
-        )
-        for folder, _, names in os.walk(run_dir)
-        for name in names
-    }
+    state = {}
+    for folder, _, names in os.walk(run_dir):
+        for name in names:
+            stat = os.stat(os.path.join(folder, name))
+            state[os.path.join(folder, name)] = (stat.st_size, stat.st_mtime_ns)
+    return state
 
 
 def run_step(name, script, argv, run_dir):
@@ -68,12 +67,12 @@ def run_step(name, script, argv, run_dir):
     code = subprocess.run(command).returncode
     if code == errors.EXIT_TIME_BUDGET:
         raise errors.TimeBudgetReached.during(name)
-    if code != 0 and folder_state(run_dir) == before:  # refused before it began (e.g. days on a CPU)
-        raise errors.VaevarError(
-            f"{name} ({script}) stopped before it began, so there is nothing to resume: do what its "
-            f"message above says (this command takes --quick and --allow-cpu too), then run it again"
-        )
     if code != 0:
+        if folder_state(run_dir) == before:  # refused before it began (e.g. days on a CPU)
+            raise errors.VaevarError(
+                f"{name} ({script}) stopped before it began, so there is nothing to resume: do what its "
+                f"message above says (this command takes --quick and --allow-cpu too), then run it again"
+            )
         raise errors.VaevarError(
             f"{name} ({script}) failed with exit code {code}: see its message above; "
             f"rerunning this command resumes"

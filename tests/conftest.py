@@ -51,6 +51,14 @@ def nudged_outputs(model, predict, nudges=NUDGES):
     return outputs
 
 
+def rounding_bound(model, predict, outputs, axis=None):
+    """ROUNDING_MARGIN times the largest change of `outputs` (predict(model)) over the nudged copies: what
+    another program computing the same outputs may differ by. axis: the largest change per slice (e.g. per
+    image along axis 1) instead of over everything."""
+    changes = [np.abs(other - outputs).max(axis=axis) for other in nudged_outputs(model, predict)]
+    return ROUNDING_MARGIN * np.max(changes, axis=0)
+
+
 def digit_images(count, size=28, seed=0):
     """Rendered digits with random shifts: structured like MNIST, uint8 (N, size, size)."""
     from PIL import Image, ImageDraw

@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ROUNDING_MARGIN, U
 
 pytest.importorskip("jax")
 NO_TENSORFLOW = os.path.join(ROOT, "tests", "no_tensorflow")
@@ -56,9 +56,7 @@ def comparison(tmp_path_factory):
 # bounds it. tools/fast_vs_fit.py measures it in the same run: the same program from starts one rounding away
 # (3 of them), on the same batches. A correct second program is one more rounding-level difference, so its
 # distance is of the same order: bounded by ROUNDING_MARGIN times that reference. A bug (another learning
-# rate, loss or batch) is a difference of the algorithm, not of rounding.
-ROUNDING_MARGIN = 10
-U = 2.0**-24
+# rate, loss or batch) is a difference of the algorithm, not of rounding. (ROUNDING_MARGIN and U: conftest's.)
 
 
 def step_bound(result, reference):
