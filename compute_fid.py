@@ -25,7 +25,6 @@ from vaevar import backend
 
 backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
-import glob
 import os
 
 from vaevar import cli, data, errors, files, layout
@@ -96,17 +95,16 @@ _PATHS_HELP = (
 
 
 def sample_files(args):
+    run_paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
     if not args.samples:
-        folder = layout.samples_dir(args.run_dir, args.stage2_epoch)
-        found = {
-            os.path.splitext(os.path.basename(p))[0]: p for p in glob.glob(os.path.join(folder, "*.npz"))
-        }
-        paths = [found[k] for k in layout.SAMPLE_SETS + layout.EXTRA_SAMPLERS if k in found]
+        folder = run_paths.samples
+        found = (run_paths.sample(name) for name in layout.SAMPLE_SETS + layout.EXTRA_SAMPLERS)
+        paths = [path for path in found if os.path.exists(path)]
         if not paths:
             raise errors.VaevarError(f"no sample arrays in {folder}: run generate.py first or pass --samples")
         return paths
     paths = [s for s in args.samples.split(",") if s]
-    own = os.path.realpath(layout.samples_dir(args.run_dir, args.stage2_epoch))
+    own = os.path.realpath(run_paths.samples)
     for path in paths:
         label = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
         if (
@@ -122,8 +120,7 @@ def sample_files(args):
 
 def results_file(args):
     """RUN_DIR/fid.json; a kept second stage's beside its samples."""
-    folder = layout.samples_dir(args.run_dir, args.stage2_epoch) if args.stage2_epoch else args.run_dir
-    return os.path.join(folder, "fid.json")
+    return layout.RunPaths(args.run_dir, args.stage2_epoch).fid_results
 
 
 def check_settings(args):
@@ -172,8 +169,8 @@ def check_settings(args):
         )
     data.dataset(args.dataset)
     args.reference = args.reference or args.dataset
-    args.run_dir = layout.run_dir_of(args.dataset, args.run_dir)
-    layout.check_dataset(args.run_dir, args.dataset)
+    args.run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
+    layout.RunPaths(args.run_dir).check_dataset(args.dataset)
     if args.reference == args.dataset:  # the run's own data: stage 1's file, and for images its split
         recorded_path, args.folder = data.recorded_source(args.run_dir)
         args.data_path = args.data_path or recorded_path
@@ -278,9 +275,10 @@ def main(argv=None):
             f"FID {label:<12} {entry['fid']:8.2f}  (n={entry['n']}, reference {args.reference} "
             f"n={entry['reference_n']}{whole}{train}){kid}"
         )
-    table_path = os.path.join(os.path.dirname(results_path), "fid_table.md")
+    run_paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
+    table_path = run_paths.fid_table
     table = fid_table(results, args.dataset)
-    summary_path = os.path.join(layout.samples_dir(args.run_dir, args.stage2_epoch), "summary.json")
+    summary_path = run_paths.samples_summary
     if any(name in results for name in layout.EXTRA_SAMPLERS) and os.path.exists(summary_path):
         table += "\n" + sampler_table(results, files.load_json(summary_path))
     with files.atomic_path(table_path) as tmp:

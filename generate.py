@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 from vaevar import cli, data, errors, files, image_files, layout, renormalization, samplers
+from vaevar.grids import image_grid, interleave, save_png, side_by_side
 from vaevar.run import Run
 from vaevar.variance_measures import total_variance
 
@@ -67,43 +68,6 @@ def sample_array(images, dtype):
     return data.to_uint8(images) if dtype == "uint8" else np.clip(images, 0, 1).astype(np.float16)
 
 
-def image_grid(images, rows, cols, pad=2):
-    """Tile uint8 NHWC images into one uint8 image, upscaled x2 below 64 px."""
-    images = np.asarray(images)[: rows * cols]
-    n, h, w, c = images.shape
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
-    for i, image in enumerate(images):
-        r, col = divmod(i, cols)
-        grid[
-            pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w
-        ] = image
-    if h < 64:
-        grid = grid.repeat(2, axis=0).repeat(2, axis=1)
-    return grid
-
-
-def save_png(path, grid):
-    from PIL import Image
-
-    with files.atomic_path(path) as tmp:
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(tmp, format="PNG")
-
-
-def side_by_side(left, right, rows, cols):
-    """Two grids with a gap: left without, right with renormalization."""
-    a, b = image_grid(left, rows, cols), image_grid(right, rows, cols)
-    gap = np.full((a.shape[0], 16, a.shape[2]), 255, np.uint8)
-    return np.concatenate([a, gap, b], axis=1)
-
-
-def interleave(originals, reconstructions, rows, cols):
-    """REC grid: originals and reconstructions in alternating columns."""
-    pairs = min(rows * cols // 2, len(originals))  # a set smaller than the grid leaves cells blank
-    out = np.empty((2 * pairs,) + originals.shape[1:], np.uint8)
-    out[0::2], out[1::2] = originals[:pairs], reconstructions[:pairs]
-    return out
-
-
 def check_settings(args):
     data.dataset(args.dataset)
     if args.quick and args.num_samples == NUM_SAMPLES:
@@ -129,21 +93,20 @@ def check_settings(args):
     ):
         if value not in choices:
             raise errors.VaevarError(f"unknown --{flag} {value!r}: use {' or '.join(choices)}")
-    if args.run_dir is None:
-        args.run_dir = layout.run_dir_of(args.dataset)
+    args.run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
     return args
 
 
-def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
+def save_kind(paths, kind, plain_float, renormed_float, originals, args):
     """The kind's two sample arrays, its two grids and the side-by-side grid."""
     plain, renormed = data.to_uint8(plain_float), data.to_uint8(renormed_float)
     files.save_npz(
-        os.path.join(out_dir, f"{kind}.npz"),
+        paths.sample(kind),
         compress=False,
         images=sample_array(plain_float, args.sample_dtype),
     )
     files.save_npz(
-        os.path.join(out_dir, f"{kind}_renorm.npz"),
+        paths.sample(f"{kind}_renorm"),
         compress=False,
         images=sample_array(renormed_float, args.sample_dtype),
     )
@@ -155,7 +118,7 @@ def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
         pairs_shown = image_files.seeded_subset(len(plain), cells // 2, args.seed)  # original, reconstruction
         for name, images in (("rec", plain), ("rec_renorm", renormed)):
             save_png(
-                os.path.join(out_dir, f"{name}.png"),
+                paths.sample(name, "png"),
                 image_grid(
                     interleave(originals[pairs_shown], images[pairs_shown], args.grid, args.grid),
                     args.grid,
@@ -163,26 +126,24 @@ def save_kind(out_dir, kind, plain_float, renormed_float, originals, args):
                 ),
             )
     else:
-        save_png(os.path.join(out_dir, f"{kind}.png"), image_grid(plain[shown], args.grid, args.grid))
-        save_png(
-            os.path.join(out_dir, f"{kind}_renorm.png"), image_grid(renormed[shown], args.grid, args.grid)
-        )
+        save_png(paths.sample(kind, "png"), image_grid(plain[shown], args.grid, args.grid))
+        save_png(paths.sample(f"{kind}_renorm", "png"), image_grid(renormed[shown], args.grid, args.grid))
     save_png(
-        os.path.join(out_dir, f"{kind}_side_by_side.png"),
+        paths.sample(f"{kind}_side_by_side", "png"),
         side_by_side(plain[shown], renormed[shown], args.grid, args.grid),
     )
 
 
-def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir, latent_arrays):
+def write_samplers(args, paths, gen2_codes, decode, data_variance, latent_arrays):
     """Samples of each ex-post sampler in SAMPLERS: <name>.npz, <name>.png; returns their summary rows."""
-    latents_path = os.path.join(stage2_dir, layout.LATENTS_FILE)
+    latents_path = paths.latents
     if not os.path.exists(latents_path):
         raise errors.VaevarError(
             f"the samplers fit the encoded training codes in {latents_path}: run train_second_stage.py first"
         )
     with np.load(latents_path) as stored:
         train_mu = stored["mu"]
-    z_std = files.load_json(os.path.join(stage2_dir, layout.STATS_FILE))["z_std"]
+    z_std = files.load_json(paths.latent_stats)["z_std"]
     rows = {}
     for name in [s.strip() for s in args.samplers.split(",") if s.strip()]:
         started = time.time()
@@ -190,13 +151,13 @@ def write_samplers(args, stage2_dir, gen2_codes, decode, data_variance, out_dir,
         images = decode(z)
         seconds = time.time() - started
         files.save_npz(
-            os.path.join(out_dir, f"{name}.npz"),
+            paths.sample(name),
             compress=False,
             images=sample_array(images, args.sample_dtype),
         )
         shown = image_files.seeded_subset(len(images), args.grid * args.grid, args.seed)
         save_png(
-            os.path.join(out_dir, f"{name}.png"),
+            paths.sample(name, "png"),
             image_grid(data.to_uint8(images[shown]), args.grid, args.grid),
         )
         latent_arrays[name] = z
@@ -231,7 +192,6 @@ def main(argv=None):
         batch_size=args.batch_size,
     )
     first, second = run.first, run.second
-    stage2_dir = os.path.join(args.run_dir, layout.STAGE2_DIR)
     originals = run.evaluation()["images"]
     target = run.target()
     latents = {
@@ -242,7 +202,7 @@ def main(argv=None):
         latents["gen2"] = run.codes("gen2", args.num_samples, args.seed)
     gen2_ratio = run.gate_ratio(args.seed)
 
-    out_dir = layout.samples_dir(args.run_dir, args.stage2_epoch)
+    paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
     summary = {
         "dataset": args.dataset,
         "num_samples": args.num_samples,
@@ -271,7 +231,7 @@ def main(argv=None):
         made = run.images(kind, z, args.seed)
         plain_float, renormed_float = made["plain"], made["renormalized"]
         z_renorm, scale, applied = made["z_renorm"], made["scale"], made["applied"]
-        save_kind(out_dir, kind, plain_float, renormed_float, originals, args)
+        save_kind(paths, kind, plain_float, renormed_float, originals, args)
         latent_arrays[kind], latent_arrays[f"{kind}_renorm"] = z, z_renorm
         summary["kinds"][kind] = {
             "mean_latent_std": float(np.mean(z.std(0))),
@@ -297,11 +257,11 @@ def main(argv=None):
         )
     if args.samplers:
         summary["samplers"] = write_samplers(
-            args, stage2_dir, latents.get("gen2"), run.decode, data_variance, out_dir, latent_arrays
+            args, paths, latents.get("gen2"), run.decode, data_variance, latent_arrays
         )
-    files.save_npz(os.path.join(out_dir, "latents.npz"), compress=False, **latent_arrays)
-    files.save_json(os.path.join(out_dir, "summary.json"), summary)
-    print(f"samples written to {out_dir}")
+    files.save_npz(paths.sample_latents, compress=False, **latent_arrays)
+    files.save_json(paths.samples_summary, summary)
+    print(f"samples written to {paths.samples}")
 
 
 if __name__ == "__main__":

@@ -100,33 +100,26 @@ def read_json(path):
     return files.load_json(path) if os.path.exists(path) else {}
 
 
-def stage_complete(stage_dir, model_file, epochs):
-    """The stage's completion record (run_folder.STAGE_CONFIG, written after its final model) for `epochs`."""
-    config = read_json(os.path.join(stage_dir, "config.json"))
-    done = (
-        config.get("epochs") == epochs
-        and "weights" in config
-        and os.path.exists(os.path.join(stage_dir, model_file))
-    )
+def stage_complete(stage, epochs):
+    """The weights' digest in the stage's completion record (config.json, written after its final model) when
+    it completed `epochs`, else None."""
+    config = read_json(stage.config)
+    done = config.get("epochs") == epochs and "weights" in config and os.path.exists(stage.model)
     return config.get("weights") if done else None
 
 
 def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtype):
     """The steps whose outputs are complete and made from what the run holds now: {name: why}."""
-    stage1 = stage_complete(os.path.join(run_dir, layout.STAGE1_DIR), layout.STAGE1_MODEL, epochs)
+    paths = layout.RunPaths(run_dir)
+    stage1 = stage_complete(paths.stage1, epochs)
     if stage1 is None:
         return {}
     current = {"stage 1": f"{epochs} epochs done"}
-    stage2_dir = os.path.join(run_dir, layout.STAGE2_DIR)
-    stage2 = stage_complete(stage2_dir, layout.STAGE2_MODEL, stage2_epochs)
-    if (
-        stage2 is None
-        or read_json(os.path.join(stage2_dir, layout.CHECKPOINT_STATE)).get("stage1_weights") != stage1
-    ):
+    stage2 = stage_complete(paths.stage2, stage2_epochs)
+    if stage2 is None or read_json(paths.stage2.state).get("stage1_weights") != stage1:
         return current
     current["stage 2"] = f"{stage2_epochs} epochs done on this first stage"
-    summary_path = os.path.join(run_dir, layout.SAMPLES_DIR, "summary.json")
-    summary = read_json(summary_path)
+    summary = read_json(paths.samples_summary)
     if summary.get("models") != {"stage1": stage1, "stage2": stage2} or (
         summary.get("num_samples"),
         summary.get("seed"),
@@ -134,8 +127,8 @@ def current_steps(run_dir, epochs, stage2_epochs, num_samples, seed, sample_dtyp
     ) != (num_samples, seed, sample_dtype):
         return current
     current["samples"] = f"made from these models ({num_samples} per kind, seed {seed})"
-    analysis = read_json(os.path.join(run_dir, layout.ANALYSIS_DIR, "variance_loss.json"))
-    if analysis.get("samples_summary_sha256") == files.file_digest(summary_path):
+    analysis = read_json(paths.analysis_summary)
+    if analysis.get("samples_summary_sha256") == files.file_digest(paths.samples_summary):
         current["variance analysis"] = "of these samples"
     return current
 
@@ -160,7 +153,7 @@ def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
     cli.require_positive(args, "time_budget", allow_zero=("time_budget",))
-    run_dir = layout.run_dir_of(args.dataset, args.run_dir)
+    run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
     image_size = check_folder_flags(args, run_dir)
     print_runtime_line(args.trainer)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]

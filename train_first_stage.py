@@ -52,8 +52,7 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 def resolve_settings(args):
     """Fill constants left at None from the data set's (or --quick) defaults."""
-    if args.run_dir is None:
-        args.run_dir = layout.run_dir_of(args.dataset)
+    args.run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
     args.data_path = os.path.abspath(args.data_path) if args.data_path else None  # later steps read it
     split = data.requested_split(
         args.dataset, args.image_size, args.test_fraction, args.split_seed, args.run_dir
@@ -100,7 +99,7 @@ def main(argv=None):
 
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
-    stage_dir = os.path.join(args.run_dir, layout.STAGE1_DIR)
+    stage = layout.RunPaths(args.run_dir).stage1
     metadata = {
         "dataset": args.dataset,
         "latent_dim": args.latent_dim,
@@ -110,7 +109,7 @@ def main(argv=None):
     }
     if args.folder is not None:
         metadata.update(data.folder_metadata(args.folder))
-    check_same_settings(stage_dir, metadata)  # a resume with other settings: refused before the data load
+    check_same_settings(stage.dir, metadata)  # a resume with other settings: refused before the data load
     images = data.load(
         args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip, folder=args.folder
     )
@@ -128,8 +127,7 @@ def main(argv=None):
 
     model = train_stage(
         cli.settings_from(args, TrainingSettings),
-        stage_dir,
-        layout.STAGE1_MODEL,
+        stage,
         lambda: build_first_stage(
             images.shape[1:],
             args.latent_dim,
@@ -148,20 +146,21 @@ def main(argv=None):
 
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         layers = debias_legacy_statistics(model, steps)
-        files.save_model(model, os.path.join(stage_dir, layout.STAGE1_MODEL))
+        files.save_model(model, stage.model)
         print(f"debiased {layers} batch-norm layers' moving statistics after {steps} steps")
     if args.recalibrate_bn:
         # Short runs: decay 0.999 averages over ~1000 steps, so the moving statistics lag the weights.
         batches = ImageBatches(images, args.batch_size, args.seed, epoch=args.epochs)
         count = min(len(batches), max(1, args.recalibrate_bn // args.batch_size))
         layers = recalibrate_batch_norm(model, (batches[i] for i in range(count)), args.seed)
-        files.save_model(model, os.path.join(stage_dir, layout.STAGE1_MODEL))
+        files.save_model(model, stage.model)
         print(
             f"re-estimated {layers} batch-norm layers' statistics on {count * args.batch_size} training images"
         )
     if args.debias_legacy_bn or args.recalibrate_bn:  # the completion record names the weights saved last
-        config_path = os.path.join(stage_dir, layout.STAGE_CONFIG)
-        files.save_json(config_path, dict(files.load_json(config_path), weights=files.weights_digest(model)))
+        files.save_json(
+            stage.config, dict(files.load_json(stage.config), weights=files.weights_digest(model))
+        )
 
 
 if __name__ == "__main__":

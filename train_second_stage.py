@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from vaevar import cli, data, errors, files, layout
+from vaevar.variance_measures import latent_statistics
 
 DATASET = "cifar10"  # the data set the first stage was trained on
 DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
@@ -49,8 +50,7 @@ VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
 
 
 def resolve_settings(args):
-    if args.run_dir is None:
-        args.run_dir = layout.run_dir_of(args.dataset)
+    args.run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
     recorded_path, args.folder = data.recorded_source(args.run_dir)  # --dataset images: stage 1's split
     args.data_path = args.data_path or recorded_path
     paper = data.training_defaults(args.dataset, args.quick, args.folder and args.folder.image_size)
@@ -91,22 +91,6 @@ def resolve_settings(args):
     if any(e < 1 for e in args.keep_models_at):
         raise errors.VaevarError(f"--keep-models-at {args.keep_models_at}: epochs start at 1")
     return args
-
-
-def latent_statistics(mu, sigma):
-    """Per-dimension moments of the encoded training set (the variance law, Eq. 3-4)."""
-    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
-    mean_sigma_squared = np.mean(sigma**2, 0)
-    z_std = np.sqrt(np.var(mu, 0) + mean_sigma_squared)  # std over the data of z ~ N(mu, sigma)
-    return {
-        "count": int(len(mu)),
-        "mu_mean": np.mean(mu, 0).tolist(),
-        "mu_std": np.std(mu, 0).tolist(),
-        "sigma_mean": np.mean(sigma, 0).tolist(),
-        "z_std": z_std.tolist(),
-        "second_moment": (np.mean(mu**2, 0) + mean_sigma_squared).tolist(),
-        "mean_z_std": float(np.mean(z_std)),
-    }
 
 
 _LATENT_FD_FIELDS = ("latent_fd_gen2", "latent_fd_gen2_renorm", "variance_ratio")
@@ -154,7 +138,7 @@ def epoch_measure(first, args, mu, sigma):
 
     def measure(second, epoch):
         if epoch in args.keep_models_at:
-            path = layout.kept_model_path(args.run_dir, epoch)
+            path = layout.RunPaths(args.run_dir).kept_model(epoch)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             files.save_model(second, path)
         return mismatch.measure(second, epoch) if mismatch is not None and mismatch.due(epoch) else {}
@@ -175,17 +159,17 @@ def main(argv=None):
     trainer = fast_training.choose(args.trainer, args.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
     first = Run.load(args.run_dir, dataset=args.dataset).first  # the one loader: the data set checked
-    stage_dir = os.path.join(args.run_dir, layout.STAGE2_DIR)
+    paths = layout.RunPaths(args.run_dir)
     stage1_digest = files.weights_digest(first)
-    check_second_stage_matches(stage_dir, stage1_digest)
-    os.makedirs(stage_dir, exist_ok=True)
+    check_second_stage_matches(paths.stage2.dir, stage1_digest)
+    os.makedirs(paths.stage2.dir, exist_ok=True)
     images = data.load(
         args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip, folder=args.folder
     )
     check_image_shape(first, images, args.dataset)
     mu, sigma = encode(first, images)
-    files.save_npz(os.path.join(stage_dir, layout.LATENTS_FILE), mu=mu, sigma=sigma)
-    files.save_json(os.path.join(stage_dir, layout.STATS_FILE), latent_statistics(mu, sigma))
+    files.save_npz(paths.latents, mu=mu, sigma=sigma)
+    files.save_json(paths.latent_stats, latent_statistics(mu, sigma))
     print(f"stage 2: {len(mu)} latent codes of size {mu.shape[1]}, width {args.width}, {args.epochs} epochs")
 
     metadata = {
@@ -198,8 +182,7 @@ def main(argv=None):
 
     train_stage(
         cli.settings_from(args, TrainingSettings),
-        stage_dir,
-        layout.STAGE2_MODEL,
+        paths.stage2,
         lambda: build_second_stage(mu.shape[1], args.width, args.gamma_mode, args.seed),
         lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch),
         metadata,

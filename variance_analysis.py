@@ -70,14 +70,14 @@ def analyse_run(run_dir, args):
 
     data_var = total_variance(test)
     pixels = {"data": data_var, "reconstruction": total_variance(rec)}
-    samples_dir = os.path.join(run_dir, layout.SAMPLES_DIR)
+    run_paths = layout.RunPaths(run_dir)
     for kind in layout.SAMPLE_SETS:
-        path = os.path.join(samples_dir, f"{kind}.npz")
+        path = run_paths.sample(kind)
         if os.path.exists(path):
             with np.load(path) as stored:
                 pixels[kind] = total_variance(stored["images"][: args.num_samples])
     latents = {"mu (encoded)": float(np.sum(np.var(mu, 0))), "z ~ N(mu, sigma)": float(np.sum(np.var(z, 0)))}
-    latent_path = os.path.join(samples_dir, layout.LATENTS_FILE)
+    latent_path = run_paths.sample_latents
     mismatch = {}
     if os.path.exists(latent_path):
         with np.load(latent_path) as stored:
@@ -146,7 +146,7 @@ def _save(fig, path):
     _pyplot().close(fig)
 
 
-def plot_run(result, out_dir):
+def plot_run(result, run_paths):
     plt = _pyplot()
     paths = {}
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -157,7 +157,7 @@ def plot_run(result, out_dir):
     ax.set_title(f"{result['dataset']}: variance of generated vs real images")
     ax.tick_params(axis="x", rotation=30)
     ax.legend()
-    paths["pixel_variance"] = os.path.join(out_dir, "pixel_variance.png")
+    paths["pixel_variance"] = run_paths.analysis_file("pixel_variance.png")
     _save(fig, paths["pixel_variance"])
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -168,7 +168,7 @@ def plot_run(result, out_dir):
     ax.set_title("latent space variance")
     ax.tick_params(axis="x", rotation=20)
     ax.legend()
-    paths["latent_variance"] = os.path.join(out_dir, "latent_variance.png")
+    paths["latent_variance"] = run_paths.analysis_file("latent_variance.png")
     _save(fig, paths["latent_variance"])
 
     law = result["_law"]
@@ -183,7 +183,7 @@ def plot_run(result, out_dir):
         f"{law['inactive_count']} inactive ({law['inactive_rule']})"
     )
     ax.legend()
-    paths["variance_law"] = os.path.join(out_dir, "variance_law.png")
+    paths["variance_law"] = run_paths.analysis_file("variance_law.png")
     _save(fig, paths["variance_law"])
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -195,7 +195,7 @@ def plot_run(result, out_dir):
     ax.set_ylabel("per pixel")
     ax.set_title(f"PCA on {result['dataset']}: error = variance lost")
     ax.legend()
-    paths["pca"] = os.path.join(out_dir, "pca_identity.png")
+    paths["pca"] = run_paths.analysis_file("pca_identity.png")
     _save(fig, paths["pca"])
     return paths
 
@@ -283,10 +283,11 @@ def write_report(result, figures, smoothing, path):
     if result["batch_norm"]["note"]:
         lines += [f"**Batch-norm lag.** {result['batch_norm']['note']}", ""]
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
+    run_paths = layout.RunPaths(result["run_dir"])
     curves = [
-        f"[{stage}](../{stage}/curves.png)"
-        for stage in (layout.STAGE1_DIR, layout.STAGE2_DIR)
-        if os.path.exists(os.path.join(result["run_dir"], stage, "curves.png"))
+        f"[{name}]({os.path.relpath(stage.curves, run_paths.analysis)})"
+        for name, stage in (("stage1", run_paths.stage1), ("stage2", run_paths.stage2))
+        if os.path.exists(stage.curves)
     ]
     if curves:
         lines += ["", f"Training curves: {', '.join(curves)}."]
@@ -297,7 +298,7 @@ def write_report(result, figures, smoothing, path):
 
 def samples_summary_digest(run_dir):
     """SHA-256 of the run's samples/summary.json (None without one): which generate.py run was analysed."""
-    path = os.path.join(run_dir, layout.SAMPLES_DIR, "summary.json")
+    path = layout.RunPaths(run_dir).samples_summary
     return files.file_digest(path) if os.path.exists(path) else None
 
 
@@ -315,18 +316,18 @@ def main(argv=None):
     results = []
     for run_dir in [d for d in args.run_dirs.split(",") if d]:
         result = analyse_run(run_dir, args)
-        out_dir = os.path.join(run_dir, layout.ANALYSIS_DIR)
-        os.makedirs(out_dir, exist_ok=True)
-        figures = plot_run(result, out_dir)
-        figures["smoothing"] = os.path.join(out_dir, "smoothing.png")
+        run_paths = layout.RunPaths(run_dir)
+        os.makedirs(run_paths.analysis, exist_ok=True)
+        figures = plot_run(result, run_paths)
+        figures["smoothing"] = run_paths.analysis_file("smoothing.png")
         plot_smoothing(smoothing, figures["smoothing"])
         summary = {k: v for k, v in result.items() if not k.startswith("_")}
         summary["smoothing"] = {"mse": smoothing["mse"], "variance_loss": smoothing["variance_loss"]}
         summary["samples_summary_sha256"] = samples_summary_digest(
             run_dir
         )  # the samples analysed (reproduce.py)
-        files.save_json(os.path.join(out_dir, "variance_loss.json"), summary)
-        write_report(result, figures, smoothing, os.path.join(out_dir, "report.md"))
+        files.save_json(run_paths.analysis_summary, summary)
+        write_report(result, figures, smoothing, run_paths.analysis_file("report.md"))
         results.append(result)
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in result["pixel_variance_ratio"].items())
         print(
@@ -337,11 +338,9 @@ def main(argv=None):
         )
         if result["batch_norm"]["note"]:
             print(f"note: {result['batch_norm']['note']}")
-    out_dir = args.out_dir or os.path.join(results[0]["run_dir"], layout.ANALYSIS_DIR)
+    out_dir = args.out_dir or layout.RunPaths(results[0]["run_dir"]).analysis
     plot_scatter(results, os.path.join(out_dir, "mse_vs_variance_loss.png"))
-    print(
-        f"figures and report in {', '.join(os.path.join(r['run_dir'], layout.ANALYSIS_DIR) for r in results)}"
-    )
+    print(f"figures and report in {', '.join(layout.RunPaths(r['run_dir']).analysis for r in results)}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from vaevar import backend
 backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
 import json
-import os
 
 import numpy as np
 
-from vaevar import cli, data, errors, files, layout, run_folder, training
+from vaevar import cli, data, errors, files, training
+from vaevar.run import Run
 
 RUN_DIR = "runs/cifar10"  # a run with a trained first stage (CIFAR-10)
 DATA_PATH = None  # CIFAR-10 (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -37,9 +37,7 @@ def reconstruction_quality(model, test, data_variance, batch_statistics):
 
 def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
-    model = run_folder.load_model(
-        os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "first-stage model"
-    )
+    model = Run.load(args.run_dir).first
     # A seeded random subset: an ImageFolder copy is class-sorted, so a prefix is two classes.
     test = data.to_unit_float(data.load("cifar10", "test", args.data_path, limit=args.test_images))
     data_variance = float(test.var(axis=0).sum())

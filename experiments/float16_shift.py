@@ -9,13 +9,13 @@ from vaevar import backend
 backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
 import json
-import os
 
 import numpy as np
 
-from vaevar import cli, data, errors, files, layout, run_folder, training
+from vaevar import cli, data, errors, files, training
 from vaevar.fid.features import extract_features
 from vaevar.fid.weights import resolve_weights
+from vaevar.run import Run
 
 RUN_DIR = "runs/cifar10"  # a run with a trained first stage
 OUT = "results/fid_rounding/float16_check.json"  # where the measurement goes
@@ -26,9 +26,7 @@ SEED = 0  # the latent codes
 
 def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
-    model = run_folder.load_model(
-        os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "first-stage model"
-    )
+    model = Run.load(args.run_dir).first
     z = np.random.default_rng(args.seed).standard_normal((args.images, model.latent_dim)).astype(np.float32)
     images = np.asarray(training.decode(model, z, args.images), np.float32)
     weights = resolve_weights(args.inception_weights)

@@ -58,9 +58,9 @@ def seed_dir(args, seed):
     """RUN_DIR/seed_<s>, its stage1 a link to the shared first stage."""
     folder = os.path.join(args.run_dir, f"seed_{seed}")
     os.makedirs(folder, exist_ok=True)
-    link = os.path.join(folder, layout.STAGE1_DIR)
+    link = layout.RunPaths(folder).stage1.dir
     if not os.path.exists(link):
-        os.symlink(os.path.abspath(os.path.join(args.run_dir, layout.STAGE1_DIR)), link)
+        os.symlink(os.path.abspath(layout.RunPaths(args.run_dir).stage1.dir), link)
     return folder
 
 
@@ -81,12 +81,12 @@ def train(args, seed):
 
 def score(args, seed, epoch, every_kind):
     folder = seed_dir(args, seed)
-    samples = layout.samples_dir(folder, epoch)
-    if not os.path.exists(os.path.join(samples, "summary.json")):
+    paths = layout.RunPaths(folder, epoch)
+    if not os.path.exists(paths.samples_summary):
         flags = ["--stage2-epoch", epoch, "--num-samples", args.samples, "--renorm-threshold", 0]
         run("generate.py", *data_flags(args, folder), *flags)
     kinds = layout.SAMPLE_SETS if every_kind else ("gen2", "gen2_renorm")
-    sample_paths = ",".join(os.path.join(samples, f"{kind}.npz") for kind in kinds)
+    sample_paths = ",".join(paths.sample(kind) for kind in kinds)
     flags = [
         "--stage2-epoch",
         epoch,
@@ -116,7 +116,7 @@ def report(args, seeds, kept):
     study = {"dataset": args.dataset, "seeds": seeds, "epochs": args.epochs, "kept": kept, "per_seed": {}}
     for seed in seeds:
         folder = seed_dir(args, seed)
-        rows = read_log(os.path.join(folder, layout.STAGE2_DIR, "log.csv"))
+        rows = read_log(layout.RunPaths(folder).stage2.log)
         measured = [r for r in rows if r.get("latent_fd_gen2")]
         entry = {
             "latent": [
@@ -133,15 +133,15 @@ def report(args, seeds, kept):
             "fid": {},
         }
         for epoch in (kept[0], kept[-1]):
-            fid = files.load_json(os.path.join(layout.samples_dir(folder, epoch), "fid.json"))
+            fid = files.load_json(layout.RunPaths(folder, epoch).fid_results)
             entry["fid"][str(epoch)] = {
                 kind: {k: fid[kind][k] for k in ("fid", "precision", "recall", "density", "coverage")}
                 for kind in fid
             }
         with files.atomic_path(os.path.join(args.out, f"seed_{seed}_stage2_log.csv")) as tmp:
-            shutil.copyfile(os.path.join(folder, layout.STAGE2_DIR, "log.csv"), tmp)
+            shutil.copyfile(layout.RunPaths(folder).stage2.log, tmp)
         study["per_seed"][str(seed)] = entry
-    stage1_log = read_log(os.path.join(args.run_dir, layout.STAGE1_DIR, "log.csv"))
+    stage1_log = read_log(layout.RunPaths(args.run_dir).stage1.log)
     mse = [float(r["mse"]) for r in stage1_log]
     study["stage1"] = {
         "epochs": len(stage1_log),
@@ -241,7 +241,7 @@ def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     kept = sorted(int(e) for e in args.keep_at.split(","))
-    if not os.path.exists(os.path.join(args.run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL)):
+    if not os.path.exists(layout.RunPaths(args.run_dir).stage1.model):
         raise errors.VaevarError(
             f"no first stage in {args.run_dir}: run train_first_stage.py --run-dir {args.run_dir}"
         )

@@ -265,7 +265,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
     from models.first_stage import build_first_stage
     from tests.conftest import digit_images
     from vaevar import errors
-    from vaevar.run_folder import CHECKPOINT, load_model
+    from vaevar.layout import StagePaths
+    from vaevar.run_folder import load_model
     from vaevar.training import ImageBatches, fit, make_optimizer
 
     run_dir = str(tmp_path / "stage1")
@@ -273,7 +274,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
     model.compile(optimizer=make_optimizer(1e-3))
     batches = ImageBatches(digit_images(20)[..., None], 10, 0)
     fit(model, batches, run_dir, 1, 0, 1e-3, 0, {"dataset": "mnist"}, verbose=0)
-    kept = {name: open(os.path.join(run_dir, name), "rb").read() for name in (CHECKPOINT, "checkpoint.json")}
+    stage = StagePaths(run_dir)
+    kept = {path: open(path, "rb").read() for path in (stage.checkpoint, stage.state)}
 
     def full_disk(self, path, *args, **kwargs):
         with open(path, "wb") as f:
@@ -287,13 +289,11 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoi
     assert stopped.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no space left on the device writing "), lines
-    assert f"the previous {CHECKPOINT} is intact" in lines[0] and "rerun the same command" in lines[0]
-    assert {name: open(os.path.join(run_dir, name), "rb").read() for name in kept} == kept
+    assert "the previous checkpoint.keras is intact" in lines[0] and "rerun the same command" in lines[0]
+    assert {path: open(path, "rb").read() for path in kept} == kept
     # no temporary file left (curves.png: drawn at the checkpoint before)
-    assert sorted(os.listdir(run_dir)) == ["checkpoint.json", CHECKPOINT, "curves.png", "log.csv"]
-    assert (
-        load_model(os.path.join(run_dir, CHECKPOINT)).optimizer.iterations.numpy() == 2
-    )  # epoch 1's 2 steps
+    assert sorted(os.listdir(run_dir)) == ["checkpoint.json", "checkpoint.keras", "curves.png", "log.csv"]
+    assert load_model(stage.checkpoint).optimizer.iterations.numpy() == 2  # epoch 1's 2 steps
 
 
 def bad_sets(root):

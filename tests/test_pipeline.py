@@ -84,6 +84,23 @@ def test_every_output_is_written(pipeline_run):
     assert not leftovers  # atomic writes leave no temporary files
 
 
+def test_every_file_of_the_run_is_one_the_layout_names(pipeline_run):
+    """What the scripts write is what RunPaths knows: a step writing elsewhere shows here."""
+    paths = layout.RunPaths(pipeline_run)
+    named = {paths.latents, paths.latent_stats, paths.sample_latents, paths.samples_summary}
+    named |= {paths.fid_results, paths.fid_table}
+    for stage in (paths.stage1, paths.stage2):
+        named |= {stage.model, stage.checkpoint, stage.state, stage.config, stage.log, stage.curves}
+    for name in layout.SAMPLE_SETS:
+        named |= {paths.sample(name), paths.sample(name, "png")}
+    named |= {paths.sample(f"{kind}_side_by_side", "png") for kind in layout.KINDS}
+    analysis = ["variance_loss.json", "report.md", "mse_vs_variance_loss.png", "smoothing.png"]
+    analysis += ["pca_identity.png", "variance_law.png", "pixel_variance.png", "latent_variance.png"]
+    named |= {paths.analysis_file(name) for name in analysis}
+    written = {os.path.join(folder, f) for folder, _, names in os.walk(pipeline_run) for f in names}
+    assert written == named
+
+
 def test_outputs_have_the_right_content(pipeline_run):
     with np.load(os.path.join(pipeline_run, "samples", "gen2_renorm.npz")) as stored:
         images = stored["images"]
@@ -252,7 +269,7 @@ def test_rerun_of_a_finished_training_resumes_not_restarts(pipeline_run, image_f
 
 
 def test_variance_numbers_are_consistent(pipeline_run):
-    summary = json.load(open(os.path.join(pipeline_run, layout.ANALYSIS_DIR, "variance_loss.json")))
+    summary = json.load(open(layout.RunPaths(pipeline_run).analysis_summary))
     assert summary["pixel_variance_ratio"]["data"] == 1.0
     for row in summary["pca"]:
         assert row["mse"] == pytest.approx(row["variance_loss"], rel=1e-6, abs=1e-12)
@@ -276,7 +293,7 @@ def test_variance_numbers_are_consistent(pipeline_run):
     assert lag["note"] == variance_measures.batch_norm_lag_note(
         lag["mse_moving_statistics"], lag["mse_batch_statistics"]
     )
-    report = open(os.path.join(pipeline_run, layout.ANALYSIS_DIR, "report.md")).read()
+    report = open(layout.RunPaths(pipeline_run).analysis_file("report.md")).read()
     assert f"MSE {lag['mse_batch_statistics']:.5f}" in report and (
         lag["note"] in report if lag["note"] else "Batch-norm lag" not in report
     )

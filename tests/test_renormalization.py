@@ -1,7 +1,5 @@
 """renormalization.py: the rule, its targets and its gate."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -177,8 +175,9 @@ def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_pat
     import shutil
 
     run_dir = str(tmp_path / "run")
-    shutil.copytree(os.path.join(stage1_only, layout.STAGE1_DIR), os.path.join(run_dir, layout.STAGE1_DIR))
-    first = run_folder.load_model(os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model")
+    paths = layout.RunPaths(run_dir)
+    shutil.copytree(layout.RunPaths(stage1_only).stage1.dir, paths.stage1.dir)
+    first = run_folder.load_model(paths.stage1.model, "model")
     evaluation = data.load_evaluation("mnist", mnist_npz, 60)
     mu, _ = training.encode(first, evaluation)
     second = (
@@ -186,18 +185,17 @@ def test_the_authors_gate_on_a_real_second_stage(stage1_only, mnist_npz, tmp_pat
         if applies
         else crafted_second_stage(first.latent_dim, 1.0, 0.1)
     )
-    files.save_model(second, os.path.join(run_dir, layout.STAGE2_DIR, layout.STAGE2_MODEL))
+    files.save_model(second, paths.stage2.model)
     generate.main(
         ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "60"]
     )
-    samples = os.path.join(run_dir, layout.SAMPLES_DIR)
-    summary = files.load_json(os.path.join(samples, "summary.json"))["kinds"]["gen2"]
+    summary = files.load_json(paths.samples_summary)["kinds"]["gen2"]
     assert summary["variance_loss_ratio"] == pytest.approx(3.0 if applies else 0.0, abs=1e-3)
     assert summary["renormalized"] is applies
-    latents = np.load(os.path.join(samples, "latents.npz"))
-    plain, renormed = (np.load(os.path.join(samples, f"{k}.npz"))["images"] for k in ("gen2", "gen2_renorm"))
+    latents = np.load(paths.sample_latents)
+    plain, renormed = (np.load(paths.sample(k))["images"] for k in ("gen2", "gen2_renorm"))
     if applies:
-        target = files.load_json(os.path.join(samples, "summary.json"))["target"][0]
+        target = files.load_json(paths.samples_summary)["target"][0]
         assert np.mean(latents["gen2_renorm"].std(0)) == pytest.approx(target, rel=1e-5)
         assert np.mean(latents["gen2"].std(0)) == pytest.approx(0.5, rel=0.2)  # N(0, I) halved
         assert not np.array_equal(plain, renormed)

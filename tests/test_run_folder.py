@@ -137,13 +137,8 @@ def stage_state(stage_dir, model_file):
 
 def run_state(run_dir):
     """stage_state of both stages of a run."""
-    return [
-        stage_state(os.path.join(run_dir, stage), model)
-        for stage, model in (
-            (layout.STAGE1_DIR, layout.STAGE1_MODEL),
-            (layout.STAGE2_DIR, layout.STAGE2_MODEL),
-        )
-    ]
+    paths = layout.RunPaths(run_dir)
+    return [stage_state(stage.dir, stage.model_file) for stage in (paths.stage1, paths.stage2)]
 
 
 def assert_same_runs(run, other):
@@ -208,8 +203,8 @@ def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_
     for name in ("straight", "budgeted"):
         run_dir = str(tmp_path / name)
         for script, argv, stage in (
-            (train_first_stage, first, layout.STAGE1_DIR),
-            (train_second_stage, second, layout.STAGE2_DIR),
+            (train_first_stage, first, "stage1"),
+            (train_second_stage, second, "stage2"),
         ):
             if name == "budgeted":
                 with pytest.raises(

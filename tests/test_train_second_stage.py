@@ -1,4 +1,4 @@
-"""train_second_stage.py: the latent statistics it writes (the variance law's inputs)."""
+"""train_second_stage.py: the measures it logs, the models it keeps, its checks."""
 
 import dataclasses
 
@@ -6,17 +6,6 @@ import numpy as np
 import pytest
 
 from vaevar import cli, errors, files, layout
-
-
-def test_latent_statistics_by_hand():
-    import train_second_stage
-
-    mu = np.array([[1.0, 0.0], [-1.0, 2.0]], np.float32)
-    sigma = np.array([[0.5, 1.0], [0.5, 1.0]], np.float32)
-    stats = train_second_stage.latent_statistics(mu, sigma)
-    np.testing.assert_allclose(stats["z_std"], [np.sqrt(1 + 0.25), np.sqrt(1 + 1)])
-    np.testing.assert_allclose(stats["second_moment"], [1 + 0.25, 2 + 1])
-    assert stats["count"] == 2 and stats["mean_z_std"] == pytest.approx(np.mean(stats["z_std"]))
 
 
 def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz, random_inception_weights):
@@ -77,7 +66,7 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
     assert abs(by_hand - against_mu) > 1e-3 * by_hand  # the test can tell the two apart
     # float32 codes, float64 statistics: 6 significant digits logged
     assert float(rows[-1]["latent_fd_gen2"]) == pytest.approx(by_hand, rel=1e-5)
-    kept = {e: load_model(layout.kept_model_path(run_dir, e), compile=False) for e in (3, 4)}
+    kept = {e: load_model(layout.RunPaths(run_dir).kept_model(e), compile=False) for e in (3, 4)}
     digest = files.weights_digest
     assert digest(kept[4]) == digest(final) != digest(kept[3])
     # generate.py --stage2-epoch 3: GEN-2 from the kept copy, into its own folder; an epoch not kept is named

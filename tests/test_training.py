@@ -13,18 +13,18 @@ from vaevar.errors import VaevarError
 
 
 def test_jit_compile_flag_reaches_the_saved_model(stage1_only):
-    model = run_folder.load_model(
-        os.path.join(stage1_only, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model", ""
-    )
+    stage = layout.RunPaths(stage1_only).stage1
+    model = run_folder.load_model(stage.model, "model", "")
     assert model.jit_compile is True
-    assert files.load_json(os.path.join(stage1_only, layout.STAGE1_DIR, "config.json"))["jit_compile"] is True
+    assert files.load_json(stage.config)["jit_compile"] is True
 
 
 def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, tmp_path, mnist_npz):
     """A finished stage 1 rerun with --recalibrate-bn: new batch-norm statistics, same trained weights."""
     import shutil
 
-    shutil.copytree(os.path.join(stage1_only, layout.STAGE1_DIR), tmp_path / layout.STAGE1_DIR)
+    stage = layout.RunPaths(str(tmp_path)).stage1
+    shutil.copytree(layout.RunPaths(stage1_only).stage1.dir, stage.dir)
     train_first_stage.main(
         [
             "--dataset",
@@ -46,9 +46,8 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
         ]
         + TINY
     )
-    stage_dir = tmp_path / layout.STAGE1_DIR
-    trained = run_folder.load_model(os.path.join(stage_dir, "checkpoint.keras"), "model", "")
-    final = run_folder.load_model(os.path.join(stage_dir, layout.STAGE1_MODEL), "model", "")
+    trained = run_folder.load_model(stage.checkpoint, "model", "")
+    final = run_folder.load_model(stage.model, "model", "")
     for before, after in zip(trained.trainable_weights, final.trainable_weights):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
     moving = [
@@ -57,7 +56,7 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
         if "moving_mean" in a.path
     ]
     assert moving and all(not np.allclose(a, b) for a, b in moving)
-    assert files.load_json(os.path.join(stage_dir, "config.json"))["recalibrate_bn"] == 100
+    assert files.load_json(stage.config)["recalibrate_bn"] == 100
     with pytest.raises(VaevarError, match="--recalibrate-bn must be >= 0"):
         train_first_stage.main(["--dataset", "mnist", "--recalibrate-bn", "-5"])
 
@@ -85,10 +84,11 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
         + TINY
     )
     assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
-    model = run_folder.load_model(os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL), "model", "")
+    stage = layout.RunPaths(run_dir).stage1
+    model = run_folder.load_model(stage.model, "model", "")
     assert model.encoder.get_layer("enc_in").compute_dtype == "float16"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    with open(os.path.join(run_dir, layout.STAGE1_DIR, "log.csv")) as f:
+    with open(stage.log) as f:
         row = next(csv.DictReader(f))
     assert np.isfinite(float(row["loss"])) and float(row["mse"]) < 1
 
@@ -119,9 +119,8 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
             ]
             + TINY
         )
-        stage_dir = os.path.join(run_dir, layout.STAGE1_DIR)
-        model = run_folder.load_model(os.path.join(stage_dir, layout.STAGE1_MODEL), "model", "")
-        runs[steps] = (model, read_log(os.path.join(stage_dir, "log.csv")))
+        stage = layout.RunPaths(run_dir).stage1
+        runs[steps] = (run_folder.load_model(stage.model, "model", ""), read_log(stage.log))
     assert runs[3][0].steps_per_execution == 3
     # the loop of 3 runs the same step kernels in the same order: the runs agree bit for bit under the three
     # instruction-set settings of tools/portability.py; the tolerance is one float32 rounding of a reordered

@@ -127,3 +127,12 @@ def test_latent_frechet_distance_is_zero_for_the_same_gaussian_and_matches_the_c
     )
     assert abs(distances["same"]) < 5e-3
     assert distances["shrunk and shifted"] == pytest.approx(1.25 + 4 * 0.4**2, rel=0.02)
+
+
+def test_latent_statistics_by_hand():
+    mu = np.array([[1.0, 0.0], [-1.0, 2.0]], np.float32)
+    sigma = np.array([[0.5, 1.0], [0.5, 1.0]], np.float32)
+    stats = variance_measures.latent_statistics(mu, sigma)
+    np.testing.assert_allclose(stats["z_std"], [np.sqrt(1 + 0.25), np.sqrt(1 + 1)])
+    np.testing.assert_allclose(stats["second_moment"], [1 + 0.25, 2 + 1])
+    assert stats["count"] == 2 and stats["mean_z_std"] == pytest.approx(np.mean(stats["z_std"]))

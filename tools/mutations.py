@@ -176,8 +176,8 @@ BREAKAGES = [
     (
         "import_sets_the_backend",
         "vaevar/layout.py",
-        "# Run-directory layout, shared by every script (not flags).",
-        'os.environ["KERAS_BACKEND"] = "jax"',
+        'RUNS_DIR = "runs"  # RUN_DIR defaults to runs/<dataset>',
+        'os.environ["KERAS_BACKEND"] = "jax"; RUNS_DIR = "runs"',
         ["tests/test_backend.py::test_importing_the_library_changes_no_environment_variable"],
     ),
     (

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from vaevar import layout
 from vaevar.errors import TimeBudgetReached, VaevarError
 from vaevar.run_folder import (
-    LOG,
     EpochMeasure,
     StopSignals,
     TimeBudget,
@@ -185,7 +185,7 @@ def fit_fast(
     from tqdm import tqdm
 
     os.makedirs(run_dir, exist_ok=True)
-    log_path = os.path.join(run_dir, LOG)
+    log_path = layout.StagePaths(run_dir).log
     truncate_log(log_path, initial_epoch)
     if initial_epoch >= epochs:
         return model

@@ -1,53 +1,170 @@
-"""The run folder's names: RUN_DIR/stage1, stage2, samples, variance_analysis and the files in them."""
+"""The run folder: RunPaths knows every file a run holds, StagePaths every file of a stage's folder.
+
+runs/<dataset>/                     RunPaths(run_dir).root
+    stage1/, stage2/                .stage1, .stage2 (StagePaths: model, checkpoint, log, ...)
+    stage2/latents.npz, latent_stats.json, kept/epoch_<E>.keras
+    samples/                        .samples: <kind>.npz / .png, latents.npz, summary.json
+    samples_stage2_epoch_<E>/       .samples of RunPaths(run_dir, stage2_epoch=E), with its fid.json
+    fid.json, fid_table.md          .fid_results, .fid_table
+    variance_analysis/              .analysis: variance_loss.json, report.md, figures
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from vaevar.errors import VaevarError
 from vaevar.files import load_json
 
-# Run-directory layout, shared by every script (not flags).
 RUNS_DIR = "runs"  # RUN_DIR defaults to runs/<dataset>
-STAGE1_DIR, STAGE1_MODEL = "stage1", "first_stage.keras"
-STAGE2_DIR, STAGE2_MODEL = "stage2", "second_stage.keras"
-LATENTS_FILE, STATS_FILE = "latents.npz", "latent_stats.json"
-CHECKPOINT_STATE = "checkpoint.json"  # per stage: last completed epoch and the run's settings
-STAGE_CONFIG = "config.json"  # written when a stage completes: its settings and the weights' digest
-SAMPLES_DIR = "samples"
-KEPT_DIR = "kept"  # stage2/kept/epoch_<E>.keras: train_second_stage.py --keep-models-at
-ANALYSIS_DIR = "variance_analysis"  # variance_analysis.py's figures, variance_loss.json and report.md
 KINDS = ("rec", "gen1", "gen2")  # reconstructions, decoded N(0, I), decoded second-stage samples
 # samples/<name>.npz that generate.py writes, in scoring order.
 SAMPLE_SETS = tuple(name for kind in KINDS for name in (kind, f"{kind}_renorm"))
 EXTRA_SAMPLERS = ("gauss", "gmm10", "gen2_perdim")  # generate.py --samplers: ex-post densities (samplers.py)
 
 
-def kept_model_path(run_dir: str, epoch: int) -> str:
-    """The second stage as it was after `epoch` (train_second_stage.py --keep-models-at)."""
-    return os.path.join(run_dir, STAGE2_DIR, KEPT_DIR, f"epoch_{epoch}.keras")
+@dataclasses.dataclass(frozen=True)
+class StagePaths:
+    """A stage's folder. Training writes log.csv every epoch, checkpoint.keras then checkpoint.json (the
+    last checkpointed epoch and the run's settings), and on completion the final model, then config.json
+    (its settings and the weights' digest)."""
+
+    dir: str
+    model_file: str = "model.keras"  # the final model: first_stage.keras, second_stage.keras
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    @property
+    def model(self) -> str:
+        return self._file(self.model_file)
+
+    @property
+    def checkpoint(self) -> str:
+        return self._file("checkpoint.keras")
+
+    @property
+    def state(self) -> str:
+        """checkpoint.json: the last checkpointed epoch and the run's settings."""
+        return self._file("checkpoint.json")
+
+    @property
+    def config(self) -> str:
+        """config.json: the completed stage's settings and its weights' digest."""
+        return self._file("config.json")
+
+    @property
+    def log(self) -> str:
+        return self._file("log.csv")
+
+    @property
+    def curves(self) -> str:
+        return self._file("curves.png")
 
 
-def samples_dir(run_dir: str, stage2_epoch: int = 0) -> str:
-    """generate.py's output folder: samples/ for the final second stage, samples_stage2_epoch_<E>/ for a kept one
-    (compute_fid.py writes its fid.json and fid_table.md beside the samples of a kept one, in that folder)."""
-    return os.path.join(
-        run_dir, f"{SAMPLES_DIR}_stage2_epoch_{stage2_epoch}" if stage2_epoch else SAMPLES_DIR
-    )
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """A run folder. stage2_epoch: 0 for the final second stage; E for the copy kept after epoch E
+    (train_second_stage.py --keep-models-at), whose samples and FIDs have their own folder."""
 
+    root: str
+    stage2_epoch: int = 0
 
-def run_dir_of(dataset: str, run_dir: str | None = None) -> str:
-    """RUN_DIR as given, else its default runs/<dataset>."""
-    return run_dir or os.path.join(RUNS_DIR, dataset)
+    @classmethod
+    def of(cls, dataset: str, run_dir: str | None = None, stage2_epoch: int = 0) -> RunPaths:
+        """RUN_DIR as given, else its default runs/<dataset>."""
+        return cls(run_dir or os.path.join(RUNS_DIR, dataset), stage2_epoch)
 
+    # ------------------------------------------------------------------ the two stages
 
-def check_dataset(run_dir: str, dataset: str) -> None:
-    """Refuse to mix data sets: the run's first stage records the one it was trained on."""
-    state = os.path.join(run_dir, STAGE1_DIR, CHECKPOINT_STATE)
-    if os.path.exists(state):
-        trained_on = load_json(state).get("dataset")
-        if trained_on != dataset:
+    @property
+    def stage1(self) -> StagePaths:
+        return StagePaths(os.path.join(self.root, "stage1"), "first_stage.keras")
+
+    @property
+    def stage2(self) -> StagePaths:
+        return StagePaths(os.path.join(self.root, "stage2"), "second_stage.keras")
+
+    @property
+    def latents(self) -> str:
+        """The encoded training set the second stage learned: mu and sigma."""
+        return os.path.join(self.stage2.dir, "latents.npz")
+
+    @property
+    def latent_stats(self) -> str:
+        """Per-dimension std of those codes (z_std: the authors' renormalization target)."""
+        return os.path.join(self.stage2.dir, "latent_stats.json")
+
+    @property
+    def kept_dir(self) -> str:
+        return os.path.join(self.stage2.dir, "kept")
+
+    def kept_model(self, epoch: int) -> str:
+        """The second stage as it was after `epoch`."""
+        return os.path.join(self.kept_dir, f"epoch_{epoch}.keras")
+
+    @property
+    def second_stage_model(self) -> str:
+        """The second stage this view samples from: the final one, or the copy kept after stage2_epoch."""
+        return self.kept_model(self.stage2_epoch) if self.stage2_epoch else self.stage2.model
+
+    # ------------------------------------------------------------------ what is made from the stages
+
+    @property
+    def samples(self) -> str:
+        """generate.py's folder: samples/, or samples_stage2_epoch_<E>/ for a kept second stage."""
+        name = f"samples_stage2_epoch_{self.stage2_epoch}" if self.stage2_epoch else "samples"
+        return os.path.join(self.root, name)
+
+    def sample(self, name: str, extension: str = "npz") -> str:
+        """A sample set (SAMPLE_SETS, EXTRA_SAMPLERS) as an array, or any of generate.py's figures."""
+        return os.path.join(self.samples, f"{name}.{extension}")
+
+    @property
+    def sample_latents(self) -> str:
+        """The codes every sample set was decoded from."""
+        return os.path.join(self.samples, "latents.npz")
+
+    @property
+    def samples_summary(self) -> str:
+        """summary.json: the samples' settings, the models' digests and per-kind measures."""
+        return os.path.join(self.samples, "summary.json")
+
+    @property
+    def fid_results(self) -> str:
+        """compute_fid.py's fid.json: in the run folder, or beside a kept second stage's samples."""
+        return os.path.join(self.samples if self.stage2_epoch else self.root, "fid.json")
+
+    @property
+    def fid_table(self) -> str:
+        return os.path.join(os.path.dirname(self.fid_results), "fid_table.md")
+
+    @property
+    def analysis(self) -> str:
+        """variance_analysis.py's folder: figures, variance_loss.json and report.md."""
+        return os.path.join(self.root, "variance_analysis")
+
+    def analysis_file(self, name: str) -> str:
+        """A file of the analysis: variance_loss.json, report.md, <figure>.png."""
+        return os.path.join(self.analysis, name)
+
+    @property
+    def analysis_summary(self) -> str:
+        return self.analysis_file("variance_loss.json")
+
+    # ------------------------------------------------------------------ checks
+
+    def trained_dataset(self) -> str | None:
+        """The data set the first stage records (None before it has checkpointed)."""
+        state = self.stage1.state
+        return load_json(state).get("dataset") if os.path.exists(state) else None
+
+    def check_dataset(self, dataset: str) -> None:
+        """Refuse to mix data sets: the run's first stage records the one it was trained on."""
+        trained_on = self.trained_dataset()
+        if trained_on is not None and trained_on != dataset:
             raise VaevarError(
-                f"{run_dir} was trained on {trained_on}, not {dataset}: "
+                f"{self.root} was trained on {trained_on}, not {dataset}: "
                 f"pass --dataset {trained_on} or another --run-dir"
             )

@@ -48,24 +48,22 @@ class Run:
         """The run in run_dir: its first stage, its second (the final one, or the copy kept after
         stage2_epoch), checked against each other. settings: any field above (data_path, rule, ...); the data
         path and a folder's split default to the first stage's."""
-        state = os.path.join(run_dir, layout.STAGE1_DIR, layout.CHECKPOINT_STATE)
-        recorded = files.load_json(state).get("dataset") if os.path.exists(state) else None
-        dataset = dataset or recorded
+        paths = layout.RunPaths(run_dir, stage2_epoch)
+        dataset = dataset or paths.trained_dataset()
         if dataset is None:
             raise errors.VaevarError(
                 f"{run_dir} holds no trained first stage: run train_first_stage.py first"
             )
         first = run_folder.load_model(
-            os.path.join(run_dir, layout.STAGE1_DIR, layout.STAGE1_MODEL),
+            paths.stage1.model,
             "first-stage model",
             f"run train_first_stage.py --dataset {dataset} --run-dir {run_dir} first",
         )
-        layout.check_dataset(run_dir, dataset)
-        second_path = second_stage_path(run_dir, stage2_epoch)
+        paths.check_dataset(dataset)
+        second_path = second_stage_path(paths)
         second = None
         if second_path is not None:
-            stage2_dir = os.path.join(run_dir, layout.STAGE2_DIR)
-            run_folder.check_second_stage_matches(stage2_dir, files.weights_digest(first))
+            run_folder.check_second_stage_matches(paths.stage2.dir, files.weights_digest(first))
             second = run_folder.load_model(second_path, "second-stage model")
             run_folder.check_second_stage_fits(second, first, second_path)
         recorded_path, folder = data.recorded_source(run_dir)
@@ -93,7 +91,7 @@ class Run:
 
     def target(self) -> float | np.ndarray:
         """The std the rule renormalizes latent codes to (renormalization.latent_target)."""
-        stats = os.path.join(self.run_dir, layout.STAGE2_DIR, layout.STATS_FILE)
+        stats = layout.RunPaths(self.run_dir).latent_stats
         measured = files.load_json(stats)["z_std"] if os.path.exists(stats) else None
         evaluation = self.evaluation()
         return renormalization.latent_target(
@@ -198,23 +196,22 @@ class Run:
         return float(frechet_distance(reference["mu"], reference["sigma"], ours["mu"], ours["sigma"]))
 
 
-def second_stage_path(run_dir: str, stage2_epoch: int = 0) -> str | None:
-    """The final second stage, or the copy kept after stage2_epoch; None (GEN-2 skipped, said) without one."""
-    if stage2_epoch:
-        path = layout.kept_model_path(run_dir, stage2_epoch)
+def second_stage_path(paths: layout.RunPaths) -> str | None:
+    """The final second stage, or the copy kept after paths.stage2_epoch; None (GEN-2 skipped, said) without one."""
+    path = paths.second_stage_model
+    if paths.stage2_epoch:
         if not os.path.exists(path):
-            kept_dir = os.path.dirname(path)
+            kept_dir = paths.kept_dir
             kept = (
                 sorted(f for f in os.listdir(kept_dir) if f.endswith(".keras"))
                 if os.path.isdir(kept_dir)
                 else []
             )
             raise errors.VaevarError(
-                f"no second stage kept after epoch {stage2_epoch} ({path}); kept: "
+                f"no second stage kept after epoch {paths.stage2_epoch} ({path}); kept: "
                 f"{', '.join(kept) or 'none (train_second_stage.py --keep-models-at)'}"
             )
         return path
-    path = os.path.join(run_dir, layout.STAGE2_DIR, layout.STAGE2_MODEL)
     if not os.path.exists(path):
         print(f"GEN-2 skipped: no second-stage model at {path} (run train_second_stage.py)")
         return None

@@ -4,7 +4,7 @@ their messages. Each trainer keeps only its loop.
 
 A stage's folder: log.csv (a row per completed epoch, flushed and fsynced), checkpoint.keras (model,
 optimizer, gamma, sampler RNG) with checkpoint.json (the last checkpointed epoch and the run's settings),
-written atomically in that order; the final model and config.json (layout.STAGE_CONFIG) when the stage completes.
+written atomically in that order; the final model and config.json when the stage completes (layout.StagePaths).
 On restart, log rows after the checkpoint's epoch are dropped, so the log has no duplicated or missing epochs.
 """
 
@@ -22,10 +22,8 @@ import models.batch_norm  # noqa: F401  registers the custom classes for loading
 import models.vae  # noqa: F401
 from vaevar.errors import VaevarError
 from vaevar.files import atomic_path, load_json, save_json, save_model
-from vaevar.layout import CHECKPOINT_STATE
+from vaevar.layout import StagePaths
 
-CHECKPOINT = "checkpoint.keras"
-LOG = "log.csv"
 LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
 
 
@@ -54,7 +52,7 @@ def load_model(
 
 def check_second_stage_matches(stage2_dir: str, stage1_digest: str) -> None:
     """A second stage is only valid for the first stage whose latents it learned."""
-    state_path = os.path.join(stage2_dir, CHECKPOINT_STATE)
+    state_path = StagePaths(stage2_dir).state
     if not os.path.exists(state_path):
         return
     trained_on = load_json(state_path).get("stage1_weights")
@@ -163,18 +161,18 @@ def truncate_log(path: str, completed_epochs: int) -> None:
 # ------------------------------------------------------------ checkpoints, resume
 
 
-def save_checkpoint(model: keras.Model, run_dir: str, metadata: dict, epoch: int) -> None:
+def save_checkpoint(model: keras.Model, stage_dir: str, metadata: dict, epoch: int) -> None:
     """checkpoint.keras, then checkpoint.json naming its epoch: a crash between them resumes the epoch before;
     then curves.png, redrawn from log.csv."""
-    save_model(model, os.path.join(run_dir, CHECKPOINT))
-    save_json(os.path.join(run_dir, CHECKPOINT_STATE), dict(metadata, epoch=epoch))
+    stage = StagePaths(stage_dir)
+    save_model(model, stage.checkpoint)
+    save_json(stage.state, dict(metadata, epoch=epoch))
     try:
-        draw_curves(run_dir)
+        draw_curves(stage_dir)
     except Exception as error:  # a picture never stops a training whose checkpoint is safe
-        print(f"note: {CURVES} not drawn ({type(error).__name__}: {error})")
+        print(f"note: {stage.curves} not drawn ({type(error).__name__}: {error})")
 
 
-CURVES = "curves.png"
 CURVE_PANELS = (
     ("loss", "linear"),
     ("mse", "log"),
@@ -184,10 +182,11 @@ CURVE_PANELS = (
 )
 
 
-def draw_curves(run_dir: str) -> str | None:
+def draw_curves(stage_dir: str) -> str | None:
     """curves.png beside log.csv: loss, MSE, gamma, KL and the learning rate over epochs (and the log's extra
     columns, e.g. --latent-fd-every's, where measured). Written atomically; None without a log."""
-    rows = read_log(os.path.join(run_dir, LOG))
+    stage = StagePaths(stage_dir)
+    rows = read_log(stage.log)
     if not rows:
         return None
     import matplotlib
@@ -199,7 +198,7 @@ def draw_curves(run_dir: str) -> str | None:
         points = [(int(r["epoch"]), float(r[field])) for r in rows if r.get(field) not in (None, "")]
         return [p for p in points if np.isfinite(p[1])]
 
-    extra = [(f, "linear") for f in log_fields(os.path.join(run_dir, LOG)) if f not in LOG_FIELDS]
+    extra = [(f, "linear") for f in log_fields(stage.log) if f not in LOG_FIELDS]
     panels = [(f, scale, series(f)) for f, scale in CURVE_PANELS + tuple(extra)]
     panels = [panel for panel in panels if panel[2]]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
@@ -210,42 +209,41 @@ def draw_curves(run_dir: str) -> str | None:
             axis.set_yscale("log")
         axis.set_title(field)
         axis.set_xlabel("epoch")
-    figure.suptitle(f"{os.path.basename(os.path.normpath(run_dir))}: {len(rows)} epochs", fontsize=10)
+    figure.suptitle(f"{os.path.basename(os.path.normpath(stage_dir))}: {len(rows)} epochs", fontsize=10)
     figure.tight_layout()
-    path = os.path.join(run_dir, CURVES)
-    with atomic_path(path) as tmp:
+    with atomic_path(stage.curves) as tmp:
         figure.savefig(tmp, dpi=90)
     plt.close(figure)
-    return path
+    return stage.curves
 
 
-def check_same_settings(run_dir: str, metadata: dict) -> dict:
-    """The checkpoint state of run_dir ({} without one), refusing a run made with other settings (metadata);
+def check_same_settings(stage_dir: str, metadata: dict) -> dict:
+    """The checkpoint state of stage_dir ({} without one), refusing a run made with other settings (metadata);
     callable before loading the data, so that a resume with other settings fails at once."""
-    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
+    state_path = StagePaths(stage_dir).state
     state = load_json(state_path) if os.path.exists(state_path) else {}
     for key, value in metadata.items():
         if key in state and state[key] != value:
             raise VaevarError(
-                f"{run_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
+                f"{stage_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
                 f"use another --run-dir or the original settings"
             )
     return state
 
 
 def resume_or_build(
-    run_dir: str, build: Callable[[], keras.Model], metadata: dict
+    stage_dir: str, build: Callable[[], keras.Model], metadata: dict
 ) -> tuple[keras.Model, int]:
-    """Load the last checkpoint of run_dir, or build a fresh compiled model.
+    """Load the last checkpoint of stage_dir, or build a fresh compiled model.
 
-    Returns (model, completed_epochs). Refuses a run directory made for another data set or configuration.
+    Returns (model, completed_epochs). Refuses a stage folder made for another data set or configuration.
     """
-    state_path = os.path.join(run_dir, CHECKPOINT_STATE)
-    if not os.path.exists(state_path):
+    stage = StagePaths(stage_dir)
+    if not os.path.exists(stage.state):
         return build(), 0
-    state = check_same_settings(run_dir, metadata)
-    start_over = f"restore it, or delete {state_path} to start this stage over"
-    model = load_model(os.path.join(run_dir, CHECKPOINT), "checkpoint", start_over, corrupt_hint=start_over)
+    state = check_same_settings(stage_dir, metadata)
+    start_over = f"restore it, or delete {stage.state} to start this stage over"
+    model = load_model(stage.checkpoint, "checkpoint", start_over, corrupt_hint=start_over)
     return model, int(state["epoch"])
 
 
@@ -294,10 +292,12 @@ class TimeBudget:
         return self.deadline is None or time.time() + self.longest < self.deadline
 
 
-def diverged(run_dir: str, loss: float, epoch: int, kept_epoch: int, batch: int | None = None) -> VaevarError:
+def diverged(
+    stage_dir: str, loss: float, epoch: int, kept_epoch: int, batch: int | None = None
+) -> VaevarError:
     where = f"at epoch {epoch}, batch {batch}" if batch is not None else f"in epoch {epoch}"
     return VaevarError(
-        f"training diverged (loss={loss} {where}); the last good checkpoint in {run_dir} "
+        f"training diverged (loss={loss} {where}); the last good checkpoint in {stage_dir} "
         f"(epoch {kept_epoch}) is kept: lower --learning-rate and rerun to resume"
     )
 

@@ -22,7 +22,6 @@ from vaevar.data import to_unit_float
 from vaevar.errors import VaevarError
 from vaevar.files import save_json, save_model
 from vaevar.run_folder import (
-    LOG,
     EpochMeasure,
     StopSignals,
     TimeBudget,
@@ -196,7 +195,7 @@ def fit(
     """model.fit under run_folder's contract: resume, the CSV log (with `measure`'s columns), LR halving, the
     NaN/signal guard and the time budget (errors.deadline_of)."""
     os.makedirs(run_dir, exist_ok=True)
-    log_path = os.path.join(run_dir, LOG)
+    log_path = layout.StagePaths(run_dir).log
     truncate_log(log_path, initial_epoch)
     checkpoint = Checkpoint(run_dir, metadata, deadline)
     callbacks = [
@@ -328,8 +327,7 @@ class TrainingSettings:
 
 def train_stage(
     settings: TrainingSettings,
-    stage_dir: str,
-    model_file: str,
+    stage: layout.StagePaths,
     build_model: Callable[[], keras.Model],
     make_batches: Callable[[int], ImageBatches],
     metadata: dict,
@@ -354,21 +352,21 @@ def train_stage(
         return model
 
     with distribution_scope():
-        model, done = resume_or_build(stage_dir, build, metadata)
+        model, done = resume_or_build(stage.dir, build, metadata)
     if settings.jit_compile != "auto":
         model.jit_compile = settings.jit_compile  # a resumed model keeps its own setting otherwise
     model.steps_per_execution = (
         settings.steps_per_execution
     )  # likewise; read when fit builds its train function
     if done:
-        print(f"resuming {stage_dir} after epoch {done}")
+        print(f"resuming {stage.dir} after epoch {done}")
     batches = make_batches(done)
     if not (settings.quick or settings.allow_cpu):
         cpu_time.check_cpu_time(build, batches, settings.epochs - done)
     (trainer or fit)(
         model,
         batches,
-        stage_dir,
+        stage.dir,
         settings.epochs,
         done,
         settings.learning_rate,
@@ -378,15 +376,15 @@ def train_stage(
         deadline=errors.deadline_of(settings.time_budget),
         measure=measure,
     )
-    save_model(model, os.path.join(stage_dir, model_file))
+    save_model(model, stage.model)
     # the stage's completion record: its settings, and the weights that later steps were made from
     save_json(
-        os.path.join(stage_dir, layout.STAGE_CONFIG),
+        stage.config,
         dict(
             record or dataclasses.asdict(settings),
             seconds=time.time() - started,
             weights=files.weights_digest(model),
         ),
     )
-    print(f"saved {os.path.join(stage_dir, model_file)}")
+    print(f"saved {stage.model}")
     return model

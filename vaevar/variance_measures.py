@@ -89,6 +89,23 @@ def variance_law(mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray | in
     }  # off-centre codes: sum_j E[mu_j]^2
 
 
+def latent_statistics(mu: np.ndarray, sigma: np.ndarray) -> dict[str, int | float | list[float]]:
+    """Per-dimension moments of the encoded training set (the variance law, Eq. 3-4):
+    train_second_stage.py's latent_stats.json; z_std is the authors' renormalization target."""
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    mean_sigma_squared = np.mean(sigma**2, 0)
+    z_std = np.sqrt(np.var(mu, 0) + mean_sigma_squared)  # std over the data of z ~ N(mu, sigma)
+    return {
+        "count": int(len(mu)),
+        "mu_mean": np.mean(mu, 0).tolist(),
+        "mu_std": np.std(mu, 0).tolist(),
+        "sigma_mean": np.mean(sigma, 0).tolist(),
+        "z_std": z_std.tolist(),
+        "second_moment": (np.mean(mu**2, 0) + mean_sigma_squared).tolist(),
+        "mean_z_std": float(np.mean(z_std)),
+    }
+
+
 def batch_norm_lag_note(mse_moving: float, mse_batch: float) -> str:
     """A sentence for the report when the moving batch-norm statistics lag the weights (short runs), else ''."""
     ratio = mse_moving / mse_batch

@@ -162,8 +162,8 @@ def recorded_source(run_dir: str) -> tuple[str | None, FolderSplit | None]:
     """What the first stage of run_dir read: its --data-path (None when it gave none, or for a built-in data
     set when that file is gone: the usual search then) and, for --dataset images, its FolderSplit (else None).
     Later steps default to both."""
-    stage1 = os.path.join(run_dir, layout.STAGE1_DIR)
-    state, config = (os.path.join(stage1, name) for name in (layout.CHECKPOINT_STATE, layout.STAGE_CONFIG))
+    stage1 = layout.RunPaths(run_dir).stage1
+    state, config = stage1.state, stage1.config
     recorded = files.load_json(state) if os.path.exists(state) else {}
     data_path = (files.load_json(config) if os.path.exists(config) else {}).get("data_path")
     if recorded.get("dataset") != IMAGES:
