@@ -21,6 +21,7 @@ import sys
 import time
 
 from vaevar import cli, data, errors, files, layout
+from vaevar.runtime import RuntimeSettings
 
 DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
 DATA_PATH = None  # local data file (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -33,19 +34,13 @@ QUICK = False  # the small CPU setting of every step (minutes)
 EPOCHS = None  # stage-1 epochs; default the data set's, see train_first_stage.py
 STAGE2_EPOCHS = None  # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
 LEARNING_RATE = None  # both trainings; default the data set's (CIFAR-10 1e-4)
-MIXED_PRECISION = False  # mixed compute in both trainings; the loss stays float32
-MIXED_DTYPE = "float16"  # float16 | bfloat16
-JIT_COMPILE = "auto"  # XLA in both trainings: auto | on | off
-STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step, both trainings
-TRAINER = "auto"  # both trainings: auto (fast on JAX with a GPU, else fit) | fit | fast
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back in every step
 SKIP_FID = False  # stop before compute_fid.py (no Inception weights needed)
 SAMPLE_DTYPE = "float16"  # generate.py's sample arrays: float16 [0, 1], scored unrounded | uint8
 NUM_SAMPLES = None  # samples per kind for generate/FID/analysis; default: theirs (10k, 1k with --quick)
-VERBOSE = 2  # Keras fit verbosity: 1 progress bar, 2 one line per epoch
-TIME_BUDGET = 0  # seconds for the whole command: stop cleanly before then (exit code 75: rerun); 0: none
-ALLOW_CPU = False  # train even when a stage would take over 6 h without a GPU
+# both trainings run so; its time budget is the whole command's (exit code 75: rerun the command)
+RUNTIME = RuntimeSettings(verbose=2)  # trainer, precision, XLA, checkpoints, time budget, CPU guard
 
 
 def folder_state(run_dir):
@@ -89,7 +84,9 @@ def print_runtime_line(trainer):
     )
     root = os.path.dirname(os.path.abspath(__file__))
     found = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True)
-    if found.returncode != 0:  # an unknown --trainer: the same one-line error as the step would give
+    if (
+        found.returncode != 0
+    ):  # e.g. --trainer fast without JAX: the same one-line error as the step would give
         raise errors.VaevarError(
             found.stderr.strip().splitlines()[-1].removeprefix("vaevar.errors.VaevarError: ")
         )
@@ -152,39 +149,25 @@ def check_folder_flags(args, run_dir):
 def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
-    cli.require_positive(args, "time_budget", allow_zero=("time_budget",))
+    runtime = cli.settings_from(args, RuntimeSettings)
     run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
     image_size = check_folder_flags(args, run_dir)
-    print_runtime_line(args.trainer)
+    print_runtime_line(runtime.trainer)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]
     data_path = ["--data-path", args.data_path] if args.data_path else []
     if not args.jpeg_round_trip:
         data_path.append("--no-jpeg-round-trip")
     training_quick = ["--quick"] if args.quick else []
-    training = training_quick + [
-        "--jit-compile",
-        str(args.jit_compile),
-        "--steps-per-execution",
-        str(args.steps_per_execution),
-        "--trainer",
-        args.trainer,
-    ]
-    if args.mixed_precision:
-        training += ["--mixed-precision", "--mixed-dtype", args.mixed_dtype]
-    if args.allow_cpu:
-        training.append("--allow-cpu")
+    training = training_quick + (["--learning-rate", str(args.learning_rate)] if args.learning_rate else [])
     stage1_epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     if args.dataset == data.IMAGES:  # the split is stage 1's: the later steps read it from the run
         stage1_epochs += ["--image-size", str(image_size), "--test-fraction", str(args.test_fraction)]
         stage1_epochs += ["--split-seed", str(args.split_seed)]
     stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
-    if args.learning_rate:
-        training += ["--learning-rate", str(args.learning_rate)]
     sampling = training_quick + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
-    verbose = ["--verbose", str(args.verbose)]
     steps = [
-        ("stage 1", "train_first_stage.py", shared + data_path + training + stage1_epochs + verbose),
-        ("stage 2", "train_second_stage.py", shared + data_path + training + stage2_epochs + verbose),
+        ("stage 1", "train_first_stage.py", shared + data_path + training + stage1_epochs),
+        ("stage 2", "train_second_stage.py", shared + data_path + training + stage2_epochs),
         ("samples", "generate.py", shared + data_path + sampling + ["--sample-dtype", args.sample_dtype]),
         ("variance analysis", "variance_analysis.py", ["--run-dirs", run_dir] + data_path + sampling),
     ]
@@ -208,17 +191,18 @@ def main(argv=None):
         args.seed,
         args.sample_dtype,
     )
-    deadline = errors.deadline_of(args.time_budget)
+    deadline = errors.deadline_of(runtime.time_budget)
     for name, script, step_argv in steps:
         if name in current:
             print(f"== {name}: skipped, {run_dir} holds it ({current[name]})", flush=True)
             continue
+        left = 0  # no budget
         if deadline is not None:
             left = int(deadline - time.time())
             if left <= 0:
                 raise errors.TimeBudgetReached.during(name)
-            if script.startswith("train_"):
-                step_argv = step_argv + ["--time-budget", str(left)]
+        if script.startswith("train_"):  # the runtime settings, and what is left of the budget
+            step_argv = step_argv + cli.flags_of(dataclasses.replace(runtime, time_budget=left))
         run_step(name, script, step_argv, run_dir)
 
 

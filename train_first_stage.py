@@ -18,6 +18,7 @@ backend.choose()  # first, before anything imports Keras: JAX where it sees a GP
 import os
 
 from vaevar import cli, data, errors, files, layout
+from vaevar.runtime import RuntimeSettings
 
 DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
 DATA_PATH = None  # local tarball / .npz / image folder or .zip (else VAEVAR_DATA_DIR, else tfds)
@@ -36,18 +37,10 @@ GAMMA_MODE = "balanced"  # balanced (Asperti & Trentin) | learned (Dai & Wipf's 
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
 LIMIT = None  # use only N training images (a seeded random subset of a class-folder tree; else the first N)
 SEED = 0  # weights, batch order and sampling noise
-MIXED_PRECISION = False  # mixed compute (MIXED_DTYPE) on GPU; the loss and gamma stay float32
-MIXED_DTYPE = "float16"  # mixed compute: float16 (with loss scaling) | bfloat16 (its FID effect unmeasured)
-JIT_COMPILE = "auto"  # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
-TRAINER = "auto"  # auto: fast on JAX with a GPU, else fit | fit (model.fit) | fast (fast_training.py)
-CHECKPOINT_EVERY = 10  # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
-STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step (fewer callbacks)
 RECALIBRATE_BN = 0  # after training, re-estimate batch-norm statistics on N images (0: no, as theirs)
 DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: zero-debias its statistics
-TIME_BUDGET = 0  # seconds: stop cleanly before, last epoch checkpointed (exit code 75: rerun); 0: none
-ALLOW_CPU = False  # train even when the run would take over 6 h without a GPU
 QUICK = False  # small CPU setting: 10 epochs, 10k images, 16 filters
-VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
+RUNTIME = RuntimeSettings()  # how it runs: trainer, precision, XLA, checkpoints, time budget, CPU guard
 
 
 def resolve_settings(args):
@@ -72,18 +65,15 @@ def resolve_settings(args):
         "kl_weight",
         "epochs",
         "batch_size",
-        "steps_per_execution",
         "learning_rate",
         "latent_dim",
         "base_filters",
         "halve_every",
         "limit",
         "recalibrate_bn",
-        "checkpoint_every",
-        "time_budget",
-        allow_zero=("halve_every", "recalibrate_bn", "time_budget"),
+        allow_zero=("halve_every", "recalibrate_bn"),
     )
-    args.jit_compile = cli.jit_setting(args.jit_compile)
+    args.runtime = cli.settings_from(args, RuntimeSettings)  # checked: a bad value stops here
     return args
 
 
@@ -97,7 +87,7 @@ def main(argv=None):
     from vaevar.run_folder import check_same_settings
     from vaevar.training import ImageBatches, TrainingSettings, recalibrate_batch_norm, train_stage
 
-    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
+    trainer = fast_training.choose(args.runtime.trainer, args.runtime.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
     stage = layout.RunPaths(args.run_dir).stage1
     metadata = {
@@ -139,7 +129,7 @@ def main(argv=None):
         lambda first_epoch: ImageBatches(images, args.batch_size, args.seed, epoch=first_epoch),
         metadata,
         trainer,
-        record={name: value for name, value in vars(args).items() if name != "folder"},
+        record={name: value for name, value in vars(args).items() if name not in ("folder", "runtime")},
     )
     if args.debias_legacy_bn:
         from models.batch_norm import debias_legacy_statistics

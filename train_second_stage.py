@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from vaevar import cli, data, errors, files, layout
+from vaevar.runtime import RuntimeSettings
 from vaevar.variance_measures import latent_statistics
 
 DATASET = "cifar10"  # the data set the first stage was trained on
@@ -34,19 +35,11 @@ GAMMA_MODE = "balanced"  # balanced (Asperti & Trentin) | learned (Dai & Wipf's 
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back, as the authors' data
 LIMIT = None  # encode only N training images
 SEED = 0  # weights, batch order and latent resampling
-MIXED_PRECISION = False  # mixed compute (MIXED_DTYPE) on GPU; the loss and gamma stay float32
-MIXED_DTYPE = "float16"  # mixed compute: float16 (with loss scaling) | bfloat16 (its FID effect unmeasured)
-JIT_COMPILE = "auto"  # XLA: auto (Keras decides: on for JAX and TF on GPU) | on | off
-TRAINER = "auto"  # auto: fast on JAX with a GPU, else fit | fit (model.fit) | fast (fast_training.py)
-CHECKPOINT_EVERY = 10  # the fast trainer checkpoints every N epochs (and at the end); fit: every epoch
-STEPS_PER_EXECUTION = 1  # training steps per call into the compiled step (fewer callbacks)
-TIME_BUDGET = 0  # seconds: stop cleanly before, last epoch checkpointed (exit code 75: rerun); 0: none
-ALLOW_CPU = False  # train even when the run would take over 6 h without a GPU
 LATENT_FD_EVERY = 0  # every N epochs log.csv gets GEN-2's latent Frechet distance to test codes; 0: never
 LATENT_FD_SAMPLES = 10000  # test images encoded, and GEN-2 codes drawn, for that measure
 KEEP_MODELS_AT = ""  # comma-separated epochs after which a copy is kept: stage2/kept/epoch_<E>.keras
 QUICK = False  # small CPU setting: 20 epochs, width 256
-VERBOSE = 1  # Keras fit: 0 silent, 1 progress bar, 2 one line per epoch
+RUNTIME = RuntimeSettings()  # how it runs: trainer, precision, XLA, checkpoints, time budget, CPU guard
 
 
 def resolve_settings(args):
@@ -68,18 +61,15 @@ def resolve_settings(args):
         args,
         "epochs",
         "batch_size",
-        "steps_per_execution",
         "learning_rate",
         "width",
         "limit",
         "halve_every",
-        "checkpoint_every",
-        "time_budget",
         "latent_fd_every",
         "latent_fd_samples",
-        allow_zero=("halve_every", "time_budget", "latent_fd_every"),
+        allow_zero=("halve_every", "latent_fd_every"),
     )
-    args.jit_compile = cli.jit_setting(args.jit_compile)
+    args.runtime = cli.settings_from(args, RuntimeSettings)  # checked: a bad value stops here
     try:
         args.keep_models_at = tuple(
             sorted({int(e) for e in str(args.keep_models_at).split(",") if e.strip()})
@@ -156,7 +146,7 @@ def main(argv=None):
     from vaevar.run_folder import check_image_shape, check_second_stage_matches
     from vaevar.training import LatentBatches, TrainingSettings, encode, train_stage
 
-    trainer = fast_training.choose(args.trainer, args.checkpoint_every)
+    trainer = fast_training.choose(args.runtime.trainer, args.runtime.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
     first = Run.load(args.run_dir, dataset=args.dataset).first  # the one loader: the data set checked
     paths = layout.RunPaths(args.run_dir)
@@ -187,7 +177,7 @@ def main(argv=None):
         lambda first_epoch: LatentBatches(mu, sigma, args.batch_size, args.seed, epoch=first_epoch),
         metadata,
         trainer,
-        record={name: value for name, value in vars(args).items() if name != "folder"},
+        record={name: value for name, value in vars(args).items() if name not in ("folder", "runtime")},
         measure=epoch_measure(first, args, mu, sigma),
     )
 

@@ -1,9 +1,12 @@
-"""Shared fixtures: small data files in the real formats, random Inception weights."""
+"""Shared fixtures and helpers: small data files in the real formats, random Inception weights, a trained
+first stage, rounding bounds, the JAX subprocesses' environment, a crafted second stage."""
 
+import atexit
 import csv
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -271,3 +274,51 @@ def run_first_stage(mnist_npz, run_dir, *argv):
         timeout=300,
         env=dict(os.environ, CUDA_VISIBLE_DEVICES="", VAEVAR_DATA_DIR=""),
     )
+
+
+# ---------------------------------------------------------------- JAX subprocesses
+
+NO_TENSORFLOW = os.path.join(ROOT, "tests", "no_tensorflow")
+
+
+# XLA compiles on a CPU are slow, and the subprocesses of one test compile many programs twice (a fresh model
+# of the same shape, the same predict in two scripts): JAX's persistent cache, shared by this test worker.
+JAX_CACHE = tempfile.mkdtemp(prefix="vaevar_jax_cache_")
+atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
+
+
+def jax_environment():
+    return dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        PYTHONPATH=NO_TENSORFLOW,
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=JAX_CACHE,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+
+
+# ---------------------------------------------------------------- helpers of several test files
+
+
+def std(x):
+    """Per-dimension std in float64: the float32 outputs' own rounding (<= u = 2^-24 per element) moves it by
+    <= u relative, while a float32 std of N values may be N u / 2 off; rel=1e-5 still sees ddof=1 (1 / 2N)."""
+    return np.asarray(x).std(0, dtype=np.float64)
+
+
+def crafted_second_stage(latent_dim, scale, shift):
+    """A real second stage whose codes are exact: encoder mu2 = z (sigma ~ 0), decoder z_hat = scale * u + shift."""
+    from models.second_stage import build_second_stage
+
+    model = build_second_stage(latent_dim, width=4)
+    for part, head, value in ((model.encoder, "mu", 1.0), (model.decoder, "z_hat", scale)):
+        kernel, bias = part.get_layer(head).get_weights()
+        kernel[:] = 0.0
+        kernel[-latent_dim:] = value * np.eye(latent_dim)  # the skip connection's copy of the input
+        part.get_layer(head).set_weights([kernel, bias * 0.0 + (shift if head == "z_hat" else 0.0)])
+    kernel, bias = model.encoder.get_layer("log_sigma").get_weights()
+    model.encoder.get_layer("log_sigma").set_weights([kernel * 0.0, bias * 0.0 - 20.0])
+    model.compile(optimizer="adam")
+    return model

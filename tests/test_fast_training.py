@@ -1,38 +1,16 @@
 """The fast trainer (JAX), in subprocesses with KERAS_BACKEND=jax and TensorFlow hidden, as on the GPU machines."""
 
-import atexit
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, ROUNDING_MARGIN, U
+from tests.conftest import ROOT, ROUNDING_MARGIN, U, jax_environment
 
 pytest.importorskip("jax")
-NO_TENSORFLOW = os.path.join(ROOT, "tests", "no_tensorflow")
-
-
-# XLA compiles on a CPU are slow, and the subprocesses of one test compile many programs twice (a fresh model
-# of the same shape, the same predict in two scripts): JAX's persistent cache, shared by this test worker.
-JAX_CACHE = tempfile.mkdtemp(prefix="vaevar_jax_cache_")
-atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
-
-
-def jax_environment():
-    return dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        PYTHONPATH=NO_TENSORFLOW,
-        JAX_PLATFORMS="cpu",
-        JAX_COMPILATION_CACHE_DIR=JAX_CACHE,
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-    )
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ LIBRARY = {
     "files": {"errors"},
     "layout": {"errors", "files"},
     "cli": {"errors"},  # the scripts' flags: no library module below the programs imports it
+    "runtime": {"errors"},  # a script's RUNTIME constant: no Keras
     "image_files": BASE,
     "grids": BASE,
     "data": BASE | {"image_files", "data"},
@@ -29,10 +30,10 @@ LIBRARY = {
     "fid": BASE | {"data", "image_files", "fid"},
     "run_folder": BASE | {"models"},
     "cpu_time": BASE,
-    "training": BASE | {"data", "models", "run_folder", "cpu_time"},
+    "training": BASE | {"data", "models", "run_folder", "cpu_time", "runtime"},
     "renormalization": BASE | {"training"},
     "samplers": BASE | {"renormalization"},
-    "fast_training": BASE | {"training", "run_folder"},
+    "fast_training": BASE | {"training", "run_folder", "runtime"},
     "run": BASE | {"data", "image_files", "renormalization", "run_folder", "training", "fid"},
 }
 # bench, experiments and tools: programs over the library (run with python -m or from tools/), never the scripts
@@ -259,3 +260,20 @@ def test_every_deliberate_breakage_still_applies():
     gone = [("gone", "vaevar/data/loading.py", "text that is nowhere in it", "", [])]
     assert mutations.stale(ROOT, gone) == ["gone (its text occurs 0 times)"]
     assert len({name for name, *_ in mutations.BREAKAGES}) == len(mutations.BREAKAGES)
+
+
+def test_test_files_share_helpers_only_through_conftest():
+    problems = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "**", "test_*.py"), recursive=True)):
+        for node in ast.walk(ast.parse(open(path).read())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            problems += [
+                f"{os.path.basename(path)} imports {n}"
+                for n in names
+                if n.startswith("tests.") and n != "tests.conftest"
+            ]
+    assert not problems

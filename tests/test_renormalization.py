@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 
 import generate
+from tests.conftest import crafted_second_stage, std
 from vaevar import data, files, layout, renormalization, run_folder, training
 from vaevar.errors import VaevarError
-
-
-def std(x):
-    """Per-dimension std in float64: the float32 outputs' own rounding (<= u = 2^-24 per element) moves it by
-    <= u relative, while a float32 std of N values may be N u / 2 off; rel=1e-5 still sees ddof=1 (1 / 2N)."""
-    return np.asarray(x).std(0, dtype=np.float64)
 
 
 def test_global_renormalization_gives_unit_mean_std():
@@ -150,22 +145,6 @@ def test_gen2_is_rescaled_batch_by_batch_as_the_authors_do():
     )
     assert np.mean(std(whole)) == pytest.approx(1.1, rel=1e-5)
     assert np.mean(whole[:100].std(0)) < 0.8  # one scale for all keeps the batches' differences
-
-
-def crafted_second_stage(latent_dim, scale, shift):
-    """A real second stage whose codes are exact: encoder mu2 = z (sigma ~ 0), decoder z_hat = scale * u + shift."""
-    from models.second_stage import build_second_stage
-
-    model = build_second_stage(latent_dim, width=4)
-    for part, head, value in ((model.encoder, "mu", 1.0), (model.decoder, "z_hat", scale)):
-        kernel, bias = part.get_layer(head).get_weights()
-        kernel[:] = 0.0
-        kernel[-latent_dim:] = value * np.eye(latent_dim)  # the skip connection's copy of the input
-        part.get_layer(head).set_weights([kernel, bias * 0.0 + (shift if head == "z_hat" else 0.0)])
-    kernel, bias = model.encoder.get_layer("log_sigma").get_weights()
-    model.encoder.get_layer("log_sigma").set_weights([kernel * 0.0, bias * 0.0 - 20.0])
-    model.compile(optimizer="adam")
-    return model
 
 
 @pytest.mark.parametrize("applies", [True, False])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.test_renormalization import std
+from tests.conftest import std
 from vaevar import samplers
 from vaevar.errors import VaevarError
 

@@ -143,7 +143,7 @@ BREAKAGES = [
         "vaevar/run.py",
         'made["renormalized" if renormalize else "plain"]',
         'made["plain"]',
-        ["tests/test_pipeline.py::test_the_api_on_the_run_gives_generate_pys_arrays"],
+        ["tests/end_to_end/test_pipeline.py::test_the_api_on_the_run_gives_generate_pys_arrays"],
     ),
     (
         "jpeg_train_split_skipped",
@@ -171,7 +171,7 @@ BREAKAGES = [
         "reproduce.py",
         "if folder_state(run_dir) == before:",
         "if False:",
-        ["tests/test_pipeline.py::test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
+        ["tests/end_to_end/test_pipeline.py::test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
     ),
     (
         "import_sets_the_backend",

@@ -49,7 +49,7 @@ SENSITIVE = [
     "tests/test_variance_measures.py",
     "tests/test_renormalization.py",
     "tests/test_samplers.py",
-    "tests/test_jax_pipeline.py",
+    "tests/end_to_end/test_jax_pipeline.py",
     "tests/test_training.py",
     "tests/test_run_folder.py",
 ]

@@ -5,9 +5,11 @@ compute_fid.py, reproduce.py, variance_analysis.py). Importing it does nothing; 
     cli.py                a script's constants as its flags, and typed settings from them
     errors.py             how a command ends: one-line errors, the time budget and its clock
     files.py              atomic writes, JSON and .npz, digests
-    layout.py             the run folder's names
-    data.py               the data sets as uint8 arrays: registry, readers, folders, the JPEG round trip
+    runtime.py            how a training runs: RuntimeSettings, a script's RUNTIME constant
+    layout.py             the run folder: RunPaths, StagePaths
+    data/                 the data sets as uint8 arrays: registry, readers, folders, the JPEG round trip
     image_files.py        image files as users have them
+    grids.py              image grids as PNG files
     training.py           how a stage trains: feeders, model.fit, the optimizer, train_stage
     cpu_time.py           the CPU guard: a run of days without a GPU stops before it starts
     fast_training.py      the JAX fast trainer

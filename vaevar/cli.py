@@ -4,6 +4,7 @@ flag values. The only library module that sees argparse."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 from typing import TYPE_CHECKING, TypeVar
@@ -27,7 +28,9 @@ def parse_constants(
     The constant's trailing comment in the script is the flag's help. Constants
     set to None take their value from the data set's defaults later; their
     flags read an int, a float or else a string. Returns an argparse.Namespace
-    with lower-case attribute names. positional: (name, help) of a list of paths before the flags.
+    with lower-case attribute names. A constant holding a dataclass (RUNTIME = RuntimeSettings()) gives
+    a flag per field instead, its metadata["help"] the help; settings_from builds it back.
+    positional: (name, help) of a list of paths before the flags.
     """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -38,20 +41,40 @@ def parse_constants(
     for name, value in module_globals.items():
         if not name.isupper() or name.startswith("_"):
             continue
-        flag = "--" + name.lower().replace("_", "-")
-        help_text = f"{comments.get(name, '')} (default: {value})".strip()
-        if isinstance(value, bool):
-            parser.add_argument(flag, default=value, action=argparse.BooleanOptionalAction, help=help_text)
-        elif isinstance(value, (int, float, str)) or value is None:
-            kind = type(value) if value is not None else _number_or_text
-            parser.add_argument(flag, default=value, type=kind, dest=name.lower(), help=help_text)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. RUNTIME: a flag per field
+            group = parser.add_argument_group(f"{name.lower()} ({comments.get(name, type(value).__name__)})")
+            for field in dataclasses.fields(value):
+                _add_flag(group, field.name, getattr(value, field.name), field.metadata.get("help", ""))
+        else:
+            _add_flag(parser, name.lower(), value, comments.get(name, ""))
     return parser.parse_args(argv)
+
+
+def _add_flag(parser, name, value, comment):
+    flag = "--" + name.replace("_", "-")
+    help_text = f"{comment} (default: {value})".strip()
+    if isinstance(value, bool):
+        parser.add_argument(flag, default=value, action=argparse.BooleanOptionalAction, help=help_text)
+    elif isinstance(value, (int, float, str)) or value is None:
+        kind = type(value) if value is not None else _number_or_text
+        parser.add_argument(flag, default=value, type=kind, dest=name, help=help_text)
+
+
+def flags_of(settings: object) -> list[str]:
+    """The flags that give a dataclass's values to a script that took it as a constant: parse_constants'
+    inverse, so that reproduce.py passes its settings on to its steps."""
+    flags = []
+    for field in dataclasses.fields(settings):
+        flag, value = "--" + field.name.replace("_", "-"), getattr(settings, field.name)
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def settings_from(args: argparse.Namespace, settings_class: type[_Settings], **overrides) -> _Settings:
     """A library's typed settings (a dataclass) from a script's parsed flags: the fields it names, in one place."""
-    import dataclasses
-
     values = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class) if hasattr(args, f.name)
     }
@@ -85,13 +108,3 @@ def require_positive(args: argparse.Namespace, *names: str, allow_zero: Containe
         if value < 0 or (value == 0 and name not in allow_zero):
             flag = "--" + name.replace("_", "-")
             raise VaevarError(f"{flag} must be {'>= 0' if name in allow_zero else '> 0'}, got {value}")
-
-
-JIT_SETTINGS = {"auto": "auto", "on": True, "off": False}
-
-
-def jit_setting(text: str) -> bool | str:
-    """--jit-compile value -> model.compile's jit_compile."""
-    if str(text).lower() not in JIT_SETTINGS:
-        raise VaevarError(f"--jit-compile must be one of {', '.join(JIT_SETTINGS)}, got {text!r}")
-    return JIT_SETTINGS[str(text).lower()]

@@ -10,7 +10,7 @@ path's scheduler does. What changes is where the work happens: the uint8
 images (or the latent codes) are copied to the device once, batches are
 gathered and converted there, and jax.lax.scan runs a whole epoch per call,
 so there is no Python round trip, host-to-device batch or callback per
-step. log.csv rows, checkpoints (every CHECKPOINT_EVERY epochs and at the
+step. log.csv rows, checkpoints (every --checkpoint-every epochs and at the
 end) and the .keras files are the fit path's; a resume continues exactly.
 The NaN guard checks each epoch's losses; SIGTERM / SIGINT stop after the
 epoch in progress, which is checkpointed.
@@ -39,6 +39,7 @@ from vaevar.run_folder import (
     truncate_log,
     write_log_row,
 )
+from vaevar.runtime import TRAINERS
 from vaevar.training import LatentBatches, batch_rows, latent_noise, learning_rate_at
 
 if TYPE_CHECKING:
@@ -48,11 +49,9 @@ if TYPE_CHECKING:
 
     from vaevar.training import ImageBatches
 
-TRAINERS = ("auto", "fit", "fast")
-
 
 def choose(trainer: str, checkpoint_every: int = 10) -> Callable[..., keras.Model] | None:
-    """The training function for TRAINER: fit (training.fit, any backend) or fast (JAX only); auto is
+    """The training function for --trainer: fit (training.fit, any backend) or fast (JAX only); auto is
     fast where the backend is JAX on a GPU, else fit. Returns None for fit (train_stage's default)."""
     import functools
 

@@ -33,6 +33,7 @@ from vaevar.run_folder import (
     truncate_log,
     write_log_row,
 )
+from vaevar.runtime import RuntimeSettings
 
 # --------------------------------------------------------------- batch feeders
 
@@ -315,14 +316,8 @@ class TrainingSettings:
     learning_rate: float
     halve_every: int  # halve the learning rate every N epochs; 0: never
     batch_size: int
-    mixed_precision: bool
-    mixed_dtype: str
-    jit_compile: bool | str
-    steps_per_execution: int
-    verbose: int
     quick: bool  # the small CPU setting: never stopped by the CPU-time check
-    allow_cpu: bool  # train even when the CPU-time check says days
-    time_budget: float  # seconds from the command's start; 0: none
+    runtime: RuntimeSettings  # the trainer, precision, XLA, checkpoints, time budget, CPU guard, verbosity
 
 
 def train_stage(
@@ -340,28 +335,29 @@ def train_stage(
     (first_epoch) feeds the trainer: `fit` above, or fast_training.fit_fast (fast_training.choose). measure:
     columns the log gains every few epochs (run_folder.EpochMeasure)."""
     started = time.time()
+    runtime = settings.runtime
 
     def build():
-        with precision_policy(settings.mixed_precision, settings.mixed_dtype):
+        with precision_policy(runtime.mixed_precision, runtime.mixed_dtype):
             model = build_model()
         model.compile(
             optimizer=make_optimizer(settings.learning_rate),
-            jit_compile=settings.jit_compile,
-            steps_per_execution=settings.steps_per_execution,
+            jit_compile=runtime.jit,
+            steps_per_execution=runtime.steps_per_execution,
         )
         return model
 
     with distribution_scope():
         model, done = resume_or_build(stage.dir, build, metadata)
-    if settings.jit_compile != "auto":
-        model.jit_compile = settings.jit_compile  # a resumed model keeps its own setting otherwise
+    if runtime.jit != "auto":
+        model.jit_compile = runtime.jit  # a resumed model keeps its own setting otherwise
     model.steps_per_execution = (
-        settings.steps_per_execution
+        runtime.steps_per_execution
     )  # likewise; read when fit builds its train function
     if done:
         print(f"resuming {stage.dir} after epoch {done}")
     batches = make_batches(done)
-    if not (settings.quick or settings.allow_cpu):
+    if not (settings.quick or runtime.allow_cpu):
         cpu_time.check_cpu_time(build, batches, settings.epochs - done)
     (trainer or fit)(
         model,
@@ -372,8 +368,8 @@ def train_stage(
         settings.learning_rate,
         settings.halve_every,
         metadata,
-        verbose=settings.verbose,
-        deadline=errors.deadline_of(settings.time_budget),
+        verbose=runtime.verbose,
+        deadline=errors.deadline_of(runtime.time_budget),
         measure=measure,
     )
     save_model(model, stage.model)

@@ -9,10 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, jax_environment
 
 pytest.importorskip("jax")
-from tests.test_fast_training import jax_environment  # noqa: E402
 
 
 def test_quick_pipeline_on_jax_without_tensorflow(tmp_path, random_inception_weights):
