@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from models.first_stage import build_first_stage  # noqa: E402
 from models.second_stage import build_second_stage  # noqa: E402
 from vaevar import fast_training  # noqa: E402
+from vaevar.layout import StagePaths  # noqa: E402
 from vaevar.run_folder import load_model, read_log  # noqa: E402
 from vaevar.training import FeedEpoch, ImageBatches, LatentBatches, fit, make_optimizer  # noqa: E402
 
@@ -168,7 +169,7 @@ for stage, (build, batches) in STAGES.items():
         model = fresh(build)
         for epochs in epochs_per_call:
             if done:
-                model = load_model(os.path.join(run_dir, "checkpoint.keras"))
+                model = load_model(StagePaths(run_dir).checkpoint)
             trainer = fit if name == "fit" else fast_training.choose("fast", checkpoint_every=1)
             trainer(model, batches(done), run_dir, epochs, done, 1e-3, 2, {"stage": stage}, verbose=0)
             done = epochs

@@ -171,7 +171,9 @@ BREAKAGES = [
         "reproduce.py",
         "if folder_state(run_dir) == before:",
         "if False:",
-        ["tests/end_to_end/test_pipeline.py::test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"],
+        [
+            "tests/end_to_end/test_pipeline.py::test_reproduce_says_a_step_refused_before_it_began_left_nothing_to_resume"
+        ],
     ),
     (
         "import_sets_the_backend",

@@ -101,6 +101,7 @@ def _number_or_text(text):
 
 
 def require_positive(args: argparse.Namespace, *names: str, allow_zero: Container[str] = ()) -> None:
+    """Each named flag's value > 0 (or >= 0 where allow_zero names it); None: left to a default."""
     for name in names:
         value = getattr(args, name)
         if value is None:

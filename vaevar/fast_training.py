@@ -133,6 +133,7 @@ def make_epoch_function(
 
 
 def model_state(model: keras.Model) -> tuple[list[jax.Array], ...]:
+    """The model's trainable, non-trainable, optimizer and metric variables as JAX arrays: the fast step's state."""
     return (
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],

@@ -53,6 +53,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
 
 
 def save_json(path: str | os.PathLike[str], obj) -> None:
+    """JSON, indented, written atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
@@ -68,6 +69,7 @@ def _json_default(value):
 
 
 def load_json(path: str | os.PathLike[str]) -> dict:
+    """A JSON file's contents."""
     with open(path) as f:
         return json.load(f)
 

@@ -74,6 +74,7 @@ def check_second_stage_fits(second: keras.Model, first: keras.Model, path: str) 
 
 
 def check_image_shape(model: keras.Model, images: np.ndarray, dataset: str) -> None:
+    """Refuse images of another shape than the first stage was trained on, in one line."""
     expected = tuple(model.encoder.inputs[0].shape[1:])
     if tuple(images.shape[1:]) != expected:
         raise VaevarError(
@@ -138,6 +139,7 @@ def log_fields(path: str) -> list[str]:
 
 
 def read_log(path: str) -> list[dict]:
+    """log.csv's rows as dicts of strings ([] without a log)."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:
@@ -145,6 +147,7 @@ def read_log(path: str) -> list[dict]:
 
 
 def rewrite_log(path: str, rows: list[dict], fields: list[str]) -> None:
+    """log.csv with these rows and columns, written atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fields, restval="")
@@ -295,6 +298,7 @@ class TimeBudget:
 def diverged(
     stage_dir: str, loss: float, epoch: int, kept_epoch: int, batch: int | None = None
 ) -> VaevarError:
+    """The error of a NaN or infinite loss: where, and the checkpoint kept."""
     where = f"at epoch {epoch}, batch {batch}" if batch is not None else f"in epoch {epoch}"
     return VaevarError(
         f"training diverged (loss={loss} {where}); the last good checkpoint in {stage_dir} "
@@ -303,6 +307,7 @@ def diverged(
 
 
 def interrupted(signal_name: str, completed_epochs: int) -> VaevarError:
+    """The error of a SIGTERM / SIGINT: how far training got, and how to resume."""
     return VaevarError(
         f"interrupted by {signal_name} after {completed_epochs} completed epochs; rerun the same "
         f"command to resume"

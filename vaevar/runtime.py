@@ -23,6 +23,8 @@ def _help(text: str) -> dict[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeSettings:
+    """How a training runs; each field is a flag (its metadata's help), checked here."""
+
     trainer: str = dataclasses.field(
         default="auto", metadata=_help("auto: fast on JAX with a GPU, else fit | fit (model.fit) | fast")
     )

@@ -109,6 +109,7 @@ class LatentBatches(ImageBatches):
 
 
 def learning_rate_at(epoch: int, base: float, halve_every: int) -> float:
+    """The learning rate of a 0-based epoch: base, halved every halve_every epochs (0: never)."""
     return base * 0.5 ** (epoch // halve_every) if halve_every else base
 
 
@@ -234,6 +235,7 @@ def encode(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> tup
 
 
 def decode(model: keras.Model, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Decoder outputs of codes z, batch by batch (floats in [0, 1] for the first stage)."""
     return model.decoder.predict(np.asarray(z, np.float32), batch_size=batch_size, verbose=0)
 
 
@@ -290,6 +292,7 @@ ADAM_EPSILON = 1e-8  # TF1's AdamOptimizer default, which the authors had (Keras
 
 
 def make_optimizer(learning_rate: float) -> keras.optimizers.Adam:
+    """Adam with the authors' epsilon."""
     return keras.optimizers.Adam(learning_rate, epsilon=ADAM_EPSILON)
 
 

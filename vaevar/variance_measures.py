@@ -18,6 +18,7 @@ BATCH_NORM_LAG = 1.5  # reconstruction MSE, moving / batch statistics, above whi
 
 
 def flat(images: np.ndarray) -> np.ndarray:
+    """Images as rows of float64 pixels (uint8 scaled to [0, 1])."""
     images = np.asarray(images)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     return images.reshape(len(images), -1).astype(np.float64) / scale
@@ -29,6 +30,7 @@ def total_variance(images: np.ndarray) -> float:
 
 
 def mean_squared_error(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """Per-pixel MSE between images and their reconstructions."""
     return float(np.mean((flat(x) - flat(x_hat)) ** 2))
 
 

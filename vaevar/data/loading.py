@@ -77,6 +77,7 @@ def load_evaluation(
 
 
 def to_unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images as float32 in [0, 1]."""
     return images.astype(np.float32) / 255.0
 
 

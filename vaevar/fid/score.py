@@ -59,6 +59,7 @@ SETTINGS_KEYS = ("weights_hash", "input_convention")  # what changes the feature
 
 
 def statistics_cache() -> str:
+    """The folder of cached set statistics, keyed by content."""
     return os.path.join(data.cache_dir(), STATISTICS_FOLDER)
 
 
