@@ -61,7 +61,7 @@ DROP_REMAINDER = None  # a run scores a multiple of this many per side (default 
 BATCH_SIZE = 250  # images per Inception call (speed and memory only: bench/bench_fid_batch.py)
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS
 FRECHET_METHOD = None  # sqrtm (TTUR, scipy; default) | eig (eigenvalues, faster; --quick's)
-KID = False  # also the unbiased KID (same features)
+KID = True  # the unbiased KID beside FID, on the same features (docs/fid.md); --no-kid: FID alone
 QUICK = False  # 500 samples per side and eig distances: a smoke test, not comparable numbers
 TRAIN_REFERENCE = True  # also score against NUM_SAMPLES random training images (their 7965c70 code)
 RESCORE = False  # score every set again, even one fid.json already holds for the same images and settings
@@ -206,7 +206,9 @@ def compare_sets(args):
             f"more than {DENSITY_COVERAGE_K} of each"
         )
     if "kid" in result:
-        print(f"KID {result['kid']:.5f} +- {result['kid_std']:.5f}")
+        print(
+            f"KID {result['kid']:.5f} ± {result['kid_std']:.5f}  (100 subsets of {result['kid_subset']} a side)"
+        )
 
 
 def list_stats():
@@ -264,7 +266,7 @@ def main(argv=None):
             continue
         results[label] = entry
         files.save_json(results_path, results)
-        kid = f"  KID {entry['kid']:.5f}" if args.kid else ""
+        kid = f"  KID {entry['kid']:.5f} ± {entry['kid_std']:.5f}" if "kid" in entry else ""
         whole = (
             f"; whole sets, n={entry['n_whole_set']}: {entry['fid_whole_set']:.2f}"
             if entry["n_whole_set"] != entry["n"]

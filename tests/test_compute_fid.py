@@ -29,16 +29,16 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
         "40",
         "--inception-weights",
         random_inception_weights,
-        "--kid",
         "--frechet-method",
         "eig",
     ]
     with pytest.warns(UserWarning):
-        compute_fid.main(argv)
+        compute_fid.main(argv)  # KID by default
     result = json.load(open(tmp_path / "fid.json"))["ref"]
     assert abs(result["fid"]) < 1e-3
     assert result["n"] == 40 and result["weights_hash"] == weights.sha256(random_inception_weights)
-    assert {"backend", "device", "seconds", "kid"} <= set(result)
+    assert {"backend", "device", "seconds", "kid", "kid_std"} <= set(result)
+    assert "| KID x 1000 |" in open(tmp_path / "fid_table.md").read()
     # the same images: every point lies in the other set's balls (its own), each set covers the other
     assert result["precision"] == result["recall"] == result["coverage"] == 1.0 and result["density"] >= 1.0
     assert len(os.listdir(score.statistics_cache())) == 1  # the reference's statistics, keyed by content
@@ -380,6 +380,7 @@ def test_two_folders_and_saved_statistics(tmp_path, random_inception_weights, ca
     out = capsys.readouterr().out
     fid_same = float(out.split("FID ")[1].split()[0])
     assert abs(fid_same) < 1e-3 and "precision 1.0000  recall 1.0000" in out
+    assert "KID " in out and "(100 subsets of 24 a side)" in out  # KID beside FID, by default
 
     compute_fid.main([a, b, *flags])
     line, fid_ab = printed(capsys, "FID ")

@@ -81,6 +81,36 @@ def test_too_few_samples_and_mismatched_sizes():
         frechet.statistics(np.random.default_rng(0).normal(size=(10, 8)))
 
 
+def test_kid_against_a_double_loop():
+    """One subset of all the points: the unbiased MMD^2 written out, k(x, y) = (x.y / d + 1)^3."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(7, 3)), rng.normal(0.5, 1.2, (6, 3))
+    m = 6  # min(7, 6): one random 6 of x, all of y
+    kid, std = frechet.kernel_inception_distance(x, y, subsets=1, subset_size=6, seed=2)
+    chosen = np.random.default_rng(2)
+    xs, ys = x[chosen.choice(7, m, replace=False)], y[chosen.choice(6, m, replace=False)]
+
+    def k(a, b):
+        return (sum(a[i] * b[i] for i in range(3)) / 3 + 1) ** 3
+
+    within = sum(k(xs[i], xs[j]) + k(ys[i], ys[j]) for i in range(m) for j in range(m) if i != j)
+    across = sum(k(xs[i], ys[j]) for i in range(m) for j in range(m))
+    assert kid == pytest.approx(within / (m * (m - 1)) - 2 * across / m**2, rel=1e-12)
+    assert std == 0.0
+
+
+def test_kid_of_one_distribution_is_zero_within_its_spread_and_a_shift_is_far_above():
+    rng = np.random.default_rng(6)
+    same, same_std = frechet.kernel_inception_distance(
+        rng.normal(size=(600, 16)), rng.normal(size=(600, 16)), subsets=30, subset_size=300
+    )
+    assert abs(same) < 2 * same_std
+    shifted, shifted_std = frechet.kernel_inception_distance(
+        rng.normal(size=(600, 16)), rng.normal(0.3, 1, (600, 16)), subsets=30, subset_size=300
+    )
+    assert shifted > 10 * shifted_std and shifted > 10 * abs(same)
+
+
 def test_kid_unbiased_near_zero_for_same_distribution():
     rng = np.random.default_rng(3)
     same, _ = frechet.kernel_inception_distance(

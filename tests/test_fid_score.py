@@ -86,13 +86,13 @@ def test_the_scored_fid_and_the_whole_sets_fid():
 def test_an_entry_is_reused_only_when_complete_and_of_the_same_images_and_settings():
     identity = {"samples_sha256": "x", "reference_sha256": "r", "n": 64}
     complete = dict(identity, fid=1.0, precision=0.5, samples="gen1.npz")
-    settings = score.FidSettings("mnist", 64, "test", None, True, 64, "authors")
+    settings = score.FidSettings("mnist", 64, "test", None, True, 64, "authors", kid=False)
     assert score.same_images_scored({"gen1": complete}, identity, settings) is complete
     assert score.same_images_scored({"gen1": complete}, dict(identity, n=128), settings) is None
     assert (
         score.same_images_scored({"gen1": dict(identity, fid=1.0)}, identity, settings) is None
     )  # no precision
-    with_kid = score.FidSettings("mnist", 64, "test", None, True, 64, "authors", kid=True)
+    with_kid = score.FidSettings("mnist", 64, "test", None, True, 64, "authors")  # KID by default
     assert score.same_images_scored({"gen1": complete}, identity, with_kid) is None
     assert score.same_images_scored({"gen1": dict(complete, kid=0.1)}, identity, with_kid) is not None
 

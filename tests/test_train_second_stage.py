@@ -115,6 +115,9 @@ def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz,
         compute_fid.main(
             shared[:6] + ["--stage2-epoch", "3", "--samples", gen1, "--no-train-reference"] + flags
         )
+        scores = run.score(np.load(gen1)["images"], weights=random_inception_weights, num_samples=16)
         fid = run.fid(np.load(gen1)["images"], weights=random_inception_weights, num_samples=16)
-    scored = files.load_json(os.path.join(samples, "fid.json"))["gen1"]["fid"]
-    assert fid == pytest.approx(scored, rel=1e-9)
+    scored = files.load_json(os.path.join(samples, "fid.json"))["gen1"]
+    assert fid == scores["fid"] == pytest.approx(scored["fid"], rel=1e-9)
+    for key in ("kid", "kid_std", "precision", "recall"):  # the API's scores are compute_fid.py's
+        assert scores[key] == pytest.approx(scored[key], rel=1e-9), key

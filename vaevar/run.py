@@ -168,32 +168,50 @@ class Run:
         )
         return data.to_uint8(self.decode(mu + sigma * noise if sampled else mu))
 
-    def fid(self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000) -> float:
-        """FID of uint8 or [0, 1] float images against num_samples random test images of the run's data set,
-        as compute_fid.py scores a run (the authors' input convention, whole batches of 64)."""
+    def score(
+        self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000
+    ) -> dict[str, float]:
+        """FID, KID (with its std over subsets), precision, recall, density and coverage of uint8 or [0, 1]
+        float images against num_samples random test images of the run's data set, as compute_fid.py scores a
+        run (the authors' input convention, whole batches of 64). The reference is computed once per Run."""
+        from vaevar.fid.diversity import DENSITY_COVERAGE_K, PRECISION_RECALL_K, diversity
         from vaevar.fid.features import check_images, scored_count
-        from vaevar.fid.frechet import frechet_distance
+        from vaevar.fid.frechet import frechet_distance, kernel_inception_distance
         from vaevar.fid.score import RUN_DEFAULTS, FidSettings, reference_statistics, set_statistics
         from vaevar.fid.weights import resolve_weights, sha256
 
         weights_path = resolve_weights(weights)
         weights_hash = sha256(weights_path)
-        protocol = dict(RUN_DEFAULTS, num_samples=num_samples)
         settings = FidSettings(
             reference=self.dataset,
             reference_split="test",
             data_path=self.data_path,
             jpeg_round_trip=self.jpeg_round_trip,
             folder=self.folder,
-            **protocol,
+            **dict(RUN_DEFAULTS, num_samples=num_samples),
         )
-        reference = reference_statistics(settings, weights_path, weights_hash)
-        images = check_images(images, "Run.fid images")  # NHWC, 1 or 3 channels, uint8 or [0, 1] floats
+        key = f"reference_{weights_hash}_{num_samples}"
+        if key not in self._evaluation:
+            self._evaluation[key] = reference_statistics(settings, weights_path, weights_hash)
+        reference = self._evaluation[key]
+        images = check_images(images, "Run.score images")  # NHWC, 1 or 3 channels, uint8 or [0, 1] floats
         if len(images) > num_samples:  # a seeded random num_samples, as compute_fid.py takes them
             images = images[image_files.seeded_subset(len(images), num_samples, data.EVALUATION_SEED)]
         n = scored_count(len(images), settings.drop_remainder)
-        ours = set_statistics(images, n, settings, weights_path, weights_hash, "images", "Run.fid")
-        return float(frechet_distance(reference["mu"], reference["sigma"], ours["mu"], ours["sigma"]))
+        ours = set_statistics(images, n, settings, weights_path, weights_hash, "images", "Run.score")
+        scores = {
+            "n": n,
+            "fid": float(frechet_distance(reference["mu"], reference["sigma"], ours["mu"], ours["sigma"])),
+        }
+        scores["kid"], scores["kid_std"] = kernel_inception_distance(reference["features"], ours["features"])
+        if "radii_3" in reference and n > DENSITY_COVERAGE_K:
+            radii = {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]}
+            scores.update(diversity(reference["features"], ours["features"], radii))
+        return scores
+
+    def fid(self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000) -> float:
+        """score(...)'s FID."""
+        return self.score(images, weights, num_samples)["fid"]
 
 
 def second_stage_path(paths: layout.RunPaths) -> str | None:

@@ -111,10 +111,20 @@ def scored_and_whole_statistics(
     return scored, scored if n == len(features) else statistics(features)
 
 
+KID_SUBSETS, KID_SUBSET = 100, 1000  # Binkowski et al.'s and clean-fid's: 100 subsets of min(1000, n)
+
+
 def kernel_inception_distance(
-    features1: np.ndarray, features2: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+    features1: np.ndarray,
+    features2: np.ndarray,
+    subsets: int = KID_SUBSETS,
+    subset_size: int = KID_SUBSET,
+    seed: int = 0,
 ) -> tuple[float, float]:
-    """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018), mean over subsets."""
+    """KID (Binkowski et al. 2018): the unbiased estimate of MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3,
+    on `subsets` seeded random subsets of min(subset_size, n) features a side; (mean, std over subsets).
+    The diagonal terms are left out of the within-side sums, so its expectation is the population MMD^2
+    at any n (FID's is not: its bias grows as n shrinks)."""
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     if f1.shape[1] != f2.shape[1]:
         raise VaevarError("KID: feature sizes differ; compare features of the same network")

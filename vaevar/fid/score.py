@@ -15,6 +15,7 @@ from vaevar.errors import VaevarError
 from vaevar.fid.diversity import DENSITY_COVERAGE_K, PRECISION_RECALL_K, diversity, knn_radii
 from vaevar.fid.features import content_digest, image_features, load_source, scored_count
 from vaevar.fid.frechet import (
+    KID_SUBSET,
     frechet_distance,
     kernel_inception_distance,
     scored_and_whole_statistics,
@@ -36,7 +37,7 @@ class FidSettings:
     input_convention: str
     batch_size: int = 250  # images per Inception call
     frechet_method: str = "sqrtm"
-    kid: bool = False
+    kid: bool = True  # KID beside FID (frechet.kernel_inception_distance)
     rescore: bool = False
     folder: data.FolderSplit | None = None  # reference "images": the run's split of its folder
 
@@ -363,7 +364,7 @@ def compare(
     side_a: Mapping[str, np.ndarray | np.generic],
     side_b: Mapping[str, np.ndarray | np.generic],
     frechet_method: str,
-    kid: bool = False,
+    kid: bool = True,
 ) -> dict[str, float | int]:
     """FID between two sides' statistics; with both sides' features, precision, recall, density and coverage
     of A against B (B the reference: precision is the fraction of A inside B's manifold) and KID if asked."""
@@ -381,4 +382,5 @@ def compare(
             result["kid"], result["kid_std"] = kernel_inception_distance(
                 side_b["features"], side_a["features"]
             )
+            result["kid_subset"] = min(KID_SUBSET, len(side_a["features"]), len(side_b["features"]))
     return result

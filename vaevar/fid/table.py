@@ -15,11 +15,25 @@ def fid_table(results: dict[str, dict], dataset: str) -> str:
         both = [results.get(kind, {}).get(key), results.get(f"{kind}_renorm", {}).get(key)]
         return f"{both[0] - both[1]:+.2f}" if None not in both else "-"
 
+    def kid(label):
+        entry = results.get(label, {})
+        return f"{1000 * entry['kid']:.2f} ± {1000 * entry['kid_std']:.2f}" if "kid" in entry else "-"
+
+    def kid_gain(kind):
+        both = [results.get(kind, {}).get("kid"), results.get(f"{kind}_renorm", {}).get("kid")]
+        return f"{1000 * (both[0] - both[1]):+.2f}" if None not in both else "-"
+
     rows = [
         ("FID", [cell(k) for k, _ in KINDS]),
         ("FID renormalized", [cell(f"{k}_renorm") for k, _ in KINDS]),
         ("gain (without - with)", [gain(k) for k, _ in KINDS]),
     ]
+    if any("kid" in r for r in results.values()):  # x 1000, ± its std over subsets
+        rows += [
+            ("KID x 1000", [kid(k) for k, _ in KINDS]),
+            ("KID x 1000 renormalized", [kid(f"{k}_renorm") for k, _ in KINDS]),
+            ("KID gain x 1000", [kid_gain(k) for k, _ in KINDS]),
+        ]
     paper = data.DATASETS[dataset].paper_fids if dataset in data.DATASETS else None
     if paper:
         rows += [
