@@ -63,11 +63,6 @@ STAGE2_EPOCH = 0  # GEN-2 from the stage 2 kept after epoch E (--keep-models-at)
 QUICK = False  # 1000 samples
 
 
-def sample_array(images, dtype):
-    """[0, 1] floats as stored for FID: float16 (unrounded to within 2.4e-4) or rounded to uint8."""
-    return data.to_uint8(images) if dtype == "uint8" else np.clip(images, 0, 1).astype(np.float16)
-
-
 def check_settings(args):
     data.dataset(args.dataset)
     if args.quick and args.num_samples == NUM_SAMPLES:
@@ -103,12 +98,12 @@ def save_kind(paths, kind, plain_float, renormed_float, originals, args):
     files.save_npz(
         paths.sample(kind),
         compress=False,
-        images=sample_array(plain_float, args.sample_dtype),
+        images=data.sample_array(plain_float, args.sample_dtype),
     )
     files.save_npz(
         paths.sample(f"{kind}_renorm"),
         compress=False,
-        images=sample_array(renormed_float, args.sample_dtype),
+        images=data.sample_array(renormed_float, args.sample_dtype),
     )
     # a seeded spread over the set (REC keeps a class-sorted source's order), drawn from the
     # kind's own count: REC has as many as the test split holds, maybe fewer than NUM_SAMPLES
@@ -153,7 +148,7 @@ def write_samplers(args, paths, gen2_codes, decode, data_variance, latent_arrays
         files.save_npz(
             paths.sample(name),
             compress=False,
-            images=sample_array(images, args.sample_dtype),
+            images=data.sample_array(images, args.sample_dtype),
         )
         shown = image_files.seeded_subset(len(images), args.grid * args.grid, args.seed)
         save_png(

@@ -132,6 +132,7 @@ SCRIPTS = [
     "compute_fid.py",
     "variance_analysis.py",
     "reproduce.py",
+    "sweep_latent_scale.py",
     "tools/convert_inception.py",
     "tools/validate_fid.py",
 ]

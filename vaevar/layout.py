@@ -141,6 +141,15 @@ class RunPaths:
         return os.path.join(os.path.dirname(self.fid_results), "fid_table.md")
 
     @property
+    def scale_sweep(self) -> str:
+        """sweep_latent_scale.py's folder: sweep.json, sweep.md, sweep.png; a kept second stage's its own."""
+        name = f"scale_sweep_stage2_epoch_{self.stage2_epoch}" if self.stage2_epoch else "scale_sweep"
+        return os.path.join(self.root, name)
+
+    def sweep_file(self, name: str) -> str:
+        return os.path.join(self.scale_sweep, name)
+
+    @property
     def analysis(self) -> str:
         """variance_analysis.py's folder: figures, variance_loss.json and report.md."""
         return os.path.join(self.root, "variance_analysis")

@@ -201,6 +201,7 @@ class Run:
         ours = set_statistics(images, n, settings, weights_path, weights_hash, "images", "Run.score")
         scores = {
             "n": n,
+            "images_sha256": str(ours["images_sha256"]),
             "fid": float(frechet_distance(reference["mu"], reference["sigma"], ours["mu"], ours["sigma"])),
         }
         scores["kid"], scores["kid_std"] = kernel_inception_distance(reference["features"], ours["features"])

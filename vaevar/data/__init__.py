@@ -30,7 +30,7 @@ from vaevar.data.folders import (
     square_resize,
 )
 from vaevar.data.jpeg import cache_dir
-from vaevar.data.loading import load, load_evaluation, to_uint8, to_unit_float
+from vaevar.data.loading import load, load_evaluation, sample_array, to_uint8, to_unit_float
 from vaevar.data.registry import (
     DATASETS,
     EVALUATION_SEED,
@@ -64,6 +64,7 @@ __all__ = [
     "requested_split",
     "split_names",
     "square_resize",
+    "sample_array",
     "to_uint8",
     "to_unit_float",
     "training_defaults",

@@ -86,6 +86,12 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images, np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
+def sample_array(images: np.ndarray, dtype: str = "float16") -> np.ndarray:
+    """Decoded [0, 1] floats as samples are stored and scored: float16 (unrounded to within 2.4e-4), or
+    rounded to uint8."""
+    return to_uint8(images) if dtype == "uint8" else np.clip(images, 0, 1).astype(np.float16)
+
+
 def find_local(name):
     """VAEVAR_DATA_DIR: the data file itself, or a folder holding it under a usual name."""
     root = os.environ.get("VAEVAR_DATA_DIR")
