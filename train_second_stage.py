@@ -148,7 +148,7 @@ def main(argv=None):
 
     trainer = fast_training.choose(args.runtime.trainer, args.runtime.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
-    first = Run.load(args.run_dir, dataset=args.dataset).first  # the one loader: the data set checked
+    first = Run.load(args.run_dir, dataset=args.dataset, first_only=True).first  # the data set checked
     paths = layout.RunPaths(args.run_dir)
     stage1_digest = files.weights_digest(first)
     check_second_stage_matches(paths.stage2.dir, stage1_digest)

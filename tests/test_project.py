@@ -26,6 +26,7 @@ LIBRARY = {
     "grids": BASE,
     "data": BASE | {"image_files", "data"},
     "variance_measures": {"fid"},
+    "seeds": BASE,
     "models": {"models"},
     "fid": BASE | {"data", "image_files", "fid"},
     "run_folder": BASE | {"models"},
@@ -133,6 +134,7 @@ SCRIPTS = [
     "variance_analysis.py",
     "reproduce.py",
     "sweep_latent_scale.py",
+    "aggregate_runs.py",
     "tools/convert_inception.py",
     "tools/validate_fid.py",
 ]

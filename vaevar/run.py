@@ -44,10 +44,17 @@ class Run:
     _evaluation: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, run_dir: str, stage2_epoch: int = 0, dataset: str | None = None, **settings: object) -> Run:
+    def load(
+        cls,
+        run_dir: str,
+        stage2_epoch: int = 0,
+        dataset: str | None = None,
+        first_only: bool = False,
+        **settings: object,
+    ) -> Run:
         """The run in run_dir: its first stage, its second (the final one, or the copy kept after
-        stage2_epoch), checked against each other. settings: any field above (data_path, rule, ...); the data
-        path and a folder's split default to the first stage's."""
+        stage2_epoch; first_only: none), checked against each other. settings: any field above (data_path,
+        rule, ...); the data path and a folder's split default to the first stage's."""
         paths = layout.RunPaths(run_dir, stage2_epoch)
         dataset = dataset or paths.trained_dataset()
         if dataset is None:
@@ -60,7 +67,7 @@ class Run:
             f"run train_first_stage.py --dataset {dataset} --run-dir {run_dir} first",
         )
         paths.check_dataset(dataset)
-        second_path = second_stage_path(paths)
+        second_path = None if first_only else second_stage_path(paths)
         second = None
         if second_path is not None:
             run_folder.check_second_stage_matches(paths.stage2.dir, files.weights_digest(first))
