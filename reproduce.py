@@ -5,6 +5,7 @@ variance-loss analysis and FID, in order, in one run directory.
     python reproduce.py --dataset mnist --quick      # a CPU smoke run (minutes)
     python reproduce.py --dataset images --data-path DIR --image-size 64   # your own images
     python reproduce.py --dataset cifar10 --time-budget 3600   # a cluster job: stop cleanly within the hour
+    python reproduce.py --dataset cifar10 --seed 3   # another seed, in runs/cifar10_seed3 (SLURM arrays too)
 
 Each step runs the script of the same name in its own process with these
 flags passed on. A rerun skips the steps whose outputs are complete and
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from vaevar import cli, data, errors, files, layout
+from vaevar import cli, data, errors, files, layout, seeds
 from vaevar.runtime import RuntimeSettings
 
 DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
@@ -29,7 +30,7 @@ IMAGE_SIZE = None  # images: the side every image is centre-cropped and resized 
 TEST_FRACTION = 0.1  # images: the share held out as the test split, seeded; later steps reuse it
 SPLIT_SEED = 0  # images: the seed of that split
 RUN_DIR = None  # default: runs/<dataset>
-SEED = 0  # passed to every step
+SEED = None  # passed to every step; default $SLURM_ARRAY_TASK_ID (an array task), else 0; given: runs/<dataset>_seed<N>
 QUICK = False  # the small CPU setting of every step (minutes)
 EPOCHS = None  # stage-1 epochs; default the data set's, see train_first_stage.py
 STAGE2_EPOCHS = None  # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
@@ -150,7 +151,11 @@ def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
     data.dataset(args.dataset)
     runtime = cli.settings_from(args, RuntimeSettings)
-    run_dir = layout.RunPaths.of(args.dataset, args.run_dir).root
+    seed = seeds.task_seed(args.seed, os.environ)  # None: the default seed 0 in runs/<dataset>
+    run_dir = layout.RunPaths.of(args.dataset, args.run_dir, seed=seed).root
+    args.seed = seed or 0
+    if seed is not None:
+        print(f"seed {seed}: {run_dir}", flush=True)
     image_size = check_folder_flags(args, run_dir)
     print_runtime_line(runtime.trainer)
     shared = ["--dataset", args.dataset, "--run-dir", run_dir, "--seed", str(args.seed)]

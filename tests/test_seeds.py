@@ -100,3 +100,44 @@ def test_runs_that_do_not_compare_are_refused_in_one_line(tmp_path):
         aggregate_runs.main([str(tmp_path / "nothing_*")])
     with pytest.raises(VaevarError, match="give the run directories"):
         aggregate_runs.main([])
+
+
+def test_the_seed_comes_from_the_flag_else_the_array_task():
+    assert seeds.task_seed(3, {"SLURM_ARRAY_TASK_ID": "7"}) == 3
+    assert seeds.task_seed(None, {"SLURM_ARRAY_TASK_ID": "7"}) == 7
+    assert seeds.task_seed(None, {}) is None
+    with pytest.raises(VaevarError, match="SLURM_ARRAY_TASK_ID='x' is not a task index: give --seed N"):
+        seeds.task_seed(None, {"SLURM_ARRAY_TASK_ID": "x"})
+
+
+def test_array_tasks_each_get_their_seed_and_folder_then_aggregate(tmp_path, monkeypatch):
+    """The per-task command of docs/running.md's SLURM array, for tasks 0 and 1: each step gets the task's
+    seed and runs/<dataset>_seed<N>; a plain command keeps runs/<dataset> and seed 0. Then the dependent
+    job aggregates runs/mnist_seed* (their fid.json written here: the steps are recorded, not run)."""
+    import reproduce
+
+    monkeypatch.chdir(tmp_path)
+    steps = []
+    monkeypatch.setattr(reproduce, "print_runtime_line", lambda trainer: None)
+    monkeypatch.setattr(reproduce, "run_step", lambda name, script, argv, run_dir: steps.append(argv))
+
+    def task(index, *flags):
+        steps.clear()
+        if index is None:
+            monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+        else:
+            monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(index))
+        reproduce.main(["--dataset", "mnist", "--quick", *flags])
+        runs = {argv[argv.index("--run-dir") + 1] if "--run-dir" in argv else argv[1] for argv in steps}
+        given = {argv[argv.index("--seed") + 1] for argv in steps if "--seed" in argv}
+        return runs, given
+
+    assert task(0) == ({"runs/mnist_seed0"}, {"0"})
+    assert task(1) == ({"runs/mnist_seed1"}, {"1"})
+    assert task(1, "--seed", "5") == ({"runs/mnist_seed5"}, {"5"})  # a seed given wins
+    assert task(None) == ({"runs/mnist"}, {"0"})
+    for index, (plain, renormed) in enumerate([(60.0, 57.0), (64.0, 60.0)]):
+        write_run(tmp_path / "runs", f"mnist_seed{index}", {"gen2": plain, "gen2_renorm": renormed})
+    summary = aggregate_runs.main(["runs/mnist_seed*", "--out", "results/mnist_seeds"])
+    assert summary["runs"] == ["runs/mnist_seed0", "runs/mnist_seed1"]
+    assert summary["gains"]["gen2"]["fid"]["mean"] == pytest.approx(3.5)

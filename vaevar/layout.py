@@ -72,9 +72,12 @@ class RunPaths:
     stage2_epoch: int = 0
 
     @classmethod
-    def of(cls, dataset: str, run_dir: str | None = None, stage2_epoch: int = 0) -> RunPaths:
-        """RUN_DIR as given, else its default runs/<dataset>."""
-        return cls(run_dir or os.path.join(RUNS_DIR, dataset), stage2_epoch)
+    def of(
+        cls, dataset: str, run_dir: str | None = None, stage2_epoch: int = 0, seed: int | None = None
+    ) -> RunPaths:
+        """RUN_DIR as given, else its default: runs/<dataset>, or runs/<dataset>_seed<N> for a seed given."""
+        default = dataset if seed is None else f"{dataset}_seed{seed}"
+        return cls(run_dir or os.path.join(RUNS_DIR, default), stage2_epoch)
 
     # ------------------------------------------------------------------ the two stages
 

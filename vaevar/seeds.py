@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -16,6 +16,21 @@ from vaevar.errors import VaevarError
 PROTOCOL_KEYS = ("reference", "reference_split", "n", "reference_n", "weights_hash", "input_convention")
 METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
 GAINS = ("fid", "kid")  # gain = plain - renormalized: positive when renormalizing lowers the distance
+
+
+ARRAY_TASK = "SLURM_ARRAY_TASK_ID"  # the task's index in a SLURM job array (sbatch --array=0-9)
+
+
+def task_seed(seed: int | None, environ: Mapping[str, str]) -> int | None:
+    """The seed given, else the array task's index where a SLURM array runs this, else None."""
+    if seed is not None:
+        return seed
+    task = environ.get(ARRAY_TASK, "").strip()
+    if not task:
+        return None
+    if not task.isdigit():
+        raise VaevarError(f"{ARRAY_TASK}={task!r} is not a task index: give --seed N")
+    return int(task)
 
 
 def mean_sd(values: Sequence[float]) -> dict[str, float | int]:
