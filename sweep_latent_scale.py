@@ -12,8 +12,9 @@ Codes (Run.codes, seed SEED: the codes generate.py decodes): REC's z = mu + sigm
 evaluation images, GEN-1's N(0, I) draws, GEN-2's second-stage codes. Each scaled set is scored against
 NUM_SAMPLES random test images as compute_fid.py scores a run (Run.score: FID, KID, precision, recall),
 and its codes against the encoded test codes z = mu + sigma * eps (the latent Frechet distance). Each kind's
-rule point (generate.py's _renorm images) is scored too. Marked on the figure: the scale the authors' rule
-applies (GEN-2, and GEN-1 where their gate opens) and the scale that matches the encoded codes' mean std.
+rule point (generate.py's _renorm images, for the same RENORM_THRESHOLD) is scored too, and the codes scaled
+to the encoded test codes' mean std (the matched point). Marked on the figure: the scale the authors' rule
+applies (GEN-2, and GEN-1 where their gate opens) and the matched scale.
 
 Outputs in RUN_DIR/scale_sweep/ (scale_sweep_stage2_epoch_<E>/ for a kept second stage): sweep.json,
 sweep.md (a table per kind) and sweep.png (a panel per measure, a line per kind).
@@ -29,7 +30,7 @@ import time
 
 import numpy as np
 
-from vaevar import cli, data, errors, files, layout
+from vaevar import cli, data, errors, files, layout, renormalization
 from vaevar.run import Run
 from vaevar.variance_measures import latent_frechet_distances
 
@@ -40,13 +41,15 @@ STAGE2_EPOCH = 0  # GEN-2 from the second stage kept after epoch E (--keep-model
 SCALES = "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6"  # the grid of s, comma-separated, each > 0
 KINDS = "rec,gen1,gen2"  # which kinds to sweep (gen2 needs a second stage)
 NUM_SAMPLES = 1000  # images per point, and test images in the reference
+RENORM_THRESHOLD = 0.25  # the rule's gate (generate.py's): GEN-2's variance loss / MSE above this; 0: always
 SEED = 0  # the codes: generate.py's for the same seed
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
+FRECHET_METHOD = "eig"  # eig: TTUR's distance from eigenvalues, ~10x faster per point | sqrtm: TTUR's own
 QUICK = False  # 200 samples per point and 6 scales (0.6 ... 1.6): a smoke run, not a measurement
 
-QUICK_SETTINGS = {"num_samples": 200, "scales": "0.6,0.8,1.0,1.2,1.4,1.6"}
-MEASURES = ("fid", "kid", "precision", "recall", "latent_fd")  # the figure's panels, in order
-LOWER_IS_BETTER = ("fid", "kid", "latent_fd")
+_QUICK_SETTINGS = {"num_samples": 200, "scales": "0.6,0.8,1.0,1.2,1.4,1.6"}
+_MEASURES = ("fid", "kid", "precision", "recall", "latent_fd")  # the figure's panels, in order
+_LOWER_IS_BETTER = ("fid", "kid", "latent_fd")
 
 
 def parse_scales(text):
@@ -68,11 +71,19 @@ def parse_scales(text):
 
 def check_settings(args):
     if args.quick:
-        for name, value in QUICK_SETTINGS.items():
+        for name, value in _QUICK_SETTINGS.items():
             if getattr(args, name) == globals()[name.upper()]:
                 setattr(args, name, value)
-    cli.require_positive(args, "num_samples", "stage2_epoch", allow_zero=("stage2_epoch",))
+    cli.require_positive(
+        args,
+        "num_samples",
+        "stage2_epoch",
+        "renorm_threshold",
+        allow_zero=("stage2_epoch", "renorm_threshold"),
+    )
     args.scales = parse_scales(args.scales)
+    if args.frechet_method not in ("eig", "sqrtm"):
+        raise errors.VaevarError(f"--frechet-method {args.frechet_method!r}: use eig or sqrtm")
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in args.kinds if k not in layout.KINDS]
     if unknown or not args.kinds:
@@ -102,7 +113,7 @@ def sweep_kind(run, kind, z, reference_z, args, weights):
     points = []
     for scale in args.scales:
         started = time.time()
-        scores = run.score(scaled_images(run, z, scale), weights, args.num_samples)
+        scores = run.score(scaled_images(run, z, scale), weights, args.num_samples, args.frechet_method)
         scores["latent_fd"] = latent_frechet_distances(reference_z, {"s": z * scale})["s"]
         points.append({"scale": scale, "latent_std": scale * mean_std(z), **scores})
         print(
@@ -112,7 +123,7 @@ def sweep_kind(run, kind, z, reference_z, args, weights):
             flush=True,
         )
     made = run.images(kind, z, args.seed)
-    rule = run.score(data.sample_array(made["renormalized"]), weights, args.num_samples)
+    rule = run.score(data.sample_array(made["renormalized"]), weights, args.num_samples, args.frechet_method)
     rule["latent_fd"] = latent_frechet_distances(reference_z, {"r": made["z_renorm"]})["r"]
     latent_scale = kind != "rec" or run.rule.rec_renorm == "latent"  # REC's rule is per pixel by default
     rule.update(
@@ -120,11 +131,16 @@ def sweep_kind(run, kind, z, reference_z, args, weights):
         scale=float(np.mean(made["scale"])) if made["applied"] and latent_scale else None,
         latent_std=mean_std(made["z_renorm"]),
     )
-    best = {m: min(points, key=lambda p, m=m: p[m])["scale"] for m in LOWER_IS_BETTER if m in points[0]}
+    best = {m: min(points, key=lambda p, m=m: p[m])["scale"] for m in _LOWER_IS_BETTER if m in points[0]}
+    matched_scale = mean_std(reference_z) / mean_std(z)
+    matched = run.score(scaled_images(run, z, matched_scale), weights, args.num_samples, args.frechet_method)
+    matched["latent_fd"] = latent_frechet_distances(reference_z, {"m": z * matched_scale})["m"]
+    matched.update(scale=matched_scale, latent_std=matched_scale * mean_std(z))
     return {
         "points": points,
         "rule": rule,
-        "matched_scale": mean_std(reference_z) / mean_std(z),
+        "matched": matched,
+        "matched_scale": matched_scale,
         "best_scale": best,
         "codes_mean_std": mean_std(z),
     }
@@ -153,7 +169,8 @@ def write_table(result, path):
             "| s | latent std | FID | KID x 1000 | precision | recall | latent FD |",
             "|---|---|---|---|---|---|---|",
         ]
-        rows = sorted(entry["points"], key=lambda p: p["scale"]) + [dict(rule, scale_label="rule")]
+        rows = sorted(entry["points"], key=lambda p: p["scale"])
+        rows += [dict(rule, scale_label="rule"), dict(entry["matched"], scale_label="matched")]
         for p in rows:
             label = p.get("scale_label") or f"{p['scale']:.3g}"
             lines.append(
@@ -172,9 +189,9 @@ def plot(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(MEASURES), figsize=(3.4 * len(MEASURES), 3.2))
+    figure, axes = plt.subplots(1, len(_MEASURES), figsize=(3.4 * len(_MEASURES), 3.2))
     colours = {"rec": "tab:blue", "gen1": "tab:orange", "gen2": "tab:green"}
-    for axis, measure in zip(axes, MEASURES):
+    for axis, measure in zip(axes, _MEASURES):
         for kind, entry in result["kinds"].items():
             points = sorted((p for p in entry["points"] if measure in p), key=lambda p: p["scale"])
             if not points:
@@ -189,6 +206,8 @@ def plot(result, path):
                 label=kind,
             )
             axis.axvline(entry["matched_scale"], color=colour, ls=":", lw=1)
+            if measure in entry["matched"]:
+                axis.plot([entry["matched_scale"]], [entry["matched"][measure]], "D", ms=5, color=colour)
             rule = entry["rule"]
             if rule["scale"] is not None and measure in rule:
                 axis.axvline(rule["scale"], color=colour, ls="--", lw=1)
@@ -198,7 +217,7 @@ def plot(result, path):
     axes[0].legend(fontsize=8)
     figure.suptitle(
         f"{os.path.basename(os.path.normpath(result['run_dir']))}: dashed, the rule's scale (star: its "
-        f"images); dotted, the encoded codes' std",
+        f"images); dotted, the encoded codes' std (diamond)",
         fontsize=9,
     )
     figure.tight_layout()
@@ -220,6 +239,7 @@ def main(argv=None):
         dataset=args.dataset,
         data_path=args.data_path,
         evaluation_count=args.num_samples,
+        rule=renormalization.RenormalizationSettings(renorm_threshold=args.renorm_threshold),
     )
     if "gen2" in args.kinds and run.second is None:
         raise errors.VaevarError(f"{args.run_dir} has no second stage: train it, or pass --kinds rec,gen1")
@@ -231,6 +251,7 @@ def main(argv=None):
         "num_samples": args.num_samples,
         "seed": args.seed,
         "scales": args.scales,
+        "frechet_method": args.frechet_method,
         "test_codes_mean_std": mean_std(reference_z),
         "gate_ratio": run.gate_ratio(args.seed),
         "rule": dataclasses.asdict(run.rule),

@@ -65,11 +65,13 @@ def test_the_points_follow_the_grid_and_s1_and_the_rule_are_generate_pys_images(
     # GEN-2's codes are 0.7 u, the test codes' std another: the matched scale brings one to the other
     gen2 = result["kinds"]["gen2"]
     assert gen2["matched_scale"] * gen2["codes_mean_std"] == pytest.approx(result["test_codes_mean_std"])
+    assert gen2["matched"]["latent_std"] == pytest.approx(result["test_codes_mean_std"], rel=1e-6)
+    assert {"fid", "kid", "latent_fd"} <= set(gen2["matched"])
     assert gen2["rule"]["applied"] and gen2["rule"]["scale"] is not None
     assert result["kinds"]["rec"]["rule"]["scale"] is None  # the authors' REC rule is per pixel
     assert os.path.getsize(paths.sweep_file("sweep.png")) > 0
     table = open(paths.sweep_file("sweep.md")).read()
-    assert "## gen2" in table and "| rule |" in table
+    assert "## gen2" in table and "| rule |" in table and "| matched |" in table
 
 
 @pytest.mark.parametrize(

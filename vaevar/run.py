@@ -176,11 +176,16 @@ class Run:
         return data.to_uint8(self.decode(mu + sigma * noise if sampled else mu))
 
     def score(
-        self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000
+        self,
+        images: np.ndarray,
+        weights: str | None = None,
+        num_samples: int = 10000,
+        frechet_method: str = "sqrtm",
     ) -> dict[str, float]:
         """FID, KID (with its std over subsets), precision, recall, density and coverage of uint8 or [0, 1]
         float images against num_samples random test images of the run's data set, as compute_fid.py scores a
-        run (the authors' input convention, whole batches of 64). The reference is computed once per Run."""
+        run (the authors' input convention, whole batches of 64). The reference is computed once per Run.
+        frechet_method: sqrtm (TTUR's, compute_fid.py's default) | eig (the same distance, much faster)."""
         from vaevar.fid.diversity import DENSITY_COVERAGE_K, PRECISION_RECALL_K, diversity
         from vaevar.fid.features import check_images, scored_count
         from vaevar.fid.frechet import frechet_distance, kernel_inception_distance
@@ -195,6 +200,7 @@ class Run:
             data_path=self.data_path,
             jpeg_round_trip=self.jpeg_round_trip,
             folder=self.folder,
+            frechet_method=frechet_method,
             **dict(RUN_DEFAULTS, num_samples=num_samples),
         )
         key = f"reference_{weights_hash}_{num_samples}"
@@ -209,7 +215,11 @@ class Run:
         scores = {
             "n": n,
             "images_sha256": str(ours["images_sha256"]),
-            "fid": float(frechet_distance(reference["mu"], reference["sigma"], ours["mu"], ours["sigma"])),
+            "fid": float(
+                frechet_distance(
+                    reference["mu"], reference["sigma"], ours["mu"], ours["sigma"], method=frechet_method
+                )
+            ),
         }
         scores["kid"], scores["kid_std"] = kernel_inception_distance(reference["features"], ours["features"])
         if "radii_3" in reference and n > DENSITY_COVERAGE_K:
