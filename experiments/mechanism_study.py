@@ -66,7 +66,8 @@ def sweep(args, seed, epoch, kinds):
     if not os.path.exists(paths.samples_summary):
         run("generate.py", *common, "--renorm-threshold", 0)
     samples = ",".join(paths.sample(kind) for kind in ("gen2", "gen2_renorm"))
-    run("compute_fid.py", *common, "--no-train-reference", "--samples", samples)
+    # eig: TTUR's distance from eigenvalues (equal to sqrtm within 1e-6, tests/test_fid_frechet.py), ~10x faster
+    run("compute_fid.py", *common, "--no-train-reference", "--frechet-method", "eig", "--samples", samples)
 
 
 def report(args, seed_list, kept):
