@@ -1,14 +1,13 @@
-"""vaevar/training.py: how a stage trains (jit, steps per execution, mixed precision, batch-norm recalibration, the CPU-time check, the trainer's choice)."""
+"""vaevar/training.py: how a stage trains (jit, steps per execution, mixed precision, batch-norm recalibration, the trainer's choice)."""
 
 import csv
-import os
 
 import numpy as np
 import pytest
 
 import train_first_stage
-from tests.conftest import TINY, log_epochs, run_first_stage
-from vaevar import errors, files, layout, run_folder
+from tests.conftest import TINY
+from vaevar import files, layout, run_folder
 from vaevar.errors import VaevarError
 
 
@@ -130,33 +129,6 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
             assert float(three[column]) == pytest.approx(float(one[column]), rel=1e-4), column
     for one, three in zip(runs[1][0].get_weights(), runs[3][0].get_weights()):
         np.testing.assert_allclose(three, one, rtol=1e-4, atol=1e-6)
-
-
-def test_a_run_of_days_on_a_cpu_stops_before_training_unless_insisted(tmp_path, mnist_npz):
-    """No GPU and a schedule whose measured steps add up to over 6 h: one line with the estimate and both ways
-    on, before anything is written. --allow-cpu trains (here until a 1 s time budget stops it, exit code 75);
-    --quick is never stopped."""
-    endless = ["--epochs", "50000000"]  # 150 M steps of this tiny model: thousands of hours anywhere
-    refused = run_first_stage(mnist_npz, str(tmp_path / "refused"), *endless)
-    assert refused.returncode == 2, refused.stderr
-    line = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
-    assert (
-        len(line) == 1
-        and "h here (50000000 epochs of 3 steps at" in line[0]
-        and "no GPU is visible" in line[0]
-    )
-    assert "--allow-cpu" in line[0] and "--quick" in line[0]
-    assert refused.stdout.splitlines()[0].startswith(
-        "backend tensorflow on CPU"
-    )  # the first line names the device
-    assert not os.path.exists(tmp_path / "refused" / "stage1")
-    for insisting in (["--allow-cpu"], ["--quick"]):
-        run = run_first_stage(
-            mnist_npz, str(tmp_path / insisting[0][2:]), *endless, *insisting, "--time-budget", "1"
-        )
-        assert run.returncode == errors.EXIT_TIME_BUDGET == 75, run.stderr
-        assert "stopped at the time budget after epoch 1 of 50000000" in run.stderr
-        assert log_epochs(str(tmp_path / insisting[0][2:] / "stage1")) == [1]
 
 
 def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):
