@@ -108,14 +108,21 @@ def scaled_images(run, z, scale):
     return data.sample_array(run.decode((z * np.float32(scale)).astype(np.float32)))
 
 
+def scored(run, images, codes, reference_z, args, weights):
+    """Run.score of the images, with the latent Frechet distance of the codes they were decoded from."""
+    scores = run.score(images, weights, args.num_samples, args.frechet_method)
+    scores["latent_fd"] = latent_frechet_distances(reference_z, {"codes": codes})["codes"]
+    return scores
+
+
 def sweep_kind(run, kind, z, reference_z, args, weights):
     """Every point of the grid for one kind, its rule point and the two marked scales."""
+    codes_std = mean_std(z)
     points = []
     for scale in args.scales:
         started = time.time()
-        scores = run.score(scaled_images(run, z, scale), weights, args.num_samples, args.frechet_method)
-        scores["latent_fd"] = latent_frechet_distances(reference_z, {"s": z * scale})["s"]
-        points.append({"scale": scale, "latent_std": scale * mean_std(z), **scores})
+        scores = scored(run, scaled_images(run, z, scale), z * scale, reference_z, args, weights)
+        points.append({"scale": scale, "latent_std": scale * codes_std, **scores})
         print(
             f"{kind} s={scale:.3g}: FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  precision "
             f"{scores.get('precision', float('nan')):.3f}  recall {scores.get('recall', float('nan')):.3f}  "
@@ -123,8 +130,7 @@ def sweep_kind(run, kind, z, reference_z, args, weights):
             flush=True,
         )
     made = run.images(kind, z, args.seed)
-    rule = run.score(data.sample_array(made["renormalized"]), weights, args.num_samples, args.frechet_method)
-    rule["latent_fd"] = latent_frechet_distances(reference_z, {"r": made["z_renorm"]})["r"]
+    rule = scored(run, data.sample_array(made["renormalized"]), made["z_renorm"], reference_z, args, weights)
     latent_scale = kind != "rec" or run.rule.rec_renorm == "latent"  # REC's rule is per pixel by default
     rule.update(
         applied=bool(made["applied"]),
@@ -132,17 +138,16 @@ def sweep_kind(run, kind, z, reference_z, args, weights):
         latent_std=mean_std(made["z_renorm"]),
     )
     best = {m: min(points, key=lambda p, m=m: p[m])["scale"] for m in _LOWER_IS_BETTER if m in points[0]}
-    matched_scale = mean_std(reference_z) / mean_std(z)
-    matched = run.score(scaled_images(run, z, matched_scale), weights, args.num_samples, args.frechet_method)
-    matched["latent_fd"] = latent_frechet_distances(reference_z, {"m": z * matched_scale})["m"]
-    matched.update(scale=matched_scale, latent_std=matched_scale * mean_std(z))
+    matched_scale = mean_std(reference_z) / codes_std
+    matched = scored(run, scaled_images(run, z, matched_scale), z * matched_scale, reference_z, args, weights)
+    matched.update(scale=matched_scale, latent_std=matched_scale * codes_std)
     return {
         "points": points,
         "rule": rule,
         "matched": matched,
         "matched_scale": matched_scale,
         "best_scale": best,
-        "codes_mean_std": mean_std(z),
+        "codes_mean_std": codes_std,
     }
 
 

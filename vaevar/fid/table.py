@@ -11,17 +11,13 @@ def fid_table(results: dict[str, dict], dataset: str) -> str:
     def cell(label, key="fid"):
         return f"{results[label][key]:.2f}" if key in results.get(label, {}) else "-"
 
-    def gain(kind, key="fid"):
+    def gain(kind, key="fid", scale=1.0):
         both = [results.get(kind, {}).get(key), results.get(f"{kind}_renorm", {}).get(key)]
-        return f"{both[0] - both[1]:+.2f}" if None not in both else "-"
+        return f"{scale * (both[0] - both[1]):+.2f}" if None not in both else "-"
 
     def kid(label):
         entry = results.get(label, {})
         return f"{1000 * entry['kid']:.2f} ± {1000 * entry['kid_std']:.2f}" if "kid" in entry else "-"
-
-    def kid_gain(kind):
-        both = [results.get(kind, {}).get("kid"), results.get(f"{kind}_renorm", {}).get("kid")]
-        return f"{1000 * (both[0] - both[1]):+.2f}" if None not in both else "-"
 
     rows = [
         ("FID", [cell(k) for k, _ in KINDS]),
@@ -32,7 +28,7 @@ def fid_table(results: dict[str, dict], dataset: str) -> str:
         rows += [
             ("KID x 1000", [kid(k) for k, _ in KINDS]),
             ("KID x 1000 renormalized", [kid(f"{k}_renorm") for k, _ in KINDS]),
-            ("KID gain x 1000", [kid_gain(k) for k, _ in KINDS]),
+            ("KID gain x 1000", [gain(k, "kid", 1000) for k, _ in KINDS]),
         ]
     paper = data.DATASETS[dataset].paper_fids if dataset in data.DATASETS else None
     if paper:
