@@ -36,6 +36,7 @@ UNROLL = 1  # fast path: training steps per iteration of the compiled loop
 MIXED_DTYPE = ""  # "" float32 | bfloat16 | float16: the layers' compute type (variables stay float32)
 BATCH_SIZE = 100  # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
 COPIES = 1  # fast path: independent trainings (seeds) at once; the rate counts all their images
+FLAT_UPDATE = False  # fast path: Adam over all parameters as one flattened buffer (the same arithmetic)
 
 
 def epochs_per_second(run_epoch, epochs):
@@ -62,7 +63,7 @@ def fit_epochs(model, batches):
     return run
 
 
-def fast_epochs(models, batches, unroll=1):
+def fast_epochs(models, batches, unroll=1, flat_update=False):
     """One epoch per call for MODELS (one, or several trained at once as vmapped copies, each on its own
     batches: the seeds' trainings of one run)."""
     import jax
@@ -73,7 +74,9 @@ def fast_epochs(models, batches, unroll=1):
     for model in models:
         model.optimizer.build(model.trainable_variables)
     inputs = fast_training.EpochInputs(batches)
-    run_epoch = fast_training.make_epoch_function(models[0], inputs, unroll, copies=len(models))
+    run_epoch = fast_training.make_epoch_function(
+        models[0], inputs, unroll, copies=len(models), flat_update=flat_update
+    )
     state = [
         fast_training.model_state(models[0]) if len(models) == 1 else fast_training.stacked_state(models)
     ]
@@ -114,12 +117,13 @@ def main(argv=None):
         "matmul_flops_per_second": peak,
         "unroll": args.unroll,
         "copies": args.copies,
+        "flat_update": args.flat_update,
         "mixed_dtype": args.mixed_dtype or "float32",
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     paths = {
         "fit": lambda models, batches: fit_epochs(models[0], batches),
-        "fast": lambda models, batches: fast_epochs(models, batches, args.unroll),
+        "fast": lambda models, batches: fast_epochs(models, batches, args.unroll, args.flat_update),
     }
     if args.images < args.batch_size:
         raise errors.VaevarError(f"--images {args.images} is less than one batch of {args.batch_size}")

@@ -37,7 +37,10 @@ IMAGES = 1000  # training images (latent codes) per timed epoch
 EPOCHS = 2  # timed epochs, after one warm-up epoch
 MATMUL_SIZE = 2048  # 8192 on a GPU
 STAGES = "stage1,stage2"
-VARIANTS = "default,graphs_with_loops,no_graphs,unroll2,unroll4,bfloat16,batch400,copies4"  # VARIANT_SETTINGS
+VARIANTS = (  # names in VARIANT_SETTINGS
+    "default,graphs_conv_while,graphs_concurrent,graphs_with_loops,no_graphs,flat_adam,unroll2,unroll4,"
+    "bfloat16,batch400,copies4"
+)
 TIMEOUT = 240  # seconds per variant
 OUTPUT = None  # default bench/results/fast_variants_<device>.json
 
@@ -50,7 +53,18 @@ VARIANT_SETTINGS = {
         "--xla_gpu_graph_min_graph_size=1",
         [],
     ),
+    # the defaults plus convolutions and the loop itself in the graphs, however small
+    "graphs_conv_while": (
+        "--xla_gpu_enable_command_buffer=+CONVOLUTION,+WHILE --xla_gpu_graph_min_graph_size=1",
+        [],
+    ),
+    "graphs_concurrent": (
+        "--xla_gpu_enable_command_buffer=+CONVOLUTION,+WHILE --xla_gpu_graph_min_graph_size=1 "
+        "--xla_gpu_command_buffer_scheduling_mode=CONCURRENT_REGIONS",
+        [],
+    ),
     "no_graphs": ("--xla_gpu_enable_command_buffer=", []),
+    "flat_adam": ("", ["--flat-update"]),  # one Adam update over all parameters flattened: fewer kernels
     "unroll2": ("", ["--unroll", "2"]),
     "unroll4": ("", ["--unroll", "4"]),
     "bfloat16": ("", ["--mixed-dtype", "bfloat16"]),

@@ -10,10 +10,18 @@ from vaevar import backend
 
 
 def test_backend_choice():
-    """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked), else Keras' own default; set: the
-    user's, whatever the devices."""
+    """KERAS_BACKEND unset: JAX when it sees a GPU (the device query mocked) or TensorFlow is missing, else
+    Keras' own default; set: the user's, whatever the devices and packages."""
+    everything = {"tensorflow", "jax"}.__contains__
+    without_tensorflow = {"jax"}.__contains__
     assert backend.choose_backend({}, gpu_query=lambda: True) == "jax"
-    assert backend.choose_backend({}, gpu_query=lambda: False) is None
+    assert backend.choose_backend({}, lambda: False, everything) is None
+    assert backend.choose_backend({}, lambda: False, without_tensorflow) == "jax"
+    assert backend.choose_backend({}, lambda: False, {"tensorflow"}.__contains__) is None
+    assert backend.choose_backend({}, lambda: False, set().__contains__) is None  # Keras says what is missing
+    assert backend.choose_backend({"KERAS_BACKEND": "tensorflow"}, lambda: False, without_tensorflow) == (
+        "tensorflow"
+    )
     assert backend.choose_backend({"KERAS_BACKEND": "tensorflow"}, gpu_query=lambda: True) == "tensorflow"
     assert backend.choose_backend({"KERAS_BACKEND": "jax"}, gpu_query=lambda: False) == "jax"
     assert backend.choose_backend({"KERAS_BACKEND": ""}, gpu_query=lambda: True) == "jax"
@@ -37,14 +45,17 @@ def test_choose_sets_the_backend_before_keras_and_never_after():
     chosen = in_a_fresh_process(
         "import json; from vaevar import backend\n"
         "seen, unseen = {}, {}\n"
-        "backend.choose(seen, gpu_query=lambda: True); backend.choose(unseen, gpu_query=lambda: False)\n"
+        "everything = lambda name: True\n"
+        "backend.choose(seen, lambda: True, everything); backend.choose(unseen, lambda: False, everything)\n"
+        "no_tf = {}; backend.choose(no_tf, lambda: False, {'jax'}.__contains__)\n"
         "import keras\n"
         "late = {}; backend.choose(late, gpu_query=lambda: True)\n"
-        "print(json.dumps([seen, unseen, late]))"
+        "print(json.dumps([seen, unseen, no_tf, late]))"
     )
     assert chosen == [
         {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
         {"TF_CPP_MIN_LOG_LEVEL": "2"},
+        {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
         {"TF_CPP_MIN_LOG_LEVEL": "2"},
     ]
 

@@ -82,6 +82,17 @@ def test_vmapped_unrolled_copies_train_as_they_would_alone(comparison, stage):
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_flat_adam_trains_the_same_steps(comparison, stage):
+    """make_epoch_function(flat_update=True) (bench/fast_variants.py's flat_adam: Adam over one concatenated
+    buffer): the default fast epoch's steps and weights on the same batches, within its rounding reference;
+    against the run on other batches it is as far as another training."""
+    result = comparison[stage]
+    assert result["flat_step_difference"] <= step_bound(result, result["rounding_step_difference"])
+    assert result["flat_weight_difference"] <= weight_bound(result, result["rounding_weight_difference"])
+    assert result["flat_swapped_weight_difference"] > 0.1
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_fast_log_rows_follow_the_fit_paths_schedule_and_gamma(comparison, stage):
     fit_rates, fast_rates = comparison[stage]["learning_rates"]
     assert fit_rates == fast_rates == ["0.001", "0.001", "0.0005"]  # halved after epoch 2 in both

@@ -211,6 +211,35 @@ def test_mixed_precision_keeps_the_loss_in_float32(dtype):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_bfloat16_computes_in_bfloat16_and_keeps_weights_adam_and_batch_norm_in_float32():
+    """--mixed-dtype bfloat16 (the GPU speed lever): convolutions compute in bfloat16, while every weight, both
+    Adam moments and the batch-norm statistics stay float32, with no loss scaling. The first batch norm's moving
+    variance after one step is the float32 batch variance of its bfloat16 input (a variance computed in bfloat16
+    would be ~2^-8 off)."""
+    import keras
+
+    from vaevar.training import make_optimizer, precision_policy
+
+    with precision_policy(True, "bfloat16"):
+        model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
+    model.compile(optimizer=make_optimizer(1e-3))
+    assert type(model.optimizer) is keras.optimizers.Adam  # no LossScaleOptimizer: bfloat16 needs none
+    x = np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
+    first_conv = keras.Model(model.encoder.input, model.encoder.get_layer("enc_in").output)
+    conv_output = np.asarray(keras.ops.convert_to_numpy(first_conv(x)))
+    assert (
+        keras.backend.standardize_dtype(first_conv(x).dtype) == "bfloat16"
+        and model.encoder.get_layer("enc_in").compute_dtype == "bfloat16"
+    )
+    model.train_on_batch(x)
+    assert {v.dtype for v in model.weights} == {"float32"}  # trainable, batch norm, gamma's state
+    moments = [v for v in model.optimizer.variables if v.path.endswith(("_momentum", "_velocity"))]
+    assert len(moments) == 2 * len(model.trainable_variables) and {v.dtype for v in moments} == {"float32"}
+    bn = model.encoder.get_layer("enc_scale0_bn0")
+    exact = conv_output.astype(np.float64).reshape(-1, conv_output.shape[-1]).var(axis=0)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), exact, rtol=1e-4)
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
     """Under XLA as without: each step's loss uses the gamma^2 of the previous

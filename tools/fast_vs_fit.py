@@ -142,6 +142,9 @@ for stage, (build, batches) in STAGES.items():
     for index, member in enumerate(pair):
         fast_training.sync_state(member, jax.tree_util.tree_map(lambda v: v[index], paired_state))
     paired_steps = np.stack([np.asarray(paired_logs["loss"]), np.asarray(paired_logs["gamma"])], axis=-1)
+    # Adam over one flattened buffer (bench/fast_variants.py's flat_adam) on this epoch's batches, against `fast`
+    flat_epoch = fast_training.make_epoch_function(fresh(build), inputs, flat_update=True)
+    flat, flat_losses = trained(build, flat_epoch, inputs.source, rows, noise)
     results[stage] = {
         "steps": len(steps.steps),
         "fast_steps": len(fast_losses),
@@ -156,6 +159,9 @@ for stage, (build, batches) in STAGES.items():
             for i, alone_losses_i in enumerate((fast_losses, alone_losses))
         ],
         "copy_weight_difference": [max_relative(fast, pair[0]), max_relative(alone, pair[1])],
+        "flat_step_difference": max_step_relative(fast_losses, flat_losses),
+        "flat_weight_difference": max_relative(fast, flat),
+        "flat_swapped_weight_difference": max_relative(alone, flat),
         "copy_rounding_step_difference": reference["steps"],
         "copy_rounding_weight_difference": reference["weights"],
         # each copy against the lone run of the other copy's batches: what swapped or shared batches would give

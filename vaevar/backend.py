@@ -32,20 +32,40 @@ def jax_sees_gpu() -> bool:
     return (os.path.isdir(nvidia) and bool(os.listdir(nvidia))) or os.path.exists("/dev/kfd")
 
 
-def choose_backend(environ: Mapping[str, str], gpu_query: Callable[[], bool] = jax_sees_gpu) -> str | None:
+def installed(package: str) -> bool:
+    """Whether a package can be imported, asked without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
+def choose_backend(
+    environ: Mapping[str, str],
+    gpu_query: Callable[[], bool] = jax_sees_gpu,
+    is_installed: Callable[[str], bool] = installed,
+) -> str | None:
     """The backend for KERAS_BACKEND: the user's when set; unset, JAX where it sees a GPU (the fast trainer's
-    home), else None (Keras' own default: TensorFlow, or ~/.keras/keras.json)."""
+    home) or where TensorFlow, Keras' default, is not installed; else None (Keras' own default: TensorFlow,
+    or ~/.keras/keras.json)."""
     if environ.get("KERAS_BACKEND"):
         return environ["KERAS_BACKEND"]
-    return "jax" if gpu_query() else None
+    if gpu_query():
+        return "jax"
+    if not is_installed("tensorflow") and is_installed("jax"):
+        return "jax"  # else `import keras` fails on the missing TensorFlow
+    return None
 
 
-def choose(environ: dict[str, str] = os.environ, gpu_query: Callable[[], bool] = jax_sees_gpu) -> None:
+def choose(
+    environ: dict[str, str] = os.environ,
+    gpu_query: Callable[[], bool] = jax_sees_gpu,
+    is_installed: Callable[[str], bool] = installed,
+) -> None:
     """A script's first call, before anything imports Keras: KERAS_BACKEND by choose_backend (JAX where it sees
-    a GPU), and TensorFlow's start-up chatter kept out of the logs. Once Keras is imported the backend is
+    a GPU or TensorFlow is missing), and TensorFlow's start-up chatter kept out of the logs. Once Keras is imported the backend is
     fixed, and choose leaves it."""
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" not in sys.modules and choose_backend(environ, gpu_query) == "jax":
+    if "keras" not in sys.modules and choose_backend(environ, gpu_query, is_installed) == "jax":
         environ["KERAS_BACKEND"] = "jax"
 
 

@@ -110,14 +110,74 @@ class EpochInputs:
         return source[0][rows].astype(jnp.float32) / 255.0
 
 
+def flat_adam(optimizer: keras.optimizers.Adam) -> Callable[..., tuple[list, list]]:
+    """optimizer.stateless_apply's arithmetic (Keras' Adam, step for step) done once over all parameters
+    concatenated into one buffer: a few large kernels instead of a few per variable. For a plain Adam
+    (no clipping, weight decay, EMA, AMSGrad or loss scaling) built on the model's trainable variables."""
+    import jax.numpy as jnp
+
+    names = [v.path for v in optimizer.variables]
+    plain = (
+        type(optimizer) is keras.optimizers.Adam
+        and not optimizer.amsgrad
+        and not optimizer.use_ema
+        and optimizer.weight_decay is None
+        and optimizer.clipnorm is None
+        and optimizer.global_clipnorm is None
+        and optimizer.clipvalue is None
+        and optimizer.gradient_accumulation_steps is None
+    )
+    count = (len(names) - 2) // 2
+    paired = names[0].endswith("iteration") and names[1].endswith("learning_rate")
+    paired = paired and all(
+        names[2 + 2 * i].endswith("_momentum") and names[3 + 2 * i].endswith("_velocity")
+        for i in range(count)
+    )
+    if not (plain and paired and len(names) == 2 + 2 * count):
+        raise VaevarError("the flat Adam update needs a plain keras.optimizers.Adam (no extras), built")
+    beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
+
+    def flatten(arrays):
+        return jnp.concatenate([jnp.ravel(a) for a in arrays])
+
+    def unflatten(flat, like):
+        sizes = [int(np.prod(a.shape)) for a in like]
+        offsets = np.cumsum([0] + sizes)
+        return [flat[offsets[i] : offsets[i + 1]].reshape(a.shape) for i, a in enumerate(like)]
+
+    def stateless_apply(optimizer_variables, grads, trainable_variables):
+        iterations, learning_rate = optimizer_variables[:2]
+        momentums, velocities = optimizer_variables[2::2], optimizer_variables[3::2]
+        dtype = trainable_variables[0].dtype
+        g, m, v, w = (flatten(x) for x in (grads, momentums, velocities, trainable_variables))
+        g = g.astype(dtype)
+        local_step = (iterations + 1).astype(dtype)
+        beta_1_power = jnp.power(jnp.asarray(beta_1, dtype), local_step)
+        beta_2_power = jnp.power(jnp.asarray(beta_2, dtype), local_step)
+        alpha = learning_rate.astype(dtype) * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        m = m + (g - m) * (1 - beta_1)
+        v = v + (jnp.square(g) - v) * (1 - beta_2)
+        w = w - (m * alpha) / (jnp.sqrt(v) + epsilon)
+        updated = [iterations + 1, learning_rate]
+        for pair in zip(unflatten(m, momentums), unflatten(v, velocities)):
+            updated.extend(pair)
+        return unflatten(w, trainable_variables), updated
+
+    return stateless_apply
+
+
 def make_epoch_function(
-    model: keras.Model, inputs: EpochInputs, unroll: int = 1, copies: int = 1
+    model: keras.Model, inputs: EpochInputs, unroll: int = 1, copies: int = 1, flat_update: bool = False
 ) -> Callable[..., tuple[tuple[list[jax.Array], ...], dict[str, jax.Array]]]:
     """A compiled function (state, source, rows, noise) -> (state, per-step logs) for one epoch;
     unroll: steps per iteration of the compiled loop (the same steps, fewer loop iterations);
     copies > 1: that many independent trainings at once (state, rows and noise stacked on a first axis,
-    the data shared), as bench/fast_variants.py times them."""
+    the data shared), as bench/fast_variants.py times them; flat_update: Adam over one flattened buffer
+    (flat_adam; the model's optimizer is switched to it)."""
     import jax
+
+    if flat_update:
+        model.optimizer.stateless_apply = flat_adam(model.optimizer)
 
     def run_epoch(state, source, rows, noise):
         def step(carry, batch):
