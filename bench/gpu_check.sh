@@ -17,8 +17,11 @@ DATA=${1:?usage: bash bench/gpu_check.sh CIFAR10_DATA [OUT]}
 OUT=${2:-bench/results/gpu_check}
 PYTHON=${PYTHON:-python3}
 STEPS=${GPU_CHECK_STEPS:-quick,variants,torch}
-cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
+case $DATA in /*) ;; *) [ -e "$DATA" ] && DATA=$(cd "$(dirname "$DATA")" && pwd)/$(basename "$DATA") ;; esac
+OUT=$(cd "$OUT" && pwd)  # both as given from here, before moving to the repository's root
+cd "$(dirname "$0")/.."
+rm -rf "$OUT/quick_run"  # a fresh run each time: a kept one would be resumed or skipped
 export PYTHONUNBUFFERED=1
 
 if [ "${GPU_CHECK_SIZE:-full}" = tiny ]; then
@@ -32,13 +35,14 @@ else
 fi
 VARIANTS=(${GPU_CHECK_VARIANTS:+--variants "$GPU_CHECK_VARIANTS"}
     ${GPU_CHECK_VARIANT_TIMEOUT:+--timeout "$GPU_CHECK_VARIANT_TIMEOUT"})
-FID=(${GPU_CHECK_SKIP_FID:+--skip-fid})
+FID=()
+[ "${GPU_CHECK_SKIP_FID:-0}" = 1 ] && FID=(--skip-fid)
 
 failed=0
 step() {  # step NAME COMMAND...: run, log to OUT/NAME.log, time into OUT/timings.tsv
     local name=$1 started code
     shift
-    case ",$STEPS," in *",${name%%_*},"*) ;; *) return ;; esac  # torch_check belongs to torch
+    case ",$STEPS," in *",$name,"* | *",${name%%_*},"*) ;; *) return ;; esac  # torch_check: torch's too
     echo "== $name: $*"
     started=$(date +%s%N)
     "$@" 2>&1 | tee "$OUT/$name.log"
@@ -51,9 +55,9 @@ step() {  # step NAME COMMAND...: run, log to OUT/NAME.log, time into OUT/timing
 printf 'step\tseconds\texit\n' >"$OUT/timings.tsv"
 "$PYTHON" -c "from vaevar import backend; backend.choose(); print(backend.runtime_line('auto'))" 2>&1 | tee "$OUT/device.txt"
 step quick "$PYTHON" reproduce.py --dataset cifar10 --data-path "$DATA" --quick --run-dir "$OUT/quick_run" \
-    "${QUICK_SIZE[@]}" "${FID[@]}"
-step variants "$PYTHON" -m bench.fast_variants "${VARIANT_SIZE[@]}" "${VARIANTS[@]}" --output "$OUT/fast_variants.json"
+    ${QUICK_SIZE[@]+"${QUICK_SIZE[@]}"} ${FID[@]+"${FID[@]}"}
+step variants "$PYTHON" -m bench.fast_variants ${VARIANT_SIZE[@]+"${VARIANT_SIZE[@]}"} ${VARIANTS[@]+"${VARIANTS[@]}"} --output "$OUT/fast_variants.json"
 # the same loss on the same weights as the Keras model, on the CPU; then the timings on the device
 step torch_check env JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES= "$PYTHON" -m bench.torch_reference --check
-step torch "$PYTHON" -m bench.torch_reference "${TORCH_SIZE[@]}" --output "$OUT/torch_reference.json"
+step torch "$PYTHON" -m bench.torch_reference ${TORCH_SIZE[@]+"${TORCH_SIZE[@]}"} --output "$OUT/torch_reference.json"
 exit "$failed"

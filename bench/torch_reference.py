@@ -121,6 +121,8 @@ def build_network(image_side, latent_dim=LATENT_DIM, base_filters=BASE_FILTERS, 
     for s in range(steps):
         layers[f"dec_up{s}"] = UpStride2(widths[steps - s], widths[steps - 1 - s])
         residual(widths[steps - 1 - s], widths[steps - 1 - s], f"dec_scale{s}")
+    if steps == 0:  # a side with no halving (e.g. 7 or 28's 7x7 start): one block at the start's width
+        residual(widths[0], widths[0], "dec_scale0")
     layers["x_hat"] = nn.Conv2d(widths[0], channels, 3, padding=1)
 
     class FirstStage(nn.Module):
@@ -144,6 +146,8 @@ def build_network(image_side, latent_dim=LATENT_DIM, base_filters=BASE_FILTERS, 
             h = h.reshape(len(z), start, start, widths[steps]).permute(0, 3, 1, 2)
             for s in range(steps):
                 h = run_residual(layers[f"dec_up{s}"](h), f"dec_scale{s}")
+            if steps == 0:
+                h = run_residual(h, "dec_scale0")
             return torch.sigmoid(layers["x_hat"](h).float())
 
         def forward(self, x, noise):

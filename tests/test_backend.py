@@ -60,6 +60,20 @@ def test_choose_sets_the_backend_before_keras_and_never_after():
     ]
 
 
+def test_without_tensorflow_the_scripts_choose_jax():
+    """A machine with JAX and no TensorFlow (made unimportable), KERAS_BACKEND unset: a script's first call
+    chooses JAX, where `import keras` alone would fail looking for TensorFlow."""
+    chosen = in_a_fresh_process(
+        "import json, os, sys\n"
+        "sys.modules['tensorflow'] = None\n"  # import tensorflow raises; find_spec answers None
+        "from vaevar import backend\n"
+        "backend.choose(gpu_query=lambda: False)\n"
+        "import keras\n"
+        "print(json.dumps([os.environ.get('KERAS_BACKEND'), keras.backend.backend()]))"
+    )
+    assert chosen == ["jax", "jax"]
+
+
 def test_importing_the_library_changes_no_environment_variable():
     """No import with side effects: every module of the vaevar package, imported after the frameworks (which
     set variables of their own when imported), leaves os.environ as it was."""

@@ -145,6 +145,24 @@ for stage, (build, batches) in STAGES.items():
     # Adam over one flattened buffer (bench/fast_variants.py's flat_adam) on this epoch's batches, against `fast`
     flat_epoch = fast_training.make_epoch_function(fresh(build), inputs, flat_update=True)
     flat, flat_losses = trained(build, flat_epoch, inputs.source, rows, noise)
+    # the flat update itself against the optimizer's own, three steps on random gradients (jitted: as in a step)
+    direct = fresh(build)
+    flat_apply = jax.jit(fast_training.flat_adam(direct.optimizer))
+    own_apply = jax.jit(direct.optimizer.stateless_apply)
+    own_state = flat_state = (
+        [v.value for v in direct.trainable_variables],
+        [v.value for v in direct.optimizer.variables],
+    )
+    gradients = np.random.default_rng(1)
+    direct_difference = 0.0
+    for _ in range(3):
+        grads = [gradients.normal(size=v.shape).astype(np.float32) for v in direct.trainable_variables]
+        own_state = own_apply(own_state[1], grads, own_state[0])
+        flat_state = flat_apply(flat_state[1], grads, flat_state[0])
+        for own, flat_value in zip(own_state[0] + own_state[1], flat_state[0] + flat_state[1]):
+            own, flat_value = np.asarray(own, np.float64), np.asarray(flat_value, np.float64)
+            scale = np.max(np.abs(own)) + 1e-30  # relative to the tensor, as max_relative
+            direct_difference = max(direct_difference, float(np.max(np.abs(own - flat_value)) / scale))
     results[stage] = {
         "steps": len(steps.steps),
         "fast_steps": len(fast_losses),
@@ -160,6 +178,7 @@ for stage, (build, batches) in STAGES.items():
         ],
         "copy_weight_difference": [max_relative(fast, pair[0]), max_relative(alone, pair[1])],
         "flat_step_difference": max_step_relative(fast_losses, flat_losses),
+        "flat_update_difference": direct_difference,
         "flat_weight_difference": max_relative(fast, flat),
         "flat_swapped_weight_difference": max_relative(alone, flat),
         "copy_rounding_step_difference": reference["steps"],

@@ -126,6 +126,8 @@ def flat_adam(optimizer: keras.optimizers.Adam) -> Callable[..., tuple[list, lis
         and optimizer.global_clipnorm is None
         and optimizer.clipvalue is None
         and optimizer.gradient_accumulation_steps is None
+        and optimizer.loss_scale_factor is None
+        and optimizer.built
     )
     count = (len(names) - 2) // 2
     paired = names[0].endswith("iteration") and names[1].endswith("learning_rate")
@@ -133,7 +135,7 @@ def flat_adam(optimizer: keras.optimizers.Adam) -> Callable[..., tuple[list, lis
         names[2 + 2 * i].endswith("_momentum") and names[3 + 2 * i].endswith("_velocity")
         for i in range(count)
     )
-    if not (plain and paired and len(names) == 2 + 2 * count):
+    if not (plain and paired and count > 0 and len(names) == 2 + 2 * count):
         raise VaevarError("the flat Adam update needs a plain keras.optimizers.Adam (no extras), built")
     beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
 
