@@ -218,6 +218,24 @@ SHARED_CIFAR10_ZIP = os.path.join(SHARED_DATA, "cifar10", "cifar10_jpeg_q75.zip"
 TINY = ["--base-filters", "4", "--latent-dim", "8", "--verbose", "0", "--learning-rate", "0.001"]
 
 
+def tiny_mnist(mnist_npz, run_dir, epochs=1, batch_size=50, limit=100):
+    """train_first_stage.py's flags for a tiny MNIST first stage: `limit` images, TINY's network and settings."""
+    return [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        mnist_npz,
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        str(epochs),
+        "--limit",
+        str(limit),
+        "--batch-size",
+        str(batch_size),
+    ] + TINY
+
+
 def log_epochs(stage_dir):
     with open(os.path.join(stage_dir, "log.csv")) as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
@@ -228,25 +246,7 @@ def stage1_only(tmp_path_factory, mnist_npz):
     run_dir = str(tmp_path_factory.mktemp("stage1_only"))
     import train_first_stage
 
-    train_first_stage.main(
-        [
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
-            "--run-dir",
-            run_dir,
-            "--epochs",
-            "1",
-            "--limit",
-            "100",
-            "--batch-size",
-            "50",
-            "--jit-compile",
-            "on",
-        ]
-        + TINY
-    )
+    train_first_stage.main(tiny_mnist(mnist_npz, run_dir) + ["--jit-compile", "on"])
     return run_dir
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import train_first_stage
-from tests.conftest import TINY
+from tests.conftest import tiny_mnist
 from vaevar import files, layout, run_folder
 from vaevar.errors import VaevarError
 
@@ -25,25 +25,7 @@ def test_recalibrate_bn_rewrites_only_the_final_models_statistics(stage1_only, t
     stage = layout.RunPaths(str(tmp_path)).stage1
     shutil.copytree(layout.RunPaths(stage1_only).stage1.dir, stage.dir)
     train_first_stage.main(
-        [
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
-            "--run-dir",
-            str(tmp_path),
-            "--epochs",
-            "1",
-            "--limit",
-            "100",
-            "--batch-size",
-            "50",
-            "--jit-compile",
-            "on",
-            "--recalibrate-bn",
-            "100",
-        ]
-        + TINY
+        tiny_mnist(mnist_npz, tmp_path) + ["--jit-compile", "on", "--recalibrate-bn", "100"]
     )
     trained = run_folder.load_model(stage.checkpoint, "model", "")
     final = run_folder.load_model(stage.model, "model", "")
@@ -64,24 +46,7 @@ def test_mixed_precision_training_restores_the_global_policy(tmp_path, mnist_npz
     import keras
 
     run_dir = str(tmp_path / "mixed")
-    train_first_stage.main(
-        [
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
-            "--run-dir",
-            run_dir,
-            "--epochs",
-            "1",
-            "--limit",
-            "100",
-            "--batch-size",
-            "50",
-            "--mixed-precision",
-        ]
-        + TINY
-    )
+    train_first_stage.main(tiny_mnist(mnist_npz, run_dir) + ["--mixed-precision"])
     assert keras.mixed_precision.global_policy().name == "float32"  # generation / FID after it stay float32
     stage = layout.RunPaths(run_dir).stage1
     model = run_folder.load_model(stage.model, "model", "")
@@ -100,23 +65,7 @@ def test_steps_per_execution_trains_the_same_model(tmp_path, mnist_npz):
     for steps in (1, 3):
         run_dir = str(tmp_path / f"spe{steps}")
         train_first_stage.main(
-            [
-                "--dataset",
-                "mnist",
-                "--data-path",
-                mnist_npz,
-                "--run-dir",
-                run_dir,
-                "--epochs",
-                "2",
-                "--limit",
-                "100",
-                "--batch-size",
-                "20",
-                "--steps-per-execution",
-                str(steps),
-            ]
-            + TINY
+            tiny_mnist(mnist_npz, run_dir, epochs=2, batch_size=20) + ["--steps-per-execution", str(steps)]
         )
         stage = layout.RunPaths(run_dir).stage1
         runs[steps] = (run_folder.load_model(stage.model, "model", ""), read_log(stage.log))
