@@ -1,7 +1,7 @@
 """The fast trainer's speed under variants that keep its arithmetic, one process each, in one command:
 
     KERAS_BACKEND=jax python -m bench.fast_variants                      # CPU: a small set, the plumbing
-    KERAS_BACKEND=jax python -m bench.fast_variants --images 5000 --matmul-size 8192   # a GPU (~2-3 min)
+    KERAS_BACKEND=jax python -m bench.fast_variants --images 5000 --matmul-size 8192   # a GPU (~45 s a variant)
 
 A stage-1 step of batch 100 takes 4.4 ms on an H100 for ~140 GFLOP that its
 TF32 rate would do in 0.4 ms: most likely the step's many small kernels set
