@@ -120,9 +120,7 @@ def main(argv=None):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         files.save_json(os.path.join(args.out, "aggregate.json"), summary)
-        with files.atomic_path(os.path.join(args.out, "aggregate.md")) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text)
+        files.save_text(os.path.join(args.out, "aggregate.md"), text)
         print(f"written to {args.out}")
     return summary
 

@@ -283,9 +283,7 @@ def main(argv=None):
     summary_path = run_paths.samples_summary
     if any(name in results for name in layout.EXTRA_SAMPLERS) and os.path.exists(summary_path):
         table += "\n" + sampler_table(results, files.load_json(summary_path))
-    with files.atomic_path(table_path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(table)
+    files.save_text(table_path, table)
     print(f"results in {results_path}, the paper's table for this run in {table_path}")
 
 

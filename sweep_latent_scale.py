@@ -183,9 +183,7 @@ def write_table(result, path):
                 f"{1000 * p['kid_std']:.2f} | {p.get('precision', float('nan')):.3f} | "
                 f"{p.get('recall', float('nan')):.3f} | {p['latent_fd']:.3f} |"
             )
-    with files.atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    files.save_text(path, "\n".join(lines) + "\n")
 
 
 def plot(result, path):

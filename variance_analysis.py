@@ -291,9 +291,7 @@ def write_report(result, figures, smoothing, path):
     ]
     if curves:
         lines += ["", f"Training curves: {', '.join(curves)}."]
-    with files.atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    files.save_text(path, "\n".join(lines) + "\n")
 
 
 def samples_summary_digest(run_dir):

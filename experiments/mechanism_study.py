@@ -143,9 +143,7 @@ def write_table(study, path):
                 f"{listed(r['best_scale']['kid'] for r in rows)} | {listed(r['rule_scale'] for r in rows)} | "
                 f"{listed(r['matched_scale'] for r in rows)} | {' / '.join(f'{f:.1f}' for f in fids)} |"
             )
-    with files.atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    files.save_text(path, "\n".join(lines) + "\n")
 
 
 def plot(args, seed_list, kept, path):

@@ -149,9 +149,7 @@ def report(args, seeds, kept):
         "mse_change_last_epoch": (mse[-1] - mse[-2]) / mse[-2] if len(mse) > 1 else None,
     }
     files.save_json(os.path.join(args.out, "study.json"), study)
-    with files.atomic_path(os.path.join(args.out, "table.md")) as tmp:
-        with open(tmp, "w") as f:
-            f.write(table(study, seeds, kept))
+    files.save_text(os.path.join(args.out, "table.md"), table(study, seeds, kept))
     figure(study, seeds, kept, os.path.join(args.out, "gain.png"))
     print(open(os.path.join(args.out, "table.md")).read())
 

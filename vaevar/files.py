@@ -52,6 +52,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
             os.unlink(tmp)
 
 
+def save_text(path: str | os.PathLike[str], text: str) -> None:
+    """Text (a table, a report), written atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
 def save_json(path: str | os.PathLike[str], obj) -> None:
     """JSON, indented, written atomically."""
     with atomic_path(path) as tmp:
