@@ -47,30 +47,33 @@ SPLIT = [
 ]  # not the defaults (0.1, seed 0)
 
 
+def pipeline_argv(image_folder, run_dir, inception_weights):
+    """pipeline_run's reproduce.py command: --quick's settings but fewer epochs and samples."""
+    return [
+        *DATA,
+        "--data-path",
+        image_folder,
+        *SPLIT,
+        "--run-dir",
+        run_dir,
+        "--quick",
+        "--inception-weights",
+        inception_weights,
+        "--verbose",
+        "0",
+        "--num-samples",
+        "50",
+        "--epochs",
+        "4",
+        "--stage2-epochs",
+        "8",
+    ]
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory, image_folder, random_inception_weights):
     run_dir = str(tmp_path_factory.mktemp("run"))
-    reproduce.main(
-        [
-            *DATA,
-            "--data-path",
-            image_folder,
-            *SPLIT,
-            "--run-dir",
-            run_dir,
-            "--quick",
-            "--inception-weights",
-            random_inception_weights,
-            "--verbose",
-            "0",
-            "--num-samples",
-            "50",
-            "--epochs",
-            "4",
-            "--stage2-epochs",
-            "8",
-        ]
-    )  # --quick's other settings; fewer epochs
+    reproduce.main(pipeline_argv(image_folder, run_dir, random_inception_weights))
     return run_dir
 
 
@@ -362,25 +365,7 @@ def test_reproduce_rerun_on_a_finished_run_trains_nothing_and_says_what_it_skipp
     }
     summary = open(os.path.join(pipeline_run, "samples", "summary.json")).read()
     reproduce.main(
-        [
-            *DATA,
-            "--data-path",
-            image_folder,
-            *SPLIT,
-            "--run-dir",
-            pipeline_run,
-            "--quick",
-            "--inception-weights",
-            random_inception_weights,
-            "--verbose",
-            "0",
-            "--num-samples",
-            "50",
-            "--epochs",
-            "4",
-            "--stage2-epochs",
-            "8",
-        ]
+        pipeline_argv(image_folder, pipeline_run, random_inception_weights)
     )  # the fixture's command
     out = capfd.readouterr().out
     for step in ("stage 1", "stage 2", "samples", "variance analysis"):
