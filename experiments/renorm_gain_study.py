@@ -31,6 +31,7 @@ import numpy as np
 
 from vaevar import cli, errors, files, layout
 from vaevar.run_folder import read_log
+from vaevar.seeds import mean_sd
 
 DATASET = "fashion_mnist"  # the first stage's data set
 DATA_PATH = None  # its local files (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -106,9 +107,8 @@ def kl_flatness(rows):
 
 
 def mean_std(values, digits=2):
-    values = np.asarray(values, np.float64)
-    spread = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {spread:.{digits}f}"
+    summary = mean_sd(values)
+    return f"{summary['mean']:.{digits}f} ± {summary['sd']:.{digits}f}"
 
 
 def report(args, seeds, kept):
