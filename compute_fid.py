@@ -66,6 +66,7 @@ QUICK = False  # 500 samples per side and eig distances: a smoke test, not compa
 TRAIN_REFERENCE = True  # also score against NUM_SAMPLES random training images (their 7965c70 code)
 RESCORE = False  # score every set again, even one fid.json already holds for the same images and settings
 STAGE2_EPOCH = 0  # a run: score generate.py --stage2-epoch E's samples (fid.json beside them); 0: final
+STAGE1_EPOCH = 0  # a run: score generate.py --stage1-epoch E's samples (fid.json beside them); 0: final
 SAVE_STATS = None  # with one PATH: write its mu, sigma, count, feature settings and images' SHA-256 here
 LIST_STATS = False  # list the cached statistics with their settings, and stop
 _PAIR_DEFAULTS = {  # and for two sets, as pytorch-fid and the TTUR code score
@@ -87,6 +88,7 @@ _RUN_ONLY = (
     "train_reference",
     "rescore",
     "stage2_epoch",
+    "stage1_epoch",
 )
 
 _PATHS_HELP = (
@@ -95,7 +97,7 @@ _PATHS_HELP = (
 
 
 def sample_files(args):
-    run_paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
+    run_paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
     if not args.samples:
         folder = run_paths.samples
         found = (run_paths.sample(name) for name in layout.SAMPLE_SETS + layout.EXTRA_SAMPLERS)
@@ -119,8 +121,8 @@ def sample_files(args):
 
 
 def results_file(args):
-    """RUN_DIR/fid.json; a kept second stage's beside its samples."""
-    return layout.RunPaths(args.run_dir, args.stage2_epoch).fid_results
+    """RUN_DIR/fid.json; a kept stage's beside its samples."""
+    return layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch).fid_results
 
 
 def check_settings(args):
@@ -137,7 +139,13 @@ def check_settings(args):
     args.frechet_method = args.frechet_method or ("eig" if args.quick else "sqrtm")
     check_method(args.frechet_method)
     cli.require_positive(
-        args, "num_samples", "batch_size", "drop_remainder", "stage2_epoch", allow_zero=("stage2_epoch",)
+        args,
+        "num_samples",
+        "batch_size",
+        "drop_remainder",
+        "stage2_epoch",
+        "stage1_epoch",
+        allow_zero=("stage2_epoch", "stage1_epoch"),
     )
     if args.num_samples is not None and args.num_samples < 2:
         raise errors.VaevarError("--num-samples must be at least 2 for FID")
@@ -277,7 +285,7 @@ def main(argv=None):
             f"FID {label:<12} {entry['fid']:8.2f}  (n={entry['n']}, reference {args.reference} "
             f"n={entry['reference_n']}{whole}{train}){kid}"
         )
-    run_paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
+    run_paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
     table_path = run_paths.fid_table
     table = fid_table(results, args.dataset)
     summary_path = run_paths.samples_summary

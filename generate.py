@@ -60,6 +60,7 @@ GRID = 8  # grids are GRID x GRID
 BATCH_SIZE = 500  # images per encoder/decoder call
 SEED = 0  # latent draws and the images shown in the grids
 STAGE2_EPOCH = 0  # GEN-2 from the stage 2 kept after epoch E (--keep-models-at): samples_stage2_epoch_<E>/
+STAGE1_EPOCH = 0  # the stage 1 kept after epoch E, GEN-2 from its own stage 2: samples_stage1_epoch_<E>/
 QUICK = False  # 1000 samples
 
 
@@ -74,7 +75,8 @@ def check_settings(args):
         "batch_size",
         "renorm_threshold",
         "stage2_epoch",
-        allow_zero=("renorm_threshold", "stage2_epoch"),
+        "stage1_epoch",
+        allow_zero=("renorm_threshold", "stage2_epoch", "stage1_epoch"),
     )
     for flag, value, choices in (
         ("rec-split", args.rec_split, ("test", "train")),
@@ -185,6 +187,7 @@ def main(argv=None):
         rec_code=args.rec_code,
         jpeg_round_trip=args.jpeg_round_trip,
         batch_size=args.batch_size,
+        stage1_epoch=args.stage1_epoch,
     )
     first, second = run.first, run.second
     originals = run.evaluation()["images"]
@@ -197,7 +200,7 @@ def main(argv=None):
         latents["gen2"] = run.codes("gen2", args.num_samples, args.seed)
     gen2_ratio = run.gate_ratio(args.seed)
 
-    paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
+    paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
     summary = {
         "dataset": args.dataset,
         "num_samples": args.num_samples,

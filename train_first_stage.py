@@ -5,7 +5,9 @@
     python train_first_stage.py --dataset images --data-path DIR --image-size 64   # your own images
 
 Outputs in RUN_DIR/stage1/: first_stage.keras (final model), checkpoint.keras
-+ checkpoint.json (resume point), log.csv (loss, mse, gamma, kl per epoch).
++ checkpoint.json (resume point), log.csv (loss, mse, gamma, kl per epoch),
+kept/epoch_<E>.keras (--keep-models-at: the model after epoch E, which
+Run.load(..., stage1_epoch=E) and the later scripts' --stage1-epoch open).
 Rerunning the same command resumes an interrupted run. RECALIBRATE_BN (not
 in the authors' code) re-estimates the batch-norm statistics of the final
 model, for short runs.
@@ -17,7 +19,7 @@ backend.choose()  # first, before anything imports Keras: JAX where it sees a GP
 
 import os
 
-from vaevar import cli, data, errors, files, layout
+from vaevar import cli, data, errors, files, kept_models, layout
 from vaevar.runtime import RuntimeSettings
 
 DATASET = "cifar10"  # cifar10 | celeba | mnist | fashion_mnist | images (your own: a folder or .zip)
@@ -38,6 +40,7 @@ JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and b
 LIMIT = None  # use only N training images (a seeded random subset of a class-folder tree; else the first N)
 SEED = 0  # weights, batch order and sampling noise
 RECALIBRATE_BN = 0  # after training, re-estimate batch-norm statistics on N images (0: no, as theirs)
+KEEP_MODELS_AT = ""  # comma-separated epochs after which a copy is kept (before RECALIBRATE_BN): stage1/kept/
 DEBIAS_LEGACY_BN = False  # a first stage saved with Keras' batch norm: zero-debias its statistics
 QUICK = False  # small CPU setting: 10 epochs, 10k images, 16 filters
 RUNTIME = RuntimeSettings()  # how it runs: trainer, precision, XLA, checkpoints, time budget, CPU guard
@@ -74,6 +77,7 @@ def resolve_settings(args):
         allow_zero=("halve_every", "recalibrate_bn"),
     )
     args.runtime = cli.settings_from(args, RuntimeSettings)  # checked: a bad value stops here
+    args.keep_models_at = kept_models.kept_epochs(args.keep_models_at)
     return args
 
 
@@ -100,6 +104,8 @@ def main(argv=None):
     if args.folder is not None:
         metadata.update(data.folder_metadata(args.folder))
     check_same_settings(stage.dir, metadata)  # a resume with other settings: refused before the data load
+    # likewise a kept epoch that a resumed run has passed without its copy
+    keep = kept_models.keep_copies(stage, args.keep_models_at)
     images = data.load(
         args.dataset, "train", args.data_path, args.limit, args.jpeg_round_trip, folder=args.folder
     )
@@ -130,6 +136,7 @@ def main(argv=None):
         metadata,
         trainer,
         record={name: value for name, value in vars(args).items() if name not in ("folder", "runtime")},
+        measure=keep,
     )
     if args.debias_legacy_bn:
         from models.batch_norm import debias_legacy_statistics

@@ -9,6 +9,9 @@ second_stage.keras, latents.npz (train mu and sigma), latent_stats.json
 checkpoint.keras/.json. Rerunning resumes. With --latent-fd-every N, every
 Nth row of log.csv also holds the mismatch the paper blames: the Frechet
 distance between GEN-2's codes (plain, renormalized) and encoded test codes.
+With --stage1-epoch E it learns the first stage kept after epoch E
+(train_first_stage.py --keep-models-at) instead, into RUN_DIR/stage2_stage1_epoch_<E>/:
+a second stage belongs to the first stage whose codes it learned.
 """
 
 from vaevar import backend
@@ -19,7 +22,7 @@ import os
 
 import numpy as np
 
-from vaevar import cli, data, errors, files, layout
+from vaevar import cli, data, errors, files, kept_models, layout
 from vaevar.runtime import RuntimeSettings
 from vaevar.variance_measures import latent_statistics
 
@@ -38,6 +41,7 @@ SEED = 0  # weights, batch order and latent resampling
 LATENT_FD_EVERY = 0  # every N epochs log.csv gets GEN-2's latent Frechet distance to test codes; 0: never
 LATENT_FD_SAMPLES = 10000  # test images encoded, and GEN-2 codes drawn, for that measure
 KEEP_MODELS_AT = ""  # comma-separated epochs after which a copy is kept: stage2/kept/epoch_<E>.keras
+STAGE1_EPOCH = 0  # learn the first stage kept after epoch E (its --keep-models-at): stage2_stage1_epoch_<E>/
 QUICK = False  # small CPU setting: 20 epochs, width 256
 RUNTIME = RuntimeSettings()  # how it runs: trainer, precision, XLA, checkpoints, time budget, CPU guard
 
@@ -67,19 +71,11 @@ def resolve_settings(args):
         "halve_every",
         "latent_fd_every",
         "latent_fd_samples",
-        allow_zero=("halve_every", "latent_fd_every"),
+        "stage1_epoch",
+        allow_zero=("halve_every", "latent_fd_every", "stage1_epoch"),
     )
     args.runtime = cli.settings_from(args, RuntimeSettings)  # checked: a bad value stops here
-    try:
-        args.keep_models_at = tuple(
-            sorted({int(e) for e in str(args.keep_models_at).split(",") if e.strip()})
-        )
-    except ValueError:
-        raise errors.VaevarError(
-            f"--keep-models-at {args.keep_models_at!r}: give comma-separated epochs, e.g. 5,15,40"
-        ) from None
-    if any(e < 1 for e in args.keep_models_at):
-        raise errors.VaevarError(f"--keep-models-at {args.keep_models_at}: epochs start at 1")
+    args.keep_models_at = kept_models.kept_epochs(args.keep_models_at)
     return args
 
 
@@ -120,21 +116,9 @@ def latent_mismatch(first, args, mu, sigma):
 
 def epoch_measure(first, args, mu, sigma):
     """The run's run_folder.EpochMeasure: --latent-fd-every's columns and --keep-models-at's copies, or None."""
-    from vaevar.run_folder import EpochMeasure
-
     mismatch = latent_mismatch(first, args, mu, sigma) if args.latent_fd_every else None
-    if not args.keep_models_at:
-        return mismatch
-
-    def measure(second, epoch):
-        if epoch in args.keep_models_at:
-            path = layout.RunPaths(args.run_dir).kept_model(epoch)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            files.save_model(second, path)
-        return mismatch.measure(second, epoch) if mismatch is not None and mismatch.due(epoch) else {}
-
-    fields = mismatch.fields if mismatch is not None else ()
-    return EpochMeasure(fields, args.latent_fd_every, measure, at=args.keep_models_at)
+    stage = layout.RunPaths(args.run_dir, stage1_epoch=args.stage1_epoch).stage2
+    return kept_models.keep_copies(stage, args.keep_models_at, mismatch)
 
 
 def main(argv=None):
@@ -148,8 +132,11 @@ def main(argv=None):
 
     trainer = fast_training.choose(args.runtime.trainer, args.runtime.checkpoint_every)
     print(backend.runtime_line("fast" if trainer else "fit"), flush=True)
-    first = Run.load(args.run_dir, dataset=args.dataset, first_only=True).first  # the data set checked
-    paths = layout.RunPaths(args.run_dir)
+    # the data set checked; a kept first stage's second stage has its own folder (layout.RunPaths)
+    first = Run.load(
+        args.run_dir, dataset=args.dataset, first_only=True, stage1_epoch=args.stage1_epoch
+    ).first
+    paths = layout.RunPaths(args.run_dir, stage1_epoch=args.stage1_epoch)
     stage1_digest = files.weights_digest(first)
     check_second_stage_matches(paths.stage2.dir, stage1_digest)
     os.makedirs(paths.stage2.dir, exist_ok=True)

@@ -47,6 +47,23 @@ def test_a_kept_second_stage_has_its_own_samples_and_fids():
     assert (kept.stage1, kept.stage2, kept.analysis) == (final.stage1, final.stage2, final.analysis)
 
 
+def test_a_kept_first_stage_has_its_own_second_stage_samples_and_fids():
+    final, early = layout.RunPaths("r"), layout.RunPaths("r", stage1_epoch=10)
+    both = layout.RunPaths("r", stage2_epoch=5, stage1_epoch=10)
+    assert final.first_stage_model == final.stage1.model
+    assert early.first_stage_model == os.path.join("r", "stage1", "kept", "epoch_10.keras")
+    assert early.stage1 == final.stage1  # one first stage's folder: its log, checkpoint and copies
+    # the second stage of the copy: its own folder, codes and kept copies, never the final first stage's
+    assert early.stage2.dir == os.path.join("r", "stage2_stage1_epoch_10")
+    assert early.latent_stats == os.path.join("r", "stage2_stage1_epoch_10", "latent_stats.json")
+    assert both.second_stage_model == os.path.join("r", "stage2_stage1_epoch_10", "kept", "epoch_5.keras")
+    assert early.samples == os.path.join("r", "samples_stage1_epoch_10")
+    assert both.samples == os.path.join("r", "samples_stage1_epoch_10_stage2_epoch_5")
+    assert early.fid_results == os.path.join(early.samples, "fid.json")
+    assert both.scale_sweep == os.path.join("r", "scale_sweep_stage1_epoch_10_stage2_epoch_5")
+    assert len({final.samples, early.samples, both.samples, layout.RunPaths("r", 5).samples}) == 4
+
+
 def test_the_recorded_dataset_is_checked(tmp_path):
     paths = layout.RunPaths(str(tmp_path))
     assert paths.trained_dataset() is None

@@ -30,6 +30,7 @@ LIBRARY = {
     "models": {"models"},
     "fid": BASE | {"data", "image_files", "fid"},
     "run_folder": BASE | {"models"},
+    "kept_models": BASE | {"run_folder"},  # --keep-models-at: its epochs and the copies' measure
     "cpu_time": BASE,
     "training": BASE | {"data", "models", "run_folder", "cpu_time", "runtime"},
     "renormalization": BASE | {"training"},

@@ -14,6 +14,7 @@ compute_fid.py, reproduce.py, variance_analysis.py). Importing it does nothing; 
     cpu_time.py           the CPU guard: a run of days without a GPU stops before it starts
     fast_training.py      the JAX fast trainer
     run_folder.py         what both trainers keep: checkpoints, the log, resume, the stops
+    kept_models.py        the copies of a stage kept after chosen epochs (--keep-models-at)
     run.py                a trained run from Python: Run.load(run_dir).sample(...)
     renormalization.py    the renormalization rule, its targets and its gate
     samplers.py           the ex-post latent samplers

@@ -1,10 +1,13 @@
 """The run folder: RunPaths knows every file a run holds, StagePaths every file of a stage's folder.
 
 runs/<dataset>/                     RunPaths(run_dir).root
-    stage1/, stage2/                .stage1, .stage2 (StagePaths: model, checkpoint, log, ...)
-    stage2/latents.npz, latent_stats.json, kept/epoch_<E>.keras
+    stage1/, stage2/                .stage1, .stage2 (StagePaths: model, checkpoint, log, kept/, ...)
+    stage2/latents.npz, latent_stats.json
+    stage2_stage1_epoch_<E>/        .stage2 of RunPaths(run_dir, stage1_epoch=E): the second stage trained on
+                                    stage1/kept/epoch_<E>.keras, with its own latents and kept copies
     samples/                        .samples: <kind>.npz / .png, latents.npz, summary.json
     samples_stage2_epoch_<E>/       .samples of RunPaths(run_dir, stage2_epoch=E), with its fid.json
+    samples_stage1_epoch_<E>[_stage2_epoch_<F>]/   likewise for a kept first stage (and its kept second)
     fid.json, fid_table.md          .fid_results, .fid_table
     variance_analysis/              .analysis: variance_loss.json, report.md, figures
 """
@@ -62,14 +65,27 @@ class StagePaths:
     def curves(self) -> str:
         return self._file("curves.png")
 
+    @property
+    def kept_dir(self) -> str:
+        return self._file("kept")
+
+    def kept_model(self, epoch: int) -> str:
+        """The stage as it was after `epoch` (--keep-models-at)."""
+        return os.path.join(self.kept_dir, f"epoch_{epoch}.keras")
+
 
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
-    """A run folder. stage2_epoch: 0 for the final second stage; E for the copy kept after epoch E
-    (train_second_stage.py --keep-models-at), whose samples and FIDs have their own folder."""
+    """A run folder, seen with one first stage and one second stage. stage2_epoch: 0 for the final second
+    stage; E for the copy kept after epoch E (train_second_stage.py --keep-models-at). stage1_epoch: 0 for the
+    final first stage; E for the copy kept after epoch E (train_first_stage.py --keep-models-at). A second
+    stage learns one first stage's codes, so a kept first stage has its own second stage (stage2 below:
+    train_second_stage.py --stage1-epoch E) and never the final one's. Each view's samples, FIDs and sweep
+    have their own folder."""
 
     root: str
     stage2_epoch: int = 0
+    stage1_epoch: int = 0
 
     @classmethod
     def of(
@@ -79,6 +95,14 @@ class RunPaths:
         default = dataset if seed is None else f"{dataset}_seed{seed}"
         return cls(run_dir or os.path.join(RUNS_DIR, default), stage2_epoch)
 
+    @property
+    def view(self) -> str:
+        """The suffix of this view's folders: '' for the final stages, else _stage1_epoch_<E>_stage2_epoch_<F>
+        (either part alone where the other stage is final)."""
+        return (f"_stage1_epoch_{self.stage1_epoch}" if self.stage1_epoch else "") + (
+            f"_stage2_epoch_{self.stage2_epoch}" if self.stage2_epoch else ""
+        )
+
     # ------------------------------------------------------------------ the two stages
 
     @property
@@ -86,8 +110,15 @@ class RunPaths:
         return StagePaths(os.path.join(self.root, "stage1"), "first_stage.keras")
 
     @property
+    def first_stage_model(self) -> str:
+        """The first stage this view decodes with: the final one, or the copy kept after stage1_epoch."""
+        return self.stage1.kept_model(self.stage1_epoch) if self.stage1_epoch else self.stage1.model
+
+    @property
     def stage2(self) -> StagePaths:
-        return StagePaths(os.path.join(self.root, "stage2"), "second_stage.keras")
+        """The second stage of this view's first stage: stage2/, or stage2_stage1_epoch_<E>/ for a copy."""
+        name = f"stage2_stage1_epoch_{self.stage1_epoch}" if self.stage1_epoch else "stage2"
+        return StagePaths(os.path.join(self.root, name), "second_stage.keras")
 
     @property
     def latents(self) -> str:
@@ -101,11 +132,11 @@ class RunPaths:
 
     @property
     def kept_dir(self) -> str:
-        return os.path.join(self.stage2.dir, "kept")
+        return self.stage2.kept_dir
 
     def kept_model(self, epoch: int) -> str:
         """The second stage as it was after `epoch`."""
-        return os.path.join(self.kept_dir, f"epoch_{epoch}.keras")
+        return self.stage2.kept_model(epoch)
 
     @property
     def second_stage_model(self) -> str:
@@ -116,9 +147,8 @@ class RunPaths:
 
     @property
     def samples(self) -> str:
-        """generate.py's folder: samples/, or samples_stage2_epoch_<E>/ for a kept second stage."""
-        name = f"samples_stage2_epoch_{self.stage2_epoch}" if self.stage2_epoch else "samples"
-        return os.path.join(self.root, name)
+        """generate.py's folder: samples/, or samples<view>/ for a kept stage (samples_stage2_epoch_<E>/)."""
+        return os.path.join(self.root, "samples" + self.view)
 
     def sample(self, name: str, extension: str = "npz") -> str:
         """A sample set (SAMPLE_SETS, EXTRA_SAMPLERS) as an array, or any of generate.py's figures."""
@@ -136,8 +166,8 @@ class RunPaths:
 
     @property
     def fid_results(self) -> str:
-        """compute_fid.py's fid.json: in the run folder, or beside a kept second stage's samples."""
-        return os.path.join(self.samples if self.stage2_epoch else self.root, "fid.json")
+        """compute_fid.py's fid.json: in the run folder, or beside a kept stage's samples."""
+        return os.path.join(self.samples if self.view else self.root, "fid.json")
 
     @property
     def fid_table(self) -> str:
@@ -145,9 +175,8 @@ class RunPaths:
 
     @property
     def scale_sweep(self) -> str:
-        """sweep_latent_scale.py's folder: sweep.json, sweep.md, sweep.png; a kept second stage's its own."""
-        name = f"scale_sweep_stage2_epoch_{self.stage2_epoch}" if self.stage2_epoch else "scale_sweep"
-        return os.path.join(self.root, name)
+        """sweep_latent_scale.py's folder: sweep.json, sweep.md, sweep.png; a kept stage's its own."""
+        return os.path.join(self.root, "scale_sweep" + self.view)
 
     def sweep_file(self, name: str) -> str:
         return os.path.join(self.scale_sweep, name)

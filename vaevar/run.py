@@ -41,6 +41,7 @@ class Run:
     jpeg_round_trip: bool = True
     batch_size: int = 500
     second_path: str | None = None
+    stage1_epoch: int = 0  # the first stage kept after this epoch; 0: the final one
     _evaluation: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @classmethod
@@ -50,19 +51,29 @@ class Run:
         stage2_epoch: int = 0,
         dataset: str | None = None,
         first_only: bool = False,
+        stage1_epoch: int = 0,
         **settings: object,
     ) -> Run:
-        """The run in run_dir: its first stage, its second (the final one, or the copy kept after
-        stage2_epoch; first_only: none), checked against each other. settings: any field above (data_path,
-        rule, ...); the data path and a folder's split default to the first stage's."""
-        paths = layout.RunPaths(run_dir, stage2_epoch)
+        """The run in run_dir: its first stage (the final one, or the copy kept after stage1_epoch), its
+        second (the final one, or the copy kept after stage2_epoch; first_only: none), checked against each
+        other. settings: any field above (data_path, rule, ...); the data path and a folder's split default
+        to the first stage's.
+
+        A second stage draws the codes of the first stage it learned, so a kept first stage is paired only
+        with a second stage trained on that copy (train_second_stage.py --stage1-epoch, in its own
+        folder: layout.RunPaths), never with the final first stage's: without one it gives REC and GEN-1, and
+        GEN-2 is skipped. The stage-1 weights digest each second stage records refuses, in one line, any
+        other pairing (a folder copied by hand, a first stage retrained over its kept copies)."""
+        paths = layout.RunPaths(run_dir, stage2_epoch, stage1_epoch)
         dataset = dataset or paths.trained_dataset()
         if dataset is None:
             raise errors.VaevarError(
                 f"{run_dir} holds no trained first stage: run train_first_stage.py first"
             )
+        if stage1_epoch:
+            kept_copy(paths.first_stage_model, stage1_epoch, paths.stage1.kept_dir, 1)
         first = run_folder.load_model(
-            paths.stage1.model,
+            paths.first_stage_model,
             "first-stage model",
             f"run train_first_stage.py --dataset {dataset} --run-dir {run_dir} first",
         )
@@ -76,7 +87,9 @@ class Run:
         recorded_path, folder = data.recorded_source(run_dir)
         settings["data_path"] = settings.get("data_path") or recorded_path
         settings.setdefault("folder", folder)
-        return cls(run_dir, dataset, first, second, second_path=second_path, **settings)
+        return cls(
+            run_dir, dataset, first, second, second_path=second_path, stage1_epoch=stage1_epoch, **settings
+        )
 
     # ------------------------------------------------------------------ the evaluation images and the rule
 
@@ -98,7 +111,8 @@ class Run:
 
     def target(self) -> float | np.ndarray:
         """The std the rule renormalizes latent codes to (renormalization.latent_target)."""
-        stats = layout.RunPaths(self.run_dir).latent_stats
+        # the codes of this first stage's own second stage
+        stats = layout.RunPaths(self.run_dir, stage1_epoch=self.stage1_epoch).latent_stats
         measured = files.load_json(stats)["z_std"] if os.path.exists(stats) else None
         evaluation = self.evaluation()
         return renormalization.latent_target(
@@ -232,23 +246,28 @@ class Run:
         return self.score(images, weights, num_samples)["fid"]
 
 
+def kept_copy(path: str, epoch: int, kept_dir: str, stage: int) -> str:
+    """path, the copy of stage 1 or 2 kept after `epoch`; refused in one line naming the copies kept."""
+    if not os.path.exists(path):
+        kept = (
+            sorted(f for f in os.listdir(kept_dir) if f.endswith(".keras")) if os.path.isdir(kept_dir) else []
+        )
+        name = ("first", "second")[stage - 1]
+        raise errors.VaevarError(
+            f"no {name} stage kept after epoch {epoch} ({path}); kept: "
+            f"{', '.join(kept) or f'none (train_{name}_stage.py --keep-models-at)'}"
+        )
+    return path
+
+
 def second_stage_path(paths: layout.RunPaths) -> str | None:
-    """The final second stage, or the copy kept after paths.stage2_epoch; None (GEN-2 skipped, said) without one."""
+    """The second stage of paths' first stage: its final one, or the copy kept after paths.stage2_epoch;
+    None (GEN-2 skipped, said) without one."""
     path = paths.second_stage_model
     if paths.stage2_epoch:
-        if not os.path.exists(path):
-            kept_dir = paths.kept_dir
-            kept = (
-                sorted(f for f in os.listdir(kept_dir) if f.endswith(".keras"))
-                if os.path.isdir(kept_dir)
-                else []
-            )
-            raise errors.VaevarError(
-                f"no second stage kept after epoch {paths.stage2_epoch} ({path}); kept: "
-                f"{', '.join(kept) or 'none (train_second_stage.py --keep-models-at)'}"
-            )
-        return path
+        return kept_copy(path, paths.stage2_epoch, paths.kept_dir, 2)
     if not os.path.exists(path):
-        print(f"GEN-2 skipped: no second-stage model at {path} (run train_second_stage.py)")
+        on_kept = f" --stage1-epoch {paths.stage1_epoch}" if paths.stage1_epoch else ""
+        print(f"GEN-2 skipped: no second-stage model at {path} (run train_second_stage.py{on_kept})")
         return None
     return path
