@@ -2,8 +2,8 @@
 
     python aggregate_runs.py runs/cifar10_seed0 runs/cifar10_seed1 runs/cifar10_seed2 --out results/seeds
 
-Reads each run's fid.json (compute_fid.py; --stage2-epoch E: the kept second stage's) and, where there,
-its scale sweep (sweep_latent_scale.py). Prints, and with --out writes aggregate.json and aggregate.md:
+Reads each run's fid.json (compute_fid.py; --stage2-epoch / --stage1-epoch E: a kept stage's) and, where
+there, its scale sweep (sweep_latent_scale.py). Prints, and with --out writes aggregate.json and aggregate.md:
 - every metric of every scored set as mean ± sample SD, with n;
 - each kind's renormalization gain (plain - renormalized, FID and KID; positive: renormalizing helped) as a
   paired difference over the runs: its mean, a 95 % t-interval, the t-test's p and the runs where it is
@@ -11,16 +11,26 @@ its scale sweep (sweep_latent_scale.py). Prints, and with --out writes aggregate
   the gain's interval, not the overlap of the two sides' spreads, says whether it is there;
 - the sweep's best scale per kind, mean ± SD.
 Runs of different data sets or protocols (reference, n, weights, input convention) are refused.
+
+--split instead splits GEN-2's gain (docs/variance_analysis.md) from each run's sweep.json alone, the runs
+being first-stage seeds (each with its own second stage; runs of one first stage are refused). Two views,
+FID and KID, each paired over the runs (mean ± SD, 95 % t-interval, p against 0):
+- scales: s*_GEN-2 / s_matched,GEN-2 - s*_REC, and the same for GEN-1 (s*: the sweep's best scale);
+- gains at GEN-2's matched scale s_m: each kind's (FID(1) - FID(s_m)) / FID(1), with FID(s_m) interpolated
+  linearly between grid points for every kind alike, and GEN-2's minus REC's and minus GEN-1's.
+With --out: split.json and split.md.
 """
 
 import glob
 import os
 
 from vaevar import cli, errors, files
-from vaevar.seeds import load_scores, summarise
+from vaevar.seeds import load_scores, load_sweep, split_gain, summarise
 
-OUT = None  # a folder for aggregate.json and aggregate.md; default: print only
+OUT = None  # a folder for aggregate.json and aggregate.md (split.json, split.md); default: print only
 STAGE2_EPOCH = 0  # the scores of the second stage kept after epoch E in every run; 0: the final ones
+STAGE1_EPOCH = 0  # the scores of the first stage kept after epoch E (its own second stage); 0: the final ones
+SPLIT = False  # instead: GEN-2's gain split into generic and second-stage parts, from each run's sweep.json
 
 _RUNS_HELP = "run directories (glob patterns too), each scored by compute_fid.py"
 
@@ -91,6 +101,95 @@ def table(summary):
     return "\n".join(lines) + "\n"
 
 
+def _row(label, stat, k=1.0, unit=""):
+    """A paired quantity's cells: mean ± SD, 95 % CI, p, positive."""
+    p = f"{stat['p']:.3g}" if stat.get("p") is not None else "-"
+    ci = f"[{k * stat['ci_low']:+.3f}, {k * stat['ci_high']:+.3f}]" if stat["ci_low"] is not None else "-"
+    return (
+        f"| {label} | {k * stat['mean']:+.3f}{unit} ± {k * stat['sd']:.3f} | {ci} | {p} | "
+        f"{stat['positive']} of {stat['n']} |"
+    )
+
+
+def split_table(split):
+    """split.md: the two views of GEN-2's gain, then each run's numbers."""
+    names = {"rec": "REC", "gen1": "GEN-1", "gen2": "GEN-2"}
+    s_m = split["s_m"]
+    lines = [
+        f"# GEN-2's gain split: {split['dataset']}, {len(split['runs'])} first-stage seeds",
+        "",
+        "Runs: " + ", ".join(split["runs"]) + f"; {split['num_samples']} samples a point. Each quantity "
+        "is paired over the runs: mean ± SD, the 95 % t-interval, the t-test's p against 0, the runs where "
+        "it is positive.",
+        "",
+        "## Scales: s*_kind / s_matched,kind - s*_REC",
+        "",
+        "REC's codes have the data's spread, so s*_REC is the generic effect alone; if GEN-2's variance loss "
+        "and the generic effect compound, s*_GEN-2 = s_matched x s*_REC and the excess is 0. Matched scales: "
+        + ", ".join(f"{names[k]} {m['mean']:.3f} ± {m['sd']:.3f}" for k, m in split["matched_scale"].items())
+        + ".",
+        "",
+        "| by | quantity | mean ± SD | 95 % CI | p | positive |",
+        "|---|---|---|---|---|---|",
+    ]
+    for metric, view in split["views"].items():
+        best = view["scales"]["best"]
+        lines.append(
+            f"| {metric.upper()} | s*: "
+            + ", ".join(f"{names[k]} {b['mean']:.3f} ± {b['sd']:.3f}" for k, b in best.items())
+            + " | | | | |"
+        )
+        for kind in ("gen2", "gen1"):
+            lines.append(_row(f"{metric.upper()} | {names[kind]}'s excess", view["scales"][f"{kind}_excess"]))
+    lines += [
+        "",
+        f"## Gains at GEN-2's matched scale s_m = {s_m['mean']:.3f} ± {s_m['sd']:.3f}: "
+        "(metric(1) - metric(s_m)) / metric(1)",
+        "",
+        "In %. Each kind's FID and KID at s_m are interpolated linearly between its grid's neighbours (every "
+        "kind alike) where s_m is not on the grid"
+        + f": here {len(split['interpolated'])} of {3 * len(split['runs'])} (run, kind)"
+        + ". A GEN-2 excess whose interval excludes 0 is the second stage's part; the rest is generic.",
+        "",
+        "| by | quantity | mean ± SD | 95 % CI | p | positive |",
+        "|---|---|---|---|---|---|",
+    ]
+    for metric, view in split["views"].items():
+        gains = view["gains"]
+        for key, label in (
+            ("rec", "REC's gain"),
+            ("gen1", "GEN-1's gain"),
+            ("gen2", "GEN-2's gain"),
+            ("gen2_minus_rec", "GEN-2's - REC's"),
+            ("gen2_minus_gen1", "GEN-2's - GEN-1's"),
+        ):
+            lines.append(_row(f"{metric.upper()} | {label}", gains[key], 100.0, " %"))
+    lines += [
+        "",
+        "## Each run",
+        "",
+        "| run | s_m | s* by FID: REC, GEN-1, GEN-2 | FID gain at s_m, %: REC, GEN-1, GEN-2 | GEN-2's FID at "
+        "s_m: interpolated / measured |",
+        "|---|---|---|---|---|",
+    ]
+    for r in split["per_run"]:
+        fid = r["fid"]
+        lines.append(
+            f"| {r['run_dir']} | {r['s_m']:.3f} | "
+            + ", ".join(f"{fid['best_scale'][k]:.3g}" for k in names)
+            + " | "
+            + ", ".join(f"{100 * fid['gain'][k]:+.2f}" for k in names)
+            + f" | {fid['at_s_m']['gen2']:.2f} / {fid['gen2_measured_at_s_m']:.2f} |"
+        )
+    if split["best_at_grid_edge"]:
+        lines += [
+            "",
+            "Best scales at their grid's edge (not optima: the curve may fall further out; extend the "
+            "grid): " + "; ".join(split["best_at_grid_edge"]) + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def _metric_names():
     return ("fid", "kid", "precision", "recall")
 
@@ -107,20 +206,24 @@ def run_dirs(patterns):
 
 def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv, positional=("run_dirs", _RUNS_HELP))
-    cli.require_positive(args, "stage2_epoch", allow_zero=("stage2_epoch",))
+    cli.require_positive(args, "stage2_epoch", "stage1_epoch", allow_zero=("stage2_epoch", "stage1_epoch"))
     dirs = run_dirs(args.run_dirs)
     if not dirs:
         raise errors.VaevarError("give the run directories to aggregate, e.g. runs/cifar10_seed*")
     for run_dir in dirs:
         if not os.path.isdir(run_dir):
             raise errors.VaevarError(f"{run_dir} is not a run directory")
-    summary = summarise([load_scores(d, args.stage2_epoch) for d in dirs])
-    text = table(summary)
+    if args.split:
+        summary = split_gain([load_sweep(d, args.stage2_epoch, args.stage1_epoch) for d in dirs])
+        name, text = "split", split_table(summary)
+    else:
+        summary = summarise([load_scores(d, args.stage2_epoch, args.stage1_epoch) for d in dirs])
+        name, text = "aggregate", table(summary)
     print(text, end="")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        files.save_json(os.path.join(args.out, "aggregate.json"), summary)
-        files.save_text(os.path.join(args.out, "aggregate.md"), text)
+        files.save_json(os.path.join(args.out, f"{name}.json"), summary)
+        files.save_text(os.path.join(args.out, f"{name}.md"), text)
         print(f"written to {args.out}")
     return summary
 

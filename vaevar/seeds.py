@@ -60,10 +60,10 @@ def paired_difference(
     return result
 
 
-def load_scores(run_dir: str, stage2_epoch: int = 0) -> dict:
+def load_scores(run_dir: str, stage2_epoch: int = 0, stage1_epoch: int = 0) -> dict:
     """A run's fid.json (and its scale sweep's sweep.json, when there) with the data set and the protocol
     its sets were scored under; refuses a run scored under two protocols."""
-    paths = layout.RunPaths(run_dir, stage2_epoch)
+    paths = layout.RunPaths(run_dir, stage2_epoch, stage1_epoch)
     if not os.path.exists(paths.fid_results):
         raise VaevarError(f"{paths.fid_results} not found: run compute_fid.py on {run_dir} first")
     scores = files.load_json(paths.fid_results)
@@ -143,3 +143,178 @@ def summarise(runs: Sequence[dict]) -> dict:
 def _set_order(name: str) -> tuple[int, str]:
     order = layout.SAMPLE_SETS + layout.EXTRA_SAMPLERS
     return (order.index(name), name) if name in order else (len(order), name)
+
+
+# ------------------------------------------------ GEN-2's gain split, from the sweeps of several first stages
+
+SPLIT_METRICS = ("fid", "kid")
+
+
+def load_sweep(run_dir: str, stage2_epoch: int = 0, stage1_epoch: int = 0) -> dict:
+    """A run's scale sweep (sweep_latent_scale.py's sweep.json, of the view's stages) with its first stage's
+    weights digest (stage1/config.json's: the final first stage's, which tells runs apart whichever view)."""
+    paths = layout.RunPaths(run_dir, stage2_epoch, stage1_epoch)
+    path = paths.sweep_file("sweep.json")
+    if not os.path.exists(path):
+        raise VaevarError(f"{path} not found: run sweep_latent_scale.py on {run_dir} first")
+    config = files.load_json(paths.stage1.config) if os.path.exists(paths.stage1.config) else {}
+    if "weights" not in config:
+        raise VaevarError(
+            f"{paths.stage1.config} records no weights digest: {run_dir}'s first stage has not finished; "
+            f"finish it first"
+        )
+    return {
+        "run_dir": run_dir,
+        "path": path,
+        "sweep": files.load_json(path),
+        "stage1_weights": config["weights"],
+    }
+
+
+def _curve(run: dict, kind: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """A kind's grid points (scale, metric), sorted by scale; refused without s = 1 or with a scale twice."""
+    entry = run["sweep"]["kinds"].get(kind)
+    if entry is None:
+        raise VaevarError(
+            f"{run['path']} has no {kind} sweep: rerun sweep_latent_scale.py with --kinds rec,gen1,gen2"
+        )
+    points = sorted((float(p["scale"]), float(p[metric])) for p in entry["points"])
+    scales = [s for s, _ in points]
+    if len(set(scales)) != len(scales):
+        raise VaevarError(f"{run['path']}: the {kind} sweep holds a scale twice; rerun sweep_latent_scale.py")
+    if 1.0 not in scales:
+        raise VaevarError(
+            f"{run['path']}: the {kind} sweep has no point at s = 1; rerun it with 1 in --scales"
+        )
+    return np.array(scales), np.array([v for _, v in points])
+
+
+def value_at(run: dict, kind: str, metric: str, scale: float) -> dict:
+    """The kind's metric at `scale`: its grid point, else linearly interpolated between the two grid points
+    around it; a scale outside the grid is refused (no extrapolation)."""
+    scales, values = _curve(run, kind, metric)
+    if not scales[0] <= scale <= scales[-1]:
+        raise VaevarError(
+            f"{run['path']}: GEN-2's matched scale {scale:.4g} lies outside the {kind} sweep's grid "
+            f"({scales[0]:g} ... {scales[-1]:g}); rerun sweep_latent_scale.py with scales around it"
+        )
+    upper = int(np.searchsorted(scales, scale))
+    if scales[upper] == scale:
+        return {"value": float(values[upper]), "between": None}
+    return {"value": float(np.interp(scale, scales, values)), "between": [scales[upper - 1], scales[upper]]}
+
+
+def check_split_runs(runs: Sequence[dict]) -> None:
+    """At least two runs, each its own first stage (digests differ), one data set and one sample count."""
+    if len(runs) < 2:
+        raise VaevarError(
+            f"the split pairs over first-stage seeds: give the runs of at least 2, got {len(runs)}"
+        )
+    seen = {}
+    for run in runs:
+        digest = run["stage1_weights"]
+        if digest in seen:
+            raise VaevarError(
+                f"{run['run_dir']} and {seen[digest]} have the same first stage (weights {digest[:12]}): "
+                f"the split pairs over first-stage seeds; pass runs of different first-stage seeds"
+            )
+        seen[digest] = run["run_dir"]
+    first = runs[0]["sweep"]
+    for run in runs[1:]:
+        for key in ("dataset", "num_samples"):
+            if run["sweep"].get(key) != first.get(key):
+                raise VaevarError(
+                    f"{run['path']} was swept with {key} {run['sweep'].get(key)}, {runs[0]['path']} with "
+                    f"{first.get(key)}: sweep every run alike"
+                )
+
+
+def split_run(run: dict) -> dict:
+    """One run's numbers for the split: each kind's best and matched scale, the scales view's excesses, and
+    each kind's relative gain at GEN-2's matched scale s_m (FID and KID)."""
+    kinds = run["sweep"]["kinds"]
+    for kind in layout.KINDS:  # every kind, and s = 1 in each, before any number
+        _curve(run, kind, "fid")
+    matched = {kind: float(kinds[kind]["matched_scale"]) for kind in layout.KINDS}
+    s_m = matched["gen2"]
+    result = {
+        "run_dir": run["run_dir"],
+        "stage1_weights": run["stage1_weights"],
+        "matched_scale": matched,
+        "s_m": s_m,
+    }
+    for metric in SPLIT_METRICS:
+        best = {kind: float(kinds[kind]["best_scale"][metric]) for kind in layout.KINDS}
+        edges = [kind for kind in layout.KINDS if best[kind] in _curve(run, kind, metric)[0][[0, -1]]]
+        at_1 = {kind: value_at(run, kind, metric, 1.0)["value"] for kind in layout.KINDS}
+        at_m = {kind: value_at(run, kind, metric, s_m) for kind in layout.KINDS}
+        result[metric] = {
+            "best_scale": best,
+            "best_at_grid_edge": edges,  # not an optimum: the curve may fall further outside the grid
+            # the scales view: GEN-2's optimum is s_m * s*_REC if its loss and the generic effect compound
+            "gen2_excess": best["gen2"] / matched["gen2"] - best["rec"],
+            "gen1_excess": best["gen1"] / matched["gen1"] - best["rec"],
+            "at_1": at_1,
+            "at_s_m": {kind: at_m[kind]["value"] for kind in layout.KINDS},
+            "interpolated_between": {kind: at_m[kind]["between"] for kind in layout.KINDS},
+            # the gains view: relative, as the kinds' levels differ
+            "gain": {kind: (at_1[kind] - at_m[kind]["value"]) / at_1[kind] for kind in layout.KINDS},
+            # GEN-2's own matched point, scored at s_m exactly: the interpolation's check, not used above
+            "gen2_measured_at_s_m": float(kinds["gen2"]["matched"][metric]),
+        }
+        gain = result[metric]["gain"]
+        result[metric].update(
+            gen2_minus_rec=gain["gen2"] - gain["rec"], gen2_minus_gen1=gain["gen2"] - gain["gen1"]
+        )
+    return result
+
+
+def split_gain(runs: Sequence[dict]) -> dict:
+    """GEN-2's gain split into its generic and its second-stage part over runs of different first-stage seeds
+    (load_sweep), every quantity paired over the runs (paired_difference: against 0). Two views, FID and KID:
+    scales, s*_kind / s_matched,kind - s*_REC for GEN-2 and GEN-1; gains at GEN-2's matched scale s_m,
+    (metric(1) - metric(s_m)) / metric(1) for each kind, and GEN-2's minus REC's and minus GEN-1's."""
+    check_split_runs(runs)
+    per_run = [split_run(run) for run in runs]
+    views = {}
+    for metric in SPLIT_METRICS:
+        rows = [r[metric] for r in per_run]
+        views[metric] = {
+            "scales": {
+                "best": {kind: mean_sd([r["best_scale"][kind] for r in rows]) for kind in layout.KINDS},
+                "gen2_excess": paired_difference([r["gen2_excess"] for r in rows]),
+                "gen1_excess": paired_difference([r["gen1_excess"] for r in rows]),
+            },
+            "gains": {
+                **{kind: paired_difference([r["gain"][kind] for r in rows]) for kind in layout.KINDS},
+                "gen2_minus_rec": paired_difference([r["gen2_minus_rec"] for r in rows]),
+                "gen2_minus_gen1": paired_difference([r["gen2_minus_gen1"] for r in rows]),
+            },
+        }
+    interpolated = [
+        f"{r['run_dir']} {kind}"
+        for r in per_run
+        for kind in layout.KINDS
+        if r["fid"]["interpolated_between"][kind]
+    ]
+    edges = sorted(
+        {
+            f"{r['run_dir']} {kind} ({m})"
+            for r in per_run
+            for m in SPLIT_METRICS
+            for kind in r[m]["best_at_grid_edge"]
+        }
+    )
+    return {
+        "dataset": runs[0]["sweep"].get("dataset"),
+        "num_samples": runs[0]["sweep"].get("num_samples"),
+        "runs": [run["run_dir"] for run in runs],
+        "s_m": mean_sd([r["s_m"] for r in per_run]),
+        "matched_scale": {
+            kind: mean_sd([r["matched_scale"][kind] for r in per_run]) for kind in layout.KINDS
+        },
+        "views": views,
+        "per_run": per_run,
+        "interpolated": interpolated,  # "run kind" where s_m lies between grid points (FID's and KID's alike)
+        "best_at_grid_edge": edges,
+    }

@@ -1,0 +1,161 @@
+"""aggregate_runs.py --split (vaevar/seeds.py split_gain): GEN-2's gain split into its generic and its
+second-stage part over first-stage seeds, on hand-made sweep.json files whose answers are computed here."""
+
+import json
+import math
+import statistics
+
+import pytest
+
+import aggregate_runs
+from vaevar import files, layout
+from vaevar.errors import VaevarError
+
+T_975_DF2 = 4.302652729911275  # Student's t, 97.5 % quantile, 2 degrees of freedom (any table: 4.303)
+GRID = (0.8, 1.0, 1.2, 1.4, 1.6)
+# per seed: GEN-2's matched scale s_m, the other kinds' matched scales, and each kind's FID over GRID
+SEEDS = [
+    {
+        "s_m": 1.1,  # between 1.0 and 1.2: interpolated
+        "matched": {"rec": 1.0, "gen1": 0.9},
+        "fid": {"rec": (30, 20, 18, 16, 17), "gen1": (50, 40, 36, 34, 35), "gen2": (60, 50, 40, 38, 39)},
+    },
+    {
+        "s_m": 1.2,  # on the grid
+        "matched": {"rec": 1.0, "gen1": 0.95},
+        "fid": {"rec": (32, 22, 20, 19, 21), "gen1": (52, 42, 39, 38, 40), "gen2": (66, 55, 44, 45, 47)},
+    },
+    {
+        "s_m": 1.3,
+        "matched": {"rec": 1.0, "gen1": 1.0},
+        "fid": {"rec": (28, 18, 17, 15, 16), "gen1": (48, 38, 35, 33, 36), "gen2": (64, 52, 44, 40, 39)},
+    },
+]
+
+
+def kid_of(fid):
+    return (fid - 10) / 1000  # not proportional to FID: KID's relative gains differ from FID's
+
+
+def sweep_of(seed, grid=GRID, kinds=("rec", "gen1", "gen2")):
+    """sweep.json as sweep_latent_scale.py writes it, with the fields the split reads."""
+    entries = {}
+    for kind in kinds:
+        fids = dict(zip(GRID, seed["fid"][kind]))
+        points = [{"scale": s, "fid": float(fids[s]), "kid": kid_of(fids[s])} for s in grid]
+        best = min(points, key=lambda p: p["fid"])["scale"]  # KID is FID's monotone image here
+        matched = seed["s_m"] if kind == "gen2" else seed["matched"][kind]
+        entries[kind] = {
+            "points": points,
+            "matched_scale": matched,
+            "best_scale": {"fid": best, "kid": best},
+            "matched": {"fid": 41.0, "kid": 0.031},  # GEN-2's measured point: shown, not used
+        }
+    return {"dataset": "fashion_mnist", "num_samples": 1000, "kinds": entries}
+
+
+def write_run(root, name, sweep, weights=None, stage1_epoch=0):
+    paths = layout.RunPaths(str(root / name), stage1_epoch=stage1_epoch)
+    files.save_json(paths.stage1.state, {"dataset": "fashion_mnist", "epoch": 3})
+    files.save_json(paths.stage1.config, {"weights": weights or f"digest-of-{name}"})
+    files.save_json(paths.sweep_file("sweep.json"), sweep)
+    return paths.root
+
+
+def paired_by_hand(d):
+    mean, sd = statistics.mean(d), statistics.stdev(d)
+    half = T_975_DF2 * sd / math.sqrt(len(d))
+    t = mean / (sd / math.sqrt(len(d)))
+    return mean, sd, mean - half, mean + half, 1 - abs(t) / math.sqrt(t**2 + 2)  # p of t on 2 df
+
+
+def assert_paired(stat, d):
+    mean, sd, low, high, p = paired_by_hand(d)
+    assert stat["mean"] == pytest.approx(mean, rel=1e-12) and stat["sd"] == pytest.approx(sd, rel=1e-12)
+    assert stat["ci_low"] == pytest.approx(low, rel=1e-9) and stat["ci_high"] == pytest.approx(high, rel=1e-9)
+    assert stat["p"] == pytest.approx(p, rel=1e-6) and stat["n"] == 3
+    assert stat["positive"] == sum(x > 0 for x in d)
+
+
+def test_both_views_against_a_hand_computation(tmp_path, capsys):
+    runs = [write_run(tmp_path, f"seed{i}", sweep_of(seed)) for i, seed in enumerate(SEEDS)]
+    split = aggregate_runs.main([*runs, "--split", "--out", str(tmp_path / "out")])
+
+    # scales: s*_GEN-2 / s_m - s*_REC and s*_GEN-1 / s_matched,GEN-1 - s*_REC (s*: 1.4 but seed 1's GEN-2,
+    # 1.2, and seed 2's GEN-2, 1.6: the grid's edge)
+    fid = split["views"]["fid"]
+    assert_paired(fid["scales"]["gen2_excess"], [1.4 / 1.1 - 1.4, 1.2 / 1.2 - 1.4, 1.6 / 1.3 - 1.4])
+    assert_paired(fid["scales"]["gen1_excess"], [1.4 / 0.9 - 1.4, 1.4 / 0.95 - 1.4, 1.4 / 1.0 - 1.4])
+    assert fid["scales"]["best"]["rec"] == {"mean": pytest.approx(1.4), "sd": pytest.approx(0.0), "n": 3}
+    assert split["best_at_grid_edge"] == ["%s gen2 (fid)" % runs[2], "%s gen2 (kid)" % runs[2]]
+
+    # gains at s_m: seed 0 halfway between 1.0 and 1.2, seed 1 on the grid, seed 2 halfway to 1.4
+    gains = {
+        "rec": [(20 - 19) / 20, (22 - 20) / 22, (18 - 16) / 18],
+        "gen1": [(40 - 38) / 40, (42 - 39) / 42, (38 - 34) / 38],
+        "gen2": [(50 - 45) / 50, (55 - 44) / 55, (52 - 42) / 52],
+    }
+    for kind, by_seed in gains.items():
+        assert_paired(fid["gains"][kind], by_seed)
+    assert_paired(fid["gains"]["gen2_minus_rec"], [g - r for g, r in zip(gains["gen2"], gains["rec"])])
+    assert_paired(fid["gains"]["gen2_minus_gen1"], [g - r for g, r in zip(gains["gen2"], gains["gen1"])])
+    # KID the same way on its own values: seed 0's GEN-2, (0.040 - 0.035) / 0.040
+    assert split["per_run"][0]["kid"]["gain"]["gen2"] == pytest.approx(0.125, rel=1e-12)
+    kid_gen2 = [(kid_of(a) - kid_of(b)) / kid_of(a) for a, b in ((50, 45), (55, 44), (52, 42))]
+    assert_paired(split["views"]["kid"]["gains"]["gen2"], kid_gen2)
+    # which values were interpolated, and between which grid points
+    assert [r["fid"]["interpolated_between"]["rec"] for r in split["per_run"]] == [
+        [1.0, 1.2],
+        None,
+        [1.2, 1.4],
+    ]
+    assert split["interpolated"] == [f"{runs[i]} {kind}" for i in (0, 2) for kind in ("rec", "gen1", "gen2")]
+    assert split["s_m"]["mean"] == pytest.approx(1.2)
+
+    out = capsys.readouterr().out
+    mean, sd, low, high, p = paired_by_hand([g - r for g, r in zip(gains["gen2"], gains["rec"])])
+    ci = f"[{100 * low:+.3f}, {100 * high:+.3f}]"
+    row = f"| FID | GEN-2's - REC's | {100 * mean:+.3f} % ± {100 * sd:.3f} | {ci}"
+    assert row in out and f"{runs[2]} gen2 (fid)" in out
+    assert "where s_m is not on the grid: here 6 of 9 (run, kind)" in out  # seed 1's s_m is a grid point
+    assert (tmp_path / "out" / "split.md").read_text() in out
+    assert json.load(open(tmp_path / "out" / "split.json"))["views"]["fid"]["gains"]["gen2"]["n"] == 3
+
+
+def test_a_kept_first_stages_sweeps_are_split_with_stage1_epoch(tmp_path):
+    """--stage1-epoch E reads scale_sweep_stage1_epoch_<E>/: the early first stage's split."""
+    runs = [write_run(tmp_path, f"seed{i}", sweep_of(seed), stage1_epoch=10) for i, seed in enumerate(SEEDS)]
+    with pytest.raises(VaevarError, match="scale_sweep/sweep.json not found: run sweep_latent_scale.py"):
+        aggregate_runs.main([*runs, "--split"])
+    split = aggregate_runs.main([*runs, "--split", "--stage1-epoch", "10"])
+    assert split["views"]["fid"]["gains"]["gen2"]["n"] == 3
+
+
+def one_line(runs, match):
+    with pytest.raises(VaevarError, match=match) as refused:
+        aggregate_runs.main([*runs, "--split"])
+    assert "\n" not in str(refused.value)
+
+
+def test_what_cannot_be_split_is_refused_in_one_line(tmp_path):
+    good = [write_run(tmp_path, f"seed{i}", sweep_of(seed)) for i, seed in enumerate(SEEDS)]
+    same = write_run(tmp_path, "seed0_again", sweep_of(SEEDS[1]), weights="digest-of-seed0")
+    one_line(
+        good[:2] + [same], "seed0_again and .*seed0 have the same first stage .*different first-stage seeds"
+    )
+    one_line(good[:1], "the split pairs over first-stage seeds: give the runs of at least 2, got 1")
+    no_gen1 = write_run(tmp_path, "no_gen1", sweep_of(SEEDS[2], kinds=("rec", "gen2")))
+    one_line(
+        good[:2] + [no_gen1], "has no gen1 sweep: rerun sweep_latent_scale.py with --kinds rec,gen1,gen2"
+    )
+    no_1 = write_run(tmp_path, "no_1", sweep_of(SEEDS[2], grid=(0.8, 1.2, 1.4, 1.6)))
+    one_line(good[:2] + [no_1], "the rec sweep has no point at s = 1; rerun it with 1 in --scales")
+    beyond = write_run(tmp_path, "beyond", sweep_of(dict(SEEDS[2], s_m=1.7)))
+    one_line(
+        good[:2] + [beyond], "GEN-2's matched scale 1.7 lies outside the rec sweep's grid \\(0.8 ... 1.6\\)"
+    )
+    other_n = write_run(tmp_path, "other_n", dict(sweep_of(SEEDS[2]), num_samples=200))
+    one_line(good[:2] + [other_n], "was swept with num_samples 200, .* with 1000: sweep every run alike")
+    unfinished = write_run(tmp_path, "unfinished", sweep_of(SEEDS[2]))
+    files.save_json(layout.RunPaths(unfinished).stage1.config, {})
+    one_line(good[:2] + [unfinished], "records no weights digest: .* first stage has not finished")
