@@ -1,4 +1,6 @@
-"""vaevar/run_folder.py and the run's checks: checkpoints, resume after SIGKILL / SIGTERM / the time budget (bit-identical), the NaN guard, runs that do not fit together."""
+"""vaevar/run_folder.py and the run's checks: checkpoints, resume after SIGTERM / the time budget / a stop between
+the checkpoint's two writes (bit-identical), the NaN guard, runs that do not fit together. SIGKILL at random
+moments: tests/test_kills.py."""
 
 import csv
 import json
@@ -14,7 +16,7 @@ import pytest
 import generate
 import train_first_stage
 import train_second_stage
-from tests.conftest import ROOT, TINY, digit_images, log_epochs
+from tests.conftest import ROOT, TINY, digit_images, log_epochs, tiny_mnist
 from vaevar import errors, layout, run_folder
 from vaevar.errors import VaevarError
 
@@ -57,25 +59,51 @@ def wait_for_checkpoint(run_dir, process, epoch, timeout=240):
     raise AssertionError("no checkpoint in time")
 
 
-def test_sigkill_mid_epoch_then_resume(tmp_path, slow_npz):
-    run_dir = str(tmp_path / "run")
-    process = start_training(slow_npz, run_dir, epochs=3)
-    wait_for_checkpoint(run_dir, process, epoch=1)
-    time.sleep(0.5)  # well inside epoch 2 (an epoch takes about 2 s here)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    killed_at = json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"]
-    assert 1 <= killed_at < 3
-    assert not os.path.exists(os.path.join(run_dir, "stage1", "first_stage.keras"))
+def test_a_checkpoint_newer_than_its_record_resumes_from_the_checkpoint(tmp_path, mnist_npz):
+    """A hard stop between checkpoint.keras and checkpoint.json leaves the model an epoch ahead of its record:
+    the resume continues from the model's own step count, and ends as a straight run."""
+    argv = ["--dataset", "mnist", "--data-path", mnist_npz, "--limit", "100", "--batch-size", "50"] + TINY
+    train_first_stage.main(argv + ["--run-dir", str(tmp_path / "straight"), "--epochs", "3"])
+    cut = str(tmp_path / "cut")
+    train_first_stage.main(argv + ["--run-dir", cut, "--epochs", "2"])
+    state_path = os.path.join(cut, "stage1", "checkpoint.json")
+    state = json.load(open(state_path))
+    assert (state["epoch"], state["steps"]) == (2, 4)
+    json.dump(
+        dict(state, epoch=1, steps=2), open(state_path, "w")
+    )  # the record of epoch 1, as the stop left it
+    os.unlink(os.path.join(cut, "stage1", "first_stage.keras"))
+    stage_dir = os.path.join(cut, "stage1")
+    leftover = os.path.join(stage_dir, ".checkpoint.json.ab12cd34.tmp.json")  # the record's write, cut off
+    open(leftover, "w").write('{"epo')
+    train_first_stage.main(argv + ["--run-dir", cut, "--epochs", "3"])
+    assert not os.path.exists(leftover)
+    assert log_epochs(stage_dir) == [1, 2, 3]
+    straight = stage_state(str(tmp_path / "straight" / "stage1"), "first_stage.keras")
+    resumed = stage_state(stage_dir, "first_stage.keras")
+    assert resumed[1:] == straight[1:]
+    for a, b in zip(straight[0], resumed[0]):
+        np.testing.assert_array_equal(a, b)
+    json.dump(dict(state, epoch=1, steps=4), open(state_path, "w"))  # 6 steps are no whole epochs of 4
+    with pytest.raises(
+        VaevarError, match="holds 6 optimizer steps, .*checkpoint.json names 4 .*different runs"
+    ):
+        train_first_stage.main(argv + ["--run-dir", cut, "--epochs", "4"])
 
-    resumed = start_training(slow_npz, run_dir, epochs=3)
-    output, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, output
-    assert f"resuming {os.path.join(run_dir, 'stage1')} after epoch {killed_at}" in output
-    assert log_epochs(os.path.join(run_dir, "stage1")) == [1, 2, 3]
-    assert json.load(open(os.path.join(run_dir, "stage1", "checkpoint.json")))["epoch"] == 3
-    assert os.path.exists(os.path.join(run_dir, "stage1", "first_stage.keras"))
+
+def test_a_cut_checkpoint_is_named_with_what_to_do(tmp_path, stage1_only, mnist_npz):
+    """A checkpoint.keras cut short (a copy or a disk, not our atomic writes) is refused by name."""
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(stage1_only, run_dir)
+    checkpoint = os.path.join(run_dir, "stage1", "checkpoint.keras")
+    with open(checkpoint, "r+b") as f:
+        f.truncate(os.path.getsize(checkpoint) // 2)
+    with pytest.raises(
+        VaevarError, match=f"cannot load checkpoint from {checkpoint} .*restore it, or delete"
+    ):
+        train_first_stage.main(tiny_mnist(mnist_npz, run_dir, epochs=2))
 
 
 def test_sigterm_stops_cleanly_with_a_message(tmp_path, slow_npz):

@@ -8,7 +8,9 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,6 +41,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     os.unlink(tmp)  # writers create it themselves
     try:
         yield tmp
+        _hold_for_tests(base)
         os.replace(tmp, path)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -50,6 +53,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+CUT_WRITE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.weights\.h5|\.[A-Za-z0-9]+)?$")
+HOLD_ENV = (
+    "VAEVAR_TEST_HOLD_CHECKPOINT_WRITES"  # tests only: seconds a checkpoint write waits before its rename
+)
+
+
+def is_cut_write(name: str) -> bool:
+    """Whether a file name is atomic_path's temporary name: a write that a hard stop cut off, if no writer
+    is running."""
+    return bool(CUT_WRITE.match(name))
+
+
+def _hold_for_tests(base: str) -> None:
+    """The kill test's window into a checkpoint write: the new file complete, the old one not yet replaced."""
+    seconds = float(os.environ.get(HOLD_ENV) or 0)
+    if seconds and base.startswith("checkpoint."):
+        time.sleep(seconds)
 
 
 def save_text(path: str | os.PathLike[str], text: str) -> None:

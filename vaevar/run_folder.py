@@ -3,9 +3,10 @@ files, resume, the checkpoint writer, the log, and the stops (NaN, SIGTERM / SIG
 their messages. Each trainer keeps only its loop.
 
 A stage's folder: log.csv (a row per completed epoch, flushed and fsynced), checkpoint.keras (model,
-optimizer, gamma, sampler RNG) with checkpoint.json (the last checkpointed epoch and the run's settings),
-written atomically in that order; the final model and config.json when the stage completes (layout.StagePaths).
-On restart, log rows after the checkpoint's epoch are dropped, so the log has no duplicated or missing epochs.
+optimizer, gamma, sampler RNG) with checkpoint.json (the last checkpointed epoch, its optimizer step and the
+run's settings), written atomically in that order; the final model and config.json when the stage completes
+(layout.StagePaths). On restart, log rows after the checkpoint's epoch are dropped, so the log has no duplicated
+or missing epochs; a hard stop's leftovers (a cut write, a checkpoint newer than its record) are resolved first.
 """
 
 import csv
@@ -21,7 +22,7 @@ import numpy as np
 import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
 import models.vae  # noqa: F401
 from vaevar.errors import VaevarError
-from vaevar.files import atomic_path, load_json, save_json, save_model
+from vaevar.files import atomic_path, is_cut_write, load_json, save_json, save_model
 from vaevar.layout import StagePaths
 
 LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
@@ -156,8 +157,9 @@ def rewrite_log(path: str, rows: list[dict], fields: list[str]) -> None:
 
 
 def truncate_log(path: str, completed_epochs: int) -> None:
-    """Keep only rows of epochs 1..completed_epochs (atomic rewrite), and every column."""
-    rows = [r for r in read_log(path) if int(r["epoch"]) <= completed_epochs]
+    """Keep only rows of epochs 1..completed_epochs (atomic rewrite), and every column; a row cut short by a
+    hard stop (fields missing) goes too."""
+    rows = [r for r in read_log(path) if None not in r.values() and int(r["epoch"]) <= completed_epochs]
     rewrite_log(path, rows, log_fields(path))
 
 
@@ -165,11 +167,12 @@ def truncate_log(path: str, completed_epochs: int) -> None:
 
 
 def save_checkpoint(model: keras.Model, stage_dir: str, metadata: dict, epoch: int) -> None:
-    """checkpoint.keras, then checkpoint.json naming its epoch: a crash between them resumes the epoch before;
-    then curves.png, redrawn from log.csv."""
+    """checkpoint.keras, then checkpoint.json naming its epoch and optimizer step; then curves.png, redrawn
+    from log.csv. A hard stop between the two writes leaves a checkpoint newer than its record: resume_or_build
+    tells so from the model's own step count."""
     stage = StagePaths(stage_dir)
     save_model(model, stage.checkpoint)
-    save_json(stage.state, dict(metadata, epoch=epoch))
+    save_json(stage.state, dict(metadata, epoch=epoch, steps=optimizer_steps(model)))
     try:
         draw_curves(stage_dir)
     except Exception as error:  # a picture never stops a training whose checkpoint is safe
@@ -242,12 +245,54 @@ def resume_or_build(
     Returns (model, completed_epochs). Refuses a stage folder made for another data set or configuration.
     """
     stage = StagePaths(stage_dir)
+    remove_cut_writes(stage_dir)
     if not os.path.exists(stage.state):
         return build(), 0
     state = check_same_settings(stage_dir, metadata)
     start_over = f"restore it, or delete {stage.state} to start this stage over"
     model = load_model(stage.checkpoint, "checkpoint", start_over, corrupt_hint=start_over)
-    return model, int(state["epoch"])
+    return model, checkpointed_epoch(model, state, stage)
+
+
+def optimizer_steps(model: keras.Model) -> int:
+    """The optimizer's step count, saved inside checkpoint.keras: which epoch the file holds."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def checkpointed_epoch(model: keras.Model, state: dict, stage: StagePaths) -> int:
+    """The epoch checkpoint.keras holds. checkpoint.json's, unless a hard stop fell between the two writes:
+    then the model is ahead of its record by whole epochs of the record's steps per epoch."""
+    epoch, steps = int(state["epoch"]), state.get("steps")  # records before 2026-12 have no steps
+    held = optimizer_steps(model)
+    if steps is None or held == steps:
+        return epoch
+    per_epoch, ahead = steps // max(epoch, 1), held - steps
+    if per_epoch and per_epoch * epoch == steps and ahead > 0 and ahead % per_epoch == 0:
+        newer = epoch + ahead // per_epoch
+        print(
+            f"{stage.checkpoint} holds epoch {newer}; {stage.state} named {epoch} (a stop between the writes)"
+        )
+        return newer
+    raise VaevarError(
+        f"{stage.checkpoint} holds {held} optimizer steps, {stage.state} names {steps} (epoch {epoch}): "
+        f"they are from different runs; restore both, or delete {stage.state} to start this stage over"
+    )
+
+
+def remove_cut_writes(folder: str) -> list[str]:
+    """Delete the temporary files of atomic writes (files.atomic_path) that a hard stop (SIGKILL, a lost
+    machine) cut off, in folder and below (stage 2's kept/); the files they were to replace are intact.
+    Returns their paths."""
+    cut = sorted(
+        os.path.join(parent, name)
+        for parent, _, names in os.walk(folder)
+        for name in names
+        if is_cut_write(name)
+    )
+    for path in cut:
+        os.unlink(path)
+        print(f"removed {path}: a write cut off by a hard stop (the file it was to replace is intact)")
+    return cut
 
 
 # ---------------------------------------------------------------------- the stops
