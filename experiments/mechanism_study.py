@@ -14,8 +14,8 @@ and aggregate_runs.py pairs the gains over seeds. Run from the repository root:
         --out results/fashion_mnist_mechanism
 
 Writes OUT/epoch_<E>/aggregate.{json,md}, OUT/sweeps/seed_<s>_epoch_<E>.{json,md,png}, OUT/study.json (the
-best scales, rule and matched scales per seed and epoch), OUT/table.md and OUT/best_scale.png. A rerun skips
-what is done.
+best scales, rule and matched scales per seed and epoch, and the grid the sweeps ran, read from their
+sweep.json), OUT/table.md and OUT/best_scale.png. A rerun skips what is done.
 """
 
 from vaevar import backend
@@ -72,7 +72,8 @@ def sweep(args, seed, epoch, kinds):
 
 def report(args, seed_list, kept):
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
-    study = {"seeds": seed_list, "kept": kept, "samples": args.samples, "scales": args.scales, "per_seed": {}}
+    study = {"seeds": seed_list, "kept": kept, "samples": args.samples, "per_seed": {}}
+    grids = []  # each sweep's own grid: a rerun skips done sweeps, so this run's --scales may not be what ran
     for epoch in kept:
         folders = [seed_dir(args, seed) for seed in seed_list]
         summary = seeds.summarise([seeds.load_scores(folder, epoch) for folder in folders])
@@ -86,6 +87,7 @@ def report(args, seed_list, kept):
                 with files.atomic_path(target) as tmp:
                     shutil.copyfile(paths.sweep_file(name), tmp)
             result = files.load_json(paths.sweep_file("sweep.json"))
+            grids.append(result["scales"])
             study["per_seed"].setdefault(str(seed), {})[str(epoch)] = {
                 "gate_ratio": result["gate_ratio"],
                 "test_codes_mean_std": result["test_codes_mean_std"],
@@ -109,6 +111,8 @@ def report(args, seed_list, kept):
                     for kind, entry in result["kinds"].items()
                 },
             }
+    # the grid the sweeps ran (their sweep.json), one if they share it, else each sweep's in order
+    study["scales"] = grids[0] if all(grid == grids[0] for grid in grids) else grids
     files.save_json(os.path.join(args.out, "study.json"), study)
     write_table(study, os.path.join(args.out, "table.md"))
     plot(args, seed_list, kept, os.path.join(args.out, "best_scale.png"))
