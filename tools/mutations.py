@@ -217,6 +217,16 @@ BREAKAGES = [
         '(at_1[kind] - at_m[kind]["value"]) / at_m[kind]["value"]',
         ["tests/test_gain_split.py::test_both_views_against_a_hand_computation"],
     ),
+    (
+        "seed_range_unchecked",
+        "vaevar/cli.py",
+        "check_seed(name, getattr(args, name, None))",
+        "pass",
+        [
+            "tests/test_cli.py::test_seeds_outside_numpys_range_are_refused_before_anything_runs",
+            "tests/test_cli.py::test_a_bad_seed_is_one_line_from_the_command",
+        ],
+    ),
 ]
 
 

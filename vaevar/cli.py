@@ -38,6 +38,7 @@ def parse_constants(
     comments = _constant_comments(module_globals.get("__file__"))
     if positional is not None:
         parser.add_argument(positional[0], nargs="*", help=positional[1])
+    names = []
     for name, value in module_globals.items():
         if not name.isupper() or name.startswith("_"):
             continue
@@ -45,9 +46,15 @@ def parse_constants(
             group = parser.add_argument_group(f"{name.lower()} ({comments.get(name, type(value).__name__)})")
             for field in dataclasses.fields(value):
                 _add_flag(group, field.name, getattr(value, field.name), field.metadata.get("help", ""))
+                names.append(field.name)
         else:
             _add_flag(parser, name.lower(), value, comments.get(name, ""))
-    return parser.parse_args(argv)
+            names.append(name.lower())
+    args = parser.parse_args(argv)
+    for name in names:
+        if name == "seed" or name.endswith("_seed"):
+            check_seed(name, getattr(args, name, None))
+    return args
 
 
 def _add_flag(parser, name, value, comment):
@@ -98,6 +105,19 @@ def _number_or_text(text):
         except ValueError:
             pass
     return text
+
+
+SEED_LIMIT = 2**32  # numpy's and Keras' seeds: 0 <= seed < 2**32
+
+
+def check_seed(name: str, value: object) -> None:
+    """A seed flag's value (SEED, SPLIT_SEED, ...): an int in numpy's range, checked before anything runs
+    (numpy's own check comes late, as a traceback); None: left to a default."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        flag = "--" + name.replace("_", "-")
+        raise VaevarError(f"{flag} must be an integer from 0 to 2**32 - 1 ({SEED_LIMIT - 1}), got {value}")
 
 
 def require_positive(args: argparse.Namespace, *names: str, allow_zero: Container[str] = ()) -> None:
