@@ -73,6 +73,18 @@ def test_the_paired_interval_excludes_0_where_the_unpaired_spreads_overlap(tmp_p
     assert (tmp_path / "out" / "aggregate.md").read_text() in out
 
 
+def test_a_tie_is_not_a_positive_gain(tmp_path, capsys):
+    """Gains +2, 0 and -1 (a run where renormalizing changed nothing, exactly): one run of three gained."""
+    assert seeds.paired_difference([2.0, 0.0, -1.0])["positive"] == 1
+    runs = [
+        write_run(tmp_path, f"seed{i}", {"gen2": plain, "gen2_renorm": renormed})
+        for i, (plain, renormed) in enumerate([(50.0, 48.0), (60.0, 60.0), (70.0, 71.0)])
+    ]
+    summary = aggregate_runs.main(runs)
+    assert summary["gains"]["gen2"]["fid"]["positive"] == summary["gains"]["gen2"]["kid"]["positive"] == 1
+    assert "| 1 of 3 |" in capsys.readouterr().out
+
+
 def test_best_scales_of_the_sweeps(tmp_path):
     def sweep(best):
         return {"kinds": {"gen2": {"best_scale": {"fid": best, "kid": best + 0.1}}}}
