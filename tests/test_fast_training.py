@@ -1,5 +1,6 @@
 """The fast trainer (JAX), in subprocesses with KERAS_BACKEND=jax and TensorFlow hidden, as on the GPU machines."""
 
+import csv
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, ROUNDING_MARGIN, U, jax_environment
+from tests.conftest import ROOT, ROUNDING_MARGIN, U, jax_environment, log_epochs, tiny_mnist
 
 pytest.importorskip("jax")
 
@@ -110,6 +111,51 @@ def test_fast_log_rows_follow_the_fit_paths_schedule_and_gamma(comparison, stage
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_fast_run_resumed_at_a_checkpoint_ends_bit_identical(comparison, stage):
     assert comparison[stage]["resumed_rows_equal"] and comparison[stage]["resumed_weights_equal"]
+
+
+# train_first_stage.main for each argv (a JSON list) in one process: one start-up of Keras and JAX
+TRAIN_EACH = (
+    "import json, sys, train_first_stage\nfor argv in json.loads(sys.argv[1]): train_first_stage.main(argv)"
+)
+
+
+def test_a_budget_stop_checkpoints_its_epoch_between_checkpoints(tmp_path, mnist_npz):
+    """--time-budget 1 with --checkpoint-every 10: the command's set-up, tracing and first epoch take over
+    the budget's second, so the run stops after epoch 1 of 2 with exit code 75, and that epoch is
+    checkpointed though 1 is not a multiple of 10. Rerun without the budget, it ends as a straight run: log
+    rows and the weights' digest (config.json) bit for bit. fast_vs_fit.py's network and batches (10 of 200
+    images): the comparison above has put the compiled epoch in this worker's JAX cache."""
+
+    def argv(run_dir, *flags):
+        argv = tiny_mnist(mnist_npz, run_dir, epochs=2, batch_size=10, limit=200)
+        return argv + ["--trainer", "fast", "--checkpoint-every", "10", *flags]
+
+    def run(*command):
+        return subprocess.run(
+            [sys.executable, *command],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+            env=jax_environment(),
+        )
+
+    def rows_and_weights(run_dir):
+        with open(os.path.join(run_dir, "stage1", "log.csv")) as f:
+            rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+        return rows, json.load(open(os.path.join(run_dir, "stage1", "config.json")))["weights"]
+
+    budgeted, straight = str(tmp_path / "budgeted"), str(tmp_path / "straight")
+    stopped = run("train_first_stage.py", *argv(budgeted, "--time-budget", "1"))
+    assert stopped.returncode == 75, stopped.stderr[-3000:]
+    assert "stopped at the time budget after epoch 1 of 2" in stopped.stderr
+    assert json.load(open(os.path.join(budgeted, "stage1", "checkpoint.json")))["epoch"] == 1
+    assert log_epochs(os.path.join(budgeted, "stage1")) == [1]
+    rest = run("-c", TRAIN_EACH, json.dumps([argv(budgeted), argv(straight)]))  # the resume, a straight run
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    assert f"resuming {os.path.join(budgeted, 'stage1')} after epoch 1" in rest.stdout
+    assert log_epochs(os.path.join(budgeted, "stage1")) == [1, 2]
+    assert rows_and_weights(budgeted) == rows_and_weights(straight)
 
 
 def test_fast_trainer_needs_the_jax_backend():
