@@ -200,10 +200,14 @@ class Run:
         float images against num_samples random test images of the run's data set, as compute_fid.py scores a
         run (the authors' input convention, whole batches of 64). The reference is computed once per Run.
         frechet_method: sqrtm (TTUR's, compute_fid.py's default) | eig (the same distance, much faster)."""
-        from vaevar.fid.diversity import DENSITY_COVERAGE_K, PRECISION_RECALL_K, diversity
         from vaevar.fid.features import check_images, scored_count
-        from vaevar.fid.frechet import frechet_distance, kernel_inception_distance
-        from vaevar.fid.score import RUN_DEFAULTS, FidSettings, reference_statistics, set_statistics
+        from vaevar.fid.score import (
+            RUN_DEFAULTS,
+            FidSettings,
+            reference_statistics,
+            scores_against,
+            set_statistics,
+        )
         from vaevar.fid.weights import resolve_weights, sha256
 
         weights_path = resolve_weights(weights)
@@ -226,20 +230,11 @@ class Run:
             images = images[image_files.seeded_subset(len(images), num_samples, data.EVALUATION_SEED)]
         n = scored_count(len(images), settings.drop_remainder)
         ours = set_statistics(images, n, settings, weights_path, weights_hash, "images", "Run.score")
-        scores = {
+        return {
             "n": n,
             "images_sha256": str(ours["images_sha256"]),
-            "fid": float(
-                frechet_distance(
-                    reference["mu"], reference["sigma"], ours["mu"], ours["sigma"], method=frechet_method
-                )
-            ),
+            **scores_against(reference, ours, frechet_method),  # KID always: Run.score has no --no-kid
         }
-        scores["kid"], scores["kid_std"] = kernel_inception_distance(reference["features"], ours["features"])
-        if "radii_3" in reference and n > DENSITY_COVERAGE_K:
-            radii = {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]}
-            scores.update(diversity(reference["features"], ours["features"], radii))
-        return scores
 
     def fid(self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000) -> float:
         """score(...)'s FID."""

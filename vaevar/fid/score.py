@@ -212,13 +212,13 @@ def score_set(
     weights_path: str,
     weights_hash: str,
     earlier: dict,
-    scored: dict[str, tuple[np.ndarray, dict[str, float]]],
+    scored: dict[str, dict[str, float | int]],
     train_reference: Mapping[str, np.ndarray | np.generic] | None = None,
     others: Mapping[str, dict] | None = None,
 ) -> dict | None:
     """fid.json's entry for one sample file or folder, or None when `earlier` already holds it for the same
     images, reference and settings (and not settings.rescore). Files holding the same images are scored
-    once: within a run through `scored` (content digest -> features and statistics, shared across calls),
+    once: within a run through `scored` (content digest -> its scores, shared across calls),
     across runs through `others` (fid.json's other entries). With `train_reference` (statistics of training
     images), the entry has fid_train_reference too."""
     import keras
@@ -261,39 +261,32 @@ def score_set(
     if digest not in scored:
         features = image_features(images, weights_path, settings.batch_size, label, settings.input_convention)
         statistics_scored, statistics_whole_set = scored_and_whole_statistics(features, n)
-        fids = {}
-        fids["fid"], fids["fid_whole_set"] = distances(
-            reference, statistics_scored, statistics_whole_set, n, total, settings.frechet_method
+        side = {
+            "mu": statistics_scored[0],
+            "sigma": statistics_scored[1],
+            "features": features[scored_subset(total, n)],
+        }
+        scores = scores_against(reference, side, settings.frechet_method, settings.kid)
+        fids = {"fid": scores.pop("fid")}  # then precision ... and KID, after the FIDs
+        fids["fid_whole_set"] = whole_set_fid(
+            reference, fids["fid"], statistics_whole_set, n, total, settings.frechet_method
         )
         if train_reference is not None:
             fids["fid_train_reference"], fids["fid_train_reference_whole_set"] = distances(
                 train_reference, statistics_scored, statistics_whole_set, n, total, settings.frechet_method
             )
             fids["train_reference_n"] = int(train_reference["count"])
-        if "radii_3" in reference and n > DENSITY_COVERAGE_K:  # k nearest neighbours need more than k points
-            fids.update(
-                diversity(
-                    reference["features"],
-                    features[scored_subset(total, n)],
-                    {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]},
-                )
-            )
-        scored[digest] = (features, fids)
+        scored[digest] = {**fids, **scores}
     else:
         print(f"{label}: the same images as a set scored above; its features are reused, and its FIDs")
-    features, fids = scored[digest]
     entry = {
-        **fids,
+        **scored[digest],
         "samples": path,
         **identity,
         "backend": keras.backend.backend(),
         "device": backend.device_description(),
         "seconds": round(time.time() - started, 2),
     }
-    if settings.kid:
-        entry["kid"], entry["kid_std"] = kernel_inception_distance(
-            reference["features"], features[scored_subset(total, n)]
-        )
     return entry
 
 
@@ -318,11 +311,51 @@ def distances(
     """(FID of the scored n, FID of the whole sets) against one reference. The authors drop the last partial
     batch; the whole set is the other common convention (the same number when nothing is dropped)."""
     fid = frechet_distance(reference["mu"], reference["sigma"], *statistics_scored, method=method)
+    return fid, whole_set_fid(reference, fid, statistics_whole_set, n, total, method)
+
+
+def whole_set_fid(
+    reference: Mapping[str, np.ndarray | np.generic],
+    fid: float,
+    statistics_whole_set: tuple[np.ndarray, np.ndarray],
+    n: int,
+    total: int,
+    method: str,
+) -> float:
+    """FID of the whole sets against the reference's whole set; `fid`, the scored n's, when neither side
+    dropped any image (one number, computed once)."""
     if total == n and int(reference["count_whole_set"]) == int(reference["count"]):
-        return fid, fid
-    return fid, frechet_distance(
+        return fid
+    return frechet_distance(
         reference["mu_whole_set"], reference["sigma_whole_set"], *statistics_whole_set, method=method
     )
+
+
+def scores_against(
+    reference: Mapping[str, np.ndarray | np.generic],
+    scored: Mapping[str, np.ndarray | np.generic],
+    frechet_method: str,
+    kid: bool = True,
+) -> dict[str, float]:
+    """The scores of a set against a reference, from each side's mu and sigma (set_statistics, or a
+    statistics file's) and features where they have them: the FID; with features on both sides, more than
+    k of the set's and the reference's k-NN radii, precision, recall, density and coverage (precision: the
+    fraction of the set inside the reference's manifold); with features on both sides and `kid`, KID and
+    its std over subsets. Run.score, score_set and compare all score through here."""
+    scores = {
+        "fid": frechet_distance(
+            reference["mu"], reference["sigma"], scored["mu"], scored["sigma"], method=frechet_method
+        )
+    }
+    features = "features" in reference and "features" in scored  # a statistics file holds none
+    if features and "radii_3" in reference and len(scored["features"]) > DENSITY_COVERAGE_K:
+        radii = {PRECISION_RECALL_K: reference["radii_3"], DENSITY_COVERAGE_K: reference["radii_5"]}
+        scores.update(diversity(reference["features"], scored["features"], radii))
+    if features and kid:
+        scores["kid"], scores["kid_std"] = kernel_inception_distance(
+            reference["features"], scored["features"]
+        )
+    return scores
 
 
 # ------------------------------------------------------------------ two sets, as pytorch-fid compares them
@@ -369,18 +402,10 @@ def compare(
     """FID between two sides' statistics; with both sides' features, precision, recall, density and coverage
     of A against B (B the reference: precision is the fraction of A inside B's manifold) and KID if asked."""
     result = {
-        "fid": frechet_distance(
-            side_a["mu"], side_a["sigma"], side_b["mu"], side_b["sigma"], method=frechet_method
-        ),
+        **scores_against(side_b, side_a, frechet_method, kid),
         "n_a": int(side_a["count"]) if "count" in side_a else None,  # None: a statistics file without one
         "n_b": int(side_b["count"]) if "count" in side_b else None,
     }
-    if "radii_3" in side_a and "radii_3" in side_b:  # images on both sides, more than k of each
-        radii = {PRECISION_RECALL_K: side_b["radii_3"], DENSITY_COVERAGE_K: side_b["radii_5"]}
-        result.update(diversity(side_b["features"], side_a["features"], radii))
-        if kid:
-            result["kid"], result["kid_std"] = kernel_inception_distance(
-                side_b["features"], side_a["features"]
-            )
-            result["kid_subset"] = min(KID_SUBSET, len(side_a["features"]), len(side_b["features"]))
+    if "kid" in result:
+        result["kid_subset"] = min(KID_SUBSET, len(side_a["features"]), len(side_b["features"]))
     return result
