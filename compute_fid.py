@@ -30,7 +30,7 @@ import os
 from vaevar import cli, data, errors, files, layout
 from vaevar.fid.diversity import DENSITY_COVERAGE_K
 from vaevar.fid.features import check_sample_file
-from vaevar.fid.frechet import check_method
+from vaevar.fid.frechet import KID_SUBSETS, check_method
 from vaevar.fid.score import (
     RUN_DEFAULTS,
     FidSettings,
@@ -214,9 +214,21 @@ def compare_sets(args):
             f"more than {DENSITY_COVERAGE_K} of each"
         )
     if "kid" in result:
-        print(
-            f"KID {result['kid']:.5f} ± {result['kid_std']:.5f}  (100 subsets of {result['kid_subset']} a side)"
-        )
+        print(kid_text(result))
+
+
+def kid_text(scores: dict) -> str:
+    """KID ± its std, and the subsets each is over (fid.json entries older than kid_std_subset: neither)."""
+    text = f"KID {scores['kid']:.5f} ± {scores['kid_std']:.5f}"
+    if "kid_std_subset" not in scores:
+        return text
+    if scores["kid_std_subset"] == scores["kid_subset"]:
+        return f"{text}  ({KID_SUBSETS} subsets of {scores['kid_subset']} a side)"
+    # a side of at most 1,000: the mean's subsets hold all of it, the std's half (frechet.kid_std_subset)
+    return (
+        f"{text}  (mean over {KID_SUBSETS} subsets of {scores['kid_subset']} a side, "
+        f"± the SD over {KID_SUBSETS} subsets of {scores['kid_std_subset']} a side)"
+    )
 
 
 def list_stats():
@@ -274,7 +286,7 @@ def main(argv=None):
             continue
         results[label] = entry
         files.save_json(results_path, results)
-        kid = f"  KID {entry['kid']:.5f} ± {entry['kid_std']:.5f}" if "kid" in entry else ""
+        kid = f"  {kid_text(entry)}" if "kid" in entry else ""
         whole = (
             f"; whole sets, n={entry['n_whole_set']}: {entry['fid_whole_set']:.2f}"
             if entry["n_whole_set"] != entry["n"]

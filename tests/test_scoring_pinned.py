@@ -69,5 +69,8 @@ def test_the_three_entry_points_give_the_same_scores_as_frechet_and_diversity(th
             assert scored[key] == by_hand[key], (name, key)
         for key in ("kid", "kid_std"):  # the same subsets of the same features, one summation order
             assert scored[key] == by_hand[key], (name, key)
+        # 24 a side, under KID's 1,000: the mean over subsets of all of them, the std over halves
+        assert (scored["kid_subset"], scored["kid_std_subset"]) == (COUNT, COUNT // 2), name
+        assert scored["kid_std"] > 0, name
     assert scores["Run.score"]["n"] == scores["score_set"]["n"] == COUNT
     assert scores["compare"]["n_a"] == scores["compare"]["n_b"] == COUNT

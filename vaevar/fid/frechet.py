@@ -114,6 +114,27 @@ def scored_and_whole_statistics(
 KID_SUBSETS, KID_SUBSET = 100, 1000  # Binkowski et al.'s and clean-fid's: 100 subsets of min(1000, n)
 
 
+def kid_std_subset(count1: int, count2: int, subset_size: int = KID_SUBSET) -> int:
+    """Features a side in each subset KID's std is taken over: subset_size; with at most that many on a side,
+    where every subset would hold that whole side and the std would say nothing, half the smaller side (at
+    least 2). The SD of a random half's mean is the SD of the whole set's (sigma / sqrt(n/2) times the
+    finite-population factor sqrt(1/2)), so to first order this std is the whole-set KID's noise (more when
+    both sets come from one distribution: docs/fid.md)."""
+    smaller = min(count1, count2)
+    return subset_size if smaller > subset_size else max(2, smaller // 2)
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased MMD^2 of two sets of m features each, kernel (x.y / d + 1)^3, i = j terms left out."""
+    m, dims = len(x), x.shape[1]
+    kxx, kyy, kxy = ((a @ b.T / dims + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    return (
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        - 2 * kxy.mean()
+    )
+
+
 def kernel_inception_distance(
     features1: np.ndarray,
     features2: np.ndarray,
@@ -123,6 +144,8 @@ def kernel_inception_distance(
 ) -> tuple[float, float]:
     """KID (Binkowski et al. 2018): the unbiased estimate of MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3,
     on `subsets` seeded random subsets of min(subset_size, n) features a side; (mean, std over subsets).
+    With at most subset_size on a side those subsets hold all of it, so the std is taken over `subsets`
+    other seeded subsets of kid_std_subset (half the smaller side); the mean is unchanged.
     The diagonal terms are left out of the within-side sums, so its expectation is the population MMD^2
     at any n (FID's is not: its bias grows as n shrinks)."""
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
@@ -131,16 +154,16 @@ def kernel_inception_distance(
     m = min(subset_size, len(f1), len(f2))
     if m < 2:
         raise VaevarError("KID needs at least 2 samples per side")
-    rng = np.random.default_rng(seed)
-    dims = f1.shape[1]
-    values = []
-    for _ in range(subsets):
-        x = f1[rng.choice(len(f1), m, replace=False)]
-        y = f2[rng.choice(len(f2), m, replace=False)]
-        kxx, kyy, kxy = ((a @ b.T / dims + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-        values.append(
-            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-            - 2 * kxy.mean()
-        )
-    return float(np.mean(values)), float(np.std(values))
+
+    def over_subsets(size: int, rng: np.random.Generator) -> list[float]:
+        return [
+            _mmd2_unbiased(
+                f1[rng.choice(len(f1), size, replace=False)], f2[rng.choice(len(f2), size, replace=False)]
+            )
+            for _ in range(subsets)
+        ]
+
+    values = over_subsets(m, np.random.default_rng(seed))
+    spread_size = kid_std_subset(len(f1), len(f2), subset_size)
+    spread = values if spread_size == m else over_subsets(spread_size, np.random.default_rng([seed, 1]))
+    return float(np.mean(values)), float(np.std(spread))

@@ -18,6 +18,7 @@ from vaevar.fid.frechet import (
     KID_SUBSET,
     frechet_distance,
     kernel_inception_distance,
+    kid_std_subset,
     scored_and_whole_statistics,
     scored_subset,
 )
@@ -340,8 +341,9 @@ def scores_against(
     """The scores of a set against a reference, from each side's mu and sigma (set_statistics, or a
     statistics file's) and features where they have them: the FID; with features on both sides, more than
     k of the set's and the reference's k-NN radii, precision, recall, density and coverage (precision: the
-    fraction of the set inside the reference's manifold); with features on both sides and `kid`, KID and
-    its std over subsets. Run.score, score_set and compare all score through here."""
+    fraction of the set inside the reference's manifold); with features on both sides and `kid`, KID, its
+    std, and the features a side in each subset of the mean and of the std (kid_subset, kid_std_subset:
+    they differ when a side holds at most KID_SUBSET). Run.score, score_set and compare all score here."""
     scores = {
         "fid": frechet_distance(
             reference["mu"], reference["sigma"], scored["mu"], scored["sigma"], method=frechet_method
@@ -355,6 +357,8 @@ def scores_against(
         scores["kid"], scores["kid_std"] = kernel_inception_distance(
             reference["features"], scored["features"]
         )
+        counts = len(reference["features"]), len(scored["features"])
+        scores["kid_subset"], scores["kid_std_subset"] = min(KID_SUBSET, *counts), kid_std_subset(*counts)
     return scores
 
 
@@ -406,6 +410,4 @@ def compare(
         "n_a": int(side_a["count"]) if "count" in side_a else None,  # None: a statistics file without one
         "n_b": int(side_b["count"]) if "count" in side_b else None,
     }
-    if "kid" in result:
-        result["kid_subset"] = min(KID_SUBSET, len(side_a["features"]), len(side_b["features"]))
     return result
