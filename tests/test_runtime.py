@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from vaevar import cli
+from vaevar import cli, errors
 from vaevar.errors import VaevarError
 from vaevar.runtime import RuntimeSettings
 
@@ -79,6 +79,7 @@ def test_reproduce_passes_its_runtime_to_both_trainings(monkeypatch, tmp_path):
         reproduce, "run_step", lambda name, script, argv, run_dir: steps.append((script, argv))
     )
     started = time.time()
+    monkeypatch.setattr(errors, "_started", started)  # the command's clock, as run_main starts it
     reproduce.main(["--dataset", "mnist", "--run-dir", str(tmp_path), *cli.flags_of(CHANGED)])
     elapsed = time.time() - started
     scripts = [script for script, _ in steps]
