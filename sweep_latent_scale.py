@@ -3,10 +3,12 @@
     python sweep_latent_scale.py --run-dir runs/cifar10
     python sweep_latent_scale.py --run-dir runs/cifar10 --quick       # 200 samples, 6 scales: CPU minutes
     python sweep_latent_scale.py --run-dir R --stage2-epoch 5         # GEN-2 of the copy kept after epoch 5
+    python sweep_latent_scale.py --run-dir R --scales auto            # each kind's grid brackets its optimum
 
 Renormalization multiplies the codes by about one number before decoding. If the paper's mechanism is
-right, GEN-2's best scale is above 1 while REC's and GEN-1's stay near 1; if every kind's best scale is
-above 1, the gain is a generic effect of more latent spread. This draws the curve around the rule's point.
+right, GEN-2's best scale is above 1 while REC's and GEN-1's stay near 1; every kind's best scale above 1
+shows a generic effect of more latent spread, which may sit beside the mechanism (aggregate_runs.py --split
+tells them apart). This draws the curve around the rule's point.
 
 Codes (Run.codes, seed SEED: the codes generate.py decodes): REC's z = mu + sigma * eps of NUM_SAMPLES
 evaluation images, GEN-1's N(0, I) draws, GEN-2's second-stage codes. Each scaled set is scored against
@@ -15,6 +17,14 @@ and its codes against the encoded test codes z = mu + sigma * eps (the latent Fr
 rule point (generate.py's _renorm images, for the same RENORM_THRESHOLD) is scored too, and the codes scaled
 to the encoded test codes' mean std (the matched point). Marked on the figure: the scale the authors' rule
 applies (GEN-2, and GEN-1 where their gate opens) and the matched scale.
+
+--scales auto gives each kind its own grid (vaevar/scale_search.py): AUTO_START, extended a step beyond the
+edge that holds the FID minimum until FID has risen on both sides of it (past AUTO_MIN_SCALE or AUTO_MAX_SCALE:
+a one-line error), then the step between the minimum and a neighbour halved, up to AUTO_REFINE_ROUNDS times,
+where the two differ by less than the noise. The noise: s = 1 and the FID minimum (each kind's) scored again
+with codes of NOISE_SEED (new eps or draws, the same model and reference), the SD of the two seeds' difference
+beside each FID - FID(1). Every point also holds the images' pixel variance ratio (variance_analysis.py's: their
+total per-pixel variance over the evaluation test images'), and each kind the scale where it reaches 1.
 
 Outputs in RUN_DIR/scale_sweep/ (scale_sweep_stage2_epoch_<E>/ for a kept second stage): sweep.json,
 sweep.md (a table per kind) and sweep.png (a panel per measure, a line per kind).
@@ -30,42 +40,46 @@ import time
 
 import numpy as np
 
-from vaevar import cli, data, errors, files, layout, renormalization
+from vaevar import cli, data, errors, files, layout, renormalization, scale_search
 from vaevar.run import Run
-from vaevar.variance_measures import latent_frechet_distances
+from vaevar.variance_measures import latent_frechet_distances, total_variance
 
 DATASET = "cifar10"  # the run's data set (RUN_DIR defaults to runs/<dataset>)
 DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
 RUN_DIR = None  # default: runs/<dataset>
 STAGE2_EPOCH = 0  # GEN-2 from the second stage kept after epoch E (--keep-models-at); 0: the final one
-SCALES = "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6"  # the grid of s, comma-separated, each > 0
+SCALES = "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6"  # the grid of s, comma-separated, each > 0; or auto
+AUTO_START = "0.6,0.8,1.0,1.2,1.4,1.6"  # --scales auto: the first grid; it extends by its edge's step
+AUTO_MIN_SCALE = 0.2  # --scales auto: the lowest scale it may add; a FID minimum still there is an error
+AUTO_MAX_SCALE = 3.0  # --scales auto: the highest scale it may add; a FID minimum still there is an error
+AUTO_REFINE_ROUNDS = 2  # --scales auto: halvings of the step beside the minimum where FIDs are within noise
 KINDS = "rec,gen1,gen2"  # which kinds to sweep (gen2 needs a second stage)
 NUM_SAMPLES = 1000  # images per point, and test images in the reference
 RENORM_THRESHOLD = 0.25  # the rule's gate (generate.py's): GEN-2's variance loss / MSE above this; 0: always
 SEED = 0  # the codes: generate.py's for the same seed
+NOISE_SEED = None  # the second sample seed, s = 1 and each FID minimum scored again with it; default SEED + 1
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 FRECHET_METHOD = "eig"  # eig: TTUR's distance from eigenvalues, ~10x faster per point | sqrtm: TTUR's own
 QUICK = False  # 200 samples per point and 6 scales (0.6 ... 1.6): a smoke run, not a measurement
 
 _QUICK_SETTINGS = {"num_samples": 200, "scales": "0.6,0.8,1.0,1.2,1.4,1.6"}
-_MEASURES = ("fid", "kid", "precision", "recall", "latent_fd")  # the figure's panels, in order
+# the figure's panels, in order
+_MEASURES = ("fid", "kid", "precision", "recall", "latent_fd", "pixel_variance_ratio")
 _LOWER_IS_BETTER = ("fid", "kid", "latent_fd")
 
 
-def parse_scales(text):
+def parse_scales(text, flag="--scales"):
     """The grid, in the order given: positive, distinct numbers."""
     try:
         scales = [float(s) for s in str(text).split(",") if s.strip()]
     except ValueError:
-        raise errors.VaevarError(
-            f"--scales {text!r}: give comma-separated numbers, e.g. 0.8,1.0,1.2"
-        ) from None
+        raise errors.VaevarError(f"{flag} {text!r}: give comma-separated numbers, e.g. 0.8,1.0,1.2") from None
     if not scales:
-        raise errors.VaevarError("--scales is empty: give at least one scale, e.g. 0.8,1.0,1.2")
+        raise errors.VaevarError(f"{flag} is empty: give at least one scale, e.g. 0.8,1.0,1.2")
     if any(s <= 0 for s in scales):
-        raise errors.VaevarError(f"--scales {text}: every scale must be > 0")
+        raise errors.VaevarError(f"{flag} {text}: every scale must be > 0")
     if len(set(scales)) != len(scales):
-        raise errors.VaevarError(f"--scales {text}: a scale is given twice")
+        raise errors.VaevarError(f"{flag} {text}: a scale is given twice")
     return scales
 
 
@@ -81,7 +95,17 @@ def check_settings(args):
         "renorm_threshold",
         allow_zero=("stage2_epoch", "renorm_threshold"),
     )
-    args.scales = parse_scales(args.scales)
+    args.scales = "auto" if str(args.scales).strip() == "auto" else parse_scales(args.scales)
+    args.auto = scale_search.AutoScales(
+        start=tuple(parse_scales(args.auto_start, "--auto-start")),
+        min_scale=args.auto_min_scale,
+        max_scale=args.auto_max_scale,
+        refine_rounds=args.auto_refine_rounds,
+    )
+    if args.noise_seed is None:
+        args.noise_seed = args.seed + 1
+    if args.noise_seed == args.seed:
+        raise errors.VaevarError(f"--noise-seed {args.noise_seed} is --seed's: give another sample seed")
     if args.frechet_method not in ("eig", "sqrtm"):
         raise errors.VaevarError(f"--frechet-method {args.frechet_method!r}: use eig or sqrtm")
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -108,29 +132,112 @@ def scaled_images(run, z, scale):
     return data.sample_array(run.decode((z * np.float32(scale)).astype(np.float32)))
 
 
-def scored(run, images, codes, reference_z, args, weights):
-    """Run.score of the images, with the latent Frechet distance of the codes they were decoded from."""
+def pixel_variance_ratio(images, data_variance):
+    """The images' total per-pixel variance over the data's (data_variance: variance_measures.total_variance
+    of the data): variance_analysis.py's pixel variance ratio."""
+    return total_variance(images) / data_variance
+
+
+def scored(run, images, codes, reference, args, weights):
+    """Run.score of the images, with the latent Frechet distance of the codes they were decoded from and the
+    images' pixel variance ratio. reference: {z: the encoded test codes, pixel_variance: the data's}."""
     scores = run.score(images, weights, args.num_samples, args.frechet_method)
-    scores["latent_fd"] = latent_frechet_distances(reference_z, {"codes": codes})["codes"]
+    scores["latent_fd"] = latent_frechet_distances(reference["z"], {"codes": codes})["codes"]
+    scores["pixel_variance_ratio"] = pixel_variance_ratio(images, reference["pixel_variance"])
     return scores
 
 
-def sweep_kind(run, kind, z, reference_z, args, weights):
-    """Every point of the grid for one kind, its rule point and the two marked scales."""
+def noise_of(first, second, seeds, best):
+    """The sampling noise from the scales scored with both sample seeds (scale_search.NOISE_DEFINITION), and
+    the paired change from s = 1 to the grid's FID minimum `best` at each seed."""
+    repeats = [
+        {
+            "scale": scale,
+            **{m: [first[scale][m], second[scale][m]] for m in ("fid", "kid", "pixel_variance_ratio")},
+            "second_seed_point": second[scale],
+        }
+        for scale in sorted(second)
+    ]
+    fid = scale_search.seed_noise([tuple(r["fid"]) for r in repeats])
+    kid = scale_search.seed_noise([tuple(r["kid"]) for r in repeats])
+    changes = [first[best]["fid"] - first[1.0]["fid"], second[best]["fid"] - second[1.0]["fid"]]
+    return {
+        "seeds": list(seeds),
+        "repeats": repeats,
+        "pairs": fid["pairs"],
+        "fid_difference_sd": fid["difference_sd"],
+        "fid_sd": fid["sd"],
+        "kid_difference_sd": kid["difference_sd"],
+        "kid_sd": kid["sd"],
+        "definition": scale_search.NOISE_DEFINITION,
+        "fid_best_scale": best,
+        "fid_best_minus_s1": changes,  # FID(best) - FID(1) at each seed: the same codes on both sides
+        # the SD of one such paired change, from its two seeds (1 degree of freedom); None at best = 1
+        "fid_best_minus_s1_paired_sd": float(abs(changes[1] - changes[0]) / np.sqrt(2))
+        if best != 1.0
+        else None,
+    }
+
+
+def sweep_kind(run, kind, reference, args, weights):
+    """One kind: its grid (args.scales, or its own with --scales auto), s = 1 and the FID minimum again at
+    the noise seed, the rule point and the matched point."""
+    z = run.codes(kind, args.num_samples, args.seed)
+    second_z = run.codes(kind, args.num_samples, args.noise_seed)
     codes_std = mean_std(z)
-    points = []
-    for scale in args.scales:
+
+    def point(scale, codes, seed):
         started = time.time()
-        scores = scored(run, scaled_images(run, z, scale), z * scale, reference_z, args, weights)
-        points.append({"scale": scale, "latent_std": scale * codes_std, **scores})
+        scores = scored(run, scaled_images(run, codes, scale), codes * scale, reference, args, weights)
         print(
-            f"{kind} s={scale:.3g}: FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  precision "
+            f"{kind} s={scale:.4g} seed {seed}: FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  precision "
             f"{scores.get('precision', float('nan')):.3f}  recall {scores.get('recall', float('nan')):.3f}  "
-            f"latent FD {scores['latent_fd']:.3f}  ({time.time() - started:.0f} s)",
+            f"latent FD {scores['latent_fd']:.3f}  pixel variance {scores['pixel_variance_ratio']:.3f} of the "
+            f"data's  ({time.time() - started:.0f} s)",
             flush=True,
         )
+        return {"scale": scale, "latent_std": scale * mean_std(codes), **scores}
+
+    first, second = {}, {}  # scale -> point, at the seed and at the noise seed; each scored once
+
+    def fid_at(scale):
+        if scale not in first:
+            first[scale] = point(scale, z, args.seed)
+        return first[scale]["fid"]
+
+    def repeat(scale):  # the noise: this scale again with the noise seed's codes
+        fid_at(scale)
+        if scale not in second:
+            second[scale] = point(scale, second_z, args.noise_seed)
+
+    auto = None
+    if args.scales == "auto":
+        values = scale_search.bracket(fid_at, args.auto, f"{kind}'s FID")
+        repeat(1.0)
+        repeat(scale_search.lowest(values))
+        seeds = (args.seed, args.noise_seed)
+        threshold = noise_of(first, second, seeds, scale_search.lowest(values))["fid_difference_sd"]
+        refined = scale_search.refine(fid_at, values, threshold, args.auto.refine_rounds)
+        repeat(scale_search.lowest(values))  # a minimum the refinement moved is repeated too
+        grid = sorted(values)
+        start = {round(s, scale_search.DECIMALS) for s in args.auto.start}
+        auto = {
+            "extended": [s for s in grid if s not in start and s not in refined],
+            "refined": refined,
+            "refine_threshold": threshold,  # the noise's fid_difference_sd when the refinement ran
+        }
+    else:
+        grid = list(args.scales)
+        for scale in grid:
+            fid_at(scale)
+        repeat(1.0)
+        repeat(scale_search.lowest({s: first[s]["fid"] for s in grid}))
+    points = [first[s] for s in grid]
+    best_fid = scale_search.lowest({s: first[s]["fid"] for s in grid})
+    noise = noise_of(first, second, (args.seed, args.noise_seed), best_fid)
+
     made = run.images(kind, z, args.seed)
-    rule = scored(run, data.sample_array(made["renormalized"]), made["z_renorm"], reference_z, args, weights)
+    rule = scored(run, data.sample_array(made["renormalized"]), made["z_renorm"], reference, args, weights)
     latent_scale = kind != "rec" or run.rule.rec_renorm == "latent"  # REC's rule is per pixel by default
     rule.update(
         applied=bool(made["applied"]),
@@ -138,17 +245,34 @@ def sweep_kind(run, kind, z, reference_z, args, weights):
         latent_std=mean_std(made["z_renorm"]),
     )
     best = {m: min(points, key=lambda p, m=m: p[m])["scale"] for m in _LOWER_IS_BETTER if m in points[0]}
-    matched_scale = mean_std(reference_z) / codes_std
-    matched = scored(run, scaled_images(run, z, matched_scale), z * matched_scale, reference_z, args, weights)
+    matched_scale = mean_std(reference["z"]) / codes_std
+    matched = scored(run, scaled_images(run, z, matched_scale), z * matched_scale, reference, args, weights)
     matched.update(scale=matched_scale, latent_std=matched_scale * codes_std)
+    for p in points + [rule, matched]:  # each change from s = 1 with the noise of such a difference beside it
+        for m in ("fid", "kid"):
+            p[f"{m}_minus_s1"] = p[m] - first[1.0][m]
+            p[f"{m}_minus_s1_sd"] = noise[f"{m}_difference_sd"]
+    by_scale = sorted(points, key=lambda p: p["scale"])
     return {
+        "scales": grid,
+        "auto": auto,
         "points": points,
         "rule": rule,
         "matched": matched,
         "matched_scale": matched_scale,
         "best_scale": best,
         "codes_mean_std": codes_std,
+        "noise": noise,
+        # the hypothesis "the FID optimum sits where the pixel variance reaches the data's", read off here
+        "scale_at_pixel_variance_ratio_1": scale_search.crossing(
+            [p["scale"] for p in by_scale], [p["pixel_variance_ratio"] for p in by_scale]
+        ),
+        "pixel_variance_ratio_at_best_fid": first[best["fid"]]["pixel_variance_ratio"],
     }
+
+
+def _number(value, form):
+    return "-" if value is None else format(value, form)
 
 
 def write_table(result, path):
@@ -156,12 +280,25 @@ def write_table(result, path):
         f"# Latent-scale sweep: {result['run_dir']}",
         "",
         f"{result['num_samples']} samples per point against {result['num_samples']} test images, seed "
-        f"{result['seed']}; encoded test codes' mean std {result['test_codes_mean_std']:.3f}.",
+        f"{result['seed']} (noise: seed {result['noise_seed']}); encoded test codes' mean std "
+        f"{result['test_codes_mean_std']:.3f}. Pixel variance: the images' total per-pixel variance over the "
+        f"{result['num_samples']} evaluation test images' ({result['data_pixel_variance']:.3f}).",
     ]
+    if result["scales"] == "auto":
+        auto = result["auto"]
+        lines += [
+            "",
+            f"--scales auto: from {', '.join(f'{s:g}' for s in auto['start'])}, extended within "
+            f"{auto['min_scale']:g} ... {auto['max_scale']:g} until FID rose on both sides of its minimum, then "
+            f"up to {auto['refine_rounds']} halvings beside it where FIDs differed by less than the noise.",
+        ]
     for kind, entry in result["kinds"].items():
-        rule = entry["rule"]
+        rule, noise = entry["rule"], entry["noise"]
         rule_scale = (
             f"{rule['scale']:.3f}" if rule["scale"] is not None else "per pixel" if rule["applied"] else "-"
+        )
+        repeats = "; ".join(
+            f"s = {r['scale']:.4g}: {r['fid'][0]:.2f} / {r['fid'][1]:.2f}" for r in noise["repeats"]
         )
         lines += [
             "",
@@ -169,19 +306,29 @@ def write_table(result, path):
             "",
             f"Matched scale {entry['matched_scale']:.3f}; the rule's scale {rule_scale} "
             f"({'applied' if rule['applied'] else 'not applied: the gate is closed'}); best scale by FID "
-            f"{entry['best_scale']['fid']:.3g}, by KID {entry['best_scale']['kid']:.3g}.",
+            f"{entry['best_scale']['fid']:.4g}, by KID {entry['best_scale']['kid']:.4g}. The pixel variance "
+            f"reaches the data's at s = {_number(entry['scale_at_pixel_variance_ratio_1'], '.3f')} (interpolated; "
+            f"- : not within the grid); at the FID optimum it is {entry['pixel_variance_ratio_at_best_fid']:.3f}.",
             "",
-            "| s | latent std | FID | KID x 1000 | precision | recall | latent FD |",
-            "|---|---|---|---|---|---|---|",
+            f"Noise, FID at seeds {noise['seeds'][0]} / {noise['seeds'][1]}: {repeats}. SD of the difference "
+            f"between two seeds' FIDs {_number(noise['fid_difference_sd'], '.2f')} ({noise['pairs']} scales; "
+            f"the ± of FID - FID(1)); FID(best) - FID(1) "
+            f"{' / '.join(f'{c:.2f}' for c in noise['fid_best_minus_s1'])}, its paired SD "
+            f"{_number(noise['fid_best_minus_s1_paired_sd'], '.2f')}.",
+            "",
+            "| s | latent std | FID | FID - FID(1) | KID x 1000 | precision | recall | latent FD | pixel variance "
+            "/ data's |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         rows = sorted(entry["points"], key=lambda p: p["scale"])
         rows += [dict(rule, scale_label="rule"), dict(entry["matched"], scale_label="matched")]
         for p in rows:
-            label = p.get("scale_label") or f"{p['scale']:.3g}"
+            label = p.get("scale_label") or f"{p['scale']:.4g}"
             lines.append(
-                f"| {label} | {p['latent_std']:.3f} | {p['fid']:.2f} | {1000 * p['kid']:.2f} ± "
-                f"{1000 * p['kid_std']:.2f} | {p.get('precision', float('nan')):.3f} | "
-                f"{p.get('recall', float('nan')):.3f} | {p['latent_fd']:.3f} |"
+                f"| {label} | {p['latent_std']:.3f} | {p['fid']:.2f} | {p['fid_minus_s1']:+.2f} ± "
+                f"{_number(p['fid_minus_s1_sd'], '.2f')} | {1000 * p['kid']:.2f} ± {1000 * p['kid_std']:.2f} | "
+                f"{p.get('precision', float('nan')):.3f} | {p.get('recall', float('nan')):.3f} | "
+                f"{p['latent_fd']:.3f} | {p['pixel_variance_ratio']:.3f} |"
             )
     files.save_text(path, "\n".join(lines) + "\n")
 
@@ -192,7 +339,10 @@ def plot(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(_MEASURES), figsize=(3.4 * len(_MEASURES), 3.2))
+    columns = 3
+    rows = -(-len(_MEASURES) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False)
+    axes = axes.ravel()
     colours = {"rec": "tab:blue", "gen1": "tab:orange", "gen2": "tab:green"}
     for axis, measure in zip(axes, _MEASURES):
         for kind, entry in result["kinds"].items():
@@ -215,12 +365,28 @@ def plot(result, path):
             if rule["scale"] is not None and measure in rule:
                 axis.axvline(rule["scale"], color=colour, ls="--", lw=1)
                 axis.plot([rule["scale"]], [rule[measure]], "*", ms=10, color=colour)
+            repeats = [r for r in entry["noise"]["repeats"] if measure in r]
+            if repeats:  # the noise seed's values: open circles
+                axis.plot(
+                    [r["scale"] for r in repeats],
+                    [r[measure][1] for r in repeats],
+                    "o",
+                    ms=6,
+                    mfc="none",
+                    color=colour,
+                )
+            if measure == "pixel_variance_ratio" and entry["scale_at_pixel_variance_ratio_1"] is not None:
+                axis.plot([entry["scale_at_pixel_variance_ratio_1"]], [1.0], "x", ms=8, color=colour)
+        if measure == "pixel_variance_ratio":
+            axis.axhline(1.0, color="black", lw=1, ls="--")
         axis.set_title(measure.replace("_", " "))
         axis.set_xlabel("latent scale s")
+    for axis in axes[len(_MEASURES) :]:
+        axis.set_visible(False)
     axes[0].legend(fontsize=8)
     figure.suptitle(
         f"{os.path.basename(os.path.normpath(result['run_dir']))}: dashed, the rule's scale (star: its "
-        f"images); dotted, the encoded codes' std (diamond)",
+        f"images); dotted, the encoded codes' std (diamond); open circles, the noise seed; x, pixel variance 1",
         fontsize=9,
     )
     figure.tight_layout()
@@ -246,24 +412,30 @@ def main(argv=None):
     )
     if "gen2" in args.kinds and run.second is None:
         raise errors.VaevarError(f"{args.run_dir} has no second stage: train it, or pass --kinds rec,gen1")
-    reference_z = encoded_test_codes(run, args.seed)
+    reference = {
+        "z": encoded_test_codes(run, args.seed),
+        # the pixel variance ratio's denominator: variance_analysis.py's, the evaluation test images
+        "pixel_variance": total_variance(run.evaluation()["images"]),
+    }
     result = {
         "run_dir": args.run_dir,
         "dataset": run.dataset,
         "stage2_epoch": args.stage2_epoch,
         "num_samples": args.num_samples,
         "seed": args.seed,
+        "noise_seed": args.noise_seed,
         "scales": args.scales,
+        "auto": dataclasses.asdict(args.auto) if args.scales == "auto" else None,
         "frechet_method": args.frechet_method,
-        "test_codes_mean_std": mean_std(reference_z),
+        "test_codes_mean_std": mean_std(reference["z"]),
+        "data_pixel_variance": reference["pixel_variance"],
         "gate_ratio": run.gate_ratio(args.seed),
         "rule": dataclasses.asdict(run.rule),
         "renorm_target": run.renorm_target,
         "kinds": {},
     }
     for kind in args.kinds:
-        z = run.codes(kind, args.num_samples, args.seed)
-        result["kinds"][kind] = sweep_kind(run, kind, z, reference_z, args, weights)
+        result["kinds"][kind] = sweep_kind(run, kind, reference, args, weights)
     paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
     os.makedirs(paths.scale_sweep, exist_ok=True)
     files.save_json(paths.sweep_file("sweep.json"), result)
@@ -271,8 +443,10 @@ def main(argv=None):
     plot(result, paths.sweep_file("sweep.png"))
     for kind, entry in result["kinds"].items():
         print(
-            f"{kind}: best scale by FID {entry['best_scale']['fid']:.3g}, by KID {entry['best_scale']['kid']:.3g}; "
-            f"matched {entry['matched_scale']:.3f}; rule {entry['rule']['scale']}"
+            f"{kind}: best scale by FID {entry['best_scale']['fid']:.4g}, by KID {entry['best_scale']['kid']:.4g}; "
+            f"matched {entry['matched_scale']:.3f}; rule {entry['rule']['scale']}; pixel variance reaches the "
+            f"data's at {_number(entry['scale_at_pixel_variance_ratio_1'], '.3f')}; SD of a seed-to-seed FID "
+            f"difference {_number(entry['noise']['fid_difference_sd'], '.2f')}"
         )
     print(f"sweep in {paths.scale_sweep}")
 

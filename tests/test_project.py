@@ -26,6 +26,7 @@ LIBRARY = {
     "grids": BASE,
     "data": BASE | {"image_files", "data"},
     "variance_measures": {"fid"},
+    "scale_search": {"errors"},  # the sweep's grid: pure Python
     "seeds": BASE,
     "models": {"models"},
     "fid": BASE | {"data", "image_files", "fid"},

@@ -11,10 +11,13 @@ import pytest
 import generate
 import sweep_latent_scale
 from tests.conftest import crafted_second_stage, digit_images
-from vaevar import files, layout
+from vaevar import data, files, layout, scale_search
 from vaevar.errors import VaevarError
 from vaevar.fid.features import check_images, content_digest
 from vaevar.run import Run
+from vaevar.variance_measures import total_variance
+
+AUTO_START = "0.8,1.0,1.2"  # the real --scales auto's start: the fixture's grid, FID still falling at 1.2
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,222 @@ def test_the_points_follow_the_grid_and_s1_and_the_rule_are_generate_pys_images(
     assert "## gen2" in table and "| rule |" in table and "| matched |" in table
 
 
+def test_the_noise_seed_repeats_s1_and_the_minimum_beside_each_difference(swept):
+    """s = 1 and the FID minimum scored again with seed 1's codes; the SD of the two seeds' difference, by hand,
+    beside every FID - FID(1)."""
+    run_dir, _ = swept
+    paths = layout.RunPaths(run_dir)
+    result = json.load(open(paths.sweep_file("sweep.json")))
+    assert result["noise_seed"] == 1
+    for kind, entry in result["kinds"].items():
+        noise, points = entry["noise"], {p["scale"]: p for p in entry["points"]}
+        assert noise["seeds"] == [0, 1]
+        assert [r["scale"] for r in noise["repeats"]] == sorted({1.0, entry["best_scale"]["fid"]})
+        for r in noise["repeats"]:
+            assert r["fid"][0] == points[r["scale"]]["fid"] and r["fid"][1] == r["second_seed_point"]["fid"]
+        differences = [r["fid"][1] - r["fid"][0] for r in noise["repeats"]]
+        assert noise["fid_difference_sd"] == pytest.approx(np.sqrt(np.mean(np.square(differences))))
+        assert noise["fid_sd"] == pytest.approx(noise["fid_difference_sd"] / np.sqrt(2))
+        assert noise["pairs"] == len(differences)
+        for p in entry["points"] + [entry["rule"], entry["matched"]]:
+            assert p["fid_minus_s1"] == pytest.approx(p["fid"] - points[1.0]["fid"])
+            assert p["fid_minus_s1_sd"] == noise["fid_difference_sd"]
+    gen2 = result["kinds"]["gen2"]["noise"]["repeats"][0]
+    assert gen2["second_seed_point"]["images_sha256"] != result["kinds"]["gen2"]["points"][2]["images_sha256"]
+    assert result["kinds"]["gen2"]["noise"]["fid_difference_sd"] > 0  # new draws: another FID
+    table = open(paths.sweep_file("sweep.md")).read()
+    sd = result["kinds"]["gen2"]["noise"]["fid_difference_sd"]
+    assert f"| +0.00 ± {sd:.2f} |" in table and "SD of the difference between two seeds' FIDs" in table
+
+
+def test_the_pixel_variance_ratio_is_the_images_over_the_evaluation_images(swept):
+    """Each point's images' per-pixel variance, summed, over the evaluation test images', by hand; and where
+    the ratio reaches 1, interpolated between the grid's points."""
+    run_dir, flags = swept
+    paths = layout.RunPaths(run_dir)
+    result = json.load(open(paths.sweep_file("sweep.json")))
+    data_path = flags[flags.index("--data-path") + 1]
+    test = data.load_evaluation("mnist", data_path, 64)  # Run.evaluation()'s images: a seeded subset
+    data_variance = np.var(test.reshape(64, -1) / 255.0, axis=0).sum()
+    assert result["data_pixel_variance"] == pytest.approx(data_variance)
+    for kind, entry in result["kinds"].items():
+        with np.load(paths.sample(kind)) as stored:  # the s = 1 point's images (test_the_points_follow...)
+            images = stored["images"].astype(np.float64).reshape(64, -1)
+        s1 = next(p for p in entry["points"] if p["scale"] == 1.0)
+        assert s1["pixel_variance_ratio"] == pytest.approx(np.var(images, axis=0).sum() / data_variance)
+        ratios = {p["scale"]: p["pixel_variance_ratio"] for p in entry["points"]}
+        crossing = entry["scale_at_pixel_variance_ratio_1"]
+        if crossing is not None:
+            assert min(ratios) <= crossing <= max(ratios)
+        assert entry["pixel_variance_ratio_at_best_fid"] == ratios[entry["best_scale"]["fid"]]
+        assert "pixel_variance_ratio" in entry["rule"] and "pixel_variance_ratio" in entry["matched"]
+    table = open(paths.sweep_file("sweep.md")).read()
+    assert "pixel variance / data's |" in table
+
+
+def test_pixel_variance_ratio_of_known_images():
+    """Two images, 0 and 0.5 everywhere: per-pixel variance 0.0625; the data 0 and 255 (uint8): 0.25."""
+    images = np.stack([np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.5)]).astype(np.float16)
+    data_images = np.stack([np.zeros((4, 4, 3)), np.full((4, 4, 3), 255)]).astype(np.uint8)
+    ratio = sweep_latent_scale.pixel_variance_ratio(images, total_variance(data_images))
+    assert ratio == pytest.approx(0.0625 / 0.25)
+
+
+@pytest.mark.parametrize("lowest_at, added", [(2.25, [1.8, 2.0, 2.2, 2.4]), (0.35, [0.4, 0.2])])
+def test_auto_extends_the_grid_until_the_minimum_is_bracketed(lowest_at, added):
+    """A parabola whose minimum lies outside the start grid: one step at a time beyond the edge that holds
+    the minimum, each scale scored once, until a higher value lies on either side."""
+    calls = []
+
+    def parabola(scale):
+        calls.append(scale)
+        return 50.0 + 10.0 * (scale - lowest_at) ** 2
+
+    settings = scale_search.AutoScales()
+    values = scale_search.bracket(parabola, settings, "gen2's FID")
+    assert calls == [0.6, 0.8, 1.0, 1.2, 1.4, 1.6] + added
+    scales = sorted(values)
+    best = scale_search.lowest(values)
+    assert abs(best - lowest_at) < 0.1 and scales[0] < best < scales[-1]
+    at = scales.index(best)
+    assert values[scales[at - 1]] > values[best] < values[scales[at + 1]]
+
+
+@pytest.mark.parametrize(
+    "curve, settings, message",
+    [
+        (
+            lambda s: -s,
+            scale_search.AutoScales(max_scale=1.9),
+            "gen2's FID still falls at s = 1.9, the bound: the grid cannot bracket its optimum within "
+            "--auto-max-scale 1.9; raise --auto-max-scale",
+        ),
+        (
+            lambda s: s,
+            scale_search.AutoScales(min_scale=0.5),
+            "within --auto-min-scale 0.5; lower --auto-min-scale",
+        ),
+    ],
+)
+def test_auto_fails_in_one_line_when_the_minimum_stays_at_the_bound(curve, settings, message):
+    with pytest.raises(VaevarError, match=message) as raised:
+        scale_search.bracket(curve, settings, "gen2's FID")
+    assert "\n" not in str(raised.value)
+
+
+def test_refinement_halves_the_step_beside_the_minimum_where_the_fids_are_within_the_noise():
+    def bowl(scale):
+        return (scale - 1.0) ** 2
+
+    values = {s: bowl(s) for s in (0.8, 1.0, 1.2, 1.4)}
+    assert scale_search.refine(bowl, dict(values), 0.03, 2) == []  # 0.04 apart: told apart
+    assert scale_search.refine(bowl, values, 0.1, 2) == [0.9, 1.1, 0.95, 1.05]  # two rounds, no more
+    assert sorted(values) == [0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.4]
+
+
+def test_seed_noise_and_crossing_by_hand():
+    noise = scale_search.seed_noise([(10.0, 11.0), (20.0, 19.5)])
+    assert noise["difference_sd"] == pytest.approx(np.sqrt((1.0 + 0.25) / 2))
+    assert noise["sd"] == pytest.approx(np.sqrt((1.0 + 0.25) / 2) / np.sqrt(2)) and noise["pairs"] == 2
+    assert scale_search.crossing([1.0, 0.6, 0.8], [1.3, 0.5, 0.9]) == pytest.approx(0.85)
+    assert scale_search.crossing([0.6, 0.8], [0.5, 0.9]) is None
+
+
+def copied_run(swept, tmp_path):
+    """The fixture's run copied (its sweep stays as the other tests read it), and the flags for the copy. The
+    copy's images are the fixture's: the session's statistics cache scores them once."""
+    run_dir, flags = swept
+    copy = str(tmp_path / "run")
+    shutil.copytree(run_dir, copy)
+    return copy, [copy if f == run_dir else f for f in flags]
+
+
+def synthetic_scoring(monkeypatch, curve, noise):
+    """The sweep's scoring replaced by FID = curve(scale), plus `noise` for codes other than the first scored
+    (the seed's): the script's grid, noise and refinement in seconds, without the Inception network."""
+    seed_codes = []
+
+    def scored(run, images, codes, reference, args, weights):
+        scale, code = images if isinstance(images, tuple) else (1.0, None)  # the rule's own images
+        seed_codes[:] = seed_codes or [code]
+        fid = curve(scale) + (0.0 if code in seed_codes else noise)
+        return {
+            "fid": fid,
+            "kid": fid / 1000,
+            "kid_std": 0.0,
+            "latent_fd": scale,
+            "pixel_variance_ratio": scale / 1.9,
+        }
+
+    monkeypatch.setattr(sweep_latent_scale, "scaled_images", lambda run, z, scale: (scale, float(z.flat[0])))
+    monkeypatch.setattr(sweep_latent_scale, "scored", scored)
+
+
+def test_auto_extends_measures_the_noise_and_refines_in_the_script(
+    swept, tmp_path, monkeypatch, random_inception_weights
+):
+    """FID 50 + 10 (s - 2.27)^2, the noise seed's 0.25 higher: the grid extends from 1.6 to 2.4, the noise
+    (0.25) is measured at s = 1 and 2.2, the refinement adds 2.3 (within 0.25 of 2.2), then 2.25 and 2.35,
+    and the new minimum 2.25 is repeated; the pixel variance ratio s / 1.9 reaches 1 at 1.9."""
+    copy, flags = copied_run(swept, tmp_path)
+    synthetic_scoring(monkeypatch, lambda s: 50 + 10 * (s - 2.27) ** 2, 0.25)
+    sweep_latent_scale.main(
+        flags + ["--scales", "auto", "--kinds", "gen1", "--inception-weights", random_inception_weights]
+    )
+    result = json.load(open(layout.RunPaths(copy).sweep_file("sweep.json")))
+    assert result["scales"] == "auto" and result["auto"]["max_scale"] == sweep_latent_scale.AUTO_MAX_SCALE
+    entry = result["kinds"]["gen1"]
+    grid = [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.25, 2.3, 2.35, 2.4]
+    assert entry["scales"] == grid == [p["scale"] for p in entry["points"]]
+    assert entry["auto"]["extended"] == [1.8, 2.0, 2.2, 2.4] and entry["auto"]["refined"] == [2.3, 2.25, 2.35]
+    assert entry["auto"]["refine_threshold"] == pytest.approx(0.25)
+    assert entry["best_scale"]["fid"] == 2.25
+    noise = entry["noise"]
+    assert [r["scale"] for r in noise["repeats"]] == [1.0, 2.2, 2.25] and noise["pairs"] == 3
+    assert noise["fid_difference_sd"] == pytest.approx(0.25) and noise["fid_sd"] == pytest.approx(
+        0.25 / 2**0.5
+    )
+    assert noise["fid_best_minus_s1"] == pytest.approx([10 * 0.02**2 - 10 * 1.27**2] * 2)
+    assert noise["fid_best_minus_s1_paired_sd"] == pytest.approx(0, abs=1e-9)
+    assert entry["scale_at_pixel_variance_ratio_1"] == pytest.approx(1.9)
+    assert entry["pixel_variance_ratio_at_best_fid"] == pytest.approx(2.25 / 1.9)
+
+
+def test_auto_in_the_script_stops_in_one_line_at_the_bound(
+    swept, tmp_path, monkeypatch, random_inception_weights
+):
+    _, flags = copied_run(swept, tmp_path)
+    synthetic_scoring(monkeypatch, lambda s: 50 - s, 0.25)  # FID falls for ever
+    with pytest.raises(VaevarError, match="within --auto-max-scale 2; raise --auto-max-scale") as raised:
+        sweep_latent_scale.main(
+            flags
+            + ["--scales", "auto", "--kinds", "gen1", "--auto-max-scale", "2"]
+            + ["--inception-weights", random_inception_weights]
+        )
+    assert "\n" not in str(raised.value) and "gen1's FID still falls at s = 2" in str(raised.value)
+
+
+def test_auto_on_a_real_run_brackets_the_fid_minimum(swept, tmp_path, random_inception_weights):
+    """--scales auto end to end on the tiny run: GEN-1's FID still falls at the start grid's top (the
+    fixture's 1.2), so its grid extends until a higher FID lies on either side of the minimum."""
+    copy, flags = copied_run(swept, tmp_path)
+    sweep_latent_scale.main(
+        flags
+        + ["--scales", "auto", "--kinds", "gen1", "--auto-start", AUTO_START, "--auto-refine-rounds", "0"]
+        + ["--inception-weights", random_inception_weights]
+    )
+    result = json.load(open(layout.RunPaths(copy).sweep_file("sweep.json")))
+    entry = result["kinds"]["gen1"]
+    fids = {p["scale"]: p["fid"] for p in entry["points"]}
+    scales = sorted(fids)
+    assert entry["scales"] == scales == [p["scale"] for p in entry["points"]]
+    assert entry["auto"]["extended"] == scales[3:]  # the minimum lay beyond the start grid
+    best = entry["best_scale"]["fid"]
+    at = scales.index(best)
+    assert 0 < at < len(scales) - 1 and fids[scales[at - 1]] > fids[best] < fids[scales[at + 1]]
+    assert [r["scale"] for r in entry["noise"]["repeats"]] == sorted({1.0, best})
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -83,6 +302,9 @@ def test_the_points_follow_the_grid_and_s1_and_the_rule_are_generate_pys_images(
         (["--scales", "1,1"], "a scale is given twice"),
         (["--scales", "a,b"], "give comma-separated numbers"),
         (["--kinds", "gen3"], "--kinds gen3: use some of rec, gen1, gen2"),
+        (["--scales", "auto", "--auto-max-scale", "1.5"], "must enclose --auto-start"),
+        (["--scales", "auto", "--auto-start", "1,2"], "--auto-start: give at least three scales"),
+        (["--noise-seed", "0"], "--noise-seed 0 is --seed's: give another sample seed"),
     ],
 )
 def test_bad_input_is_one_line(swept, extra, message):

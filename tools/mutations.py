@@ -241,6 +241,72 @@ BREAKAGES = [
         "signals.received:",
         ["tests/test_fast_training.py::test_a_budget_stop_checkpoints_its_epoch_between_checkpoints"],
     ),
+    (
+        "resume_trusts_the_record_over_the_checkpoint",
+        "vaevar/run_folder.py",
+        "return model, checkpointed_epoch(model, state, stage)",
+        'return model, int(state["epoch"])',
+        [
+            "tests/test_run_folder.py::test_a_checkpoint_newer_than_its_record_resumes_from_the_checkpoint",
+            "tests/test_kills.py::test_killed_runs_resume_bit_identical[fit]",
+        ],
+    ),
+    (
+        "cut_writes_left_in_the_stage",
+        "vaevar/run_folder.py",
+        "    remove_cut_writes(stage_dir)\n",
+        "",
+        ["tests/test_run_folder.py::test_a_checkpoint_newer_than_its_record_resumes_from_the_checkpoint"],
+    ),
+    (
+        "sweep_auto_never_extends",
+        "vaevar/scale_search.py",
+        "        if scales[0] < best < scales[-1]:\n            return values",
+        "        if True:\n            return values",
+        ["tests/test_sweep_latent_scale.py::test_auto_extends_the_grid_until_the_minimum_is_bracketed"],
+    ),
+    (
+        "sweep_refines_outside_the_noise",
+        "vaevar/scale_search.py",
+        "abs(values[scales[j]] - values[scales[at]]) < threshold",
+        "abs(values[scales[j]] - values[scales[at]]) > threshold",
+        [
+            "tests/test_sweep_latent_scale.py::"
+            "test_refinement_halves_the_step_beside_the_minimum_where_the_fids_are_within_the_noise"
+        ],
+    ),
+    (
+        "sweep_pixel_variance_as_std",
+        "sweep_latent_scale.py",
+        "return total_variance(images) / data_variance",
+        "return total_variance(images) ** 0.5 / data_variance",
+        ["tests/test_sweep_latent_scale.py::test_pixel_variance_ratio_of_known_images"],
+    ),
+    (
+        "sweep_noise_sd_of_one_value",
+        "sweep_latent_scale.py",
+        '"fid_difference_sd": fid["difference_sd"],',
+        '"fid_difference_sd": fid["sd"],',
+        [
+            "tests/test_sweep_latent_scale.py::test_the_noise_seed_repeats_s1_and_the_minimum_beside_each_difference"
+        ],
+    ),
+    (
+        "scores_against_swapped_diversity_sides",
+        "vaevar/fid/score.py",
+        'diversity(reference["features"], scored["features"], radii)',
+        'diversity(scored["features"], reference["features"], radii)',
+        ["tests/test_scoring_pinned.py"],
+    ),
+    (
+        "kid_spread_over_the_whole_set_again",
+        "vaevar/fid/frechet.py",
+        "spread = values if spread_size == m else",
+        "spread = values if True else",
+        [
+            "tests/test_fid_frechet.py::test_kid_std_at_small_n_is_over_half_subsets_and_its_mean_is_the_whole_sets"
+        ],
+    ),
 ]
 
 

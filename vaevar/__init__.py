@@ -19,6 +19,7 @@ compute_fid.py, reproduce.py, variance_analysis.py). Importing it does nothing; 
     renormalization.py    the renormalization rule, its targets and its gate
     samplers.py           the ex-post latent samplers
     variance_measures.py  the variance-loss measures
+    scale_search.py       the latent-scale sweep's grid: --scales auto's bracket and refinement, the noise
     fid/                  the FID: network, weights, features, Frechet distance, diversity, tables
 
 The networks and losses are the top-level models/ package.
