@@ -13,7 +13,7 @@ from vaevar.fid import features, frechet, score, table, weights
 
 def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_weights, monkeypatch):
     monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
-    images = np.random.default_rng(7).integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    images = np.random.default_rng(7).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8)
     ref = tmp_path / "ref.npz"
     np.savez(ref, images=images)
     argv = [
@@ -26,7 +26,7 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
         "--reference",
         str(ref),
         "--num-samples",
-        "40",
+        "12",
         "--inception-weights",
         random_inception_weights,
         "--frechet-method",
@@ -36,7 +36,7 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
         compute_fid.main(argv)  # KID by default
     result = json.load(open(tmp_path / "fid.json"))["ref"]
     assert abs(result["fid"]) < 1e-3
-    assert result["n"] == 40 and result["weights_hash"] == weights.sha256(random_inception_weights)
+    assert result["n"] == 12 and result["weights_hash"] == weights.sha256(random_inception_weights)
     assert {"backend", "device", "seconds", "kid", "kid_std"} <= set(result)
     assert "| KID x 1000 |" in open(tmp_path / "fid_table.md").read()
     # the same images: every point lies in the other set's balls (its own), each set covers the other
@@ -45,9 +45,9 @@ def test_compute_fid_script_identical_sets_and_cache(tmp_path, random_inception_
 
 
 def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_inception_weights):
-    """20 images per side: theirs scores 16 (whole batches of 16), fid_whole_set all 20, from one pass."""
+    """12 images per side: theirs scores 8 (whole batches of 8), fid_whole_set all 12, from one pass."""
     rng = np.random.default_rng(3)
-    reference = rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+    reference = rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8)
     samples = (reference // 2 + rng.integers(0, 128, reference.shape)).astype(np.uint8)
     (tmp_path / "samples").mkdir()
     np.savez(tmp_path / "ref.npz", images=reference)
@@ -64,9 +64,9 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
                 "--reference",
                 str(tmp_path / "ref.npz"),
                 "--num-samples",
-                "20",
+                "12",
                 "--drop-remainder",
-                "16",
+                "8",
                 "--inception-weights",
                 random_inception_weights,
                 "--frechet-method",
@@ -74,10 +74,10 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
             ]
         )
         pool3 = [
-            features.extract_features([images], images.shape[1:], random_inception_weights, 20)
+            features.extract_features([images], images.shape[1:], random_inception_weights, 12)
             for images in (reference, samples)
         ]
-        kept = frechet.scored_subset(20, 16)  # 4 seeded random images dropped, not the last 4
+        kept = frechet.scored_subset(12, 8)  # 4 seeded random images dropped, not the last 4
         authors = frechet.frechet_distance(
             *frechet.statistics(pool3[0][kept]), *frechet.statistics(pool3[1][kept]), method="eig"
         )
@@ -86,22 +86,22 @@ def test_whole_set_fid_next_to_the_authors_dropped_remainder(tmp_path, random_in
         )
     entry = json.load(open(tmp_path / "fid.json"))["gen1"]
     assert (entry["n"], entry["n_whole_set"], entry["reference_n"], entry["reference_n_whole_set"]) == (
-        16,
-        20,
-        16,
-        20,
+        8,
+        12,
+        8,
+        12,
     )
     assert entry["fid"] == pytest.approx(authors, rel=1e-6) and entry["fid_whole_set"] == pytest.approx(
         whole, rel=1e-6
     )
     assert abs(authors - whole) > 1e-5 * authors  # two computations, not one number twice
     table = open(tmp_path / "fid_table.md").read()
-    assert f"| FID, whole sets (n = 20) | - | {whole:.2f} | - |" in table
+    assert f"| FID, whole sets (n = 12) | - | {whole:.2f} | - |" in table
 
 
 def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weights, capsys, monkeypatch):
     """gen2_renorm equals gen2 when the authors' rule skips renormalization: one feature pass for both."""
-    images = np.random.default_rng(11).integers(0, 256, (30, 28, 28, 1), dtype=np.uint8)
+    images = np.random.default_rng(11).integers(0, 256, (12, 28, 28, 1), dtype=np.uint8)
     sets = tmp_path / "samples"
     sets.mkdir()
     for name in ("gen2", "gen2_renorm"):
@@ -123,7 +123,7 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
                 "--reference",
                 str(tmp_path / "other.npz"),
                 "--num-samples",
-                "30",
+                "12",
                 "--inception-weights",
                 random_inception_weights,
                 "--frechet-method",
@@ -147,7 +147,7 @@ def test_identical_sample_files_are_scored_once(tmp_path, random_inception_weigh
             "--reference",
             str(tmp_path / "other.npz"),
             "--num-samples",
-            "30",
+            "12",
             "--inception-weights",
             random_inception_weights,
             "--frechet-method",
@@ -168,7 +168,7 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
     sets = tmp_path / "samples"
     sets.mkdir()
     for name in ("rec", "gen1"):
-        np.savez(sets / f"{name}.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+        np.savez(sets / f"{name}.npz", images=rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8))
     passes = []
     original = features.image_features
     monkeypatch.setattr(score, "image_features", lambda *a, **k: passes.append(a[3]) or original(*a, **k))
@@ -182,7 +182,7 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
         "--samples",
         f"{sets / 'rec.npz'},{sets / 'gen1.npz'}",
         "--num-samples",
-        "30",
+        "12",
         "--inception-weights",
         random_inception_weights,
         "--frechet-method",
@@ -197,7 +197,7 @@ def test_rerun_skips_sets_already_scored_and_rescores_changed_ones(
     assert passes == ["reference", "rec", "gen1"]
     assert json.load(open(tmp_path / "fid.json")) == first
 
-    np.savez(sets / "gen1.npz", images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+    np.savez(sets / "gen1.npz", images=rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8))
     with pytest.warns(UserWarning):
         compute_fid.main(argv)  # gen1's images changed: only gen1 is scored again
     assert passes == ["reference", "rec", "gen1", "gen1"]
@@ -255,8 +255,8 @@ def test_reference_cache_follows_the_reference_images_not_the_file_name(
     rng = np.random.default_rng(21)
     samples = tmp_path / "my_samples.npz"
     reference = tmp_path / "ref.npz"
-    np.savez(samples, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
-    np.savez(reference, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+    np.savez(samples, images=rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8))
+    np.savez(reference, images=rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8))
 
     def fid(run_dir, *extra):
         with pytest.warns(UserWarning):
@@ -271,7 +271,7 @@ def test_reference_cache_follows_the_reference_images_not_the_file_name(
                     "--reference",
                     str(reference),
                     "--num-samples",
-                    "30",
+                    "12",
                     "--frechet-method",
                     "eig",
                     "--inception-weights",
@@ -282,7 +282,7 @@ def test_reference_cache_follows_the_reference_images_not_the_file_name(
         return json.load(open(os.path.join(run_dir, "fid.json")))["my_samples"]["fid"]
 
     before = fid(tmp_path / "run")
-    np.savez(reference, images=rng.integers(0, 128, (30, 28, 28, 1), dtype=np.uint8))  # same name, new images
+    np.savez(reference, images=rng.integers(0, 128, (12, 28, 28, 1), dtype=np.uint8))  # same name, new images
     after = fid(tmp_path / "run", "--rescore")
     assert after == pytest.approx(fid(tmp_path / "fresh"), rel=1e-9) and abs(after - before) > 1e-3
     assert len(os.listdir(score.statistics_cache())) == 2
@@ -303,7 +303,7 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
     rng = np.random.default_rng(30)
     (tmp_path / "samples").mkdir()
     samples = tmp_path / "samples" / "gen1.npz"
-    np.savez(samples, images=rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8))
+    np.savez(samples, images=rng.integers(0, 256, (12, 28, 28, 1), dtype=np.uint8))
     with pytest.warns(UserWarning):
         compute_fid.main(
             [
@@ -316,7 +316,7 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
                 "--samples",
                 str(samples),
                 "--num-samples",
-                "30",
+                "12",
                 "--drop-remainder",
                 "1",
                 "--inception-weights",
@@ -328,15 +328,15 @@ def test_both_references_in_one_run(tmp_path, mnist_npz, random_inception_weight
         entry = json.load(open(tmp_path / "fid.json"))["gen1"]
         pool3 = {
             split: features.extract_features(
-                [data.load_evaluation("mnist", mnist_npz, 30, split)],
+                [data.load_evaluation("mnist", mnist_npz, 12, split)],
                 (28, 28, 1),
                 random_inception_weights,
-                30,
+                12,
             )
             for split in ("test", "train")
         }
         ours = features.extract_features(
-            [np.load(samples)["images"]], (28, 28, 1), random_inception_weights, 30
+            [np.load(samples)["images"]], (28, 28, 1), random_inception_weights, 12
         )
     for split, key in (("test", "fid"), ("train", "fid_train_reference")):
         expected = frechet.frechet_distance(
@@ -371,24 +371,24 @@ def test_two_folders_and_saved_statistics(tmp_path, random_inception_weights, ca
     monkeypatch.setenv("VAEVAR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(40)
-    a_images = rng.integers(0, 256, (24, 28, 28, 3), dtype=np.uint8)
+    a_images = rng.integers(0, 256, (12, 28, 28, 3), dtype=np.uint8)
     a = png_folder(tmp_path / "a", a_images)
-    b = png_folder(tmp_path / "b", rng.integers(0, 200, (20, 28, 28, 3), dtype=np.uint8))
+    b = png_folder(tmp_path / "b", rng.integers(0, 200, (10, 28, 28, 3), dtype=np.uint8))
     flags = ["--inception-weights", random_inception_weights, "--frechet-method", "eig"]
     copy = png_folder(tmp_path / "a_copy", a_images)
     compute_fid.main([a, copy, *flags])
     out = capsys.readouterr().out
     fid_same = float(out.split("FID ")[1].split()[0])
     assert abs(fid_same) < 1e-3 and "precision 1.0000  recall 1.0000" in out
-    # KID beside FID, by default; 24 a side, under 1,000: its ± over halves (frechet.kid_std_subset)
-    assert "KID " in out and "subsets of 24 a side, ± the SD over 100 subsets of 12 a side)" in out
+    # KID beside FID, by default; 12 a side, under 1,000: its ± over halves (frechet.kid_std_subset)
+    assert "KID " in out and "subsets of 12 a side, ± the SD over 100 subsets of 6 a side)" in out
 
     compute_fid.main([a, b, *flags])
     line, fid_ab = printed(capsys, "FID ")
-    assert fid_ab > 1000 * abs(fid_same) and "n = 24 and 20" in line and "input convention ttur" in line
+    assert fid_ab > 1000 * abs(fid_same) and "n = 12 and 10" in line and "input convention ttur" in line
     compute_fid.main([b, "--save-stats", str(tmp_path / "b_stats.npz"), *flags])
     stats = np.load(tmp_path / "b_stats.npz")
-    assert int(stats["count"]) == 20 and str(stats["input_convention"]) == "ttur"
+    assert int(stats["count"]) == 10 and str(stats["input_convention"]) == "ttur"
     assert len(str(stats["images_sha256"])) == 64 and str(stats["weights_hash"]) == weights.sha256(
         random_inception_weights
     )
@@ -404,7 +404,7 @@ def test_two_folders_and_saved_statistics(tmp_path, random_inception_weights, ca
     compute_fid.main([a, str(pytorch_fid), *flags])
     out = capsys.readouterr().out
     assert float(out.split("FID ")[1].split()[0]) == pytest.approx(fid_ab, rel=1e-9)
-    assert "n = 24 and unknown" in out
+    assert "n = 12 and unknown" in out
     assert "weights, resize and input convention cannot be checked" in out
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == ["a", "a_copy", "b", "b_stats.npz", "cache", "outside"]
@@ -418,7 +418,7 @@ def test_two_folders_and_saved_statistics(tmp_path, random_inception_weights, ca
     listing = capsys.readouterr().out
     # keyed by content: a and its copy share one entry; b; a under the other convention (features, no FID)
     assert listing.startswith("3 cached statistics")
-    assert f"{tmp_path / 'b'}" in listing and "ttur, weights " in listing and "n=20" in listing
+    assert f"{tmp_path / 'b'}" in listing and "ttur, weights " in listing and "n=10" in listing
 
 
 def test_images_as_users_have_them(tmp_path, random_inception_weights, capsys):

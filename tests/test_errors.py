@@ -156,8 +156,37 @@ BAD_INPUT = [
 ]
 
 
+def run_in_process(script, argv, capsys):
+    """The script's main() under errors.run_main, as `python script ...` runs it, in this process (a new
+    interpreter costs a TensorFlow start-up: the subprocess tests below keep one case of each script): a
+    result with run_script's returncode and stderr."""
+    import importlib
+    import types
+
+    from vaevar import errors
+
+    module = importlib.import_module(script.removesuffix(".py"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        errors.run_main(lambda: module.main(list(argv)))
+    return types.SimpleNamespace(returncode=stopped.value.code, stderr=capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("script, argv, expected", BAD_INPUT, ids=[f"{s}:{e[:24]}" for s, _, e in BAD_INPUT])
-def test_bad_input_is_one_line_and_exit_code_2(bad_files, script, argv, expected):
+def test_bad_input_is_one_line_and_exit_code_2(bad_files, script, argv, expected, capsys, monkeypatch):
+    monkeypatch.setenv("VAEVAR_DATA_DIR", "")
+    assert_one_line_error(run_in_process(script, [a.format(root=bad_files) for a in argv], capsys), expected)
+
+
+# one row of each script that no other test here starts as a user does (compute_fid.py and
+# train_first_stage.py: the tests above), in its own interpreter: what the import prints counts too
+AS_USERS_RUN_THEM = [BAD_INPUT[5], BAD_INPUT[6]]
+
+
+@pytest.mark.parametrize(
+    "script, argv, expected", AS_USERS_RUN_THEM, ids=[s for s, _, _ in AS_USERS_RUN_THEM]
+)
+def test_bad_input_in_a_new_interpreter_is_one_line_and_exit_code_2(bad_files, script, argv, expected):
     result, _ = run_script(script, *[a.format(root=bad_files) for a in argv], env={"VAEVAR_DATA_DIR": ""})
     assert_one_line_error(result, expected)
 
@@ -241,12 +270,13 @@ BAD_RUNS = [
 
 
 @pytest.mark.parametrize("script, argv, expected", BAD_RUNS, ids=[f"{s}:{e[:24]}" for s, _, e in BAD_RUNS])
-def test_bad_run_folder_is_one_line_and_left_as_it_was(bad_runs, mnist_npz, script, argv, expected):
+def test_bad_run_folder_is_one_line_and_left_as_it_was(
+    bad_runs, mnist_npz, script, argv, expected, capsys, monkeypatch
+):
     before = tree_digest(bad_runs)
     fill = {"root": bad_runs, "mnist": mnist_npz}
-    result, _ = run_script(
-        script, *[a.format(**fill) for a in argv], env={"VAEVAR_DATA_DIR": ""}, timeout=300
-    )
+    monkeypatch.setenv("VAEVAR_DATA_DIR", "")
+    result = run_in_process(script, [a.format(**fill) for a in argv], capsys)
     assert_one_line_error(result, expected.format(**fill))
     if "checkpoint" in expected:
         assert "delete" in result.stderr and "to start this stage over" in result.stderr

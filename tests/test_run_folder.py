@@ -122,6 +122,27 @@ def test_sigterm_stops_cleanly_with_a_message(tmp_path, slow_npz):
     assert epochs == [1] and "after 1 completed epochs" in output
 
 
+def test_curves_are_redrawn_at_the_last_checkpoint_and_at_most_every_minute(tmp_path, monkeypatch):
+    """A drawing costs about a second: checkpoints of short epochs redraw curves.png only once
+    CURVES_EVERY_SECONDS have passed since this process began the stage or last drew it, and always at the
+    trainer's last checkpoint; each checkpoint itself is written every time."""
+    import types
+
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    clock, drawn = [1000.0], []
+    monkeypatch.setattr(run_folder, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(run_folder, "draw_curves", lambda stage_dir: drawn.append(clock[0] - 1000))
+    stage_dir = str(tmp_path / "stage1")
+    for epoch, seconds in enumerate([0, 30, 61, 90, 100], start=1):
+        clock[0] = 1000.0 + seconds
+        run_folder.save_checkpoint(model, stage_dir, {"dataset": "mnist"}, epoch, last=epoch == 5)
+        assert json.load(open(os.path.join(stage_dir, "checkpoint.json")))["epoch"] == epoch
+    assert drawn == [61, 100]
+
+
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     from models.second_stage import build_second_stage
     from vaevar.training import LatentBatches, fit, make_optimizer

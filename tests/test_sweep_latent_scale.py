@@ -17,25 +17,33 @@ from vaevar.fid.features import check_images, content_digest
 from vaevar.run import Run
 from vaevar.variance_measures import total_variance
 
+SAMPLES = 32  # images per point, and test images in the reference: half the test split
 AUTO_START = "0.8,1.0,1.2"  # the real --scales auto's start: the fixture's grid, FID still falling at 1.2
 
 
 @pytest.fixture(scope="module")
 def swept(stage1_only, tmp_path_factory, random_inception_weights):
-    """A first stage, a crafted second stage (z_hat = 0.7 u; its gate open: variance lost), 128 test images;
-    generate.py's samples and a sweep over 1.2, 0.8, 1.0 (not sorted) of 64 images per point."""
+    """A first stage, a crafted second stage (z_hat = 0.7 u; its gate open: variance lost), 64 test images;
+    generate.py's samples and a sweep over 1.2, 0.8, 1.0 (not sorted) of SAMPLES images per point."""
     root = tmp_path_factory.mktemp("sweep")
     data_path = str(root / "mnist.npz")
-    images = digit_images(300)
-    np.savez(
-        data_path, x_train=images[:172], y_train=np.zeros(172), x_test=images[172:], y_test=np.zeros(128)
-    )
+    images = digit_images(236)
+    np.savez(data_path, x_train=images[:172], y_train=np.zeros(172), x_test=images[172:], y_test=np.zeros(64))
     run_dir = str(root / "run")
     paths = layout.RunPaths(run_dir)
     shutil.copytree(layout.RunPaths(stage1_only).stage1.dir, paths.stage1.dir)
     first = Run.load(run_dir).first
     files.save_model(crafted_second_stage(first.latent_dim, 0.7, 0.0), paths.stage2.model)
-    flags = ["--dataset", "mnist", "--data-path", data_path, "--run-dir", run_dir, "--num-samples", "64"]
+    flags = [
+        "--dataset",
+        "mnist",
+        "--data-path",
+        data_path,
+        "--run-dir",
+        run_dir,
+        "--num-samples",
+        str(SAMPLES),
+    ]
     generate.main(flags)
     sweep_latent_scale.main(
         flags + ["--scales", "1.2,0.8,1.0", "--inception-weights", random_inception_weights]
@@ -59,7 +67,9 @@ def test_the_points_follow_the_grid_and_s1_and_the_rule_are_generate_pys_images(
         assert [p["scale"] for p in points] == [1.2, 0.8, 1.0]  # each point is its own scale's
         for p in points:
             assert p["latent_std"] == pytest.approx(p["scale"] * entry["codes_mean_std"], rel=1e-6)
-            assert p["n"] == 64 and {"fid", "kid", "kid_std", "precision", "recall", "latent_fd"} <= set(p)
+            assert p["n"] == SAMPLES and {"fid", "kid", "kid_std", "precision", "recall", "latent_fd"} <= set(
+                p
+            )
         assert points[2]["images_sha256"] == stored_digest(paths.sample(kind)), kind
         assert entry["rule"]["images_sha256"] == stored_digest(paths.sample(f"{kind}_renorm")), kind
         assert len({p["images_sha256"] for p in points}) == 3  # scaling changes the images
@@ -112,12 +122,12 @@ def test_the_pixel_variance_ratio_is_the_images_over_the_evaluation_images(swept
     paths = layout.RunPaths(run_dir)
     result = json.load(open(paths.sweep_file("sweep.json")))
     data_path = flags[flags.index("--data-path") + 1]
-    test = data.load_evaluation("mnist", data_path, 64)  # Run.evaluation()'s images: a seeded subset
-    data_variance = np.var(test.reshape(64, -1) / 255.0, axis=0).sum()
+    test = data.load_evaluation("mnist", data_path, SAMPLES)  # Run.evaluation()'s images: a seeded subset
+    data_variance = np.var(test.reshape(SAMPLES, -1) / 255.0, axis=0).sum()
     assert result["data_pixel_variance"] == pytest.approx(data_variance)
     for kind, entry in result["kinds"].items():
         with np.load(paths.sample(kind)) as stored:  # the s = 1 point's images (test_the_points_follow...)
-            images = stored["images"].astype(np.float64).reshape(64, -1)
+            images = stored["images"].astype(np.float64).reshape(SAMPLES, -1)
         s1 = next(p for p in entry["points"] if p["scale"] == 1.0)
         assert s1["pixel_variance_ratio"] == pytest.approx(np.var(images, axis=0).sum() / data_variance)
         ratios = {p["scale"]: p["pixel_variance_ratio"] for p in entry["points"]}

@@ -303,7 +303,8 @@ def fit_fast(
             if done % checkpoint_every == 0 or done == epochs or signals.received or over_budget:
                 saving = time.time()
                 sync_state(model, state)
-                save_checkpoint(model, run_dir, metadata, done)
+                last = done == epochs or bool(signals.received) or over_budget
+                save_checkpoint(model, run_dir, metadata, done, last)
                 checkpointed, checkpoint_seconds = done, time.time() - saving
             if signals.received:
                 raise interrupted(signals.received, len(read_log(log_path)))

@@ -166,13 +166,24 @@ def truncate_log(path: str, completed_epochs: int) -> None:
 # ------------------------------------------------------------ checkpoints, resume
 
 
-def save_checkpoint(model: keras.Model, stage_dir: str, metadata: dict, epoch: int) -> None:
+CURVES_EVERY_SECONDS = 60  # curves.png is redrawn at a checkpoint at most this often, and at the last one
+_curves_clock: dict[str, float] = {}  # stage folder -> when this process last drew its curves (or began)
+
+
+def save_checkpoint(
+    model: keras.Model, stage_dir: str, metadata: dict, epoch: int, last: bool = False
+) -> None:
     """checkpoint.keras, then checkpoint.json naming its epoch and optimizer step; then curves.png, redrawn
-    from log.csv. A hard stop between the two writes leaves a checkpoint newer than its record: resume_or_build
-    tells so from the model's own step count."""
+    from log.csv at the trainer's last checkpoint (`last`) and otherwise every CURVES_EVERY_SECONDS (a drawing
+    takes about a second: short epochs would spend more time on it than on training). A hard stop between the
+    two writes leaves a checkpoint newer than its record: resume_or_build tells so from the model's step count."""
     stage = StagePaths(stage_dir)
     save_model(model, stage.checkpoint)
     save_json(stage.state, dict(metadata, epoch=epoch, steps=optimizer_steps(model)))
+    key, now = os.path.abspath(stage_dir), time.time()
+    if not last and now - _curves_clock.setdefault(key, now) < CURVES_EVERY_SECONDS:
+        return
+    _curves_clock[key] = now
     try:
         draw_curves(stage_dir)
     except Exception as error:  # a picture never stops a training whose checkpoint is safe

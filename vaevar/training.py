@@ -175,7 +175,8 @@ class Checkpoint(keras.callbacks.Callback):
             return
         if self.signals.received is not None:
             return  # a partial epoch: the last completed one stays the resume point
-        save_checkpoint(self.model, self.run_dir, self.metadata, epoch + 1)
+        last = epoch + 1 == self.params.get("epochs")
+        save_checkpoint(self.model, self.run_dir, self.metadata, epoch + 1, last)
         if not self.budget.another_fits(time.time() - self._epoch_started):
             self.budget_stop = epoch + 1
             self.model.stop_training = True
