@@ -59,11 +59,31 @@ def wait_for_checkpoint(run_dir, process, epoch, timeout=240):
     raise AssertionError("no checkpoint in time")
 
 
-def test_a_checkpoint_newer_than_its_record_resumes_from_the_checkpoint(tmp_path, mnist_npz):
+SCHEDULE = ["--halve-every", "2", "--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough
+
+
+def stage_flags(mnist_npz):
+    """(train_first_stage.py's, train_second_stage.py's) flags of the runs compared here, without --run-dir and
+    --epochs: tiny networks, 2 steps an epoch, the learning rate halved after epoch 2."""
+    first = ["--dataset", "mnist", "--data-path", mnist_npz] + TINY + SCHEDULE
+    second = ["--dataset", "mnist", "--data-path", mnist_npz, "--width", "16", "--verbose", "0"]
+    return first, second + ["--learning-rate", "0.001"] + SCHEDULE
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, mnist_npz):
+    """Both stages trained 3 epochs in one go each: what every stopped and resumed run here must end as."""
+    run_dir = str(tmp_path_factory.mktemp("straight"))
+    first, second = stage_flags(mnist_npz)
+    train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", "3"])
+    train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", "3"])
+    return run_dir
+
+
+def test_a_checkpoint_newer_than_its_record_resumes_from_the_checkpoint(tmp_path, mnist_npz, straight_run):
     """A hard stop between checkpoint.keras and checkpoint.json leaves the model an epoch ahead of its record:
     the resume continues from the model's own step count, and ends as a straight run."""
-    argv = ["--dataset", "mnist", "--data-path", mnist_npz, "--limit", "100", "--batch-size", "50"] + TINY
-    train_first_stage.main(argv + ["--run-dir", str(tmp_path / "straight"), "--epochs", "3"])
+    argv, _ = stage_flags(mnist_npz)
     cut = str(tmp_path / "cut")
     train_first_stage.main(argv + ["--run-dir", cut, "--epochs", "2"])
     state_path = os.path.join(cut, "stage1", "checkpoint.json")
@@ -79,7 +99,7 @@ def test_a_checkpoint_newer_than_its_record_resumes_from_the_checkpoint(tmp_path
     train_first_stage.main(argv + ["--run-dir", cut, "--epochs", "3"])
     assert not os.path.exists(leftover)
     assert log_epochs(stage_dir) == [1, 2, 3]
-    straight = stage_state(str(tmp_path / "straight" / "stage1"), "first_stage.keras")
+    straight = stage_state(os.path.join(straight_run, "stage1"), "first_stage.keras")
     resumed = stage_state(stage_dir, "first_stage.keras")
     assert resumed[1:] == straight[1:]
     for a, b in zip(straight[0], resumed[0]):
@@ -198,73 +218,35 @@ def assert_same_runs(run, other):
             np.testing.assert_array_equal(a, b)
 
 
-def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz):
+def test_resumed_runs_end_bit_identical_to_straight_runs(tmp_path, mnist_npz, straight_run):
     """1 epoch, then a resume to 3, equals 3 straight epochs for both stages: weights, gamma's moving
     average and log rows, with a learning-rate halving (after epoch 2) inside the resumed span."""
-    schedule = ["--halve-every", "2", "--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough
-    first = ["--dataset", "mnist", "--data-path", mnist_npz] + TINY + schedule
-    second = [
-        "--dataset",
-        "mnist",
-        "--data-path",
-        mnist_npz,
-        "--width",
-        "16",
-        "--verbose",
-        "0",
-        "--learning-rate",
-        "0.001",
-    ] + schedule
-    states = {}
-    for name, steps in (("straight", [3]), ("resumed", [1, 3])):
-        run_dir = str(tmp_path / name)
-        for epochs in steps:
-            train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", str(epochs)])
-        for epochs in steps:
-            train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", str(epochs)])
-        states[name] = run_state(run_dir)
-    for _, _, rows in states["straight"]:
+    first, second = stage_flags(mnist_npz)
+    run_dir = str(tmp_path / "resumed")
+    for epochs in (1, 3):
+        train_first_stage.main(first + ["--run-dir", run_dir, "--epochs", str(epochs)])
+    for epochs in (1, 3):
+        train_second_stage.main(second + ["--run-dir", run_dir, "--epochs", str(epochs)])
+    straight = run_state(straight_run)
+    for _, _, rows in straight:
         assert [r["learning_rate"] for r in rows] == ["0.001", "0.001", "0.0005"]
-    assert_same_runs(states["straight"], states["resumed"])
+    assert_same_runs(straight, run_state(run_dir))
 
 
-def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_npz):
+def test_a_run_stopped_at_the_time_budget_resumes_bit_identical(tmp_path, mnist_npz, straight_run):
     """--time-budget counts from the command's start, here long past: each stage trains one epoch, checkpoints
     it and stops (TimeBudgetReached: exit code 75 from a script); the same command without the budget then ends
     as a straight run does, both stages."""
-    small = ["--limit", "100", "--batch-size", "50"]  # 2 steps an epoch: enough to tell runs apart
-    first = ["--dataset", "mnist", "--data-path", mnist_npz, "--epochs", "3"] + TINY + small
-    second = [
-        "--dataset",
-        "mnist",
-        "--data-path",
-        mnist_npz,
-        "--width",
-        "16",
-        "--verbose",
-        "0",
-        "--learning-rate",
-        "0.001",
-        "--epochs",
-        "3",
-    ] + small
-    states = {}
-    for name in ("straight", "budgeted"):
-        run_dir = str(tmp_path / name)
-        for script, argv, stage in (
-            (train_first_stage, first, "stage1"),
-            (train_second_stage, second, "stage2"),
-        ):
-            if name == "budgeted":
-                with pytest.raises(
-                    errors.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"
-                ):
-                    script.main(argv + ["--run-dir", run_dir, "--time-budget", "1"])
-                assert log_epochs(os.path.join(run_dir, stage)) == [1]
-                assert json.load(open(os.path.join(run_dir, stage, "checkpoint.json")))["epoch"] == 1
-            script.main(argv + ["--run-dir", run_dir])
-        states[name] = run_state(run_dir)
-    assert_same_runs(states["straight"], states["budgeted"])
+    first, second = stage_flags(mnist_npz)
+    run_dir = str(tmp_path / "budgeted")
+    for script, argv, stage in ((train_first_stage, first, "stage1"), (train_second_stage, second, "stage2")):
+        argv = argv + ["--run-dir", run_dir, "--epochs", "3"]
+        with pytest.raises(errors.TimeBudgetReached, match="after epoch 1 of 3: rerun the same command"):
+            script.main(argv + ["--time-budget", "1"])
+        assert log_epochs(os.path.join(run_dir, stage)) == [1]
+        assert json.load(open(os.path.join(run_dir, stage, "checkpoint.json")))["epoch"] == 1
+        script.main(argv)
+    assert_same_runs(run_state(straight_run), run_state(run_dir))
 
 
 def test_stage2_without_stage1(tmp_path, mnist_npz):

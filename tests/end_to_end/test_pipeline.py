@@ -36,6 +36,7 @@ EXPECTED_FILES = [
 ]
 
 
+SAMPLES = 24  # generate.py's --num-samples: images per set, and test images in the FID reference
 DATA = ["--dataset", "images"]  # the later steps read --data-path and the split from the run
 SPLIT = [
     "--image-size",
@@ -62,7 +63,7 @@ def pipeline_argv(image_folder, run_dir, inception_weights):
         "--verbose",
         "0",
         "--num-samples",
-        "50",
+        str(SAMPLES),
         "--epochs",
         "4",
         "--stage2-epochs",
@@ -107,14 +108,19 @@ def test_every_file_of_the_run_is_one_the_layout_names(pipeline_run):
 def test_outputs_have_the_right_content(pipeline_run):
     with np.load(os.path.join(pipeline_run, "samples", "gen2_renorm.npz")) as stored:
         images = stored["images"]
-    assert images.dtype == np.float16 and images.shape == (50, 16, 16, 3)  # unrounded, as the authors score
+    assert images.dtype == np.float16 and images.shape == (
+        SAMPLES,
+        16,
+        16,
+        3,
+    )  # unrounded, as the authors score
     with np.load(os.path.join(pipeline_run, "samples", "rec.npz")) as stored:
         assert stored["images"].shape == (
-            50,
+            SAMPLES,
             16,
             16,
             3,
-        )  # 50 of the 60 test images: gray and RGB mixed -> RGB
+        )  # SAMPLES of the 60 test images: gray and RGB mixed -> RGB
     summary = json.load(open(os.path.join(pipeline_run, "samples", "summary.json")))
     gen2, (adjust,) = summary["kinds"]["gen2"], summary["target"]
     assert summary["renorm_target"] == "authors" and 0 < adjust
@@ -152,9 +158,9 @@ def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run,
     assert train.shape == (240, 16, 16, 3) and test.shape == (60, 16, 16, 3)
     from vaevar.run import Run
 
-    run = Run.load(pipeline_run, evaluation_count=50)  # generate.py's REC inputs, and the rule's target
+    run = Run.load(pipeline_run, evaluation_count=SAMPLES)  # generate.py's REC inputs, and the rule's target
     np.testing.assert_array_equal(
-        run.evaluation()["images"], data.load_evaluation("images", path, 50, "test", folder=folder)
+        run.evaluation()["images"], data.load_evaluation("images", path, SAMPLES, "test", folder=folder)
     )
     with np.load(os.path.join(pipeline_run, "stage2", "latents.npz")) as latents:
         stage2_mu = latents["mu"]
@@ -165,7 +171,9 @@ def test_own_images_split_is_recorded_and_read_by_every_later_step(pipeline_run,
     np.testing.assert_allclose(stage2_mu, encoded, rtol=1e-4, atol=1e-4)
     assert np.abs(run.encode(test)[0] - encoded[: len(test)]).max() > 100 * 1e-4
     fid = json.load(open(os.path.join(pipeline_run, "fid.json")))
-    assert {entry["reference_n"] for entry in fid.values()} == {50}  # 50 of the run's 60 test images
+    assert {entry["reference_n"] for entry in fid.values()} == {
+        SAMPLES
+    }  # SAMPLES of the run's 60 test images
     assert "paper" not in open(os.path.join(pipeline_run, "fid_table.md")).read()  # no paper numbers here
 
 
@@ -176,11 +184,11 @@ def test_the_api_on_the_run_gives_generate_pys_arrays(pipeline_run):
     from vaevar.run import Run
 
     run = Run.load(
-        pipeline_run, evaluation_count=50
-    )  # generate.py's --num-samples 50; data and split: the run's
+        pipeline_run, evaluation_count=SAMPLES
+    )  # generate.py's --num-samples SAMPLES; data and split: the run's
     assert (run.dataset, run.folder.image_size) == ("images", 16)
     for kind in layout.KINDS:
-        made = run.images(kind, run.codes(kind, 50, seed=0))
+        made = run.images(kind, run.codes(kind, SAMPLES, seed=0))
         for name, images in ((kind, made["plain"]), (f"{kind}_renorm", made["renormalized"])):
             with np.load(os.path.join(pipeline_run, "samples", f"{name}.npz")) as stored:
                 np.testing.assert_array_equal(stored["images"], np.clip(images, 0, 1).astype(np.float16))
@@ -189,14 +197,16 @@ def test_the_api_on_the_run_gives_generate_pys_arrays(pipeline_run):
     np.testing.assert_array_equal(sample, run.sample(8, "gen2", renormalize=True, seed=5))
     assert not np.array_equal(run.sample(8, "gen2", seed=5), run.sample(8, "gen2", seed=6))
     run.rule = dataclasses.replace(run.rule, renorm_threshold=0)  # the gate open: the rule's std, per batch
-    forced = run.images("gen2", run.codes("gen2", 50, seed=0))
+    forced = run.images("gen2", run.codes("gen2", SAMPLES, seed=0))
     assert forced["applied"]
     assert np.mean(forced["z_renorm"].std(0)) == pytest.approx(np.mean(run.target()), rel=1e-5)
-    assert not np.allclose(forced["z_renorm"], run.codes("gen2", 50, seed=0))  # GEN-2's std is not the target
+    assert not np.allclose(
+        forced["z_renorm"], run.codes("gen2", SAMPLES, seed=0)
+    )  # GEN-2's std is not the target
     # the API's renormalized samples are those codes decoded, not the plain samples
-    renormalized = run.sample(50, "gen2", renormalize=True, seed=0)
+    renormalized = run.sample(SAMPLES, "gen2", renormalize=True, seed=0)
     np.testing.assert_array_equal(renormalized, data.to_uint8(run.decode(forced["z_renorm"])))
-    assert not np.array_equal(renormalized, run.sample(50, "gen2", seed=0))
+    assert not np.array_equal(renormalized, run.sample(SAMPLES, "gen2", seed=0))
 
 
 def test_same_seed_same_samples(pipeline_run, tmp_path):
@@ -206,7 +216,7 @@ def test_same_seed_same_samples(pipeline_run, tmp_path):
     copy = str(tmp_path / "copy")
     shutil.copytree(os.path.join(pipeline_run, "stage1"), os.path.join(copy, "stage1"))
     shutil.copytree(os.path.join(pipeline_run, "stage2"), os.path.join(copy, "stage2"))
-    generate.main([*DATA, "--run-dir", copy, "--num-samples", "50"])
+    generate.main([*DATA, "--run-dir", copy, "--num-samples", str(SAMPLES)])
     np.testing.assert_array_equal(np.load(os.path.join(copy, "samples", "gen2_renorm.npz"))["images"], first)
     generate.main(
         [
@@ -214,7 +224,7 @@ def test_same_seed_same_samples(pipeline_run, tmp_path):
             "--run-dir",
             copy,
             "--num-samples",
-            "50",
+            str(SAMPLES),
             "--sample-dtype",
             "uint8",
         ]
@@ -230,7 +240,7 @@ def test_same_seed_same_samples(pipeline_run, tmp_path):
             "--run-dir",
             copy,
             "--num-samples",
-            "50",
+            str(SAMPLES),
             "--seed",
             "1",
         ]
@@ -316,7 +326,7 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, random_inception_
             "--run-dir",
             copy,
             "--num-samples",
-            "50",
+            str(SAMPLES),
             "--samplers",
             "gauss,gen2_perdim",
         ]
@@ -341,7 +351,7 @@ def test_ex_post_samplers_are_written_and_scored(pipeline_run, random_inception_
                 "--run-dir",
                 copy,
                 "--num-samples",
-                "50",
+                str(SAMPLES),
                 "--samples",
                 samples,
                 "--no-train-reference",
