@@ -241,12 +241,22 @@ def log_epochs(stage_dir):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
-@pytest.fixture(scope="module")
-def stage1_only(tmp_path_factory, mnist_npz):
-    run_dir = str(tmp_path_factory.mktemp("stage1_only"))
+@pytest.fixture(scope="session")
+def trained_stage1(tmp_path_factory, mnist_npz):
+    """A tiny first stage, trained once per test worker: stage1_only copies it."""
+    run_dir = str(tmp_path_factory.mktemp("trained_stage1"))
     import train_first_stage
 
     train_first_stage.main(tiny_mnist(mnist_npz, run_dir) + ["--jit-compile", "on"])
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def stage1_only(tmp_path_factory, trained_stage1):
+    """A run folder holding a trained first stage only, a module's own (its tests may write into it): a copy
+    of trained_stage1, the same files a fresh training of the same settings writes."""
+    run_dir = str(tmp_path_factory.mktemp("stage1_only"))
+    shutil.copytree(trained_stage1, run_dir, dirs_exist_ok=True)
     return run_dir
 
 
