@@ -3,6 +3,7 @@
     python sweep_latent_scale.py --run-dir runs/cifar10
     python sweep_latent_scale.py --run-dir runs/cifar10 --quick       # 200 samples, 6 scales: CPU minutes
     python sweep_latent_scale.py --run-dir R --stage2-epoch 5         # GEN-2 of the copy kept after epoch 5
+    python sweep_latent_scale.py --run-dir R --stage1-epoch 20        # the first stage kept after epoch 20
     python sweep_latent_scale.py --run-dir R --scales auto            # each kind's grid brackets its optimum
 
 Renormalization multiplies the codes by about one number before decoding. If the paper's mechanism is
@@ -26,7 +27,7 @@ with codes of NOISE_SEED (new eps or draws, the same model and reference), the S
 beside each FID - FID(1). Every point also holds the images' pixel variance ratio (variance_analysis.py's: their
 total per-pixel variance over the evaluation test images'), and each kind the scale where it reaches 1.
 
-Outputs in RUN_DIR/scale_sweep/ (scale_sweep_stage2_epoch_<E>/ for a kept second stage): sweep.json,
+Outputs in RUN_DIR/scale_sweep/ (scale_sweep_stage1_epoch_<E>/, scale_sweep_stage2_epoch_<E>/ for kept stages): sweep.json,
 sweep.md (a table per kind) and sweep.png (a panel per measure, a line per kind).
 """
 
@@ -48,6 +49,7 @@ DATASET = "cifar10"  # the run's data set (RUN_DIR defaults to runs/<dataset>)
 DATA_PATH = None  # local data file; default the first stage's (else VAEVAR_DATA_DIR, else tfds)
 RUN_DIR = None  # default: runs/<dataset>
 STAGE2_EPOCH = 0  # GEN-2 from the second stage kept after epoch E (--keep-models-at); 0: the final one
+STAGE1_EPOCH = 0  # the first stage kept after epoch E, GEN-2 from its own second stage; 0: the final one
 SCALES = "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6"  # the grid of s, comma-separated, each > 0; or auto
 AUTO_START = "0.6,0.8,1.0,1.2,1.4,1.6"  # --scales auto: the first grid; it extends by its edge's step
 AUTO_MIN_SCALE = 0.2  # --scales auto: the lowest scale it may add; a FID minimum still there is an error
@@ -92,8 +94,9 @@ def check_settings(args):
         args,
         "num_samples",
         "stage2_epoch",
+        "stage1_epoch",
         "renorm_threshold",
-        allow_zero=("stage2_epoch", "renorm_threshold"),
+        allow_zero=("stage2_epoch", "stage1_epoch", "renorm_threshold"),
     )
     args.scales = "auto" if str(args.scales).strip() == "auto" else parse_scales(args.scales)
     args.auto = scale_search.AutoScales(
@@ -409,6 +412,7 @@ def main(argv=None):
         data_path=args.data_path,
         evaluation_count=args.num_samples,
         rule=renormalization.RenormalizationSettings(renorm_threshold=args.renorm_threshold),
+        stage1_epoch=args.stage1_epoch,
     )
     if "gen2" in args.kinds and run.second is None:
         raise errors.VaevarError(f"{args.run_dir} has no second stage: train it, or pass --kinds rec,gen1")
@@ -420,6 +424,7 @@ def main(argv=None):
     result = {
         "run_dir": args.run_dir,
         "dataset": run.dataset,
+        "stage1_epoch": args.stage1_epoch,
         "stage2_epoch": args.stage2_epoch,
         "num_samples": args.num_samples,
         "seed": args.seed,
@@ -436,7 +441,7 @@ def main(argv=None):
     }
     for kind in args.kinds:
         result["kinds"][kind] = sweep_kind(run, kind, reference, args, weights)
-    paths = layout.RunPaths(args.run_dir, args.stage2_epoch)
+    paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
     os.makedirs(paths.scale_sweep, exist_ok=True)
     files.save_json(paths.sweep_file("sweep.json"), result)
     write_table(result, paths.sweep_file("sweep.md"))

@@ -13,8 +13,27 @@ import tarfile
 import tempfile
 import zipfile
 
-import numpy as np
-import pytest
+# Test workers share the cores (pytest.ini: two on 2 cores). Thread pools sized for the whole machine in each
+# worker (OpenBLAS, TensorFlow's, XLA's) spin on cores the other worker holds: on 2 cores an FID's linear
+# algebra beside a TensorFlow worker ran 1.3x slower with two threads than with one, and the TensorFlow side
+# 1.3x slower too. So each worker gets its share, set before NumPy, TensorFlow or JAX load (subprocesses inherit).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in (
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+    ):
+        os.environ.setdefault(_name, _threads)
+    os.environ.setdefault(
+        "XLA_FLAGS",
+        f"--xla_cpu_multi_thread_eigen={'false' if _threads == '1' else 'true'} "
+        f"intra_op_parallelism_threads={_threads}",
+    )
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)

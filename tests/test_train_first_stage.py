@@ -17,7 +17,7 @@ def digest_of(path):
     return files.weights_digest(load_model(path, compile=False))
 
 
-def test_kept_first_stages_and_the_run_seen_with_one(tmp_path, mnist_npz, capsys):
+def test_kept_first_stages_and_the_run_seen_with_one(tmp_path, mnist_npz, capsys, monkeypatch):
     """--keep-models-at 1,2 over 2 epochs, then resumed to 3: the copy after epoch 2 holds the weights the
     2-epoch run ended with (a run trained to that epoch straight), the one after epoch 1 others, and the
     resume leaves both untouched. Run.load(stage1_epoch=2) decodes with that copy and without the final first
@@ -88,6 +88,36 @@ def test_kept_first_stages_and_the_run_seen_with_one(tmp_path, mnist_npz, capsys
     )
     assert compute_fid.results_file(args) == os.path.join(view.samples, "fid.json")
     assert compute_fid.sample_files(args)[0] == os.path.join(run_dir, "samples_stage1_epoch_2", "rec.npz")
+
+    # sweep_latent_scale.py --stage1-epoch 2 sweeps the copy's codes, into its own folder (scoring stubbed: the
+    # Inception network is the sweep's own tests'; here only which models and folder count)
+    import sweep_latent_scale
+
+    def stub_score(run, images, codes, reference, args, weights):
+        fid = float(np.std(codes))
+        return {"fid": fid, "kid": fid, "kid_std": 0.0, "latent_fd": 0.0, "pixel_variance_ratio": 1.0}
+
+    monkeypatch.setattr(sweep_latent_scale, "scored", stub_score)
+    (tmp_path / "unused.weights.h5").write_bytes(b"")
+    sweep_latent_scale.main(
+        second[:6]
+        + ["--num-samples", "16", "--stage1-epoch", "2", "--kinds", "gen1,gen2", "--scales", "1.0,1.2"]
+        + ["--inception-weights", str(tmp_path / "unused.weights.h5")]
+    )
+    monkeypatch.undo()
+    swept = files.load_json(os.path.join(run_dir, "scale_sweep_stage1_epoch_2", "sweep.json"))
+    assert swept["stage1_epoch"] == 2 and not os.path.exists(paths.scale_sweep)
+    test_std = {
+        name: sweep_latent_scale.mean_std(sweep_latent_scale.encoded_test_codes(seen, 0))
+        for name, seen in (
+            ("copy", paired),
+            ("final", Run.load(run_dir, data_path=mnist_npz, evaluation_count=16)),
+        )
+    }
+    assert swept["test_codes_mean_std"] == pytest.approx(test_std["copy"], rel=1e-6)
+    assert test_std["copy"] != pytest.approx(test_std["final"], rel=1e-3)  # the test tells the two apart
+    gen2 = paired.codes("gen2", 16, 0)  # the copy's own second stage's codes, scored at s = 1
+    assert swept["kinds"]["gen2"]["points"][0]["fid"] == pytest.approx(float(np.std(gen2)), rel=1e-6)
 
     # the final first stage's second stage put beside the copy: refused by the digest it records
     shutil.rmtree(view.stage2.dir)
