@@ -310,10 +310,18 @@ def run_first_stage(mnist_npz, run_dir, *argv):
 NO_TENSORFLOW = os.path.join(ROOT, "tests", "no_tensorflow")
 
 
-# XLA compiles on a CPU are slow, and the subprocesses of one test compile many programs twice (a fresh model
-# of the same shape, the same predict in two scripts): JAX's persistent cache, shared by this test worker.
-JAX_CACHE = tempfile.mkdtemp(prefix="vaevar_jax_cache_")
-atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
+# XLA compiles on a CPU are slow (56 % of tools/fast_vs_fit.py's 77 s), and the JAX subprocesses compile the
+# same programs again (a fresh model of the same shape, the same predict in two scripts, the tiny first stage's
+# epoch in the fast trainer's comparison and in its kill test): JAX's persistent cache, keyed by the programs
+# themselves, shared by the test workers of one run (xdist's run id; a few MB left in the temp folder) or owned
+# by a lone test process.
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if _RUN_ID:
+    JAX_CACHE = os.path.join(tempfile.gettempdir(), f"vaevar_jax_cache_{_RUN_ID}")
+    os.makedirs(JAX_CACHE, exist_ok=True)
+else:
+    JAX_CACHE = tempfile.mkdtemp(prefix="vaevar_jax_cache_")
+    atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
 
 
 def jax_environment():
