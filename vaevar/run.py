@@ -236,9 +236,15 @@ class Run:
             **scores_against(reference, ours, frechet_method),  # KID always: Run.score has no --no-kid
         }
 
-    def fid(self, images: np.ndarray, weights: str | None = None, num_samples: int = 10000) -> float:
+    def fid(
+        self,
+        images: np.ndarray,
+        weights: str | None = None,
+        num_samples: int = 10000,
+        frechet_method: str = "sqrtm",
+    ) -> float:
         """score(...)'s FID."""
-        return self.score(images, weights, num_samples)["fid"]
+        return self.score(images, weights, num_samples, frechet_method)["fid"]
 
 
 def kept_copy(path: str, epoch: int, kept_dir: str, stage: int) -> str:
