@@ -292,6 +292,13 @@ BREAKAGES = [
         ],
     ),
     (
+        "curves_skip_the_last_checkpoint",
+        "vaevar/run_folder.py",
+        "if not last and now - _curves_clock.setdefault(key, now) < CURVES_EVERY_SECONDS:",
+        "if now - _curves_clock.setdefault(key, now) < CURVES_EVERY_SECONDS:",
+        ["tests/test_run_folder.py::test_curves_are_redrawn_at_the_last_checkpoint_and_at_most_every_minute"],
+    ),
+    (
         "scores_against_swapped_diversity_sides",
         "vaevar/fid/score.py",
         'diversity(reference["features"], scored["features"], radii)',
