@@ -46,6 +46,35 @@ def test_the_reference_square_root_is_reused_only_for_the_same_covariance():
     assert [frechet.frechet_distance(mu, reference, mu, s, method="eig") for s in sets] == first
 
 
+def test_fewer_rows_than_features_give_the_exact_trace_in_their_space():
+    """eig with the rows of a side (n <= d): Tr((S1 S2)^(1/2)) is the nuclear norm of A B^T (A, B each side's
+    centred rows over sqrt(n - 1): S1 = A^T A, S2 = B^T B), an independent exact computation, with both sides'
+    rows or with one side's (the other full rank). The full d x d path adds the square roots of its null
+    eigenvalues' rounding, so it is further off. Rows that are not the covariance's (another subset) or more
+    rows than features fall back to the full path."""
+    rng = np.random.default_rng(4)
+    dims = 64
+    full_rank = rng.normal(size=(300, dims)) @ rng.normal(size=(dims, dims)) / 8  # more rows than features
+    fewer = [
+        rng.normal(size=(40, dims)) @ rng.normal(size=(dims, dims)) / 8,
+        rng.normal(size=(12, dims)) + 0.1,
+    ]
+    for a, b in ((fewer[0], fewer[1]), (full_rank, fewer[1])):
+        (mu1, s1), (mu2, s2) = frechet.statistics(a), frechet.statistics(b)
+        centred = [(x - x.mean(0)) / np.sqrt(len(x) - 1) for x in (a, b)]
+        exact = np.sum(linalg.svdvals(centred[0] @ centred[1].T))
+        in_rows = frechet.trace_sqrt_product(s1, s2, a, b)
+        assert in_rows == pytest.approx(exact, rel=1e-12)
+        assert abs(in_rows - exact) <= abs(frechet.trace_sqrt_product(s1, s2) - exact)
+        expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * exact
+        by_rows = frechet.frechet_distance(mu1, s1, mu2, s2, method="eig", features1=a, features2=b)
+        assert by_rows == pytest.approx(expected, rel=1e-12)
+    assert frechet.low_rank_factor(s1, full_rank) is None  # more rows than features
+    assert frechet.low_rank_factor(s2, b[:-1]) is None  # another subset's rows: its trace is not S2's
+    full = frechet.frechet_distance(mu1, s1, mu2, s2, method="eig")
+    assert frechet.frechet_distance(mu1, s1, mu2, s2, method="eig", features2=b[:-1]) == full
+
+
 def test_frechet_closed_form_commuting_gaussians():
     # Diagonal covariances: FID = |dmu|^2 + sum (sqrt(a) - sqrt(b))^2
     a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])

@@ -56,7 +56,13 @@ def test_the_three_entry_points_give_the_same_scores_as_frechet_and_diversity(th
     mu, sigma = frechet.statistics(samples)
     by_hand = {
         "fid": frechet.frechet_distance(
-            sides["reference"]["mu"], sides["reference"]["sigma"], mu, sigma, method=METHOD
+            sides["reference"]["mu"],
+            sides["reference"]["sigma"],
+            mu,
+            sigma,
+            method=METHOD,
+            features1=reference,
+            features2=samples,
         ),
         **diversity.diversity(reference, samples),  # the radii computed here, not the cached ones
     }

@@ -346,7 +346,13 @@ def scores_against(
     they differ when a side holds at most KID_SUBSET). Run.score, score_set and compare all score here."""
     scores = {
         "fid": frechet_distance(
-            reference["mu"], reference["sigma"], scored["mu"], scored["sigma"], method=frechet_method
+            reference["mu"],
+            reference["sigma"],
+            scored["mu"],
+            scored["sigma"],
+            method=frechet_method,
+            features1=reference.get("features"),
+            features2=scored.get("features"),
         )
     }
     features = "features" in reference and "features" in scored  # a statistics file holds none
