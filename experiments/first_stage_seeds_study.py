@@ -1,0 +1,269 @@
+"""The mechanism study over first-stage seeds: is GEN-2's gain from a larger latent scale the second stage's
+variance loss, or the generic effect that REC and GEN-1 show too? Each seed f in SEEDS is a whole run in
+RUN_DIR/first_<f>/: a first stage trained to convergence (kept after EARLY epochs too), a second stage on the
+final first stage and one on the kept copy (train_second_stage.py --stage1-epoch EARLY), both seeded f. For
+each run and view (the converged first stage, and the early copy with its own second stage),
+sweep_latent_scale.py --scales auto sweeps REC, GEN-1 and GEN-2 until each FID minimum is bracketed, with
+the noise and the pixel variance; aggregate_runs.py --split then pairs GEN-2's gain over the seeds. Every
+step is the scripts' own command, and a rerun skips what is done (a training stopped by TIME_BUDGET, exit
+code 75, resumes). Run from the repository root:
+
+    python -m experiments.first_stage_seeds_study --run-dir runs/fashion_mnist_seeds --data-path DIR \
+        --out results/fashion_mnist_first_stage_seeds
+
+Writes OUT/<view>/split.{json,md} (view: converged, early), OUT/sweeps/first_<f>_<view>.{json,md,png},
+OUT/first_<f>_stage1_log.csv, OUT/study.json (the convergence rule per first stage, and per view, seed and
+kind the best scale, the FID there and at s = 1 with the noise, where the pixel variance reaches the data's)
+and OUT/table.md.
+"""
+
+from vaevar import backend
+
+backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+from vaevar import cli, errors, files, layout
+from vaevar.run_folder import read_log
+from vaevar.seeds import load_sweep
+
+DATASET = "fashion_mnist"  # the data set
+DATA_PATH = None  # its local files (else VAEVAR_DATA_DIR, else tensorflow-datasets)
+RUN_DIR = "runs/fashion_mnist_seeds"  # first_<f>/ are made here, one whole run per first-stage seed
+OUT = "results/fashion_mnist_first_stage_seeds"  # where the study's numbers, tables and sweeps go
+SEEDS = "0,1,2"  # first-stage seeds (each run's second stages take the same seed)
+BASE_FILTERS = 8  # the first stage's width
+STAGE1_EPOCHS = 40  # the first stage's schedule
+STAGE1_HALVE_EVERY = 10  # its learning rate halved every N epochs
+STAGE1_LEARNING_RATE = 5e-4  # the first stage's (Adam)
+EARLY = 10  # the first stage kept after this epoch: the early view
+STAGE2_EPOCHS = 40  # each second stage's schedule
+STAGE2_HALVE_EVERY = 10  # its learning rate halved every N epochs
+STAGE2_KEEP_AT = 5  # the second stage kept after this epoch too
+WIDTH = 512  # the second stage's dense width
+STAGE2_LEARNING_RATE = 5e-4  # the second stage's (Adam)
+LATENT_FD_EVERY = 10  # epochs between latent Frechet distances in the second stage's log.csv
+SAMPLES = 1000  # images per sweep point, and test images in the reference
+TAIL = 0.1  # the convergence rule: the last TAIL of the epochs, at the final learning rate, ...
+TOLERANCE = 0.01  # ... over which MSE and KL change by less than this, relative
+TIME_BUDGET = 0  # seconds each training command may run before it checkpoints and stops (0: no limit)
+STEP = "all"  # all | train | sweep | report
+
+VIEWS = ("converged", "early")
+
+
+def run(script, *argv):
+    """A script's own command; its time-budget stop stops the study with the same message and exit code."""
+    command = [sys.executable, script, *map(str, argv)]
+    print("$", " ".join(command), flush=True)
+    code = subprocess.run(command).returncode
+    if code == errors.EXIT_TIME_BUDGET:
+        raise errors.TimeBudgetReached(
+            message=f"{script} stopped at its time budget: rerun the study to go on"
+        )
+    if code:
+        raise errors.VaevarError(f"{script} failed (exit code {code}); its message is above")
+
+
+def run_dir(args, seed):
+    return os.path.join(args.run_dir, f"first_{seed}")
+
+
+def stage1_epoch(args, view):
+    return 0 if view == "converged" else args.early
+
+
+def common(args, seed):
+    return ["--dataset", args.dataset, "--run-dir", run_dir(args, seed)] + (
+        ["--data-path", args.data_path] if args.data_path else []
+    )
+
+
+def budget(args):
+    return ["--time-budget", args.time_budget] if args.time_budget else []
+
+
+def train(args, seed):
+    paths = layout.RunPaths(run_dir(args, seed))
+    if not os.path.exists(paths.stage1.model):
+        run(
+            "train_first_stage.py",
+            *common(args, seed),
+            *["--base-filters", args.base_filters, "--epochs", args.stage1_epochs, "--seed", seed],
+            *["--halve-every", args.stage1_halve_every, "--learning-rate", args.stage1_learning_rate],
+            *["--keep-models-at", args.early, "--verbose", 2, "--allow-cpu", *budget(args)],
+        )
+    for view in VIEWS:
+        if os.path.exists(layout.RunPaths(paths.root, stage1_epoch=stage1_epoch(args, view)).stage2.model):
+            continue
+        run(
+            "train_second_stage.py",
+            *common(args, seed),
+            *(["--stage1-epoch", args.early] if view == "early" else []),
+            *[
+                "--epochs",
+                args.stage2_epochs,
+                "--halve-every",
+                args.stage2_halve_every,
+                "--width",
+                args.width,
+            ],
+            *["--learning-rate", args.stage2_learning_rate, "--keep-models-at", args.stage2_keep_at],
+            *["--latent-fd-every", args.latent_fd_every, "--seed", seed, "--verbose", 2, "--allow-cpu"],
+            *budget(args),
+        )
+
+
+def sweep(args, seed, view):
+    paths = layout.RunPaths(run_dir(args, seed), stage1_epoch=stage1_epoch(args, view))
+    if not os.path.exists(paths.sweep_file("sweep.json")):
+        run(
+            "sweep_latent_scale.py",
+            *common(args, seed),
+            *(["--stage1-epoch", args.early] if view == "early" else []),
+            *["--kinds", "rec,gen1,gen2", "--scales", "auto", "--num-samples", args.samples],
+        )
+
+
+def convergence(rows, tail=TAIL, tolerance=TOLERANCE):
+    """The rule on a log.csv's rows: over the last `tail` of the epochs (and the epoch before them, so that
+    each change spans that many epochs), all at the final learning rate, MSE and KL change by less than
+    `tolerance` relative to their value at the start; each measure's change and the verdict."""
+    count = max(1, int(round(len(rows) * tail)))
+    if len(rows) < count + 1:
+        raise errors.VaevarError(f"{len(rows)} epochs in the log: too few for the convergence rule")
+    window = rows[-(count + 1) :]
+    rates = {float(r["learning_rate"]) for r in window[1:]}
+    result = {"epochs": len(rows), "window": [int(window[0]["epoch"]), int(window[-1]["epoch"])]}
+    result["final_learning_rate_throughout"] = rates == {float(rows[-1]["learning_rate"])}
+    for measure in ("mse", "kl"):
+        values = [float(r[measure]) for r in window]
+        result[f"{measure}_change"] = (values[-1] - values[0]) / abs(values[0])
+        result[f"{measure}_range"] = (max(values) - min(values)) / abs(values[0])
+    result["converged"] = bool(
+        result["final_learning_rate_throughout"]
+        and all(result[f"{m}_range"] < tolerance for m in ("mse", "kl"))
+    )
+    return result
+
+
+def sweep_summary(sweep):
+    """Per kind: the best scale by FID (and whether it is the grid's edge), FID at s = 1 and there, the noise
+    (SD of the difference of two seeds' FIDs), where the pixel variance reaches the data's, and its ratio at
+    the optimum."""
+    summary = {}
+    for kind, entry in sweep["kinds"].items():
+        points = {p["scale"]: p for p in entry["points"]}
+        best = entry["best_scale"]["fid"]
+        summary[kind] = {
+            "best_scale": best,
+            "best_at_grid_edge": best in (min(points), max(points)),
+            "fid_s1": points[1.0]["fid"],
+            "fid_best": points[best]["fid"],
+            "fid_difference_sd": entry["noise"]["fid_difference_sd"],
+            "matched_scale": entry["matched_scale"],
+            "scale_at_pixel_variance_ratio_1": entry["scale_at_pixel_variance_ratio_1"],
+            "pixel_variance_ratio_at_best_fid": entry["pixel_variance_ratio_at_best_fid"],
+            "grid": sorted(points),
+        }
+    return summary
+
+
+def report(args, seeds):
+    os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
+    study = {"dataset": args.dataset, "seeds": seeds, "early": args.early, "samples": args.samples}
+    study["rule"] = (
+        f"over the last {args.tail:g} of the epochs at the final learning rate, MSE and KL within "
+    )
+    study["rule"] += f"{args.tolerance:.0%} of their value at its start"
+    study["stage1"] = {}
+    for seed in seeds:
+        log = layout.RunPaths(run_dir(args, seed)).stage1.log
+        study["stage1"][str(seed)] = convergence(read_log(log), args.tail, args.tolerance)
+        with files.atomic_path(os.path.join(args.out, f"first_{seed}_stage1_log.csv")) as tmp:
+            shutil.copyfile(log, tmp)
+    study["views"] = {}
+    for view in VIEWS:
+        epoch = stage1_epoch(args, view)
+        runs = [load_sweep(run_dir(args, seed), 0, epoch) for seed in seeds]
+        study["views"][view] = {str(s): sweep_summary(r["sweep"]) for s, r in zip(seeds, runs)}
+        for seed, swept in zip(seeds, runs):
+            for name in ("sweep.json", "sweep.md", "sweep.png"):
+                source = os.path.join(os.path.dirname(swept["path"]), name)
+                target = os.path.join(args.out, "sweeps", f"first_{seed}_{view}.{name.split('.')[1]}")
+                with files.atomic_path(target) as tmp:
+                    shutil.copyfile(source, tmp)
+        split = ["--split", "--stage1-epoch", epoch, "--out", os.path.join(args.out, view)]
+        run("aggregate_runs.py", *[run_dir(args, seed) for seed in seeds], *split)
+    files.save_json(os.path.join(args.out, "study.json"), study)
+    files.save_text(os.path.join(args.out, "table.md"), table(study))
+    print(open(os.path.join(args.out, "table.md")).read())
+
+
+def table(study):
+    lines = [
+        f"Convergence rule: {study['rule']}.",
+        "",
+        "| first stage | epochs | MSE change | KL change | met |",
+    ]
+    lines.append("|---|---|---|---|---|")
+    for seed, rule in study["stage1"].items():
+        lines.append(
+            f"| {seed} | {rule['epochs']} | {rule['mse_change']:+.2%} | {rule['kl_change']:+.2%} | "
+            f"{'yes' if rule['converged'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "| view | first stage | kind | best s (FID) | FID s = 1 -> best (noise SD) | pixel variance = data's "
+        "at s | pixel variance ratio at best s | matched s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for view, per_seed in study["views"].items():
+        for seed, kinds in per_seed.items():
+            for kind, k in kinds.items():
+                edge = " (grid edge)" if k["best_at_grid_edge"] else ""
+                crossing = k["scale_at_pixel_variance_ratio_1"]
+                lines.append(
+                    f"| {view} | {seed} | {kind} | {k['best_scale']:.3g}{edge} | {k['fid_s1']:.2f} -> "
+                    f"{k['fid_best']:.2f} ({k['fid_difference_sd']:.2f}) | "
+                    f"{'-' if crossing is None else f'{crossing:.3f}'} | "
+                    f"{k['pixel_variance_ratio_at_best_fid']:.3f} | {k['matched_scale']:.3f} |"
+                )
+    mean_gap = [
+        k["best_scale"] - k["scale_at_pixel_variance_ratio_1"]
+        for per_seed in study["views"].values()
+        for kinds in per_seed.values()
+        for k in kinds.values()
+        if k["scale_at_pixel_variance_ratio_1"] is not None
+    ]
+    if mean_gap:
+        lines += [
+            "",
+            f"Best s minus the pixel-variance crossing, over every row: mean {np.mean(mean_gap):+.3f}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = cli.parse_constants(globals(), __doc__, argv)
+    seeds = [int(s) for s in str(args.seeds).split(",")]
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+        raise errors.VaevarError(f"--seeds {args.seeds}: give at least 2 different first-stage seeds")
+    if args.step in ("all", "train"):
+        for seed in seeds:
+            train(args, seed)
+    if args.step in ("all", "sweep"):
+        for view in VIEWS:
+            for seed in seeds:
+                sweep(args, seed, view)
+    if args.step in ("all", "report"):
+        report(args, seeds)
+
+
+if __name__ == "__main__":
+    errors.run_main(main)

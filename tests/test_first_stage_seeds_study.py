@@ -1,0 +1,67 @@
+"""experiments/first_stage_seeds_study.py: the convergence rule on a log, by hand; a sweep's summary; bad seeds."""
+
+import pytest
+
+from experiments import first_stage_seeds_study as study
+from vaevar.errors import VaevarError
+
+
+def rows(mse, kl, rates):
+    return [
+        {"epoch": str(i + 1), "mse": str(m), "kl": str(k), "learning_rate": str(r)}
+        for i, (m, k, r) in enumerate(zip(mse, kl, rates))
+    ]
+
+
+def test_the_rule_spans_the_last_tenth_at_the_final_rate():
+    """20 epochs: the tenth is 2 epochs, so the window is epochs 18-20; MSE 1.000 -> 0.995 (-0.5 %), KL
+    10.0 -> 10.05 after 10.08 (+0.5 % change, 0.8 % range): met. KL's range 1.2 %, or a halving inside the
+    window, and it is not."""
+    mse = [2.0] * 17 + [1.0, 0.998, 0.995]
+    kl = [9.0] * 17 + [10.0, 10.08, 10.05]
+    rates = [1e-3] * 10 + [5e-4] * 10
+    result = study.convergence(rows(mse, kl, rates), tail=0.1, tolerance=0.01)
+    assert result["window"] == [18, 20]
+    assert result["mse_change"] == pytest.approx(-0.005) and result["kl_change"] == pytest.approx(0.005)
+    assert result["kl_range"] == pytest.approx(0.008) and result["converged"]
+    assert not study.convergence(rows(mse, kl[:-2] + [10.12, 10.05], rates))["converged"]
+    halved_late = [1e-3] * 19 + [5e-4]
+    result = study.convergence(rows(mse, kl, halved_late))
+    assert not result["final_learning_rate_throughout"] and not result["converged"]
+    with pytest.raises(VaevarError, match="too few"):
+        study.convergence(rows([1.0], [1.0], [1e-3]))
+
+
+def test_a_sweeps_summary_marks_an_optimum_at_the_grid_edge():
+    def point(scale, fid):
+        return {"scale": scale, "fid": fid}
+
+    entry = {
+        "points": [point(0.8, 30.0), point(1.0, 20.0), point(1.2, 10.0)],
+        "best_scale": {"fid": 1.2},
+        "noise": {"fid_difference_sd": 0.5},
+        "matched_scale": 1.1,
+        "scale_at_pixel_variance_ratio_1": 1.15,
+        "pixel_variance_ratio_at_best_fid": 1.04,
+    }
+    inside = dict(entry, points=entry["points"] + [point(1.4, 12.0)])
+    summary = study.sweep_summary({"kinds": {"gen2": entry, "rec": inside}})
+    assert summary["gen2"]["best_at_grid_edge"] and not summary["rec"]["best_at_grid_edge"]
+    assert (summary["gen2"]["fid_s1"], summary["gen2"]["fid_best"]) == (20.0, 10.0)
+    assert summary["rec"]["grid"] == [0.8, 1.0, 1.2, 1.4]
+    table = study.table(
+        {
+            "rule": "r",
+            "stage1": {"0": {"epochs": 20, "mse_change": -0.005, "kl_change": 0.005, "converged": True}},
+            "views": {"converged": {"0": summary}},
+        }
+    )
+    assert (
+        "| converged | 0 | gen2 | 1.2 (grid edge) | 20.00 -> 10.00 (0.50) | 1.150 | 1.040 | 1.100 |" in table
+    )
+    assert "mean +0.050" in table  # best s minus the crossing: 1.2 - 1.15 in both rows
+
+
+def test_one_first_stage_seed_is_refused():
+    with pytest.raises(VaevarError, match="at least 2 different first-stage seeds"):
+        study.main(["--seeds", "0,0"])
