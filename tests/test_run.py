@@ -96,3 +96,25 @@ def test_a_second_stage_of_another_first_stage_is_refused(two_stages, tmp_path):
     with pytest.raises(VaevarError, match="trained on another first stage"):
         Run.load(copy)
     assert os.path.exists(layout.RunPaths(copy).stage2.model)  # refused, nothing removed
+
+
+def test_an_exported_run_loads_with_the_same_weights_and_no_optimizer_state(two_stages, tmp_path, mnist_npz):
+    """tools/export_run.py's copy: Run.load opens it with both stages (the second's record of the first's
+    digest kept), the same weights, and neither checkpoints, kept copies nor Adam's two moments per weight."""
+    from tools import export_run
+
+    out = str(tmp_path / "shared")
+    export_run.main([two_stages, "--out", out])
+    original = Run.load(two_stages, data_path=mnist_npz)
+    shared = Run.load(out, data_path=mnist_npz)
+    assert shared.second is not None and shared.dataset == original.dataset
+    for stage in ("first", "second"):
+        assert files.weights_digest(getattr(shared, stage)) == files.weights_digest(getattr(original, stage))
+    names = {os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs}
+    assert not any("checkpoint.keras" in n or "kept" in n for n in names)
+    assert "stage1/checkpoint.json" in names and "stage2/checkpoint.json" in names
+    trained = layout.RunPaths(two_stages).stage1.model
+    adam_bytes = 2 * 4 * sum(int(np.prod(w.shape)) for w in original.first.trainable_weights)
+    assert os.path.getsize(trained) - os.path.getsize(os.path.join(out, "stage1", "first_stage.keras")) > (
+        0.9 * adam_bytes
+    )

@@ -368,3 +368,35 @@ def interrupted(signal_name: str, completed_epochs: int) -> VaevarError:
         f"interrupted by {signal_name} after {completed_epochs} completed epochs; rerun the same "
         f"command to resume"
     )
+
+
+# ------------------------------------------------------------- a run to share
+
+SHARED_FILES = ("checkpoint.json", "config.json", "log.csv", "curves.png", "latent_stats.json")
+
+
+def export_weights(run_dir: str, out_dir: str) -> list[str]:
+    """A copy of run_dir's final stages that Run.load and the scripts open, without optimizer state: each
+    stage's final model loaded without its optimizer and saved again (the same weights), and its small
+    records (SHARED_FILES: the data set, the settings, the first stage's weights digest the second checks,
+    the log). No checkpoint, kept copy or latents. Returns the files written."""
+    written = []
+    for stage, model_file in (("stage1", "first_stage.keras"), ("stage2", "second_stage.keras")):
+        source, target = StagePaths(os.path.join(run_dir, stage)), os.path.join(out_dir, stage)
+        path = os.path.join(source.dir, model_file)
+        if not os.path.exists(path):
+            if stage == "stage1":
+                raise VaevarError(f"{path} not found: finish the run's first stage before exporting it")
+            continue
+        os.makedirs(target, exist_ok=True)
+        model = load_model(path, f"{stage} model", compile=False)
+        model.optimizer = None  # the weights alone: what encoding and decoding need
+        save_model(model, os.path.join(target, model_file))
+        written.append(os.path.join(target, model_file))
+        for name in SHARED_FILES:
+            if os.path.exists(os.path.join(source.dir, name)):
+                with atomic_path(os.path.join(target, name)) as tmp:
+                    with open(os.path.join(source.dir, name), "rb") as f, open(tmp, "wb") as out:
+                        out.write(f.read())
+                written.append(os.path.join(target, name))
+    return written
