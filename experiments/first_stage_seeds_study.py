@@ -88,9 +88,14 @@ def budget(args):
     return ["--time-budget", args.time_budget] if args.time_budget else []
 
 
+def finished(stage, epochs):
+    """The stage completed `epochs` (its config.json); a shorter one is run again: it resumes and goes on."""
+    return os.path.exists(stage.config) and files.load_json(stage.config).get("epochs") == epochs
+
+
 def train(args, seed):
     paths = layout.RunPaths(run_dir(args, seed))
-    if not os.path.exists(paths.stage1.model):
+    if not finished(paths.stage1, args.stage1_epochs):
         run(
             "train_first_stage.py",
             *common(args, seed),
@@ -99,7 +104,9 @@ def train(args, seed):
             *["--keep-models-at", args.early, "--verbose", 2, "--allow-cpu", *budget(args)],
         )
     for view in VIEWS:
-        if os.path.exists(layout.RunPaths(paths.root, stage1_epoch=stage1_epoch(args, view)).stage2.model):
+        if finished(
+            layout.RunPaths(paths.root, stage1_epoch=stage1_epoch(args, view)).stage2, args.stage2_epochs
+        ):
             continue
         run(
             "train_second_stage.py",

@@ -65,3 +65,14 @@ def test_a_sweeps_summary_marks_an_optimum_at_the_grid_edge():
 def test_one_first_stage_seed_is_refused():
     with pytest.raises(VaevarError, match="at least 2 different first-stage seeds"):
         study.main(["--seeds", "0,0"])
+
+
+def test_a_stage_is_done_only_at_the_requested_epochs(tmp_path):
+    """A stage's config.json records the epochs it completed: the same count is done, a longer schedule runs
+    the script again (it resumes and goes on), a stage without config.json has not finished."""
+    from vaevar import files, layout
+
+    stage = layout.RunPaths(str(tmp_path)).stage2
+    assert not study.finished(stage, 200)
+    files.save_json(stage.config, {"epochs": 200})
+    assert study.finished(stage, 200) and not study.finished(stage, 300)
