@@ -1,8 +1,9 @@
 """The variance-loss analysis of the paper, on one or several trained runs.
 
     python variance_analysis.py --run-dirs runs/cifar10,runs/celeba
+    python variance_analysis.py --run-dirs runs/cifar10 --stage1-epoch 20   # the first stage kept after epoch 20
 
-Per run (RUN_DIR/variance_analysis/): the per-pixel variance of test data vs
+Per run (RUN_DIR/variance_analysis/; a kept stage's variance_analysis_stage1_epoch_<E>/ ...): the per-pixel variance of test data vs
 reconstructions vs GEN-1 / GEN-2 (plain and renormalized), summed over pixels
 and as a ratio to the data's; the same in latent space; reconstruction MSE vs
 variance loss; the PCA identity (Fig. 2: PCA's reconstruction error equals
@@ -48,6 +49,8 @@ JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and b
 NUM_SAMPLES = 5000  # test images used, a seeded random subset (and the PCA's, capped at PCA_SAMPLES)
 PCA_SAMPLES = 2000  # test images for the PCA identity (Fig. 2)
 SEED = 0  # the latent draws
+STAGE1_EPOCH = 0  # the first stage kept after epoch E (--keep-models-at) and its own second stage; 0: final
+STAGE2_EPOCH = 0  # the second stage kept after epoch E (train_second_stage.py --keep-models-at); 0: final
 QUICK = False  # 500 images
 
 
@@ -58,6 +61,8 @@ def analyse_run(run_dir, args):
     # the run as generate.py and the API load it: its data path and split are the first stage's
     run = Run.load(
         run_dir,
+        stage2_epoch=args.stage2_epoch,
+        stage1_epoch=args.stage1_epoch,
         data_path=args.data_path,
         evaluation_count=args.num_samples,
         jpeg_round_trip=args.jpeg_round_trip,
@@ -70,7 +75,7 @@ def analyse_run(run_dir, args):
 
     data_var = total_variance(test)
     pixels = {"data": data_var, "reconstruction": total_variance(rec)}
-    run_paths = layout.RunPaths(run_dir)
+    run_paths = view_paths(run_dir, args)  # generate.py's samples of the same view
     for kind in layout.SAMPLE_SETS:
         path = run_paths.sample(kind)
         if os.path.exists(path):
@@ -106,6 +111,8 @@ def analyse_run(run_dir, args):
     )
     return {
         "run_dir": run_dir,
+        "stage1_epoch": args.stage1_epoch,
+        "stage2_epoch": args.stage2_epoch,
         "dataset": run.dataset,
         "architecture": "ResNet VAE",
         "n": int(len(test)),
@@ -283,7 +290,7 @@ def write_report(result, figures, smoothing, path):
     if result["batch_norm"]["note"]:
         lines += [f"**Batch-norm lag.** {result['batch_norm']['note']}", ""]
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
-    run_paths = layout.RunPaths(result["run_dir"])
+    run_paths = layout.RunPaths(result["run_dir"], result["stage2_epoch"], result["stage1_epoch"])
     curves = [
         f"[{name}]({os.path.relpath(stage.curves, run_paths.analysis)})"
         for name, stage in (("stage1", run_paths.stage1), ("stage2", run_paths.stage2))
@@ -294,9 +301,14 @@ def write_report(result, figures, smoothing, path):
     files.save_text(path, "\n".join(lines) + "\n")
 
 
-def samples_summary_digest(run_dir):
-    """SHA-256 of the run's samples/summary.json (None without one): which generate.py run was analysed."""
-    path = layout.RunPaths(run_dir).samples_summary
+def view_paths(run_dir, args):
+    """The run's files for the stages analysed: the final ones, or the kept copies --stage1/2-epoch name."""
+    return layout.RunPaths(run_dir, args.stage2_epoch, args.stage1_epoch)
+
+
+def samples_summary_digest(run_paths):
+    """SHA-256 of the view's samples summary.json (None without one): which generate.py run was analysed."""
+    path = run_paths.samples_summary
     return files.file_digest(path) if os.path.exists(path) else None
 
 
@@ -314,16 +326,14 @@ def main(argv=None):
     results = []
     for run_dir in [d for d in args.run_dirs.split(",") if d]:
         result = analyse_run(run_dir, args)
-        run_paths = layout.RunPaths(run_dir)
+        run_paths = view_paths(run_dir, args)
         os.makedirs(run_paths.analysis, exist_ok=True)
         figures = plot_run(result, run_paths)
         figures["smoothing"] = run_paths.analysis_file("smoothing.png")
         plot_smoothing(smoothing, figures["smoothing"])
         summary = {k: v for k, v in result.items() if not k.startswith("_")}
         summary["smoothing"] = {"mse": smoothing["mse"], "variance_loss": smoothing["variance_loss"]}
-        summary["samples_summary_sha256"] = samples_summary_digest(
-            run_dir
-        )  # the samples analysed (reproduce.py)
+        summary["samples_summary_sha256"] = samples_summary_digest(run_paths)  # the samples analysed
         files.save_json(run_paths.analysis_summary, summary)
         write_report(result, figures, smoothing, run_paths.analysis_file("report.md"))
         results.append(result)
@@ -336,9 +346,9 @@ def main(argv=None):
         )
         if result["batch_norm"]["note"]:
             print(f"note: {result['batch_norm']['note']}")
-    out_dir = args.out_dir or layout.RunPaths(results[0]["run_dir"]).analysis
+    out_dir = args.out_dir or view_paths(results[0]["run_dir"], args).analysis
     plot_scatter(results, os.path.join(out_dir, "mse_vs_variance_loss.png"))
-    print(f"figures and report in {', '.join(layout.RunPaths(r['run_dir']).analysis for r in results)}")
+    print(f"figures and report in {', '.join(view_paths(r['run_dir'], args).analysis for r in results)}")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ def test_a_kept_second_stage_has_its_own_samples_and_fids():
     assert kept.fid_table == os.path.join(kept.samples, "fid_table.md")
     assert kept.sample("gen2_renorm") == os.path.join(kept.samples, "gen2_renorm.npz")
     assert kept.sample("gen2", "png") == os.path.join(kept.samples, "gen2.png")
-    # what stays the run's: its stages and its analysis
-    assert (kept.stage1, kept.stage2, kept.analysis) == (final.stage1, final.stage2, final.analysis)
+    assert kept.analysis == os.path.join("r", "variance_analysis_stage2_epoch_7")  # variance_analysis.py's
+    assert final.analysis == os.path.join("r", "variance_analysis")
+    # what stays the run's: its stages
+    assert (kept.stage1, kept.stage2) == (final.stage1, final.stage2)
 
 
 def test_a_kept_first_stage_has_its_own_second_stage_samples_and_fids():

@@ -74,10 +74,22 @@ def test_kept_first_stages_and_the_run_seen_with_one(tmp_path, mnist_npz, capsys
     z_std = {p: np.mean(files.load_json(p.latent_stats)["z_std"]) for p in (view, paths)}
     assert measured.target() == pytest.approx(z_std[view], rel=1e-12)
     assert z_std[view] != pytest.approx(z_std[paths], rel=1e-3)  # the test tells the two apart
-    generate.main(second[:6] + ["--num-samples", "16", "--stage1-epoch", "2"])
+    view_flag = ["--stage1-epoch", "2"]
+    generate.main(second[:6] + ["--num-samples", "16"] + view_flag)
     summary = files.load_json(os.path.join(run_dir, "samples_stage1_epoch_2", "summary.json"))
     assert summary["models"] == {"stage1": kept[2], "stage2": digest_of(view.stage2.model)}
     assert not os.path.exists(paths.samples)  # the final run's samples are untouched (none made here)
+    # variance_analysis.py of the same view: the copy's samples, into its own folder
+    import variance_analysis
+
+    variance_analysis.main(
+        ["--run-dirs", run_dir, "--data-path", mnist_npz, "--num-samples", "16"] + view_flag
+    )
+    analysed = files.load_json(view.analysis_summary)
+    assert view.analysis == os.path.join(run_dir, "variance_analysis_stage1_epoch_2")
+    assert analysed["stage1_epoch"] == 2 and not os.path.exists(paths.analysis)
+    assert analysed["samples_summary_sha256"] == files.file_digest(view.samples_summary)
+    assert "gen2" in analysed["pixel_variance"]  # the copy's own GEN-2 samples were read
     # compute_fid.py --stage1-epoch 2 scores those samples, into fid.json beside them
     import compute_fid
 

@@ -10,6 +10,7 @@ runs/<dataset>/                     RunPaths(run_dir).root
     samples_stage1_epoch_<E>[_stage2_epoch_<F>]/   likewise for a kept first stage (and its kept second)
     fid.json, fid_table.md          .fid_results, .fid_table
     variance_analysis/              .analysis: variance_loss.json, report.md, figures
+    scale_sweep/, variance_analysis_<view>/ ...  likewise per view (the suffix of samples_<view>/)
 """
 
 from __future__ import annotations
@@ -183,8 +184,8 @@ class RunPaths:
 
     @property
     def analysis(self) -> str:
-        """variance_analysis.py's folder: figures, variance_loss.json and report.md."""
-        return os.path.join(self.root, "variance_analysis")
+        """variance_analysis.py's folder: figures, variance_loss.json and report.md; a kept stage's its own."""
+        return os.path.join(self.root, "variance_analysis" + self.view)
 
     def analysis_file(self, name: str) -> str:
         """A file of the analysis: variance_loss.json, report.md, <figure>.png."""
