@@ -3,10 +3,11 @@
     python variance_analysis.py --run-dirs runs/cifar10,runs/celeba
     python variance_analysis.py --run-dirs runs/cifar10 --stage1-epoch 20   # the first stage kept after epoch 20
 
-Per run (RUN_DIR/variance_analysis/; a kept stage's variance_analysis_stage1_epoch_<E>/ ...): the per-pixel variance of test data vs
-reconstructions vs GEN-1 / GEN-2 (plain and renormalized), summed over pixels
-and as a ratio to the data's; the same in latent space; reconstruction MSE vs
-variance loss; the PCA identity (Fig. 2: PCA's reconstruction error equals
+Per run (RUN_DIR/variance_analysis/; for kept stages, the folder with their
+suffix: variance_analysis_stage1_epoch_<E>/ ...): the per-pixel variance of
+test data vs reconstructions vs GEN-1 / GEN-2 (plain and renormalized),
+summed over pixels and as a ratio to the data's; the same in latent space;
+reconstruction MSE vs variance loss; the PCA identity (Fig. 2: PCA's reconstruction error equals
 the variance it loses); the smoothing example (Fig. 3); the variance law
 (Eq. 3-4) per latent dimension with the count of inactive variables (the
 authors' rule: mean sigma > 0.8); and the reconstructions once more with
@@ -240,7 +241,7 @@ def plot_scatter(results, path):
     _save(fig, path)
 
 
-def write_report(result, figures, smoothing, path):
+def write_report(result, figures, smoothing, run_paths):
     law = result["variance_law"]
     lines = [
         f"# Variance loss: {result['dataset']} ({result['run_dir']})",
@@ -290,7 +291,6 @@ def write_report(result, figures, smoothing, path):
     if result["batch_norm"]["note"]:
         lines += [f"**Batch-norm lag.** {result['batch_norm']['note']}", ""]
     lines += [f"![{name}]({os.path.basename(p)})" for name, p in figures.items()]
-    run_paths = layout.RunPaths(result["run_dir"], result["stage2_epoch"], result["stage1_epoch"])
     curves = [
         f"[{name}]({os.path.relpath(stage.curves, run_paths.analysis)})"
         for name, stage in (("stage1", run_paths.stage1), ("stage2", run_paths.stage2))
@@ -298,7 +298,7 @@ def write_report(result, figures, smoothing, path):
     ]
     if curves:
         lines += ["", f"Training curves: {', '.join(curves)}."]
-    files.save_text(path, "\n".join(lines) + "\n")
+    files.save_text(run_paths.analysis_file("report.md"), "\n".join(lines) + "\n")
 
 
 def view_paths(run_dir, args):
@@ -335,7 +335,7 @@ def main(argv=None):
         summary["smoothing"] = {"mse": smoothing["mse"], "variance_loss": smoothing["variance_loss"]}
         summary["samples_summary_sha256"] = samples_summary_digest(run_paths)  # the samples analysed
         files.save_json(run_paths.analysis_summary, summary)
-        write_report(result, figures, smoothing, run_paths.analysis_file("report.md"))
+        write_report(result, figures, smoothing, run_paths)
         results.append(result)
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in result["pixel_variance_ratio"].items())
         print(

@@ -22,7 +22,6 @@ from vaevar import backend
 backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -78,10 +77,16 @@ def stage1_epoch(args, view):
     return 0 if view == "converged" else args.early
 
 
-def common(args, seed):
-    return ["--dataset", args.dataset, "--run-dir", run_dir(args, seed)] + (
-        ["--data-path", args.data_path] if args.data_path else []
-    )
+def view_paths(args, seed, view):
+    """The run's files seen with the view's first stage: the final one, or the kept copy and its own second."""
+    return layout.RunPaths(run_dir(args, seed), stage1_epoch=stage1_epoch(args, view))
+
+
+def common(args, seed, view="converged"):
+    """The flags of every script on this run and view."""
+    flags = ["--dataset", args.dataset, "--run-dir", run_dir(args, seed)]
+    flags += ["--data-path", args.data_path] if args.data_path else []
+    return flags + (["--stage1-epoch", args.early] if view == "early" else [])
 
 
 def budget(args):
@@ -104,14 +109,11 @@ def train(args, seed):
             *["--keep-models-at", args.early, "--verbose", 2, "--allow-cpu", *budget(args)],
         )
     for view in VIEWS:
-        if finished(
-            layout.RunPaths(paths.root, stage1_epoch=stage1_epoch(args, view)).stage2, args.stage2_epochs
-        ):
+        if finished(view_paths(args, seed, view).stage2, args.stage2_epochs):
             continue
         run(
             "train_second_stage.py",
-            *common(args, seed),
-            *(["--stage1-epoch", args.early] if view == "early" else []),
+            *common(args, seed, view),
             *[
                 "--epochs",
                 args.stage2_epochs,
@@ -127,12 +129,10 @@ def train(args, seed):
 
 
 def sweep(args, seed, view):
-    paths = layout.RunPaths(run_dir(args, seed), stage1_epoch=stage1_epoch(args, view))
-    if not os.path.exists(paths.sweep_file("sweep.json")):
+    if not os.path.exists(view_paths(args, seed, view).sweep_file("sweep.json")):
         run(
             "sweep_latent_scale.py",
-            *common(args, seed),
-            *(["--stage1-epoch", args.early] if view == "early" else []),
+            *common(args, seed, view),
             *["--kinds", "rec,gen1,gen2", "--scales", "auto", "--num-samples", args.samples],
         )
 
@@ -188,20 +188,16 @@ def report(args, seeds):
         f"over the last {args.tail:g} of the epochs at the final learning rate, MSE and KL within "
     )
     study["rule"] += f"{args.tolerance:.0%} of their value at its start"
-    study["stage1"] = {}
+    study["stage1"], study["stage2"] = {}, {}
     for seed in seeds:
-        log = layout.RunPaths(run_dir(args, seed)).stage1.log
+        log = view_paths(args, seed, "converged").stage1.log
         study["stage1"][str(seed)] = convergence(read_log(log), args.tail, args.tolerance)
-        with files.atomic_path(os.path.join(args.out, f"first_{seed}_stage1_log.csv")) as tmp:
-            shutil.copyfile(log, tmp)
-    study["stage2"] = {}
-    for seed in seeds:
+        files.copy_file(log, os.path.join(args.out, f"first_{seed}_stage1_log.csv"))
         for view in VIEWS:
-            log = layout.RunPaths(run_dir(args, seed), stage1_epoch=stage1_epoch(args, view)).stage2.log
+            log = view_paths(args, seed, view).stage2.log
             rule = convergence(read_log(log), args.tail, args.tolerance)
             study["stage2"].setdefault(str(seed), {})[view] = rule
-            with files.atomic_path(os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv")) as tmp:
-                shutil.copyfile(log, tmp)
+            files.copy_file(log, os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv"))
     study["views"] = {}
     for view in VIEWS:
         epoch = stage1_epoch(args, view)
@@ -211,8 +207,7 @@ def report(args, seeds):
             for name in ("sweep.json", "sweep.md", "sweep.png"):
                 source = os.path.join(os.path.dirname(swept["path"]), name)
                 target = os.path.join(args.out, "sweeps", f"first_{seed}_{view}.{name.split('.')[1]}")
-                with files.atomic_path(target) as tmp:
-                    shutil.copyfile(source, tmp)
+                files.copy_file(source, target)
         split = ["--split", "--stage1-epoch", epoch, "--out", os.path.join(args.out, view)]
         run("aggregate_runs.py", *[run_dir(args, seed) for seed in seeds], *split)
     files.save_json(os.path.join(args.out, "study.json"), study)
@@ -227,17 +222,17 @@ def table(study):
         "| first stage | epochs | MSE change | KL change | met |",
     ]
     lines.append("|---|---|---|---|---|")
-    for seed, rule in study["stage1"].items():
+    rules = list(study["stage1"].items())
+    rules += [
+        (f"{seed}, its {view} view's second stage", rule)
+        for seed, views in study.get("stage2", {}).items()
+        for view, rule in views.items()
+    ]
+    for name, rule in rules:
         lines.append(
-            f"| {seed} | {rule['epochs']} | {rule['mse_change']:+.2%} | {rule['kl_change']:+.2%} | "
+            f"| {name} | {rule['epochs']} | {rule['mse_change']:+.2%} | {rule['kl_change']:+.2%} | "
             f"{'yes' if rule['converged'] else 'no'} |"
         )
-    for seed, views in study.get("stage2", {}).items():
-        for view, rule in views.items():
-            lines.append(
-                f"| {seed}, its {view} view's second stage | {rule['epochs']} | {rule['mse_change']:+.2%} | "
-                f"{rule['kl_change']:+.2%} | {'yes' if rule['converged'] else 'no'} |"
-            )
     lines += [
         "",
         "| view | first stage | kind | best s (FID) | FID s = 1 -> best (noise SD) | pixel variance = data's "

@@ -23,7 +23,6 @@ from vaevar import backend
 backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
 import os
-import shutil
 
 import numpy as np
 
@@ -84,8 +83,7 @@ def report(args, seed_list, kept):
             paths = layout.RunPaths(folder, epoch)
             for name in ("sweep.json", "sweep.md", "sweep.png"):
                 target = os.path.join(args.out, "sweeps", f"seed_{seed}_epoch_{epoch}.{name.split('.')[1]}")
-                with files.atomic_path(target) as tmp:
-                    shutil.copyfile(paths.sweep_file(name), tmp)
+                files.copy_file(paths.sweep_file(name), target)
             result = files.load_json(paths.sweep_file("sweep.json"))
             grids.append(result["scales"])
             study["per_seed"].setdefault(str(seed), {})[str(epoch)] = {

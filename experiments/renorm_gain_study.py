@@ -23,7 +23,6 @@ from vaevar import backend
 backend.choose()  # first, before anything imports Keras: JAX where it sees a GPU, else Keras' default
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -138,8 +137,9 @@ def report(args, seeds, kept):
                 kind: {k: fid[kind][k] for k in ("fid", "precision", "recall", "density", "coverage")}
                 for kind in fid
             }
-        with files.atomic_path(os.path.join(args.out, f"seed_{seed}_stage2_log.csv")) as tmp:
-            shutil.copyfile(layout.RunPaths(folder).stage2.log, tmp)
+        files.copy_file(
+            layout.RunPaths(folder).stage2.log, os.path.join(args.out, f"seed_{seed}_stage2_log.csv")
+        )
         study["per_seed"][str(seed)] = entry
     stage1_log = read_log(layout.RunPaths(args.run_dir).stage1.log)
     mse = [float(r["mse"]) for r in stage1_log]

@@ -64,8 +64,8 @@ BREAKAGES = [
     (
         "frechet_eig_as_if_commuting",
         "vaevar/fid/frechet.py",
-        "middle = root1 @ sigma2 @ root1",
-        "middle = sigma1 @ sigma2",
+        "_sum_of_root_eigenvalues(root1 @ sigma2 @ root1)",
+        "_sum_of_root_eigenvalues(sigma1 @ sigma2)",
         ["tests/test_fid_frechet.py::test_frechet_closed_form_non_commuting_gaussians"],
     ),
     (

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from typing import TYPE_CHECKING
@@ -79,6 +80,12 @@ def save_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+
+
+def copy_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Copy a file's bytes to `target` atomically (atomic_path)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def save_json(path: str | os.PathLike[str], obj) -> None:

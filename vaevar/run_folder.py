@@ -22,8 +22,8 @@ import numpy as np
 import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
 import models.vae  # noqa: F401
 from vaevar.errors import VaevarError
-from vaevar.files import atomic_path, is_cut_write, load_json, save_json, save_model
-from vaevar.layout import StagePaths
+from vaevar.files import atomic_path, copy_file, is_cut_write, load_json, save_json, save_model
+from vaevar.layout import RunPaths, StagePaths
 
 LOG_FIELDS = ["epoch", "loss", "mse", "gamma", "kl", "learning_rate", "seconds"]
 
@@ -380,23 +380,21 @@ def export_weights(run_dir: str, out_dir: str) -> list[str]:
     stage's final model loaded without its optimizer and saved again (the same weights), and its small
     records (SHARED_FILES: the data set, the settings, the first stage's weights digest the second checks,
     the log). No checkpoint, kept copy or latents. Returns the files written."""
+    run, copy = RunPaths(run_dir), RunPaths(out_dir)
     written = []
-    for stage, model_file in (("stage1", "first_stage.keras"), ("stage2", "second_stage.keras")):
-        source, target = StagePaths(os.path.join(run_dir, stage)), os.path.join(out_dir, stage)
-        path = os.path.join(source.dir, model_file)
-        if not os.path.exists(path):
-            if stage == "stage1":
-                raise VaevarError(f"{path} not found: finish the run's first stage before exporting it")
+    for required, source, target in ((True, run.stage1, copy.stage1), (False, run.stage2, copy.stage2)):
+        if not os.path.exists(source.model):
+            if required:
+                raise VaevarError(
+                    f"{source.model} not found: finish the run's first stage before exporting it"
+                )
             continue
-        os.makedirs(target, exist_ok=True)
-        model = load_model(path, f"{stage} model", compile=False)
+        model = load_model(source.model, f"{os.path.basename(source.dir)} model", compile=False)
         model.optimizer = None  # the weights alone: what encoding and decoding need
-        save_model(model, os.path.join(target, model_file))
-        written.append(os.path.join(target, model_file))
+        save_model(model, target.model)
+        written.append(target.model)
         for name in SHARED_FILES:
             if os.path.exists(os.path.join(source.dir, name)):
-                with atomic_path(os.path.join(target, name)) as tmp:
-                    with open(os.path.join(source.dir, name), "rb") as f, open(tmp, "wb") as out:
-                        out.write(f.read())
-                written.append(os.path.join(target, name))
+                copy_file(os.path.join(source.dir, name), os.path.join(target.dir, name))
+                written.append(os.path.join(target.dir, name))
     return written

@@ -82,11 +82,14 @@ def trace_sqrt_product(
         return float(np.sum(linalg.svdvals(rows1 @ rows2.T)))
     if rows1 is not None or rows2 is not None:
         rows, other = (rows2, sigma1) if rows2 is not None else (rows1, sigma2)
-        small = rows @ other @ rows.T
-        return float(np.sum(np.sqrt(np.clip(linalg.eigvalsh((small + small.T) / 2), 0, None))))
+        return _sum_of_root_eigenvalues(rows @ other @ rows.T)
     root1 = square_root(sigma1)
-    middle = root1 @ sigma2 @ root1
-    return float(np.sum(np.sqrt(np.clip(linalg.eigvalsh((middle + middle.T) / 2), 0, None))))
+    return _sum_of_root_eigenvalues(root1 @ sigma2 @ root1)
+
+
+def _sum_of_root_eigenvalues(product: np.ndarray) -> float:
+    """sum sqrt(eig) of a product that is symmetric PSD up to rounding (symmetrised; rounding's negatives 0)."""
+    return float(np.sum(np.sqrt(np.clip(linalg.eigvalsh((product + product.T) / 2), 0, None))))
 
 
 def low_rank_factor(sigma: np.ndarray, features: np.ndarray | None) -> np.ndarray | None:
