@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -165,3 +166,53 @@ def test_fast_trainer_needs_the_jax_backend():
     with pytest.raises(VaevarError, match="needs the JAX backend"):
         fast_training.choose("fast")
     assert fast_training.choose("auto") is None and fast_training.choose("fit") is None
+
+
+# train_second_stage.main for each argv (a JSON list) in one process
+TRAIN_SECOND_EACH = (
+    "import json, sys, train_second_stage\nfor argv in json.loads(sys.argv[1]): train_second_stage.main(argv)"
+)
+
+
+def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path, trained_stage1):
+    """The fast trainer's second stage with --latent-fd-every 1 and --keep-models-at 1: the measure decodes
+    with Keras' predict, which donates the variables' buffers that the loop's state shares. The run goes on
+    through both epochs, each row holds its distances, and the log's losses and the weights' digest equal
+    the same run's without the measure, bit for bit (measuring reads the model, it never changes it)."""
+    measured, plain = str(tmp_path / "measured"), str(tmp_path / "plain")
+    for run_dir in (measured, plain):
+        shutil.copytree(os.path.join(trained_stage1, "stage1"), os.path.join(run_dir, "stage1"))
+
+    def argv(run_dir, *flags):
+        return ["--dataset", "mnist", "--run-dir", run_dir, "--epochs", "2", "--width", "16"] + [
+            "--batch-size",
+            "50",
+            "--trainer",
+            "fast",
+            "--verbose",
+            "0",
+            *flags,
+        ]
+
+    flags = ["--latent-fd-every", "1", "--latent-fd-samples", "40", "--keep-models-at", "1"]
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN_SECOND_EACH, json.dumps([argv(measured, *flags), argv(plain)])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=jax_environment(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def rows_and_weights(run_dir):
+        with open(os.path.join(run_dir, "stage2", "log.csv")) as f:
+            rows = list(csv.DictReader(f))
+        return rows, json.load(open(os.path.join(run_dir, "stage2", "config.json")))["weights"]
+
+    (measured_rows, measured_weights), (plain_rows, plain_weights) = map(rows_and_weights, (measured, plain))
+    assert all(float(row["latent_fd_gen2"]) > 0 for row in measured_rows) and len(measured_rows) == 2
+    columns = ("epoch", "loss", "mse", "gamma", "kl", "learning_rate")
+    assert [[r[c] for c in columns] for r in measured_rows] == [[r[c] for c in columns] for r in plain_rows]
+    assert measured_weights == plain_weights
+    assert os.path.exists(os.path.join(measured, "stage2", "kept", "epoch_1.keras"))

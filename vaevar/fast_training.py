@@ -292,6 +292,9 @@ def fit_fast(
             if measure is not None and measure.due(epoch + 1):
                 sync_state(model, state)  # the measure reads the model's variables
                 measured = measure.measure(model, epoch + 1)
+                # Keras' predict (the latent FD's decode) donates the variables' buffers, which the loop's
+                # state shares since the sync: read the same values back from their new buffers
+                state = model_state(model)
             fields = measure.fields if measure is not None else ()
             write_log_row(log_path, epoch + 1, final, rate, seconds, measured, fields)
             bar.set_postfix(loss=f"{final['loss']:.4g}", gamma=f"{final['gamma']:.4g}")
