@@ -89,3 +89,35 @@ def test_auto_trainer_is_fast_on_jax_with_a_gpu(monkeypatch):
     assert fast_training.choose("auto").func is fast_training.fit_fast
     monkeypatch.setattr(fast_training, "_on_gpu", lambda: False)
     assert fast_training.choose("auto") is None
+
+
+def test_the_optimizer_built_before_fit_traces_the_step_once_and_trains_the_same(tmp_path, monkeypatch):
+    """training.fit makes Adam's slots before Keras' fit: on TensorFlow the train step is traced once instead
+    of twice (a tf.function that creates variables is traced again), and the weights after two epochs with
+    a halving equal those of the deferred build, bit for bit (the slots are zeros either way)."""
+    import keras
+
+    from models.second_stage import build_second_stage
+    from vaevar import training
+
+    rng = np.random.default_rng(0)
+    mu, sigma = rng.normal(size=(60, 4)).astype("float32"), np.full((60, 4), 0.5, "float32")
+
+    def trained(run_dir):
+        keras.utils.set_random_seed(0)
+        model = build_second_stage(latent_dim=4, width=8)
+        model.compile(optimizer=training.make_optimizer(1e-3))
+        traces, step = [], model.train_step
+        model.train_step = lambda data: (traces.append(1), step(data))[1]  # Python runs only when tracing
+        batches = training.LatentBatches(mu, sigma, 20, seed=0)
+        training.fit(model, batches, str(run_dir), 2, 0, 1e-3, 1, {}, verbose=0)
+        return len(traces), [np.asarray(w) for w in model.weights]
+
+    built_traces, built = trained(tmp_path / "built")
+    monkeypatch.setattr(training, "build_optimizer", lambda model: None)  # Keras' own: built in the trace
+    deferred_traces, deferred = trained(tmp_path / "deferred")
+    if keras.backend.backend() == "tensorflow":
+        assert (built_traces, deferred_traces) == (1, 2)
+    assert len(built) == len(deferred)
+    for a, b in zip(built, deferred):
+        np.testing.assert_array_equal(a, b)
