@@ -253,7 +253,9 @@ BREAKAGES = [
         "vaevar/training.py",
         "        build_optimizer(model)\n        # shuffle=False",
         "        # shuffle=False",
-        ["tests/test_training.py::test_the_optimizer_built_before_fit_traces_the_step_once_and_trains_the_same"],
+        [
+            "tests/test_training.py::test_the_optimizer_built_before_fit_traces_the_step_once_and_trains_the_same"
+        ],
     ),
     (
         "resume_trusts_the_record_over_the_checkpoint",
