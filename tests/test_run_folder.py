@@ -254,33 +254,23 @@ def test_stage2_without_stage1(tmp_path, mnist_npz):
         train_second_stage.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", str(tmp_path)])
 
 
-def test_second_stage_of_an_older_first_stage_is_refused(tmp_path, mnist_npz):
+def test_second_stage_of_an_older_first_stage_is_refused(tmp_path, mnist_npz, straight_run):
+    """A copy of the straight run: reruns of its finished stages keep stage 2 valid; stage 1 continued
+    changes its latents, and stage 2 and generate.py refuse the run."""
+    import shutil
+
     run_dir = str(tmp_path / "run")
-    common_argv = [
-        "--dataset",
-        "mnist",
-        "--data-path",
-        mnist_npz,
-        "--run-dir",
-        run_dir,
-        "--limit",
-        "100",
-        "--batch-size",
-        "50",
-    ]
-    first_argv = common_argv + TINY
-    second_argv = common_argv + ["--width", "16", "--verbose", "0", "--learning-rate", "0.001"]
-    train_first_stage.main(first_argv + ["--epochs", "1"])
-    train_second_stage.main(second_argv + ["--epochs", "1"])
+    shutil.copytree(straight_run, run_dir)
+    first, second = (argv + ["--run-dir", run_dir] for argv in stage_flags(mnist_npz))
     train_first_stage.main(
-        first_argv + ["--epochs", "1"]
+        first + ["--epochs", "3"]
     )  # rerun of a finished stage 1: same weights, still valid
-    train_second_stage.main(second_argv + ["--epochs", "1"])
+    train_second_stage.main(second + ["--epochs", "3"])
     model_path = os.path.join(run_dir, "stage2", "second_stage.keras")
     before = os.path.getmtime(model_path)
-    train_first_stage.main(first_argv + ["--epochs", "2"])  # stage 1 continued: its latents changed
+    train_first_stage.main(first + ["--epochs", "4"])  # stage 1 continued: its latents changed
     with pytest.raises(VaevarError, match="trained on another first stage .* move .*stage2 away"):
-        train_second_stage.main(second_argv + ["--epochs", "2"])
+        train_second_stage.main(second + ["--epochs", "4"])
     with pytest.raises(VaevarError, match="trained on another first stage"):
         generate.main(
             ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--num-samples", "8"]

@@ -8,22 +8,24 @@ import pytest
 from vaevar import cli, errors, files, layout
 
 
-def test_latent_fd_every_and_kept_models_over_a_resumed_run(tmp_path, mnist_npz, random_inception_weights):
+def test_latent_fd_every_and_kept_models_over_a_resumed_run(
+    tmp_path, mnist_npz, trained_stage1, random_inception_weights
+):
     """--latent-fd-every 2 over 4 epochs: rows 2 and 4 hold GEN-2's latent Frechet distances and the gate's
     ratio, rows 1 and 3 leave them empty; the last row's values are those of the saved model; a resumed run
     keeps the columns of the epochs before. --keep-models-at 3,4: the copy after epoch 4 is the final model,
-    the one after epoch 3 is not."""
+    the one after epoch 3 is not. The first stage: a copy of conftest's tiny one."""
     import csv
     import os
+    import shutil
 
-    import train_first_stage
     import train_second_stage
     from vaevar.run_folder import load_model
 
     run_dir = str(tmp_path / "run")
     shared = ["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", run_dir, "--limit", "100"]
     shared += ["--batch-size", "50", "--verbose", "0", "--learning-rate", "0.001"]
-    train_first_stage.main(shared + ["--epochs", "1", "--base-filters", "4", "--latent-dim", "8"])
+    shutil.copytree(trained_stage1, run_dir)
     second = shared + ["--width", "16", "--latent-fd-every", "2", "--latent-fd-samples", "40"]
     second += ["--keep-models-at", "3,4"]
     train_second_stage.main(second + ["--epochs", "2"])
