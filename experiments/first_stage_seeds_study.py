@@ -144,7 +144,9 @@ def sweep(args, seed, view):
 def convergence(rows, tail=TAIL, tolerance=TOLERANCE):
     """The rule on a log.csv's rows: over the last `tail` of the epochs (and the epoch before them, so that
     each change spans that many epochs), all at the final learning rate, MSE and KL change by less than
-    `tolerance` relative to their value at the start; each measure's change and the verdict."""
+    `tolerance` relative to their value at the start; each measure's change and the verdict. A second
+    stage's log with latent distances (--latent-fd-every) also gets the rule on GEN-2's latent Frechet
+    distance, over the window's rows that hold one (`latent_fd_converged`): what the sweeps depend on."""
     count = max(1, int(round(len(rows) * tail)))
     if len(rows) < count + 1:
         raise errors.VaevarError(f"{len(rows)} epochs in the log: too few for the convergence rule")
@@ -160,6 +162,14 @@ def convergence(rows, tail=TAIL, tolerance=TOLERANCE):
         result["final_learning_rate_throughout"]
         and all(result[f"{m}_range"] < tolerance for m in ("mse", "kl"))
     )
+    distances = [float(r["latent_fd_gen2"]) for r in window if r.get("latent_fd_gen2") not in (None, "")]
+    if len(distances) >= 2:
+        result["latent_fd"] = [distances[0], distances[-1]]
+        result["latent_fd_change"] = (distances[-1] - distances[0]) / distances[0]
+        result["latent_fd_range"] = (max(distances) - min(distances)) / distances[0]
+        result["latent_fd_converged"] = bool(
+            result["final_learning_rate_throughout"] and result["latent_fd_range"] < tolerance
+        )
     return result
 
 
@@ -191,7 +201,8 @@ def report(args, seeds):
     study["rule"] = (
         f"over the last {args.tail:g} of the epochs at the final learning rate, MSE and KL within "
     )
-    study["rule"] += f"{args.tolerance:.0%} of their value at its start"
+    study["rule"] += f"{args.tolerance:.0%} of their value at its start; for a second stage, GEN-2's latent "
+    study["rule"] += "Frechet distance too (its logged rows in that window): what the sweeps depend on"
     study["stage1"], study["stage2"] = {}, {}
     for seed in seeds:
         log = view_paths(args, seed, "converged").stage1.log
@@ -223,9 +234,9 @@ def table(study):
     lines = [
         f"Convergence rule: {study['rule']}.",
         "",
-        "| first stage | epochs | MSE change | KL change | met |",
+        "| stage | epochs | MSE change | KL change | met | GEN-2 latent FD change (range) | met |",
     ]
-    lines.append("|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     rules = list(study["stage1"].items())
     rules += [
         (f"{seed}, its {view} view's second stage", rule)
@@ -233,9 +244,13 @@ def table(study):
         for view, rule in views.items()
     ]
     for name, rule in rules:
+        latent = "- | -"
+        if "latent_fd_change" in rule:
+            latent = f"{rule['latent_fd_change']:+.2%} ({rule['latent_fd_range']:.2%}) | "
+            latent += "yes" if rule["latent_fd_converged"] else "no"
         lines.append(
             f"| {name} | {rule['epochs']} | {rule['mse_change']:+.2%} | {rule['kl_change']:+.2%} | "
-            f"{'yes' if rule['converged'] else 'no'} |"
+            f"{'yes' if rule['converged'] else 'no'} | {latent} |"
         )
     lines += [
         "",

@@ -32,6 +32,30 @@ def test_the_rule_spans_the_last_tenth_at_the_final_rate():
         study.convergence(rows([1.0], [1.0], [1e-3]))
 
 
+def test_a_second_stages_latent_distance_has_its_own_rule():
+    """20 epochs, distances logged every 2 (the other rows empty): the window (epochs 18-20) holds those of
+    18 and 20, 0.80 -> 0.806 (+0.75 %): met, while MSE falls 2 % (the MSE rule not met). 0.80 -> 0.81
+    (+1.25 %) is not; a log without distances gets no latent rule."""
+    mse = [2.0] * 17 + [1.0, 0.99, 0.98]
+    kl = [10.0] * 20
+    logged = rows(mse, kl, [5e-4] * 20)
+    for row, epoch in zip(logged, range(1, 21)):
+        row["latent_fd_gen2"] = "" if epoch % 2 else str({18: 0.80, 20: 0.806}.get(epoch, 0.9))
+    result = study.convergence(logged, tail=0.1, tolerance=0.01)
+    assert not result["converged"] and result["mse_change"] == pytest.approx(-0.02)
+    assert result["latent_fd"] == [0.80, 0.806] and result["latent_fd_converged"]
+    assert result["latent_fd_change"] == pytest.approx(0.0075) and result["latent_fd_range"] == pytest.approx(
+        0.0075
+    )
+    logged[-1]["latent_fd_gen2"] = "0.81"
+    assert not study.convergence(logged)["latent_fd_converged"]
+    assert "latent_fd_converged" not in study.convergence(rows(mse, kl, [5e-4] * 20))
+    line = study.table({"rule": "r", "stage1": {"0, its converged view's second stage": result}, "views": {}})
+    assert (
+        "| 0, its converged view's second stage | 20 | -2.00% | +0.00% | no | +0.75% (0.75%) | yes |" in line
+    )
+
+
 def test_a_sweeps_summary_marks_an_optimum_at_the_grid_edge():
     def point(scale, fid):
         return {"scale": scale, "fid": fid}
