@@ -118,3 +118,26 @@ def test_an_exported_run_loads_with_the_same_weights_and_no_optimizer_state(two_
     assert os.path.getsize(trained) - os.path.getsize(os.path.join(out, "stage1", "first_stage.keras")) > (
         0.9 * adam_bytes
     )
+
+
+SHIPPED = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "results",
+    "fashion_mnist_first_stage_seeds",
+    "run_seed_0",
+)
+
+
+def test_the_shipped_run_opens_with_both_stages_and_decodes_gen2():
+    """The committed run (the seeds study's seed 0, weights only): Run.load opens both stages without the data,
+    each stage's weights are the ones its config.json names, no optimizer state ships, and GEN-2's codes
+    decode to Fashion-MNIST-sized images in [0, 1]."""
+    paths = layout.RunPaths(SHIPPED)
+    run = Run.load(SHIPPED)
+    assert run.dataset == "fashion_mnist" and run.second is not None
+    for stage, model in ((paths.stage1, run.first), (paths.stage2, run.second)):
+        assert files.weights_digest(model) == files.load_json(stage.config)["weights"]
+        assert not os.path.exists(stage.checkpoint)
+    images = run.decode(run.codes("gen2", 4))
+    assert images.shape == (4, 28, 28, 1) and np.isfinite(images).all()
+    assert images.min() >= 0.0 and images.max() <= 1.0
