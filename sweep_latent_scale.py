@@ -27,6 +27,9 @@ with codes of NOISE_SEED (new eps or draws, the same model and reference), the S
 beside each FID - FID(1). Every point also holds the images' pixel variance ratio (variance_analysis.py's: their
 total per-pixel variance over the evaluation test images'), and each kind the scale where it reaches 1.
 
+A stopped sweep resumes: each point is kept in scale_sweep/points/ as it is scored, with the settings it was
+scored under, and a rerun of the same command reads those instead of scoring them again.
+
 Outputs in RUN_DIR/scale_sweep/ (scale_sweep_stage1_epoch_<E>/, scale_sweep_stage2_epoch_<E>/ for kept stages): sweep.json,
 sweep.md (a table per kind) and sweep.png (a panel per measure, a line per kind).
 """
@@ -182,24 +185,45 @@ def noise_of(first, second, seeds, best):
     }
 
 
-def sweep_kind(run, kind, reference, args, weights):
+def point_key(run, args, weights):
+    """What a scored point depends on beyond its kind, scale and code seed: the stages' weights, the
+    samples, the reference's draw, the FID network and method, and the rule's threshold."""
+    return {
+        "first_stage": files.weights_digest(run.first),
+        "second_stage": files.weights_digest(run.second) if run.second is not None else None,
+        "inception_weights": files.file_digest(weights),
+        "dataset": run.dataset,
+        "data_path": args.data_path,
+        **{
+            name: getattr(args, name)
+            for name in ("num_samples", "seed", "frechet_method", "renorm_threshold")
+        },
+    }
+
+
+def sweep_kind(run, kind, reference, args, weights, store):
     """One kind: its grid (args.scales, or its own with --scales auto), s = 1 and the FID minimum again at
-    the noise seed, the rule point and the matched point."""
+    the noise seed, the rule point and the matched point. store: scale_search.PointStore (each point kept as
+    it is scored, and read back by a rerun)."""
     z = run.codes(kind, args.num_samples, args.seed)
     second_z = run.codes(kind, args.num_samples, args.noise_seed)
     codes_std = mean_std(z)
 
-    def point(scale, codes, seed):
-        started = time.time()
+    def score_point(scale, codes):
         scores = scored(run, scaled_images(run, codes, scale), codes * scale, reference, args, weights)
+        return {"scale": scale, "latent_std": scale * mean_std(codes), **scores}
+
+    def point(scale, codes, seed):
+        started, read = time.time(), store.read
+        scores = store.made(f"{kind}_s{scale:.6f}_seed{seed}", lambda: score_point(scale, codes))
         print(
             f"{kind} s={scale:.4g} seed {seed}: FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  precision "
             f"{scores.get('precision', float('nan')):.3f}  recall {scores.get('recall', float('nan')):.3f}  "
             f"latent FD {scores['latent_fd']:.3f}  pixel variance {scores['pixel_variance_ratio']:.3f} of the "
-            f"data's  ({time.time() - started:.0f} s)",
+            f"data's  ({'read back' if store.read > read else f'{time.time() - started:.0f} s'})",
             flush=True,
         )
-        return {"scale": scale, "latent_std": scale * mean_std(codes), **scores}
+        return scores
 
     first, second = {}, {}  # scale -> point, at the seed and at the noise seed; each scored once
 
@@ -239,18 +263,29 @@ def sweep_kind(run, kind, reference, args, weights):
     best_fid = scale_search.lowest({s: first[s]["fid"] for s in grid})
     noise = noise_of(first, second, (args.seed, args.noise_seed), best_fid)
 
-    made = run.images(kind, z, args.seed)
-    rule = scored(run, data.sample_array(made["renormalized"]), made["z_renorm"], reference, args, weights)
-    latent_scale = kind != "rec" or run.rule.rec_renorm == "latent"  # REC's rule is per pixel by default
-    rule.update(
-        applied=bool(made["applied"]),
-        scale=float(np.mean(made["scale"])) if made["applied"] and latent_scale else None,
-        latent_std=mean_std(made["z_renorm"]),
-    )
+    def rule_point():
+        made = run.images(kind, z, args.seed)
+        rule = scored(
+            run, data.sample_array(made["renormalized"]), made["z_renorm"], reference, args, weights
+        )
+        latent_scale = kind != "rec" or run.rule.rec_renorm == "latent"  # REC's rule is per pixel by default
+        rule.update(
+            applied=bool(made["applied"]),
+            scale=float(np.mean(made["scale"])) if made["applied"] and latent_scale else None,
+            latent_std=mean_std(made["z_renorm"]),
+        )
+        return rule
+
+    def matched_point():
+        matched = scored(
+            run, scaled_images(run, z, matched_scale), z * matched_scale, reference, args, weights
+        )
+        return dict(matched, scale=matched_scale, latent_std=matched_scale * codes_std)
+
+    rule = store.made(f"{kind}_rule", rule_point)
     best = {m: min(points, key=lambda p, m=m: p[m])["scale"] for m in _LOWER_IS_BETTER if m in points[0]}
     matched_scale = mean_std(reference["z"]) / codes_std
-    matched = scored(run, scaled_images(run, z, matched_scale), z * matched_scale, reference, args, weights)
-    matched.update(scale=matched_scale, latent_std=matched_scale * codes_std)
+    matched = store.made(f"{kind}_matched", matched_point)
     for p in points + [rule, matched]:  # each change from s = 1 with the noise of such a difference beside it
         for m in ("fid", "kid"):
             p[f"{m}_minus_s1"] = p[m] - first[1.0][m]
@@ -439,9 +474,12 @@ def main(argv=None):
         "renorm_target": run.renorm_target,
         "kinds": {},
     }
-    for kind in args.kinds:
-        result["kinds"][kind] = sweep_kind(run, kind, reference, args, weights)
     paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
+    store = scale_search.PointStore(paths.sweep_file("points"), point_key(run, args, weights))
+    for kind in args.kinds:
+        result["kinds"][kind] = sweep_kind(run, kind, reference, args, weights, store)
+    if store.read:
+        print(f"{store.read} points read back from {store.folder} (scored by an earlier, stopped sweep)")
     os.makedirs(paths.scale_sweep, exist_ok=True)
     files.save_json(paths.sweep_file("sweep.json"), result)
     write_table(result, paths.sweep_file("sweep.md"))

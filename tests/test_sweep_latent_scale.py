@@ -115,6 +115,40 @@ def test_the_noise_seed_repeats_s1_and_the_minimum_beside_each_difference(swept)
     assert f"| +0.00 ± {sd:.2f} |" in table and "SD of the difference between two seeds' FIDs" in table
 
 
+def test_a_rerun_reads_every_point_back_and_writes_the_same_sweep(
+    swept, random_inception_weights, monkeypatch
+):
+    """The same command again (as after a stop): every point of every kind, the rule's and the matched ones
+    come from scale_sweep/points/, nothing is scored, and sweep.json is the same file."""
+    run_dir, flags = swept
+    paths = layout.RunPaths(run_dir)
+    before = open(paths.sweep_file("sweep.json"), "rb").read()
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a point was scored again")
+
+    monkeypatch.setattr(sweep_latent_scale, "scored", no_scoring)
+    sweep_latent_scale.main(
+        flags + ["--scales", "1.2,0.8,1.0", "--inception-weights", random_inception_weights]
+    )
+    assert open(paths.sweep_file("sweep.json"), "rb").read() == before
+    stored = sorted(os.listdir(paths.sweep_file("points")))
+    assert (
+        "gen2_s1.200000_seed0.json" in stored and "rec_rule.json" in stored and "gen1_matched.json" in stored
+    )
+
+
+def test_a_point_scored_under_other_settings_is_not_read_back(tmp_path):
+    store = scale_search.PointStore(str(tmp_path / "points"), {"num_samples": 16, "first_stage": "ab"})
+    scores = iter([{"fid": 1.5}, {"fid": 2.5}])
+    assert store.made("rec_s1.000000_seed0", lambda: next(scores)) == {"fid": 1.5}
+    assert store.made("rec_s1.000000_seed0", lambda: next(scores)) == {"fid": 1.5} and store.read == 1
+    other = scale_search.PointStore(str(tmp_path / "points"), {"num_samples": 32, "first_stage": "ab"})
+    assert other.get("rec_s1.000000_seed0") is None
+    assert other.made("rec_s1.000000_seed0", lambda: next(scores)) == {"fid": 2.5} and other.read == 0
+    assert store.get("rec_s1.000000_seed0") is None  # replaced: the first key's point is gone
+
+
 def test_the_pixel_variance_ratio_is_the_images_over_the_evaluation_images(swept):
     """Each point's images' per-pixel variance, summed, over the evaluation test images', by hand; and where
     the ratio reaches 1, interpolated between the grid's points."""
@@ -210,10 +244,11 @@ def test_seed_noise_and_crossing_by_hand():
 
 def copied_run(swept, tmp_path):
     """The fixture's run copied (its sweep stays as the other tests read it), and the flags for the copy. The
-    copy's images are the fixture's: the session's statistics cache scores them once."""
+    copy's images are the fixture's: the session's statistics cache scores them once. Without the fixture's
+    scored points: a rerun would read them back instead of scoring."""
     run_dir, flags = swept
     copy = str(tmp_path / "run")
-    shutil.copytree(run_dir, copy)
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("points"))
     return copy, [copy if f == run_dir else f for f in flags]
 
 

@@ -258,6 +258,13 @@ BREAKAGES = [
         ],
     ),
     (
+        "sweep_reads_back_points_of_other_settings",
+        "vaevar/scale_search.py",
+        '        if stored.get("key") != self.key:\n            return None\n',
+        "",
+        ["tests/test_sweep_latent_scale.py::test_a_point_scored_under_other_settings_is_not_read_back"],
+    ),
+    (
         "resume_trusts_the_record_over_the_checkpoint",
         "vaevar/run_folder.py",
         "return model, checkpointed_epoch(model, state, stage)",

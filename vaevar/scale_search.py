@@ -5,12 +5,16 @@
 - refine: the step between the minimum and a neighbour halved where the two differ by less than the noise.
 - seed_noise: that noise, from values measured twice with two sample seeds.
 - crossing: the scale where a curve reaches a level (the pixel variance ratio reaching the data's 1).
+- PointStore: each scored point kept on disk as it is made, so that a stopped sweep resumes.
 """
 
 import dataclasses
+import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 
+from vaevar import files
 from vaevar.errors import VaevarError
 
 DECIMALS = 6  # scales rounded, so that 1.6 + 0.2 is 1.8 and not 1.8000000000000003
@@ -127,3 +131,39 @@ def crossing(scales: Sequence[float], values: Sequence[float], level: float = 1.
     if points and points[-1][1] == level:
         return float(points[-1][0])
     return None
+
+
+class PointStore:
+    """A sweep's scored points, one JSON file each in `folder` beside the settings they were scored under
+    (`key`: the models' digests, the sample counts and seeds, the FID settings). A rerun with the same key
+    reads a point instead of scoring it again: a sweep stopped after an hour resumes where it stopped. A
+    point scored under another key is scored again (and replaced)."""
+
+    def __init__(self, folder: str, key: Mapping[str, object]):
+        self.folder = folder
+        self.key = json.loads(json.dumps(dict(key), sort_keys=True))  # as it reads back from a file
+        self.read = 0  # points read back by this sweep
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.folder, f"{name}.json")
+
+    def get(self, name: str) -> dict | None:
+        path = self._path(name)
+        if not os.path.exists(path):
+            return None
+        stored = files.load_json(path)  # whole: written atomically
+        if stored.get("key") != self.key:
+            return None
+        self.read += 1
+        return stored["point"]
+
+    def put(self, name: str, point: dict) -> dict:
+        """Keep `point` under `name`; returns it as a rerun reads it (JSON's numbers)."""
+        os.makedirs(self.folder, exist_ok=True)
+        files.save_json(self._path(name), {"key": self.key, "point": point})
+        return files.load_json(self._path(name))["point"]
+
+    def made(self, name: str, score: Callable[[], dict]) -> dict:
+        """The point `name`: read back, or scored by `score` and kept."""
+        point = self.get(name)
+        return point if point is not None else self.put(name, score())
