@@ -5,6 +5,7 @@ from keras import ops
 from models.first_stage import build_first_stage
 from models.second_stage import build_second_stage
 from models.vae import MSE_FLOOR, VAE, balanced_ema_update, kl_divergence
+from vaevar.training import build_optimizer
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
@@ -178,6 +179,7 @@ def test_fit_moves_gamma_down_and_save_load_roundtrip(tmp_path):
 
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    build_optimizer(model)  # as training.fit does: the step traced once, not twice
     x = np.random.default_rng(0).random((40, 28, 28, 1)).astype("float32")
     history = model.fit(x, batch_size=20, epochs=1, verbose=0)
     assert set(history.history) >= {"loss", "mse", "gamma", "kl"}
@@ -226,6 +228,7 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_weights_adam_and_batch_norm_in_
     with precision_policy(True, "bfloat16"):
         model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4)
     model.compile(optimizer=make_optimizer(1e-3))
+    build_optimizer(model)  # as training.fit does
     assert type(model.optimizer) is keras.optimizers.Adam  # no LossScaleOptimizer: bfloat16 needs none
     # eighths in [0, 7/8] through a kernel of -1, 0, 1 and no bias: every conv output is a multiple of 1/8
     # under 8, exact in bfloat16 whatever the summation order, so the batch norm's input is known exactly
@@ -264,6 +267,7 @@ def test_compiled_train_steps_follow_the_balanced_loss(jit_compile):
 
     model = build_first_stage((28, 28, 1), latent_dim=8, base_filters=4, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+    build_optimizer(model)
     assert model.jit_compile == jit_compile
     x = np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32")
     dims = 28 * 28
@@ -418,6 +422,7 @@ def test_first_stage_uses_debiased_batch_norm_and_saves_its_state(tmp_path):
     ]
     assert bns and all(isinstance(l, DebiasedBatchNormalization) for l in bns)
     model.compile(optimizer="adam")
+    build_optimizer(model)
     model.fit(
         np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32"), epochs=1, batch_size=10, verbose=0
     )
