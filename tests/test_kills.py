@@ -36,6 +36,14 @@ SETTINGS = {  # trainer, (stage 1's, stage 2's) --checkpoint-every
 IN_CI = ("fit", "fast")  # the third runs with the full count
 
 
+# each [script, argv] of a JSON list: the script's main(argv) under errors.run_main, in one process
+RUN_EACH = (
+    "import importlib, json, sys\nfrom vaevar import errors\n"
+    "for script, argv in json.loads(sys.argv[1]):\n"
+    "    errors.run_main(lambda: importlib.import_module(script).main(argv))"
+)
+
+
 @pytest.fixture(scope="module")
 def kill_npz(tmp_path_factory):
     """200 images: 20 steps an epoch at batch size 10, long enough to land inside one."""
@@ -174,8 +182,21 @@ def test_killed_runs_resume_bit_identical(tmp_path, kill_npz, setting):
     # each stage has more checkpoints than kills, so every planned kill finds its moment
     epochs = [n * (KILLS + 2) for n in every]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    commands = stage_commands(kill_npz, straight, trainer, every, epochs)
-    assert run_with_kills(commands, environment(trainer, 0), 0, rng)[0] == []
+    # the straight run: both stages' mains in one process (one start-up fewer); the killed run's processes
+    # then also show that nothing carries from one stage's main to the next
+    mains = [
+        [os.path.basename(c[1]).removesuffix(".py"), c[2:]]
+        for c in stage_commands(kill_npz, straight, trainer, every, epochs)
+    ]
+    straight_run = subprocess.run(
+        [sys.executable, "-c", RUN_EACH, json.dumps(mains)],
+        cwd=ROOT,
+        env=environment(trainer, 0),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert straight_run.returncode == 0, straight_run.stderr[-3000:]
     commands = stage_commands(kill_npz, killed, trainer, every, epochs)
     made, outputs = run_with_kills(commands, environment(trainer, HOLD_SECONDS), KILLS, rng)
     assert len(made) == KILLS, made
