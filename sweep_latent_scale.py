@@ -185,15 +185,23 @@ def noise_of(first, second, seeds, best):
     }
 
 
+_POINT_VERSION = 1  # raise it when a point's scoring changes: points kept by older code are scored again
+
+
 def point_key(run, args, weights):
-    """What a scored point depends on beyond its kind, scale and code seed: the stages' weights, the
-    samples, the reference's draw, the FID network and method, and the rule's threshold."""
+    """What a scored point depends on beyond its kind, scale and code seed: the stages' weights, the data it
+    reads, the samples and the reference's draw, the FID network, method and settings, the rule's threshold
+    and the scoring code's version."""
+    from vaevar.fid.score import RUN_DEFAULTS
+
     return {
+        "version": _POINT_VERSION,
         "first_stage": files.weights_digest(run.first),
         "second_stage": files.weights_digest(run.second) if run.second is not None else None,
         "inception_weights": files.file_digest(weights),
+        "fid_settings": {k: v for k, v in RUN_DEFAULTS.items() if k != "num_samples"},
         "dataset": run.dataset,
-        "data_path": args.data_path,
+        "data_path": os.path.abspath(run.data_path) if run.data_path else None,  # None: tfds' copy
         **{
             name: getattr(args, name)
             for name in ("num_samples", "seed", "frechet_method", "renorm_threshold")

@@ -165,8 +165,9 @@ def convergence(rows, tail=TAIL, tolerance=TOLERANCE):
     distances = [float(r["latent_fd_gen2"]) for r in window if r.get("latent_fd_gen2") not in (None, "")]
     if len(distances) >= 2:
         result["latent_fd"] = [distances[0], distances[-1]]
-        result["latent_fd_change"] = (distances[-1] - distances[0]) / distances[0]
-        result["latent_fd_range"] = (max(distances) - min(distances)) / distances[0]
+        start = abs(distances[0]) or float("nan")  # a distance of 0: no relative change (the rule fails)
+        result["latent_fd_change"] = (distances[-1] - distances[0]) / start
+        result["latent_fd_range"] = (max(distances) - min(distances)) / start
         result["latent_fd_converged"] = bool(
             result["final_learning_rate_throughout"] and result["latent_fd_range"] < tolerance
         )

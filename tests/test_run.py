@@ -130,8 +130,8 @@ SHIPPED = os.path.join(
 
 def test_the_shipped_run_opens_with_both_stages_and_decodes_gen2():
     """The committed run (the seeds study's seed 0, weights only): Run.load opens both stages without the data,
-    each stage's weights are the ones its config.json names, no optimizer state ships, and GEN-2's codes
-    decode to Fashion-MNIST-sized images in [0, 1]."""
+    each stage's weights are the ones its config.json names, no checkpoint ships, and GEN-2's codes decode
+    to Fashion-MNIST-sized images in [0, 1]."""
     paths = layout.RunPaths(SHIPPED)
     run = Run.load(SHIPPED)
     assert run.dataset == "fashion_mnist" and run.second is not None

@@ -138,6 +138,44 @@ def test_a_rerun_reads_every_point_back_and_writes_the_same_sweep(
     )
 
 
+def test_a_points_key_changes_with_what_its_score_depends_on(swept, random_inception_weights, tmp_path):
+    """sweep_latent_scale.point_key: the same settings give the same key; another sample count, seed, FID
+    method, threshold, Inception file, data file or second stage each give another."""
+    from vaevar import cli
+
+    run_dir, flags = swept
+    weights_flags = ["--inception-weights", random_inception_weights]
+
+    def key(*extra, run=None, weights=random_inception_weights):
+        argv = flags + weights_flags + list(extra)
+        args = sweep_latent_scale.check_settings(cli.parse_constants(vars(sweep_latent_scale), "", argv))
+        run = run or Run.load(run_dir, data_path=args.data_path)
+        return sweep_latent_scale.point_key(run, args, weights)
+
+    plain = key()
+    assert key() == plain and plain["data_path"] == os.path.abspath(flags[flags.index("--data-path") + 1])
+    other_weights = str(tmp_path / "other.weights.h5")
+    shutil.copyfile(random_inception_weights, other_weights)
+    with open(other_weights, "ab") as f:
+        f.write(b"\0")
+    other_data = str(tmp_path / "other.npz")
+    shutil.copyfile(flags[flags.index("--data-path") + 1], other_data)
+    changed = {
+        "num_samples": key("--num-samples", "8"),
+        "seed": key("--seed", "3"),
+        "frechet_method": key("--frechet-method", "sqrtm"),
+        "renorm_threshold": key("--renorm-threshold", "0.5"),
+        "inception_weights": key(weights=other_weights),
+        "data_path": key(run=Run.load(run_dir, data_path=other_data)),
+        "second_stage": key(run=Run.load(run_dir, first_only=True, data_path=plain["data_path"])),
+    }
+    for field, other in changed.items():
+        assert other[field] != plain[field], field
+        assert {k: v for k, v in other.items() if k != field} == {
+            k: v for k, v in plain.items() if k != field
+        }
+
+
 def test_a_point_scored_under_other_settings_is_not_read_back(tmp_path):
     store = scale_search.PointStore(str(tmp_path / "points"), {"num_samples": 16, "first_stage": "ab"})
     scores = iter([{"fid": 1.5}, {"fid": 2.5}])

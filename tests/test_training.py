@@ -108,7 +108,7 @@ def test_the_optimizer_built_before_fit_traces_the_step_once_and_trains_the_same
         model = build_second_stage(latent_dim=4, width=8)
         model.compile(optimizer=training.make_optimizer(1e-3))
         traces, step = [], model.train_step
-        model.train_step = lambda data: (traces.append(1), step(data))[1]  # Python runs only when tracing
+        model.train_step = lambda *args: (traces.append(1), step(*args))[1]  # Python runs when tracing
         batches = training.LatentBatches(mu, sigma, 20, seed=0)
         training.fit(model, batches, str(run_dir), 2, 0, 1e-3, 1, {}, verbose=0)
         return len(traces), [np.asarray(w) for w in model.weights]
