@@ -26,7 +26,7 @@ LIBRARY = {
     "grids": BASE,
     "data": BASE | {"image_files", "data"},
     "variance_measures": {"fid"},
-    "scale_search": {"errors"},  # the sweep's grid: pure Python
+    "scale_search": {"errors", "files"},  # the sweep's grid (pure Python) and its kept points
     "seeds": BASE,
     "models": {"models"},
     "fid": BASE | {"data", "image_files", "fid"},

@@ -1,4 +1,5 @@
-"""The latent-scale sweep's grid (sweep_latent_scale.py --scales auto), pure Python: the caller scores a scale.
+"""The latent-scale sweep's grid (sweep_latent_scale.py --scales auto), pure Python: the caller scores a
+scale; and the points it scored, kept on disk (PointStore).
 
 - bracket: a start grid, extended a step at a time beyond whichever edge holds the minimum, until the measure
   has risen on both sides of it; a minimum still at the set bound is a one-line error.
