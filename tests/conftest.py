@@ -4,6 +4,7 @@ first stage, rounding bounds, the JAX subprocesses' environment, a crafted secon
 import atexit
 import csv
 import io
+import json
 import os
 import pickle
 import shutil
@@ -277,6 +278,27 @@ def stage1_only(tmp_path_factory, trained_stage1):
     run_dir = str(tmp_path_factory.mktemp("stage1_only"))
     shutil.copytree(trained_stage1, run_dir, dirs_exist_ok=True)
     return run_dir
+
+
+# each [script, argv] of a JSON list: the script's main(argv) under errors.run_main, in one process
+_RUN_EACH = (
+    "import importlib, json, sys\nfrom vaevar import errors\n"
+    "for script, argv in json.loads(sys.argv[1]):\n"
+    "    errors.run_main(lambda: importlib.import_module(script).main(argv))"
+)
+
+
+def run_mains(mains, env):
+    """[script name, argv] pairs run one after another in one new process with environment `env`: one
+    start-up of Keras for several runs."""
+    return subprocess.run(
+        [sys.executable, "-c", _RUN_EACH, json.dumps(mains)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def run_first_stage(mnist_npz, run_dir, *argv):

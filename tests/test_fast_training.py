@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, ROUNDING_MARGIN, U, jax_environment, log_epochs, tiny_mnist
+from tests.conftest import ROOT, ROUNDING_MARGIN, U, jax_environment, log_epochs, run_mains, tiny_mnist
 
 pytest.importorskip("jax")
 
@@ -114,12 +114,6 @@ def test_fast_run_resumed_at_a_checkpoint_ends_bit_identical(comparison, stage):
     assert comparison[stage]["resumed_rows_equal"] and comparison[stage]["resumed_weights_equal"]
 
 
-# train_first_stage.main for each argv (a JSON list) in one process: one start-up of Keras and JAX
-TRAIN_EACH = (
-    "import json, sys, train_first_stage\nfor argv in json.loads(sys.argv[1]): train_first_stage.main(argv)"
-)
-
-
 def test_a_budget_stop_checkpoints_its_epoch_between_checkpoints(tmp_path, mnist_npz):
     """--time-budget 1 with --checkpoint-every 10: the command's set-up, tracing and first epoch take over
     the budget's second, so the run stops after epoch 1 of 2 with exit code 75, and that epoch is
@@ -152,7 +146,10 @@ def test_a_budget_stop_checkpoints_its_epoch_between_checkpoints(tmp_path, mnist
     assert "stopped at the time budget after epoch 1 of 2" in stopped.stderr
     assert json.load(open(os.path.join(budgeted, "stage1", "checkpoint.json")))["epoch"] == 1
     assert log_epochs(os.path.join(budgeted, "stage1")) == [1]
-    rest = run("-c", TRAIN_EACH, json.dumps([argv(budgeted), argv(straight)]))  # the resume, a straight run
+    # the resume and a straight run, in one process: one start-up of Keras and JAX
+    rest = run_mains(
+        [["train_first_stage", argv(budgeted)], ["train_first_stage", argv(straight)]], jax_environment()
+    )
     assert rest.returncode == 0, rest.stderr[-3000:]
     assert f"resuming {os.path.join(budgeted, 'stage1')} after epoch 1" in rest.stdout
     assert log_epochs(os.path.join(budgeted, "stage1")) == [1, 2]
@@ -166,12 +163,6 @@ def test_fast_trainer_needs_the_jax_backend():
     with pytest.raises(VaevarError, match="needs the JAX backend"):
         fast_training.choose("fast")
     assert fast_training.choose("auto") is None and fast_training.choose("fit") is None
-
-
-# train_second_stage.main for each argv (a JSON list) in one process
-TRAIN_SECOND_EACH = (
-    "import json, sys, train_second_stage\nfor argv in json.loads(sys.argv[1]): train_second_stage.main(argv)"
-)
 
 
 def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path, trained_stage1):
@@ -195,13 +186,9 @@ def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path,
         ]
 
     flags = ["--latent-fd-every", "1", "--latent-fd-samples", "40", "--keep-models-at", "1"]
-    result = subprocess.run(
-        [sys.executable, "-c", TRAIN_SECOND_EACH, json.dumps([argv(measured, *flags), argv(plain)])],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=jax_environment(),
+    result = run_mains(
+        [["train_second_stage", argv(measured, *flags)], ["train_second_stage", argv(plain)]],
+        jax_environment(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import NO_TENSORFLOW, ROOT, TINY, digit_images, jax_environment
+from tests.conftest import NO_TENSORFLOW, ROOT, TINY, digit_images, jax_environment, run_mains
 from vaevar import files
 
 KILLS = int(os.environ.get("VAEVAR_KILLS", "3"))  # per setting
@@ -34,14 +34,6 @@ SETTINGS = {  # trainer, (stage 1's, stage 2's) --checkpoint-every
     "fast, stage 2 every 3": ("fast", (1, 3)),
 }
 IN_CI = ("fit", "fast")  # the third runs with the full count
-
-
-# each [script, argv] of a JSON list: the script's main(argv) under errors.run_main, in one process
-RUN_EACH = (
-    "import importlib, json, sys\nfrom vaevar import errors\n"
-    "for script, argv in json.loads(sys.argv[1]):\n"
-    "    errors.run_main(lambda: importlib.import_module(script).main(argv))"
-)
 
 
 @pytest.fixture(scope="module")
@@ -188,14 +180,7 @@ def test_killed_runs_resume_bit_identical(tmp_path, kill_npz, setting):
         [os.path.basename(c[1]).removesuffix(".py"), c[2:]]
         for c in stage_commands(kill_npz, straight, trainer, every, epochs)
     ]
-    straight_run = subprocess.run(
-        [sys.executable, "-c", RUN_EACH, json.dumps(mains)],
-        cwd=ROOT,
-        env=environment(trainer, 0),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    straight_run = run_mains(mains, environment(trainer, 0))
     assert straight_run.returncode == 0, straight_run.stderr[-3000:]
     commands = stage_commands(kill_npz, killed, trainer, every, epochs)
     made, outputs = run_with_kills(commands, environment(trainer, HOLD_SECONDS), KILLS, rng)

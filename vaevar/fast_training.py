@@ -40,7 +40,7 @@ from vaevar.run_folder import (
     write_log_row,
 )
 from vaevar.runtime import TRAINERS
-from vaevar.training import LatentBatches, batch_rows, latent_noise, learning_rate_at
+from vaevar.training import LatentBatches, batch_rows, build_optimizer, latent_noise, learning_rate_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -251,7 +251,7 @@ def fit_fast(
     truncate_log(log_path, initial_epoch)
     if initial_epoch >= epochs:
         return model
-    model.optimizer.build(model.trainable_variables)
+    build_optimizer(model)
     model.reset_metrics()
     rate_variable = model.optimizer.learning_rate
     learning_rate_index = next(i for i, v in enumerate(model.optimizer.variables) if v is rate_variable)
