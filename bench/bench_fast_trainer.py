@@ -37,6 +37,7 @@ MIXED_DTYPE = ""  # "" float32 | bfloat16 | float16: the layers' compute type (v
 BATCH_SIZE = 100  # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
 COPIES = 1  # fast path: independent trainings (seeds) at once; the rate counts all their images
 FLAT_UPDATE = False  # fast path: Adam over all parameters as one flattened buffer (the same arithmetic)
+KERAS_TRANSPOSED_CONV = False  # Keras' own transposed conv gradient (input-dilated), not models/transposed_conv's
 
 
 def epochs_per_second(run_epoch, epochs):
@@ -102,6 +103,10 @@ def main(argv=None):
 
     if keras.backend.backend() != "jax":
         raise errors.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
+    if args.keras_transposed_conv:
+        from models import transposed_conv
+
+        transposed_conv.EXACT_GRADIENT = False
     entry = data.builtin_dataset(args.dataset)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images,) + entry.shape, dtype=np.uint8)
@@ -118,6 +123,7 @@ def main(argv=None):
         "unroll": args.unroll,
         "copies": args.copies,
         "flat_update": args.flat_update,
+        "keras_transposed_conv": args.keras_transposed_conv,
         "mixed_dtype": args.mixed_dtype or "float32",
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }

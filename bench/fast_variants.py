@@ -13,7 +13,10 @@ it is ever used. batch400 is a diagnosis, not an option (the authors train
 at batch 100): if the step is launch-bound, 4x the batch gives nearly 4x
 the images per second. copies4 trains four models (seeds) at once, vmapped,
 each at batch 100 on its own batches: if the step is launch-bound, the
-paper's mean over several trainings costs little more than one. Each
+paper's mean over several trainings costs little more than one.
+keras_transposed_conv is the decoder's old kernel gradient (Keras' own,
+input-dilated), which XLA's GPU rewriter does not give to cuDNN's
+backward-filter kernel: its ratio is the new default's gain. Each
 variant runs bench.bench_fast_trainer (fast path only)
 in its own process, because XLA reads its flags once per process; a variant
 that fails (an unknown flag, a crash) is recorded with its error and the
@@ -39,7 +42,7 @@ MATMUL_SIZE = 2048  # 8192 on a GPU
 STAGES = "stage1,stage2"
 VARIANTS = (  # names in VARIANT_SETTINGS
     "default,graphs_conv_while,graphs_concurrent,graphs_with_loops,no_graphs,flat_adam,unroll2,unroll4,"
-    "bfloat16,batch400,copies4"
+    "bfloat16,batch400,copies4,keras_transposed_conv"
 )
 TIMEOUT = 240  # seconds per variant
 OUTPUT = None  # default bench/results/fast_variants_<device>.json
@@ -70,6 +73,8 @@ VARIANT_SETTINGS = {
     "bfloat16": ("", ["--mixed-dtype", "bfloat16"]),
     "batch400": ("", ["--batch-size", "400"]),  # a diagnosis, not the protocol: ~4x the rate if launch-bound
     "copies4": ("", ["--copies", "4"]),  # four trainings (seeds) at once: their images/s summed
+    # the default before models/transposed_conv.py: Keras' kernel gradient, a convolution with input dilation
+    "keras_transposed_conv": ("", ["--keras-transposed-conv"]),
 }
 
 

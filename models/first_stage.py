@@ -8,7 +8,8 @@ authors' two sizes, both ending at 8x8); the same rule gives 2 for 16 px,
 Dense mu, Dense log-sigma.
 Decoder: Dense to a 2x2 map (7x7 for 28 px) whose width is 32 * 2^(halvings
 from full size), capped at 1024; per step a stride-2 3x3 transposed conv
-halving the width and a residual block; a 3x3 conv straight to the sigmoid.
+halving the width (models/transposed_conv.py: Keras' layer, its kernel gradient in the form GPUs run fast)
+and a residual block; a 3x3 conv straight to the sigmoid.
 32x32x3 has 5,190,467 trainable parameters, 64x64x3 19,321,667, as theirs.
 """
 
@@ -18,6 +19,7 @@ import keras
 from keras import layers
 
 from models.batch_norm import DebiasedBatchNormalization
+from models.transposed_conv import ExactConv2DTranspose
 from models.vae import VAE
 
 DENSE_WIDTH = 512
@@ -112,7 +114,7 @@ def build_decoder(
     h = layers.Reshape((start, start, channels), name="dec_reshape")(h)
     for s in range(steps):
         channels = width(steps - 1 - s)
-        h = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name=f"dec_up{s}")(h)
+        h = ExactConv2DTranspose(channels, 3, strides=2, padding="same", name=f"dec_up{s}")(h)
         h = residual_block(h, channels, f"dec_scale{s}")
     if steps == 0:
         h = residual_block(h, channels, "dec_scale0")

@@ -12,6 +12,7 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from models import transposed_conv  # noqa: E402
 from models.first_stage import build_first_stage  # noqa: E402
 from models.second_stage import build_second_stage  # noqa: E402
 from vaevar import fast_training  # noqa: E402
@@ -186,6 +187,18 @@ for stage, (build, batches) in STAGES.items():
         # each copy against the lone run of the other copy's batches: what swapped or shared batches would give
         "copy_swapped_weight_difference": min(max_relative(fast, pair[1]), max_relative(alone, pair[0])),
     }
+    if stage == "stage1":
+        # Keras' own transposed conv and gradient (the default before models/transposed_conv.py; bench's
+        # keras_transposed_conv variant), traced with the switch off, on this epoch's batches, against `fast`
+        transposed_conv.EXACT_GRADIENT = False
+        keras_epoch = fast_training.make_epoch_function(fresh(build), inputs)
+        keras_conv, keras_conv_losses = trained(build, keras_epoch, inputs.source, rows, noise)
+        transposed_conv.EXACT_GRADIENT = True
+        results[stage]["keras_transposed_conv"] = {
+            "step_difference": max_step_relative(fast_losses, keras_conv_losses),
+            "weight_difference": max_relative(fast, keras_conv),
+            "swapped_weight_difference": max_relative(alone, keras_conv),
+        }
     # 3 epochs with a halving after 2: fit's log.csv against the fast one's, and a resumed fast run
     logs_of = {}
     for name, epochs_per_call in (("fit", [3]), ("fast", [3]), ("fast_resumed", [1, 3])):

@@ -21,6 +21,7 @@ import numpy as np
 
 import models.batch_norm  # noqa: F401  registers the custom classes for loading .keras files
 import models.vae  # noqa: F401
+from models.transposed_conv import adopt_transposed_convs
 from vaevar.errors import VaevarError
 from vaevar.files import atomic_path, copy_file, is_cut_write, load_json, save_json, save_model
 from vaevar.layout import RunPaths, StagePaths
@@ -43,12 +44,14 @@ def load_model(
     if not os.path.exists(path):
         raise VaevarError(f"{what} not found at {path}{': ' + hint if hint else ''}")
     try:
-        return keras.saving.load_model(path, compile=compile)
+        model = keras.saving.load_model(path, compile=compile)
     except Exception as error:  # corrupt or foreign file
         reason = str(error).splitlines()[0][:200] if str(error) else ""
         raise VaevarError(
             f"cannot load {what} from {path} ({type(error).__name__}: {reason}); {corrupt_hint}"
         ) from error
+    adopt_transposed_convs(model)  # an older first stage trains as fast as a new one on a GPU
+    return model
 
 
 def check_second_stage_matches(stage2_dir: str, stage1_digest: str) -> None:
