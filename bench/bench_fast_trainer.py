@@ -37,7 +37,9 @@ MIXED_DTYPE = ""  # "" float32 | bfloat16 | float16: the layers' compute type (v
 BATCH_SIZE = 100  # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
 COPIES = 1  # fast path: independent trainings (seeds) at once; the rate counts all their images
 FLAT_UPDATE = False  # fast path: Adam over all parameters as one flattened buffer (the same arithmetic)
-KERAS_TRANSPOSED_CONV = False  # Keras' own transposed conv gradient (input-dilated), not models/transposed_conv's
+KERAS_TRANSPOSED_CONV = (
+    False  # Keras' own transposed conv gradient (input-dilated), not models/transposed_conv's
+)
 
 
 def epochs_per_second(run_epoch, epochs):
