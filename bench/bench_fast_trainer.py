@@ -105,10 +105,12 @@ def main(argv=None):
 
     if keras.backend.backend() != "jax":
         raise errors.VaevarError("the fast trainer runs on JAX: set KERAS_BACKEND=jax")
-    if args.keras_transposed_conv:
-        from models import transposed_conv
+    # the arithmetic-preserving variants are module switches, read when a model is built or traced
+    from models import batch_norm, first_stage, transposed_conv
 
-        transposed_conv.EXACT_GRADIENT = False
+    transposed_conv.EXACT_GRADIENT = not args.keras_transposed_conv
+    first_stage.EXPLICIT_STRIDE_PAD = args.explicit_pad
+    batch_norm.ONE_PASS_BACKWARD = args.one_pass_bn
     entry = data.builtin_dataset(args.dataset)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images,) + entry.shape, dtype=np.uint8)
@@ -126,6 +128,8 @@ def main(argv=None):
         "copies": args.copies,
         "flat_update": args.flat_update,
         "keras_transposed_conv": args.keras_transposed_conv,
+        "explicit_pad": args.explicit_pad,
+        "one_pass_bn": args.one_pass_bn,
         "mixed_dtype": args.mixed_dtype or "float32",
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }

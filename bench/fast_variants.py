@@ -16,7 +16,9 @@ each at batch 100 on its own batches: if the step is launch-bound, the
 paper's mean over several trainings costs little more than one.
 keras_transposed_conv is the decoder's old kernel gradient (Keras' own,
 input-dilated), which XLA's GPU rewriter does not give to cuDNN's
-backward-filter kernel: its ratio is the new default's gain. Each
+backward-filter kernel: its ratio is the new default's gain. explicit_pad
+and one_pass_bn keep the arithmetic and cut memory passes (an explicit
+pad XLA may fuse; batch norm's backward in one reduction). Each
 variant runs bench.bench_fast_trainer (fast path only)
 in its own process, because XLA reads its flags once per process; a variant
 that fails (an unknown flag, a crash) is recorded with its error and the
@@ -42,7 +44,7 @@ MATMUL_SIZE = 2048  # 8192 on a GPU
 STAGES = "stage1,stage2"
 VARIANTS = (  # names in VARIANT_SETTINGS
     "default,graphs_conv_while,graphs_concurrent,graphs_with_loops,no_graphs,flat_adam,unroll2,unroll4,"
-    "bfloat16,batch400,copies4,keras_transposed_conv"
+    "bfloat16,batch400,copies4,keras_transposed_conv,explicit_pad,one_pass_bn"
 )
 TIMEOUT = 240  # seconds per variant
 OUTPUT = None  # default bench/results/fast_variants_<device>.json
@@ -75,6 +77,8 @@ VARIANT_SETTINGS = {
     "copies4": ("", ["--copies", "4"]),  # four trainings (seeds) at once: their images/s summed
     # the default before models/transposed_conv.py: Keras' kernel gradient, a convolution with input dilation
     "keras_transposed_conv": ("", ["--keras-transposed-conv"]),
+    "explicit_pad": ("", ["--explicit-pad"]),  # the stride-2 convs' pad explicit: fusable with what precedes
+    "one_pass_bn": ("", ["--one-pass-bn"]),  # batch norm's backward: one reduction, one elementwise pass
 }
 
 

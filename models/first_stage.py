@@ -26,6 +26,10 @@ DENSE_WIDTH = 512
 MAX_WIDTH = 1024
 # The authors' (TF1) batch norm: decay 0.999, epsilon 1e-5, scale and offset, zero-debiased moving statistics.
 BN_MOMENTUM, BN_EPSILON = 0.999, 1e-5
+# True: the encoder's stride-2 convs pad their input explicitly (a row and a column after: TensorFlow's
+# "same" for even sides) and convolve "valid", the same arithmetic; XLA may fuse the pad into the op before
+# it (bench/fast_variants.py's explicit_pad). Read when a model is built; the weights are the same.
+EXPLICIT_STRIDE_PAD = False
 
 
 def batch_norm(name: str) -> DebiasedBatchNormalization:
@@ -86,7 +90,10 @@ def build_encoder(
         h = residual_block(h, channels, f"enc_scale{s}")
         if s < scales - 1:
             channels *= 2
-            h = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"enc_down{s}")(h)
+            if EXPLICIT_STRIDE_PAD:
+                h = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"enc_pad{s}")(h)
+            padding = "valid" if EXPLICIT_STRIDE_PAD else "same"
+            h = layers.Conv2D(channels, 3, strides=2, padding=padding, name=f"enc_down{s}")(h)
     h = layers.GlobalAveragePooling2D(name="enc_pool")(h)
     h = dense_residual_block(h, DENSE_WIDTH, "enc_dense")
     mu = layers.Dense(latent_dim, dtype="float32", name="mu")(h)

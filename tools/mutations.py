@@ -356,14 +356,28 @@ BREAKAGES = [
         "models/transposed_conv.py",
         "EXACT_GRADIENT = True",
         "EXACT_GRADIENT = False",
-        ["tests/test_transposed_conv.py::test_the_backward_pass_has_no_input_dilated_convolution"],
+        ["tests/test_exact_ops.py::test_the_backward_pass_has_no_input_dilated_convolution"],
     ),
     (
         "transposed_conv_same_pad_before",
         "models/transposed_conv.py",
         "pads.append((total // 2, total - total // 2))",
         "pads.append((total - total // 2, total // 2))",
-        ["tests/test_transposed_conv.py::test_forward_and_input_gradient_are_keras_own_bit_for_bit"],
+        ["tests/test_exact_ops.py::test_forward_and_input_gradient_are_keras_own_bit_for_bit"],
+    ),
+    (
+        "one_pass_bn_without_the_x_hat_term",
+        "models/batch_norm.py",
+        "(d_outputs - (sum_dy + x_hat * sum_dy_x_hat) / count)",
+        "(d_outputs - sum_dy / count)",
+        ["tests/test_exact_ops.py::test_the_one_pass_batch_norm_backward_is_as_exact_as_the_default"],
+    ),
+    (
+        "explicit_pad_before",
+        "models/first_stage.py",
+        "layers.ZeroPadding2D(((0, 1), (0, 1))",
+        "layers.ZeroPadding2D(((1, 0), (1, 0))",
+        ["tests/test_exact_ops.py::test_explicitly_padded_stride_two_convs_compute_the_same_encoder"],
     ),
 ]
 

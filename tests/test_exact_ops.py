@@ -1,5 +1,7 @@
-"""The decoder's transposed conv (models/transposed_conv.py): Keras' forward pass and input gradient bit for
-bit, the kernel gradient within its rounding bound and in the backward-filter form, older models adopted."""
+"""Ops that keep the arithmetic and change its form (tools/exact_ops_check.py, on JAX). The decoder's
+transposed conv (models/transposed_conv.py): Keras' forward pass and input gradient bit for bit, the kernel
+gradient within its rounding bound and in the backward-filter form, older models adopted. The two bench
+variants: batch norm's one-pass backward and the explicitly padded stride-2 convs."""
 
 import json
 import os
@@ -9,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, jax_environment
+from tests.conftest import ROOT, U, jax_environment
 
 pytest.importorskip("jax")
 
@@ -21,7 +23,7 @@ SHIPPED_STAGE1 = os.path.join(
 @pytest.fixture(scope="module")
 def checks():
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "transposed_conv_check.py")],
+        [sys.executable, os.path.join(ROOT, "tools", "exact_ops_check.py")],
         capture_output=True,
         text=True,
         timeout=600,
@@ -33,14 +35,14 @@ def checks():
 
 
 def test_forward_and_input_gradient_are_keras_own_bit_for_bit(checks):
-    for shape in checks:
+    for shape in checks["transposed_conv"]:
         assert shape["output_equal"] and shape["input_gradient_equal"] and shape["bias_gradient_equal"], shape
 
 
 def test_the_kernel_gradient_differs_by_summation_order_only(checks):
     """Within 2 gamma_(m+1) sum |x g| per entry (two orders of the same m products); the bound is far below
     the gradient itself, so a wrong padding or a swapped role breaks it."""
-    for shape in checks:
+    for shape in checks["transposed_conv"]:
         assert shape["kernel_gradient_over_bound"] <= 1.0, shape
         assert shape["bound_relative"] < 1e-3, shape
 
@@ -48,7 +50,7 @@ def test_the_kernel_gradient_differs_by_summation_order_only(checks):
 def test_the_backward_pass_has_no_input_dilated_convolution(checks):
     """What XLA's GPU rewriter cannot match to cuDNN's backward-filter kernel (a convolution with lhs_dilate)
     is in Keras' own backward pass and not in this one's, whose kernel gradient dilates the window instead."""
-    for shape in checks:
+    for shape in checks["transposed_conv"]:
         convolutions = shape["backward_convolutions"]
         assert any(c["lhs_dilate"] for c in convolutions["keras"]), shape  # the check sees the form
         assert not any(c["lhs_dilate"] for c in convolutions["exact"]), shape
@@ -75,3 +77,21 @@ def test_older_models_load_with_the_exact_layer_and_decode_the_same():
     )
     z = np.random.default_rng(0).normal(size=(4, plain.decoder.input_shape[-1])).astype(np.float32)
     assert np.array_equal(np.asarray(plain.decoder(z)), np.asarray(adopted.decoder(z)))
+
+
+def test_the_one_pass_batch_norm_backward_is_as_exact_as_the_default(checks):
+    """The same outputs and moving statistics bit for bit; its x, gamma and beta gradients as close to the
+    float64 textbook gradient as the default's, measured in the same run (and never held below the rounding
+    of one sum over the batch)."""
+    result = checks["one_pass_bn"]
+    assert result["output_equal"] and result["statistics_equal"]
+    floor = result["count"] * U
+    for default, one_pass in zip(result["default_errors"], result["one_pass_errors"]):
+        assert one_pass <= 2 * max(default, floor), result
+
+
+def test_explicitly_padded_stride_two_convs_compute_the_same_encoder(checks):
+    """Two pad layers more, the same codes and weight gradients bit for bit."""
+    result = checks["explicit_pad"]
+    assert result["layers"][1] == result["layers"][0] + 2
+    assert result["output_equal"] and result["gradients_equal"], result
