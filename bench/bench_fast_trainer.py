@@ -37,9 +37,9 @@ MIXED_DTYPE = ""  # "" float32 | bfloat16 | float16: the layers' compute type (v
 BATCH_SIZE = 100  # the authors' 100; larger only to diagnose: a launch-bound step barely slows with it
 COPIES = 1  # fast path: independent trainings (seeds) at once; the rate counts all their images
 FLAT_UPDATE = False  # fast path: Adam over all parameters as one flattened buffer (the same arithmetic)
-KERAS_TRANSPOSED_CONV = (
-    False  # Keras' own transposed conv gradient (input-dilated), not models/transposed_conv's
-)
+KERAS_TRANSPOSED_CONV = False  # Keras' transposed conv gradient (input-dilated), not models/transposed_conv's
+EXPLICIT_PAD = False  # stride-2 convs padded explicitly, then "valid" (first_stage.EXPLICIT_STRIDE_PAD)
+ONE_PASS_BN = False  # batch norm's backward as one reduction and one elementwise pass (the same forward)
 
 
 def epochs_per_second(run_epoch, epochs):
