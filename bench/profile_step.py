@@ -1,6 +1,6 @@
 """Where a fast-trainer step's time goes, from one JAX profile of the authors' stage 1 (JAX backend):
 
-    KERAS_BACKEND=jax python -m bench.profile_step --dataset mnist --images 200     # CPU: the plumbing
+    KERAS_BACKEND=jax python -m bench.profile_step --dataset mnist --base-filters 4   # CPU: the plumbing
     KERAS_BACKEND=jax python -m bench.profile_step --images 2000 --matmul-size 8192  # a GPU (~1 min)
 
 Times one epoch of IMAGES / BATCH_SIZE steps after the compile, profiles the next, and reads the trace:
@@ -32,6 +32,7 @@ from vaevar import cli, errors, files
 DATASET = "cifar10"  # the image shape of this data set
 IMAGES = 2000  # images per epoch: IMAGES / BATCH_SIZE steps are profiled
 BATCH_SIZE = 100  # the authors'
+BASE_FILTERS = 32  # the first stage's width (the authors' 32; smaller for a CPU rehearsal)
 MATMUL_SIZE = 2048  # 8192 on a GPU
 TRACE_DIR = None  # default: a fresh folder under bench/results/profile_trace
 OUTPUT = None  # default bench/results/profile_step_<device>.json
@@ -142,7 +143,7 @@ def main(argv=None):
     entry = data.builtin_dataset(args.dataset)
     images = np.random.default_rng(0).integers(0, 256, (args.images,) + entry.shape, dtype=np.uint8)
     keras.utils.set_random_seed(0)
-    model = build_first_stage(entry.shape)
+    model = build_first_stage(entry.shape, base_filters=args.base_filters)
     model.compile(optimizer=make_optimizer(1e-4))
     run_epoch = fast_epochs([model], ImageBatches(images, args.batch_size, 0))
     run_epoch(0)  # compile and warm up
@@ -160,6 +161,7 @@ def main(argv=None):
     summary.update(
         device=device,
         dataset=args.dataset,
+        base_filters=args.base_filters,
         batch_size=args.batch_size,
         step_ms=step_seconds * 1e3,
         flops_per_second=flops_per_step / step_seconds,
@@ -173,7 +175,7 @@ def main(argv=None):
         f"{device}: {summary['step_ms']:.2f} ms a step, {summary['kernels_per_step']:.0f} kernels a step, "
         f"busy {summary['busy_fraction']:.0%}, median kernel {summary['median_kernel_us']:.1f} us "
         f"(kernels x median {summary['kernels_times_median_us'] / 1e3:.2f} ms), "
-        f"{summary['flops_per_second'] / 1e12:.2f} TFLOP/s = {summary['fraction_of_matmul']:.1%} of the matmul rate"
+        f"{summary['flops_per_second'] / 1e12:.3g} TFLOP/s = {summary['fraction_of_matmul']:.1%} of the matmul rate"
     )
     for kernel in summary["heaviest"]:
         print(f"  {kernel['share']:6.1%}  {kernel['count']:5d}x  {kernel['op']}")
