@@ -42,12 +42,17 @@ EXPLICIT_PAD = False  # stride-2 convs padded explicitly, then "valid" (first_st
 ONE_PASS_BN = False  # batch norm's backward as one reduction and one elementwise pass (the same forward)
 
 
-def epochs_per_second(run_epoch, epochs):
+def epochs_per_second(run_epoch, epochs, window=None):
+    """Timed epochs per second after a warm-up one; window (a list): the timed span's wall-clock start and end
+    appended, for runs timed side by side (bench/concurrent_runs.py)."""
     run_epoch(0)  # compile and warm up
-    started = time.perf_counter()
+    started, wall_start = time.perf_counter(), time.time()
     for epoch in range(1, epochs + 1):
         run_epoch(epoch)
-    return epochs / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if window is not None:
+        window.extend([wall_start, wall_start + seconds])
+    return epochs / seconds
 
 
 def fit_epochs(model, batches):
@@ -165,7 +170,7 @@ def main(argv=None):
     }
     for stage in args.stages.split(","):
         build, feeder, passes = stages[stage]
-        rates = {}
+        rates, windows = {}, {}
         for path, make in paths.items():
             models = []
             for seed in range(args.copies):
@@ -174,10 +179,14 @@ def main(argv=None):
                     models.append(build(seed))
                 models[-1].compile(optimizer=make_optimizer(1e-4))
             per_epoch = args.images // args.batch_size * args.batch_size * args.copies  # whole batches only
-            rates[path] = epochs_per_second(make(models, feeder()), args.epochs) * per_epoch
+            window = []
+            rates[path] = epochs_per_second(make(models, feeder()), args.epochs, window) * per_epoch
+            windows[path] = window
             model = models[0]
         flops = conv_dense_flops(model) * passes  # forward + backward ~ 3 forward passes
         results[stage] = {f"{p}_per_second": r for p, r in rates.items()}
+        results[stage].update({f"{p}_timed_window": w for p, w in windows.items()})  # wall clock, seconds
+        results[stage]["images_per_epoch"] = per_epoch
         results[stage].update({f"{p}_fraction_of_matmul": r * flops / peak for p, r in rates.items()})
         if len(rates) == 2:
             results[stage]["fast_over_fit"] = rates["fast"] / rates["fit"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One period on a rented GPU for the paper's CIFAR-10 run, its minutes in the order they are worth most:
 #   1. the PyTorch reference's timing (at most TORCH_SECONDS, 60);
-#   2. first period only: bench/profile_step.py, the exact fast-trainer variants and 1 and 3 trainings at
+#   2. first period only: bench/profile_step.py, the exact fast-trainer variants and 1 and 2 trainings at
 #      once (at most DIAGNOSE_SECONDS, 180, split among them);
 #   3. the paper's run (reproduce.py) in STATE_DIR, resumed from whatever state it holds, under the time
 #      that is left, with RESERVE_SECONDS kept for the state's manifest and parts.
@@ -46,16 +46,19 @@ if [ "${GPU_PERIOD_SIZE:-full}" = tiny ]; then
 else
     TORCH_SIZE=(--images 5000 --epochs 1 --variants compile)
     PROFILE_SIZE=(--images 2000 --matmul-size 8192)
-    VARIANT_SIZE=(--images 2000 --epochs 1 --matmul-size 8192 --stages stage1)
+    VARIANT_SIZE=(--images 2000 --epochs 1 --matmul-size 1024 --stages stage1)  # the ratios, not the matmul
     CONCURRENT_SIZE=(--images 2000 --epochs 1 --stage stage1)
     RUN_SIZE=()
 fi
 
 # ---- the state in: parts joined, the manifest checked
 if [ -n "${GPU_PERIOD_PARTS:-}" ]; then
+    [ -z "$(ls -A "$STATE")" ] || die "$STATE is not empty: give an empty folder to join the parts into" 3
     (cd "$GPU_PERIOD_PARTS" && sha256sum --check --quiet state.sha256) ||
         die "the parts in $GPU_PERIOD_PARTS do not match their state.sha256: copy them again" 3
-    cat "$GPU_PERIOD_PARTS"/state.tar.part* | tar -x -C "$STATE" || die "cannot unpack the parts into $STATE" 3
+    # the parts state.sha256 lists, in its order (a stray extra part is not joined)
+    (cd "$GPU_PERIOD_PARTS" && cut -c67- state.sha256 | tr '\n' '\0' | xargs -0 cat) | tar -x -C "$STATE" ||
+        die "cannot unpack the parts into $STATE" 3
 fi
 if [ -f "$STATE/manifest.sha256" ]; then
     (cd "$STATE" && sha256sum --check --quiet manifest.sha256) ||
@@ -87,23 +90,26 @@ step() {  # step NAME LIMIT COMMAND...: run under a time limit, log to OUT/NAME.
 
 step torch "$TORCH_SECONDS" "$PYTHON" -m bench.torch_reference "${TORCH_SIZE[@]}" --output "$OUT/torch_reference.json"
 if [ "$DIAGNOSE" = 1 ]; then
-    third=$((DIAGNOSE_SECONDS / 3))
-    step profile "$third" "$PYTHON" -m bench.profile_step "${PROFILE_SIZE[@]}" --trace-dir "$OUT/trace" \
+    # a quarter to the profile, half to the four variants, a quarter to 1 and 2 trainings at once
+    quarter=$((DIAGNOSE_SECONDS / 4))
+    step profile "$quarter" "$PYTHON" -m bench.profile_step "${PROFILE_SIZE[@]}" --trace-dir "$OUT/trace" \
         --output "$OUT/profile_step.json"
-    step variants "$third" "$PYTHON" -m bench.fast_variants "${VARIANT_SIZE[@]}" --timeout $((third / 4)) \
+    step variants $((2 * quarter)) "$PYTHON" -m bench.fast_variants "${VARIANT_SIZE[@]}" --timeout $((quarter / 2)) \
         --variants default,keras_transposed_conv,explicit_pad,one_pass_bn --output "$OUT/fast_variants.json"
-    step concurrent "$third" "$PYTHON" -m bench.concurrent_runs "${CONCURRENT_SIZE[@]}" --counts 1,3 \
-        --timeout $((third / 2)) --output "$OUT/concurrent_runs.json"
+    step concurrent "$quarter" "$PYTHON" -m bench.concurrent_runs "${CONCURRENT_SIZE[@]}" --counts 1,2 \
+        --timeout $((quarter / 2)) --output "$OUT/concurrent_runs.json"
 fi
 budget=$(($(left) - RESERVE_SECONDS))
+# the run stops itself at its budget; the hard limit (and timeout's 10 s more) still ends within the reserve
 # word splitting of GPU_PERIOD_RUN_ARGS is meant: flags
 # shellcheck disable=SC2086
-step run $((budget + 20)) "$PYTHON" reproduce.py --dataset cifar10 --data-path "$DATA" --run-dir "$STATE" \
+step run $((budget + RESERVE_SECONDS / 3)) "$PYTHON" reproduce.py --dataset cifar10 --data-path "$DATA" --run-dir "$STATE" \
     --time-budget "$((budget > 1 ? budget : 1))" ${RUN_SIZE[@]+"${RUN_SIZE[@]}"} ${GPU_PERIOD_RUN_ARGS:-}
 
 # ---- the state out: a new manifest, where the run stands, parts for the trip
-(cd "$STATE" && find . -type f ! -name manifest.sha256 -print0 | sort -z | xargs -0 sha256sum >manifest.sha256)
+(cd "$STATE" && find . -type f ! -name manifest.sha256 -print0 | sort -z | xargs -0 -r sha256sum >manifest.sha256)
 {
+    echo "run exit $(awk -F'\t' '$1 == "run" {print $3}' "$OUT/timings.tsv") (75: stopped at its budget, resumable)"
     echo "manifest sha256 $(sha256sum "$STATE/manifest.sha256" | cut -d' ' -f1)"
     for stage in stage1 stage2; do
         log=$STATE/$stage/log.csv
@@ -113,7 +119,13 @@ step run $((budget + 20)) "$PYTHON" reproduce.py --dataset cifar10 --data-path "
 if [ "${GPU_PERIOD_PART_BYTES:-0}" -gt 0 ]; then
     rm -rf "$OUT/parts" && mkdir -p "$OUT/parts"
     tar -c -C "$STATE" . | split -b "$GPU_PERIOD_PART_BYTES" -d -a 3 - "$OUT/parts/state.tar.part"
-    (cd "$OUT/parts" && sha256sum state.tar.part* >state.sha256)
-    echo "parts: $(ls "$OUT/parts" | grep -c part) in $OUT/parts"
+    if [ "${PIPESTATUS[0]}${PIPESTATUS[1]}" = 00 ]; then
+        (cd "$OUT/parts" && sha256sum state.tar.part* >state.sha256)
+        echo "parts: $(ls "$OUT/parts" | grep -c part) in $OUT/parts"
+    else
+        rm -rf "$OUT/parts"
+        echo "error: the state could not be cut into parts of $GPU_PERIOD_PART_BYTES bytes: give larger parts" >&2
+        failed=$((failed + 1))
+    fi
 fi
 exit "$failed"

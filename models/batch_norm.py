@@ -50,6 +50,7 @@ class DebiasedBatchNormalization(layers.BatchNormalization):
             ONE_PASS_BACKWARD
             and keras.backend.backend() == "jax"
             and mask is None
+            and not self.synchronized
             and self.axis in (-1, len(inputs.shape) - 1)
             and scale is not None
             and offset is not None

@@ -101,11 +101,12 @@ def test_flat_adam_trains_the_same_steps(comparison, stage):
 def test_the_exact_transposed_conv_trains_the_steps_of_keras_own(comparison):
     """models/transposed_conv.py's backward pass against Keras' Conv2DTranspose gradient (the switch off): one
     stage-1 epoch on the same batches takes the same steps and reaches the same weights within this
-    training's rounding reference; against the run on other batches it is as far as another training."""
+    training's rounding reference, and not the same program (the switch took effect: the weights differ); against
+    the run on other batches it is as far as another training."""
     result = comparison["stage1"]
     keras_conv = result["keras_transposed_conv"]
     assert keras_conv["step_difference"] <= step_bound(result, result["rounding_step_difference"])
-    assert keras_conv["weight_difference"] <= weight_bound(result, result["rounding_weight_difference"])
+    assert 0 < keras_conv["weight_difference"] <= weight_bound(result, result["rounding_weight_difference"])
     assert keras_conv["swapped_weight_difference"] > 0.1
 
 

@@ -55,7 +55,7 @@ def test_a_damaged_state_or_part_stops_before_anything_runs(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "checkpoint.keras").write_bytes(b"weights")
-    assert period(state, tmp_path / "out", GPU_PERIOD_PART_BYTES="4").returncode == 0
+    assert period(state, tmp_path / "out", GPU_PERIOD_PART_BYTES="1000").returncode == 0
     (state / "checkpoint.keras").write_bytes(b"weightz")
     damaged = period(state, tmp_path / "out2")
     assert damaged.returncode == 3 and "does not match its manifest.sha256" in damaged.stderr
@@ -64,3 +64,19 @@ def test_a_damaged_state_or_part_stops_before_anything_runs(tmp_path):
     part.write_bytes(b"x" + part.read_bytes()[1:])
     cut = period(tmp_path / "state3", tmp_path / "out3", GPU_PERIOD_PARTS=str(tmp_path / "out" / "parts"))
     assert cut.returncode == 3 and "do not match their state.sha256" in cut.stderr
+
+
+def test_parts_join_into_an_empty_folder_only_and_too_many_parts_are_refused(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "checkpoint.keras").write_bytes(b"weights")
+    assert period(state, tmp_path / "out", GPU_PERIOD_PART_BYTES="1000").returncode == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "old.keras").write_bytes(b"old")
+    kept = period(tmp_path / "other", tmp_path / "out2", GPU_PERIOD_PARTS=str(tmp_path / "out" / "parts"))
+    assert kept.returncode == 3 and "is not empty" in kept.stderr
+    assert sorted(os.listdir(tmp_path / "other")) == ["old.keras"]
+    # a 10 kB tar in 10-byte parts: more than the 1,000 names the parts may have
+    refused = period(state, tmp_path / "out3", GPU_PERIOD_PART_BYTES="10")
+    assert refused.returncode == 1 and "could not be cut into parts" in refused.stderr
+    assert not (tmp_path / "out3" / "parts").exists()

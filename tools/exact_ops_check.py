@@ -4,7 +4,8 @@ and change its form, against Keras' own on the same weights. Prints one JSON obj
   bias gradients equal Keras' bit for bit, the kernel gradient's largest difference over its rounding bound,
   and the convolutions of each backward pass (pre-optimization HLO: what XLA's GPU conv rewriter is given);
 - one_pass_bn: models/batch_norm.ONE_PASS_BACKWARD's outputs and moving statistics against the default's, and
-  both gradients' errors against the float64 textbook gradient;
+  both gradients' errors against the exact (float64, by hand) gradient, with cotangents on the outputs alone
+  and on the updated statistics too;
 - explicit_pad: an encoder built with models/first_stage.EXPLICIT_STRIDE_PAD against the default one."""
 
 import json
@@ -86,55 +87,6 @@ for batch, side, channels, filters, padding in SHAPES:
     )
 
 
-def batch_norm_gradients(x, gamma, beta, cotangent, one_pass):
-    """A training-mode DebiasedBatchNormalization: (outputs, moving statistics, gradients of x, gamma, beta)."""
-    batch_norm.ONE_PASS_BACKWARD = one_pass
-    layer = first_stage.batch_norm("bn")
-    layer.build(x.shape)
-    trainable = [gamma, beta]
-    non_trainable = [np.asarray(v.value) for v in layer.non_trainable_variables]
-
-    def apply(x, gamma, beta):
-        outputs, updated = layer.stateless_call([gamma, beta], non_trainable, x, training=True)
-        return outputs, updated
-
-    (outputs, updated), vjp = jax.vjp(apply, x, *trainable)
-    zeros = [np.zeros_like(v) for v in updated]
-    grads = vjp((cotangent, zeros))
-    batch_norm.ONE_PASS_BACKWARD = False
-    return np.asarray(outputs), [np.asarray(v) for v in updated], [np.asarray(g, np.float64) for g in grads]
-
-
-def textbook_gradients(x, gamma, cotangent, epsilon):
-    x, dy = x.astype(np.float64), cotangent.astype(np.float64)
-    axes = (0, 1, 2)
-    mean, variance = x.mean(axes), x.var(axes)
-    inverse = 1 / np.sqrt(variance + epsilon)
-    x_hat = (x - mean) * inverse
-    d_x = gamma * inverse * (dy - dy.mean(axes) - x_hat * (dy * x_hat).mean(axes))
-    return [d_x, (dy * x_hat).sum(axes), dy.sum(axes)]
-
-
-x = (rng.standard_normal((8, 6, 6, 16)) * 3 + 1).astype(np.float32)
-gamma = rng.uniform(0.5, 1.5, 16).astype(np.float32)
-beta = rng.standard_normal(16).astype(np.float32)
-cotangent = rng.standard_normal(x.shape).astype(np.float32)
-default, one_pass = (batch_norm_gradients(x, gamma, beta, cotangent, flag) for flag in (False, True))
-truth = textbook_gradients(x, gamma, cotangent, first_stage.BN_EPSILON)
-
-
-def errors_from(truth, grads):
-    return [float(np.max(np.abs(g - t)) / np.max(np.abs(t))) for g, t in zip(grads, truth)]
-
-
-results["one_pass_bn"] = {
-    "count": int(x.size // x.shape[-1]),
-    "output_equal": bool(np.array_equal(default[0], one_pass[0])),
-    "statistics_equal": all(np.array_equal(a, b) for a, b in zip(default[1], one_pass[1])),
-    "default_errors": errors_from(truth, default[2]),
-    "one_pass_errors": errors_from(truth, one_pass[2]),
-}
-
 # the encoder with its stride-2 convs padded explicitly, on the default encoder's weights
 encoders = []
 for explicit in (False, True):
@@ -163,4 +115,69 @@ results["explicit_pad"] = {
         for a, b in zip(encoded[0][1], encoded[1][1])
     ),
 }
+
+
+def batch_norm_gradients(x, gamma, beta, cotangents, one_pass):
+    """A training-mode DebiasedBatchNormalization: (outputs, updated statistics, gradients of x, gamma, beta)
+    for cotangents on the outputs and on the updated statistics (the moving averages depend on the batch
+    mean and variance)."""
+    batch_norm.ONE_PASS_BACKWARD = one_pass
+    try:
+        layer = first_stage.batch_norm("bn")
+        layer.build(x.shape)
+        non_trainable = [np.asarray(v.value) for v in layer.non_trainable_variables]
+
+        def apply(x, gamma, beta):
+            return layer.stateless_call([gamma, beta], non_trainable, x, training=True)
+
+        (outputs, updated), vjp = jax.vjp(apply, x, gamma, beta)
+        grads = vjp(cotangents)
+    finally:
+        batch_norm.ONE_PASS_BACKWARD = False
+    return np.asarray(outputs), [np.asarray(v) for v in updated], [np.asarray(g, np.float64) for g in grads]
+
+
+def textbook_gradients(x, gamma, cotangents, epsilon, decay):
+    """The exact gradients, in float64, of a fresh layer's first training step: the outputs' part, dx = gamma /
+    sqrt(var + eps) (dy - mean(dy) - x_hat mean(dy x_hat)), plus what the updated statistics pass back through
+    the batch mean and variance (biased = (1 - decay) * batch value, moving = biased / (1 - decay) after one
+    step): d mean / dx = 1 / count, d var / dx = 2 (x - mean) / count."""
+    dy, (moving_mean, moving_variance, biased_mean, biased_variance, _) = cotangents
+    x, dy = x.astype(np.float64), dy.astype(np.float64)
+    axes = (0, 1, 2)
+    count = x.size // x.shape[-1]
+    mean, variance = x.mean(axes), x.var(axes)
+    inverse = 1 / np.sqrt(variance + epsilon)
+    x_hat = (x - mean) * inverse
+    d_x = gamma * inverse * (dy - dy.mean(axes) - x_hat * (dy * x_hat).mean(axes))
+    d_mean = moving_mean + (1 - decay) * np.asarray(biased_mean, np.float64)
+    d_variance = moving_variance + (1 - decay) * np.asarray(biased_variance, np.float64)
+    d_x = d_x + (d_mean + 2 * d_variance * (x - mean)) / count
+    return [d_x, (dy * x_hat).sum(axes), dy.sum(axes)]
+
+
+def errors_from(truth, grads):
+    return [float(np.max(np.abs(g - t)) / np.max(np.abs(t))) for g, t in zip(grads, truth)]
+
+
+x = (rng.standard_normal((8, 6, 6, 16)) * 3 + 1).astype(np.float32)
+gamma = rng.uniform(0.5, 1.5, 16).astype(np.float32)
+beta = rng.standard_normal(16).astype(np.float32)
+cotangent = rng.standard_normal(x.shape).astype(np.float32)
+statistics_shapes = [(16,)] * 4 + [()]  # moving mean, variance, their biased accumulators, the step count
+results["one_pass_bn"] = {"count": int(x.size // x.shape[-1])}
+for case, statistics in (
+    ("outputs", [np.zeros(shape, np.float32) for shape in statistics_shapes]),
+    ("statistics_too", [rng.standard_normal(shape).astype(np.float32) for shape in statistics_shapes]),
+):
+    cotangents = (cotangent, statistics)
+    default, one_pass = (batch_norm_gradients(x, gamma, beta, cotangents, flag) for flag in (False, True))
+    truth = textbook_gradients(x, gamma, cotangents, first_stage.BN_EPSILON, first_stage.BN_MOMENTUM)
+    results["one_pass_bn"][case] = {
+        "output_equal": bool(np.array_equal(default[0], one_pass[0])),
+        "statistics_equal": all(np.array_equal(a, b) for a, b in zip(default[1], one_pass[1])),
+        "default_errors": errors_from(truth, default[2]),
+        "one_pass_errors": errors_from(truth, one_pass[2]),
+    }
+
 print(json.dumps(results))

@@ -191,9 +191,11 @@ for stage, (build, batches) in STAGES.items():
         # Keras' own transposed conv and gradient (the default before models/transposed_conv.py; bench's
         # keras_transposed_conv variant), traced with the switch off, on this epoch's batches, against `fast`
         transposed_conv.EXACT_GRADIENT = False
-        keras_epoch = fast_training.make_epoch_function(fresh(build), inputs)
-        keras_conv, keras_conv_losses = trained(build, keras_epoch, inputs.source, rows, noise)
-        transposed_conv.EXACT_GRADIENT = True
+        try:
+            keras_epoch = fast_training.make_epoch_function(fresh(build), inputs)
+            keras_conv, keras_conv_losses = trained(build, keras_epoch, inputs.source, rows, noise)
+        finally:
+            transposed_conv.EXACT_GRADIENT = True
         results[stage]["keras_transposed_conv"] = {
             "step_difference": max_step_relative(fast_losses, keras_conv_losses),
             "weight_difference": max_relative(fast, keras_conv),
