@@ -58,6 +58,7 @@ SENSITIVE = [
     "tests/test_run_folder.py",
     "tests/test_fid_score.py",
     "tests/test_scoring_pinned.py",
+    "tests/test_exact_ops.py",
     "tests/test_sweep_latent_scale.py",
     "tests/test_run.py",
     "tests/test_seeds.py",
