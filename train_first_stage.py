@@ -100,6 +100,8 @@ def main(argv=None):
         "base_filters": args.base_filters,
         "gamma_mode": args.gamma_mode,
         "kl_weight": args.kl_weight,
+        # a resume on the other trainer would go on with another noise generator: not the run it continues
+        "trainer": "fast" if trainer else "fit",
     }
     if args.folder is not None:
         metadata.update(data.folder_metadata(args.folder))

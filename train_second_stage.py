@@ -155,6 +155,7 @@ def main(argv=None):
         "width": args.width,
         "gamma_mode": args.gamma_mode,
         "stage1_weights": stage1_digest,
+        "trainer": "fast" if trainer else "fit",  # as the first stage's: a resume keeps its trainer
     }
 
     train_stage(

@@ -215,3 +215,31 @@ def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path,
     assert [[r[c] for c in columns] for r in measured_rows] == [[r[c] for c in columns] for r in plain_rows]
     assert measured_weights == plain_weights
     assert os.path.exists(os.path.join(measured, "stage2", "kept", "epoch_1.keras"))
+
+
+def test_a_stage_resumes_on_the_trainer_it_started_on_only(tmp_path, trained_stage1):
+    """fit and the fast trainer draw the sampler's noise from different generators: a stage checkpointed by
+    one and resumed by the other would not be the run it continues (nor bit-identical to a straight one).
+    The checkpoint records its trainer, and a resume on the other is refused in one line, naming the flag."""
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(os.path.join(trained_stage1, "stage1"), os.path.join(run_dir, "stage1"))
+
+    def argv(trainer, epochs):
+        return ["--dataset", "mnist", "--run-dir", run_dir, "--width", "16", "--batch-size", "50"] + [
+            "--epochs",
+            epochs,
+            "--trainer",
+            trainer,
+            "--verbose",
+            "0",
+        ]
+
+    result = run_mains(
+        [["train_second_stage", argv("fit", "1")], ["train_second_stage", argv("fast", "2")]],
+        jax_environment(),
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert (
+        "holds a run with trainer='fit', not 'fast'" in result.stderr and "(--trainer fit)" in result.stderr
+    )
+    assert log_epochs(os.path.join(run_dir, "stage2")) == [1]  # the first run's epoch, kept

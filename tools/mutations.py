@@ -400,6 +400,13 @@ BREAKAGES = [
         "",
         ["tests/test_exact_ops.py::test_the_one_pass_batch_norm_backward_is_as_exact_as_the_default"],
     ),
+    (
+        "second_stage_resumes_on_either_trainer",
+        "train_second_stage.py",
+        '        "trainer": "fast" if trainer else "fit",  # as the first stage\'s: a resume keeps its trainer\n',
+        "",
+        ["tests/test_fast_training.py::test_a_stage_resumes_on_the_trainer_it_started_on_only"],
+    ),
 ]
 
 

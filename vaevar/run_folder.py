@@ -247,6 +247,7 @@ def check_same_settings(stage_dir: str, metadata: dict) -> dict:
             raise VaevarError(
                 f"{stage_dir} holds a run with {key}={state[key]!r}, not {value!r}: "
                 f"use another --run-dir or the original settings"
+                + (f" (--trainer {state[key]})" if key == "trainer" else "")
             )
     return state
 
