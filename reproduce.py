@@ -34,6 +34,8 @@ SEED = None  # passed to every step; default $SLURM_ARRAY_TASK_ID (an array task
 QUICK = False  # the small CPU setting of every step (minutes)
 EPOCHS = None  # stage-1 epochs; default the data set's, see train_first_stage.py
 STAGE2_EPOCHS = None  # stage-2 epochs; default the data set's (CIFAR-10 1400), see train_second_stage.py
+KEEP_MODELS_AT = ""  # stage-1 epochs after which a copy is kept too, comma-separated (stage1/kept/)
+STAGE2_KEEP_MODELS_AT = ""  # likewise for stage 2 (e.g. 140,350,700 of CIFAR-10's 1400; stage2/kept/)
 LEARNING_RATE = None  # both trainings; default the data set's (CIFAR-10 1e-4)
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 JPEG_ROUND_TRIP = True  # CIFAR-10 from a lossless source: JPEG quality 75 and back in every step
@@ -169,6 +171,10 @@ def main(argv=None):
         stage1_epochs += ["--image-size", str(image_size), "--test-fraction", str(args.test_fraction)]
         stage1_epochs += ["--split-seed", str(args.split_seed)]
     stage2_epochs = ["--epochs", str(args.stage2_epochs)] if args.stage2_epochs else []
+    stage1_epochs += ["--keep-models-at", str(args.keep_models_at)] if args.keep_models_at else []
+    stage2_epochs += (
+        ["--keep-models-at", str(args.stage2_keep_models_at)] if args.stage2_keep_models_at else []
+    )
     sampling = training_quick + (["--num-samples", str(args.num_samples)] if args.num_samples else [])
     steps = [
         ("stage 1", "train_first_stage.py", shared + data_path + training + stage1_epochs),

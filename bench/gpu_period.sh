@@ -48,7 +48,7 @@ else
     PROFILE_SIZE=(--images 2000 --matmul-size 8192)
     VARIANT_SIZE=(--images 2000 --epochs 1 --matmul-size 1024 --stages stage1)  # the ratios, not the matmul
     CONCURRENT_SIZE=(--images 2000 --epochs 1 --stage stage1)
-    RUN_SIZE=()
+    RUN_SIZE=(--stage2-keep-models-at 140,350,700)  # the final 1400 too: the stage's own model
 fi
 
 # ---- the state in: parts joined, the manifest checked

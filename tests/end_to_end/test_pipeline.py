@@ -68,6 +68,10 @@ def pipeline_argv(image_folder, run_dir, inception_weights):
         "4",
         "--stage2-epochs",
         "8",
+        "--keep-models-at",
+        "2",
+        "--stage2-keep-models-at",
+        "4",
     ]
 
 
@@ -82,6 +86,7 @@ def test_every_output_is_written(pipeline_run):
     kinds = layout.SAMPLE_SETS
     expected = EXPECTED_FILES + [f"samples/{k}.npz" for k in kinds] + [f"samples/{k}.png" for k in kinds]
     expected += [f"samples/{k}_side_by_side.png" for k in layout.KINDS]
+    expected += ["stage1/kept/epoch_2.keras", "stage2/kept/epoch_4.keras"]  # --keep-models-at, both stages
     missing = [f for f in expected if not os.path.exists(os.path.join(pipeline_run, f))]
     assert not missing
     leftovers = [f for _, _, files in os.walk(pipeline_run) for f in files if ".tmp" in f]
@@ -95,6 +100,7 @@ def test_every_file_of_the_run_is_one_the_layout_names(pipeline_run):
     named |= {paths.fid_results, paths.fid_table}
     for stage in (paths.stage1, paths.stage2):
         named |= {stage.model, stage.checkpoint, stage.state, stage.config, stage.log, stage.curves}
+    named |= {paths.stage1.kept_model(2), paths.stage2.kept_model(4)}  # pipeline_argv's --keep-models-at
     for name in layout.SAMPLE_SETS:
         named |= {paths.sample(name), paths.sample(name, "png")}
     named |= {paths.sample(f"{kind}_side_by_side", "png") for kind in layout.KINDS}
