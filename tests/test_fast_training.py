@@ -177,21 +177,22 @@ def test_fast_trainer_needs_the_jax_backend():
     assert fast_training.choose("auto") is None and fast_training.choose("fit") is None
 
 
-def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path, trained_stage1):
-    """The fast trainer's second stage with --latent-fd-every 1 and --keep-models-at 1: the measure decodes
-    with Keras' predict, which donates the variables' buffers that the loop's state shares. The run goes on
-    through both epochs, each row holds its distances, and the log's losses and the weights' digest equal
-    the same run's without the measure, bit for bit (measuring reads the model, it never changes it)."""
-    measured, plain = str(tmp_path / "measured"), str(tmp_path / "plain")
+@pytest.fixture(scope="module")
+def second_stages_on_jax(tmp_path_factory, trained_stage1):
+    """In one JAX process: the fast trainer's second stage with --latent-fd-every 1 and --keep-models-at 1
+    (measured), the same without them (plain), then plain resumed on fit for a third epoch, which is refused.
+    Returns (the process, measured's run folder, plain's)."""
+    root = tmp_path_factory.mktemp("second_stages")
+    measured, plain = str(root / "measured"), str(root / "plain")
     for run_dir in (measured, plain):
         shutil.copytree(os.path.join(trained_stage1, "stage1"), os.path.join(run_dir, "stage1"))
 
-    def argv(run_dir, *flags):
-        return ["--dataset", "mnist", "--run-dir", run_dir, "--epochs", "2", "--width", "16"] + [
+    def argv(run_dir, trainer="fast", epochs="2", *flags):
+        return ["--dataset", "mnist", "--run-dir", run_dir, "--epochs", epochs, "--width", "16"] + [
             "--batch-size",
             "50",
             "--trainer",
-            "fast",
+            trainer,
             "--verbose",
             "0",
             *flags,
@@ -199,10 +200,23 @@ def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path,
 
     flags = ["--latent-fd-every", "1", "--latent-fd-samples", "40", "--keep-models-at", "1"]
     result = run_mains(
-        [["train_second_stage", argv(measured, *flags)], ["train_second_stage", argv(plain)]],
+        [
+            ["train_second_stage", argv(measured, "fast", "2", *flags)],
+            ["train_second_stage", argv(plain)],
+            ["train_second_stage", argv(plain, "fit", "3")],  # the last: its refusal ends the process
+        ],
         jax_environment(),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    return result, measured, plain
+
+
+def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(second_stages_on_jax):
+    """The measure decodes with Keras' predict, which donates the variables' buffers that the loop's state
+    shares. The run goes on through both epochs, each row holds its distances, and the log's losses and the
+    weights' digest equal the same run's without the measure, bit for bit (measuring reads the model, it
+    never changes it)."""
+    result, measured, plain = second_stages_on_jax
+    assert os.path.exists(os.path.join(plain, "stage2", "config.json")), result.stderr[-3000:]
 
     def rows_and_weights(run_dir):
         with open(os.path.join(run_dir, "stage2", "log.csv")) as f:
@@ -217,29 +231,14 @@ def test_a_second_stage_measured_each_epoch_trains_as_one_not_measured(tmp_path,
     assert os.path.exists(os.path.join(measured, "stage2", "kept", "epoch_1.keras"))
 
 
-def test_a_stage_resumes_on_the_trainer_it_started_on_only(tmp_path, trained_stage1):
+def test_a_stage_resumes_on_the_trainer_it_started_on_only(second_stages_on_jax):
     """fit and the fast trainer draw the sampler's noise from different generators: a stage checkpointed by
     one and resumed by the other would not be the run it continues (nor bit-identical to a straight one).
-    The checkpoint records its trainer, and a resume on the other is refused in one line, naming the flag."""
-    run_dir = str(tmp_path / "run")
-    shutil.copytree(os.path.join(trained_stage1, "stage1"), os.path.join(run_dir, "stage1"))
-
-    def argv(trainer, epochs):
-        return ["--dataset", "mnist", "--run-dir", run_dir, "--width", "16", "--batch-size", "50"] + [
-            "--epochs",
-            epochs,
-            "--trainer",
-            trainer,
-            "--verbose",
-            "0",
-        ]
-
-    result = run_mains(
-        [["train_second_stage", argv("fit", "1")], ["train_second_stage", argv("fast", "2")]],
-        jax_environment(),
-    )
+    The checkpoint records its trainer, and a resume on the other is refused in one line, naming the flag;
+    the stage keeps its two epochs."""
+    result, _, plain = second_stages_on_jax
     assert result.returncode == 2, result.stderr[-3000:]
     assert (
-        "holds a run with trainer='fit', not 'fast'" in result.stderr and "(--trainer fit)" in result.stderr
+        "holds a run with trainer='fast', not 'fit'" in result.stderr and "(--trainer fast)" in result.stderr
     )
-    assert log_epochs(os.path.join(run_dir, "stage2")) == [1]  # the first run's epoch, kept
+    assert log_epochs(os.path.join(plain, "stage2")) == [1, 2]
