@@ -39,8 +39,10 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Derived data (the CIFAR-10 JPEG round trip) is cached per test session, never in the user's cache.
+# Derived data (the CIFAR-10 JPEG round trip, FID statistics) is cached per test session, never in the user's
+# cache, and removed when the session ends (each worker's own: ~2 GB of statistics a run, left behind before).
 os.environ["VAEVAR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaevar-cache-")
+atexit.register(shutil.rmtree, os.environ["VAEVAR_CACHE_DIR"], ignore_errors=True)
 
 
 # Two float32 programs that compute the same thing (the port and the graph, another machine's kernels and
