@@ -303,30 +303,21 @@ def run_mains(mains, env):
     )
 
 
-def run_first_stage(mnist_npz, run_dir, *argv):
-    """train_first_stage.py as a user runs it, with the GPUs hidden."""
-    command = (
-        [
-            sys.executable,
-            "train_first_stage.py",
-            "--dataset",
-            "mnist",
-            "--data-path",
-            mnist_npz,
-            "--run-dir",
-            run_dir,
-        ]
-        + TINY
-        + list(argv)
-    )
-    return subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", VAEVAR_DATA_DIR=""),
-    )
+def run_in_process(script, argv, capsys):
+    """The script's main() under errors.run_main, as `python script ...` runs it, in this process (a new
+    interpreter costs a TensorFlow start-up; test_errors.py keeps one case of each script in its own): a
+    result with run_script's returncode, stdout and stderr."""
+    import importlib
+    import types
+
+    from vaevar import errors
+
+    module = importlib.import_module(script.removesuffix(".py"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        errors.run_main(lambda: module.main(list(argv)))
+    output = capsys.readouterr()
+    return types.SimpleNamespace(returncode=stopped.value.code, stdout=output.out, stderr=output.err)
 
 
 # ---------------------------------------------------------------- JAX subprocesses

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_process
 from vaevar import data
 from vaevar.data import tfds
 from vaevar.errors import VaevarError
@@ -151,22 +151,6 @@ BAD_INPUT = [
         "not found: run generate.py first",
     ),
 ]
-
-
-def run_in_process(script, argv, capsys):
-    """The script's main() under errors.run_main, as `python script ...` runs it, in this process (a new
-    interpreter costs a TensorFlow start-up: the subprocess tests below keep one case of each script): a
-    result with run_script's returncode and stderr."""
-    import importlib
-    import types
-
-    from vaevar import errors
-
-    module = importlib.import_module(script.removesuffix(".py"))
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stopped:
-        errors.run_main(lambda: module.main(list(argv)))
-    return types.SimpleNamespace(returncode=stopped.value.code, stderr=capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("script, argv, expected", BAD_INPUT, ids=[f"{s}:{e[:24]}" for s, _, e in BAD_INPUT])

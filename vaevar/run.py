@@ -76,13 +76,14 @@ class Run:
             paths.first_stage_model,
             "first-stage model",
             f"run train_first_stage.py --dataset {dataset} --run-dir {run_dir} first",
+            compile=False,  # a Run encodes, decodes and samples: no optimizer to rebuild (a third of a load)
         )
         paths.check_dataset(dataset)
         second_path = None if first_only else second_stage_path(paths)
         second = None
         if second_path is not None:
             run_folder.check_second_stage_matches(paths.stage2.dir, files.weights_digest(first))
-            second = run_folder.load_model(second_path, "second-stage model")
+            second = run_folder.load_model(second_path, "second-stage model", compile=False)
             run_folder.check_second_stage_fits(second, first, second_path)
         recorded_path, folder = data.recorded_source(run_dir)
         settings["data_path"] = settings.get("data_path") or recorded_path
