@@ -14,8 +14,8 @@ import tarfile
 import tempfile
 import zipfile
 
-# Test workers share the cores (pytest.ini: two on 2 cores). Thread pools sized for the whole machine in each
-# worker (OpenBLAS, TensorFlow's, XLA's) spin on cores the other worker holds: on 2 cores an FID's linear
+# Test workers share the cores (pytest.ini: four, on 2 cores). Thread pools sized for the whole machine in each
+# worker (OpenBLAS, TensorFlow's, XLA's) spin on cores other workers hold: on 2 cores an FID's linear
 # algebra beside a TensorFlow worker ran 1.3x slower with two threads than with one, and the TensorFlow side
 # 1.3x slower too. So each worker gets its share, set before NumPy, TensorFlow or JAX load (subprocesses inherit).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
