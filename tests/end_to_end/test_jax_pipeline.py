@@ -1,5 +1,5 @@
 """The whole pipeline on JAX with TensorFlow hidden, as on the GPU machines (its own file, so that the test
-runner's two workers share it and tests/test_fast_training.py's comparison)."""
+runner's workers share it and tests/test_fast_training.py's comparison)."""
 
 import json
 import os
