@@ -27,10 +27,10 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
         "TF_NUM_INTEROP_THREADS",
     ):
         os.environ.setdefault(_name, _threads)
+    # XLA's own threads: this flag (a token without "--", as the often-quoted intra_op_parallelism_threads=N,
+    # XLA accepts and ignores)
     os.environ.setdefault(
-        "XLA_FLAGS",
-        f"--xla_cpu_multi_thread_eigen={'false' if _threads == '1' else 'true'} "
-        f"intra_op_parallelism_threads={_threads}",
+        "XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'false' if _threads == '1' else 'true'}"
     )
 
 import numpy as np  # noqa: E402
