@@ -27,8 +27,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
         "TF_NUM_INTEROP_THREADS",
     ):
         os.environ.setdefault(_name, _threads)
-    # XLA's own threads: this flag (a token without "--", as the often-quoted intra_op_parallelism_threads=N,
-    # XLA accepts and ignores)
+    # XLA reads only "--" flags: the often-quoted token intra_op_parallelism_threads=N it accepts and ignores
     os.environ.setdefault(
         "XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'false' if _threads == '1' else 'true'}"
     )

@@ -232,9 +232,15 @@ def draw_curves(stage_dir: str) -> str | None:
         axis.set_xlabel("epoch")
     figure.suptitle(f"{os.path.basename(os.path.normpath(stage_dir))}: {len(rows)} epochs", fontsize=10)
     # margins in inches, not tight_layout: its extra layout pass tripled the drawing's time (one at every
-    # stage's end, and every minute while it trains)
+    # stage's end, and every minute while it trains); wspace is the gap over a panel's width
+    left, right, gap = 0.95, 0.15, 1.0
+    panel_width = (width - left - right - gap * (len(panels) - 1)) / len(panels)
     figure.subplots_adjust(
-        left=0.95 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.6 / height, wspace=1.0 / 2.2
+        left=left / width,
+        right=1 - right / width,
+        bottom=0.5 / height,
+        top=1 - 0.6 / height,
+        wspace=gap / panel_width,
     )
     with atomic_path(stage.curves) as tmp:
         figure.savefig(tmp, dpi=90)
