@@ -32,7 +32,11 @@ def test_backend_choice():
 
 def in_a_fresh_process(code):
     """What `code` prints as JSON, run in a new Python without Keras loaded and without the backend variables."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+    }
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300
     )
@@ -41,7 +45,8 @@ def in_a_fresh_process(code):
 
 
 def test_choose_sets_the_backend_before_keras_and_never_after():
-    """choose(): JAX where a GPU is seen, else nothing but the log level; once Keras is imported, nothing."""
+    """choose(): JAX where a GPU is seen, else nothing but the log level and oneDNN; once Keras is imported,
+    nothing; a variable the user set stays."""
     chosen = in_a_fresh_process(
         "import json; from vaevar import backend\n"
         "seen, unseen = {}, {}\n"
@@ -52,12 +57,11 @@ def test_choose_sets_the_backend_before_keras_and_never_after():
         "late = {}; backend.choose(late, gpu_query=lambda: True)\n"
         "print(json.dumps([seen, unseen, no_tf, late]))"
     )
-    assert chosen == [
-        {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
-        {"TF_CPP_MIN_LOG_LEVEL": "2"},
-        {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
-        {"TF_CPP_MIN_LOG_LEVEL": "2"},
-    ]
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert chosen == [dict(quiet, KERAS_BACKEND="jax"), quiet, dict(quiet, KERAS_BACKEND="jax"), quiet]
+    mine = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    backend.choose(mine, lambda: False, lambda name: True)
+    assert mine["TF_ENABLE_ONEDNN_OPTS"] == "0"  # the user's choice stays
 
 
 def test_without_tensorflow_the_scripts_choose_jax():

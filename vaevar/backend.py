@@ -62,9 +62,13 @@ def choose(
     is_installed: Callable[[str], bool] = installed,
 ) -> None:
     """A script's first call, before anything imports Keras: KERAS_BACKEND by choose_backend (JAX where it sees
-    a GPU or TensorFlow is missing), and TensorFlow's start-up chatter kept out of the logs. Once Keras is imported the backend is
+    a GPU or TensorFlow is missing), TensorFlow's oneDNN CPU kernels on, and its start-up chatter kept out of the
+    logs. Once Keras is imported the backend is
     fixed, and choose leaves it."""
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI or newer; on an AVX2
+    # CPU its default convolutions trained the first stage 7x slower (bench/onednn_cpu.py)
+    environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "keras" not in sys.modules and choose_backend(environ, gpu_query, is_installed) == "jax":
         environ["KERAS_BACKEND"] = "jax"
 
