@@ -18,7 +18,8 @@ FID and KID, each paired over the runs (mean ± SD, 95 % t-interval, p against 0
 - scales: s*_GEN-2 / s_matched,GEN-2 - s*_REC, and the same for GEN-1 (s*: the sweep's best scale);
 - gains at GEN-2's matched scale s_m: each kind's (FID(1) - FID(s_m)) / FID(1), with FID(s_m) interpolated
   linearly between grid points for every kind alike, and GEN-2's minus REC's and minus GEN-1's.
-With --out: split.json and split.md.
+With --out: split.json and split.md. A sweep.json may stand for its run (a copy kept with the results): the view
+is the one it records.
 """
 
 import glob
@@ -211,8 +212,10 @@ def main(argv=None):
     if not dirs:
         raise errors.VaevarError("give the run directories to aggregate, e.g. runs/cifar10_seed*")
     for run_dir in dirs:
-        if not os.path.isdir(run_dir):
-            raise errors.VaevarError(f"{run_dir} is not a run directory")
+        sweep_file = args.split and run_dir.endswith(".json") and os.path.isfile(run_dir)
+        if not (os.path.isdir(run_dir) or sweep_file):
+            hint = " (or, with --split, a sweep.json)" if args.split or run_dir.endswith(".json") else ""
+            raise errors.VaevarError(f"{run_dir} is not a run directory{hint}")
     if args.split:
         summary = split_gain([load_sweep(d, args.stage2_epoch, args.stage1_epoch) for d in dirs])
         name, text = "split", split_table(summary)

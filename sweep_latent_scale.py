@@ -469,6 +469,9 @@ def main(argv=None):
         "dataset": run.dataset,
         "stage1_epoch": args.stage1_epoch,
         "stage2_epoch": args.stage2_epoch,
+        # which stages were swept, so that a copy of this file, its run folder gone, still says
+        "stage1_weights": files.weights_digest(run.first),
+        "stage2_weights": files.weights_digest(run.second) if run.second is not None else None,
         "num_samples": args.num_samples,
         "seed": args.seed,
         "noise_seed": args.noise_seed,

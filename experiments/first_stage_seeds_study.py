@@ -12,9 +12,10 @@ code 75, resumes). Run from the repository root:
         --out results/fashion_mnist_first_stage_seeds
 
 Writes OUT/<view>/split.{json,md} (view: converged, early), OUT/sweeps/first_<f>_<view>.{json,md,png},
-OUT/first_<f>_stage1_log.csv, OUT/study.json (the convergence rule per first stage, and per view, seed and
+OUT/first_<f>_stage1_log.csv, OUT/first_<f>_<view>_stage2_log.csv, OUT/study.json (the convergence rule per first stage, and per view, seed and
 kind the best scale, the FID there and at s = 1 with the noise, where the pixel variance reaches the data's)
-and OUT/table.md.
+and OUT/table.md. The report reads those copies, refreshed from the run folders that are there: with the
+runs gone, `--step report` remakes every number from the committed files.
 """
 
 from vaevar import backend
@@ -29,7 +30,6 @@ import numpy as np
 
 from vaevar import cli, errors, files, layout
 from vaevar.run_folder import read_log
-from vaevar.seeds import load_sweep
 
 DATASET = "fashion_mnist"  # the data set
 DATA_PATH = None  # its local files (else VAEVAR_DATA_DIR, else tensorflow-datasets)
@@ -53,8 +53,9 @@ TAIL = 0.1  # the convergence rule: the last TAIL of the epochs, at the final le
 TOLERANCE = 0.01  # ... over which MSE and KL change by less than this, relative
 TIME_BUDGET = 0  # seconds each training command may run before it checkpoints and stops (0: no limit)
 STEP = "all"  # all | train | sweep | report
+VIEWS = "converged,early"  # the views trained, swept and reported (converged: the final first stage)
 
-VIEWS = ("converged", "early")
+ALL_VIEWS = ("converged", "early")
 
 
 def run(script, *argv, backend=None):
@@ -111,7 +112,7 @@ def train(args, seed):
             *["--halve-every", args.stage1_halve_every, "--learning-rate", args.stage1_learning_rate],
             *["--keep-models-at", args.early, "--verbose", 2, "--allow-cpu", *budget(args)],
         )
-    for view in VIEWS:
+    for view in args.views:
         if finished(view_paths(args, seed, view).stage2, args.stage2_epochs):
             continue
         run(
@@ -196,6 +197,18 @@ def sweep_summary(sweep):
     return summary
 
 
+def kept(source, target):
+    """The results' copy of a run's file: refreshed from the run folder where that holds it, else the copy
+    kept before (the run folder gone: the report reads committed files alone); neither, one line."""
+    if os.path.exists(source):
+        files.copy_file(source, target)
+    elif not os.path.exists(target):
+        raise errors.VaevarError(
+            f"neither {source} nor {target} exists: run the study's train and sweep steps first"
+        )
+    return target
+
+
 def report(args, seeds):
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
     study = {"dataset": args.dataset, "seeds": seeds, "early": args.early, "samples": args.samples}
@@ -206,26 +219,26 @@ def report(args, seeds):
     study["rule"] += "Frechet distance too (its logged rows in that window): what the sweeps depend on"
     study["stage1"], study["stage2"] = {}, {}
     for seed in seeds:
-        log = view_paths(args, seed, "converged").stage1.log
+        source = view_paths(args, seed, "converged").stage1.log
+        log = kept(source, os.path.join(args.out, f"first_{seed}_stage1_log.csv"))
         study["stage1"][str(seed)] = convergence(read_log(log), args.tail, args.tolerance)
-        files.copy_file(log, os.path.join(args.out, f"first_{seed}_stage1_log.csv"))
-        for view in VIEWS:
-            log = view_paths(args, seed, view).stage2.log
+        for view in args.views:
+            source = view_paths(args, seed, view).stage2.log
+            log = kept(source, os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv"))
             rule = convergence(read_log(log), args.tail, args.tolerance)
             study["stage2"].setdefault(str(seed), {})[view] = rule
-            files.copy_file(log, os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv"))
     study["views"] = {}
-    for view in VIEWS:
-        epoch = stage1_epoch(args, view)
-        runs = [load_sweep(run_dir(args, seed), 0, epoch) for seed in seeds]
-        study["views"][view] = {str(s): sweep_summary(r["sweep"]) for s, r in zip(seeds, runs)}
-        for seed, swept in zip(seeds, runs):
-            for name in ("sweep.json", "sweep.md", "sweep.png"):
-                source = os.path.join(os.path.dirname(swept["path"]), name)
-                target = os.path.join(args.out, "sweeps", f"first_{seed}_{view}.{name.split('.')[1]}")
-                files.copy_file(source, target)
-        split = ["--split", "--stage1-epoch", epoch, "--out", os.path.join(args.out, view)]
-        run("aggregate_runs.py", *[run_dir(args, seed) for seed in seeds], *split)
+    for view in args.views:
+        sweeps = []
+        for seed in seeds:
+            paths = view_paths(args, seed, view)
+            target = os.path.join(args.out, "sweeps", f"first_{seed}_{view}")
+            sweeps.append(kept(paths.sweep_file("sweep.json"), target + ".json"))
+            for name in ("sweep.md", "sweep.png"):  # shown beside it, where the run folder has them
+                if os.path.exists(paths.sweep_file(name)):
+                    files.copy_file(paths.sweep_file(name), target + "." + name.split(".")[1])
+        study["views"][view] = {str(s): sweep_summary(files.load_json(p)) for s, p in zip(seeds, sweeps)}
+        run("aggregate_runs.py", *sweeps, "--split", "--out", os.path.join(args.out, view))
     files.save_json(os.path.join(args.out, "study.json"), study)
     files.save_text(os.path.join(args.out, "table.md"), table(study))
     print(open(os.path.join(args.out, "table.md")).read())
@@ -288,13 +301,17 @@ def table(study):
 def main(argv=None):
     args = cli.parse_constants(globals(), __doc__, argv)
     seeds = [int(s) for s in str(args.seeds).split(",")]
+    views = str(args.views)
+    args.views = [v for v in views.split(",") if v]
+    if not args.views or not set(args.views) <= set(ALL_VIEWS) or len(set(args.views)) != len(args.views):
+        raise errors.VaevarError(f"--views {views}: give some of {', '.join(ALL_VIEWS)}, each once")
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise errors.VaevarError(f"--seeds {args.seeds}: give at least 2 different first-stage seeds")
     if args.step in ("all", "train"):
         for seed in seeds:
             train(args, seed)
     if args.step in ("all", "sweep"):
-        for view in VIEWS:
+        for view in args.views:
             for seed in seeds:
                 sweep(args, seed, view)
     if args.step in ("all", "report"):

@@ -100,3 +100,56 @@ def test_a_stage_is_done_only_at_the_requested_epochs(tmp_path):
     assert not study.finished(stage, 200)
     files.save_json(stage.config, {"epochs": 200})
     assert study.finished(stage, 200) and not study.finished(stage, 300)
+
+
+def test_the_report_remakes_its_numbers_from_the_kept_copies_alone(tmp_path, capsys):
+    """The run folders gone, `--step report --views converged` reads the logs and sweep.json copies kept in
+    OUT: the rule per stage, each seed's summary and the split (aggregate_runs.py on the copies), the same
+    split as aggregate_runs.py gives on them; a missing copy is one line naming both places."""
+    import csv
+    import json
+
+    from tests.conftest import SPLIT_SEEDS, split_sweep_of
+    from vaevar import files
+
+    out = tmp_path / "out"
+    (out / "sweeps").mkdir(parents=True)
+    stage1 = rows([1.0] * 35 + [0.9, 0.899, 0.898, 0.897, 0.896], [60.0] * 40, [6.25e-5] * 40)
+    for seed, numbers in enumerate(SPLIT_SEEDS):
+        for name, log in (
+            (f"first_{seed}_stage1_log.csv", stage1),
+            (f"first_{seed}_converged_stage2_log.csv", stage1),
+        ):
+            with open(out / name, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(log[0]))
+                writer.writeheader()
+                writer.writerows(log)
+        sweep = split_sweep_of(numbers)
+        for entry in sweep["kinds"].values():
+            entry.update(
+                noise={"fid_difference_sd": 0.5},
+                scale_at_pixel_variance_ratio_1=1.1,
+                pixel_variance_ratio_at_best_fid=1.05,
+            )
+        files.save_json(
+            out / "sweeps" / f"first_{seed}_converged.json", dict(sweep, stage1_weights=f"d{seed}")
+        )
+    flags = ["--run-dir", str(tmp_path / "gone"), "--out", str(out), "--step", "report"]
+    study.main([*flags, "--views", "converged"])
+    written = json.load(open(out / "study.json"))
+    assert written["stage1"]["0"]["window"] == [36, 40] and written["stage1"]["0"]["converged"]
+    assert written["views"]["converged"]["2"]["gen2"]["best_scale"] == 1.6
+    split = json.load(open(out / "converged" / "split.json"))
+    import aggregate_runs
+
+    copies = [str(out / "sweeps" / f"first_{seed}_converged.json") for seed in range(3)]
+    assert split["views"] == json.loads(json.dumps(aggregate_runs.main([*copies, "--split"])["views"]))
+    assert "| 0 | 40 |" in open(out / "table.md").read()
+
+    (out / "first_1_converged_stage2_log.csv").unlink()
+    with pytest.raises(
+        VaevarError, match="neither .*gone/first_1/stage2/log.csv nor .*first_1_converged_stage2"
+    ):
+        study.main([*flags, "--views", "converged"])
+    with pytest.raises(VaevarError, match="--views converged,late: give some of converged, early, each once"):
+        study.main([*flags, "--views", "converged,late"])

@@ -8,50 +8,13 @@ import statistics
 import pytest
 
 import aggregate_runs
+from tests.conftest import SPLIT_SEEDS as SEEDS
+from tests.conftest import split_kid_of as kid_of
+from tests.conftest import split_sweep_of as sweep_of
 from vaevar import files, layout
 from vaevar.errors import VaevarError
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5 % quantile, 2 degrees of freedom (any table: 4.303)
-GRID = (0.8, 1.0, 1.2, 1.4, 1.6)
-# per seed: GEN-2's matched scale s_m, the other kinds' matched scales, and each kind's FID over GRID
-SEEDS = [
-    {
-        "s_m": 1.1,  # between 1.0 and 1.2: interpolated
-        "matched": {"rec": 1.0, "gen1": 0.9},
-        "fid": {"rec": (30, 20, 18, 16, 17), "gen1": (50, 40, 36, 34, 35), "gen2": (60, 50, 40, 38, 39)},
-    },
-    {
-        "s_m": 1.2,  # on the grid
-        "matched": {"rec": 1.0, "gen1": 0.95},
-        "fid": {"rec": (32, 22, 20, 19, 21), "gen1": (52, 42, 39, 38, 40), "gen2": (66, 55, 44, 45, 47)},
-    },
-    {
-        "s_m": 1.3,
-        "matched": {"rec": 1.0, "gen1": 1.0},
-        "fid": {"rec": (28, 18, 17, 15, 16), "gen1": (48, 38, 35, 33, 36), "gen2": (64, 52, 44, 40, 39)},
-    },
-]
-
-
-def kid_of(fid):
-    return (fid - 10) / 1000  # not proportional to FID: KID's relative gains differ from FID's
-
-
-def sweep_of(seed, grid=GRID, kinds=("rec", "gen1", "gen2")):
-    """sweep.json as sweep_latent_scale.py writes it, with the fields the split reads."""
-    entries = {}
-    for kind in kinds:
-        fids = dict(zip(GRID, seed["fid"][kind]))
-        points = [{"scale": s, "fid": float(fids[s]), "kid": kid_of(fids[s])} for s in grid]
-        best = min(points, key=lambda p: p["fid"])["scale"]  # KID is FID's monotone image here
-        matched = seed["s_m"] if kind == "gen2" else seed["matched"][kind]
-        entries[kind] = {
-            "points": points,
-            "matched_scale": matched,
-            "best_scale": {"fid": best, "kid": best},
-            "matched": {"fid": 41.0, "kid": 0.031},  # GEN-2's measured point: shown, not used
-        }
-    return {"dataset": "fashion_mnist", "num_samples": 1000, "kinds": entries}
 
 
 def write_run(root, name, sweep, weights=None, stage1_epoch=0):
@@ -159,3 +122,31 @@ def test_what_cannot_be_split_is_refused_in_one_line(tmp_path):
     unfinished = write_run(tmp_path, "unfinished", sweep_of(SEEDS[2]))
     files.save_json(layout.RunPaths(unfinished).stage1.config, {})
     one_line(good[:2] + [unfinished], "records no weights digest: .* first stage has not finished")
+
+
+def test_copies_of_sweep_json_stand_for_their_runs(tmp_path):
+    """A sweep.json kept with the results (its run folder gone) splits as its run does: its own stage1_weights
+    tells the first stages apart. Without that digest, with another view among them, or as a plain path
+    without --split, it is refused in one line."""
+    runs = [write_run(tmp_path, f"seed{i}", sweep_of(seed)) for i, seed in enumerate(SEEDS)]
+    copies = []
+    for i, seed in enumerate(SEEDS):
+        copies.append(str(tmp_path / f"first_{i}_converged.json"))
+        files.save_json(copies[-1], dict(sweep_of(seed), stage1_weights=f"digest-of-seed{i}"))
+    from_runs = aggregate_runs.main([*runs, "--split"])
+    from_copies = aggregate_runs.main([*copies, "--split"])
+    assert from_copies["views"] == from_runs["views"] and from_copies["runs"] == copies
+    mixed = aggregate_runs.main([runs[0], *copies[1:], "--split"])
+    assert mixed["views"] == from_runs["views"]
+
+    twin = str(tmp_path / "twin.json")
+    files.save_json(twin, dict(sweep_of(SEEDS[2]), stage1_weights="digest-of-seed0"))
+    one_line(copies[:2] + [twin], "twin.json and .*first_0_converged.json have the same first stage")
+    anonymous = str(tmp_path / "anonymous.json")
+    files.save_json(anonymous, sweep_of(SEEDS[2]))
+    one_line(copies[:2] + [anonymous], "anonymous.json records no first-stage weights digest")
+    early = str(tmp_path / "first_2_early.json")
+    files.save_json(early, dict(sweep_of(SEEDS[2]), stage1_weights="digest-of-early", stage1_epoch=10))
+    one_line(copies[:2] + [early], "was swept with stage1_epoch 10, .* with 0: sweep every run alike")
+    with pytest.raises(VaevarError, match=r"is not a run directory \(or, with --split, a sweep.json\)"):
+        aggregate_runs.main([copies[0], copies[1]])

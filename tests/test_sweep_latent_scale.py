@@ -62,6 +62,13 @@ def test_the_points_follow_the_grid_and_s1_and_the_rule_are_generate_pys_images(
     result = json.load(open(paths.sweep_file("sweep.json")))
     assert result["scales"] == [1.2, 0.8, 1.0]
     assert set(result["kinds"]) == set(layout.KINDS)
+    # the stages swept, by digest: what lets a copy of sweep.json stand for its run (aggregate_runs --split)
+    run = Run.load(run_dir)
+    assert result["stage1_weights"] == json.load(open(paths.stage1.config))["weights"]
+    assert [result["stage1_weights"], result["stage2_weights"]] == [
+        files.weights_digest(run.first),
+        files.weights_digest(run.second),
+    ]
     for kind, entry in result["kinds"].items():
         points = entry["points"]
         assert [p["scale"] for p in points] == [1.2, 0.8, 1.0]  # each point is its own scale's

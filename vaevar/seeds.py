@@ -152,7 +152,22 @@ SPLIT_METRICS = ("fid", "kid")
 
 def load_sweep(run_dir: str, stage2_epoch: int = 0, stage1_epoch: int = 0) -> dict:
     """A run's scale sweep (sweep_latent_scale.py's sweep.json, of the view's stages) with its first stage's
-    weights digest (stage1/config.json's: the final first stage's, which tells runs apart whichever view)."""
+    weights digest (stage1/config.json's: the final first stage's, which tells runs apart whichever view).
+    run_dir may also be a sweep.json itself (a copy kept with the results, its run folder gone): the view is
+    the one it records, and the digest its own stage1_weights (the first stage it swept)."""
+    if os.path.isfile(run_dir):
+        sweep = files.load_json(run_dir)
+        if "stage1_weights" not in sweep:
+            raise VaevarError(
+                f"{run_dir} records no first-stage weights digest (stage1_weights): pass its run folder, "
+                f"or sweep the run again"
+            )
+        return {
+            "run_dir": run_dir,
+            "path": run_dir,
+            "sweep": sweep,
+            "stage1_weights": sweep["stage1_weights"],
+        }
     paths = layout.RunPaths(run_dir, stage2_epoch, stage1_epoch)
     path = paths.sweep_file("sweep.json")
     if not os.path.exists(path):
@@ -205,7 +220,7 @@ def value_at(run: dict, kind: str, metric: str, scale: float) -> dict:
 
 
 def check_split_runs(runs: Sequence[dict]) -> None:
-    """At least two runs, each its own first stage (digests differ), one data set and one sample count."""
+    """At least two runs, each its own first stage (digests differ), one data set, sample count and view."""
     if len(runs) < 2:
         raise VaevarError(
             f"the split pairs over first-stage seeds: give the runs of at least 2, got {len(runs)}"
@@ -221,7 +236,7 @@ def check_split_runs(runs: Sequence[dict]) -> None:
         seen[digest] = run["run_dir"]
     first = runs[0]["sweep"]
     for run in runs[1:]:
-        for key in ("dataset", "num_samples"):
+        for key in ("dataset", "num_samples", "stage1_epoch", "stage2_epoch"):
             if run["sweep"].get(key) != first.get(key):
                 raise VaevarError(
                     f"{run['path']} was swept with {key} {run['sweep'].get(key)}, {runs[0]['path']} with "
