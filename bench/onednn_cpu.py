@@ -43,7 +43,8 @@ def epoch_seconds(setting: str, data: str, folder: str, args) -> dict:
     environ = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting, KERAS_BACKEND="tensorflow")
     done = subprocess.run(command, env=environ, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
-        raise errors.VaevarError(f"train_first_stage.py failed: {done.stderr.strip().splitlines()[-1]}")
+        last_line = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise errors.VaevarError(f"train_first_stage.py failed: {last_line}")
     with open(os.path.join(run_dir, "stage1", "log.csv")) as f:
         last = list(csv.DictReader(f))[-1]
     return {"seconds": float(last["seconds"]), "mse": float(last["mse"])}

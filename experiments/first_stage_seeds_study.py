@@ -12,10 +12,10 @@ code 75, resumes). Run from the repository root:
         --out results/fashion_mnist_first_stage_seeds
 
 Writes OUT/<view>/split.{json,md} (view: converged, early), OUT/sweeps/first_<f>_<view>.{json,md,png},
-OUT/first_<f>_stage1_log.csv, OUT/first_<f>_<view>_stage2_log.csv, OUT/study.json (the convergence rule per first stage, and per view, seed and
-kind the best scale, the FID there and at s = 1 with the noise, where the pixel variance reaches the data's)
-and OUT/table.md. The report reads those copies, refreshed from the run folders that are there: with the
-runs gone, `--step report` remakes every number from the committed files.
+OUT/first_<f>_stage1_log.csv, OUT/first_<f>_<view>_stage2_log.csv, OUT/study.json (the convergence rule per
+first stage, and per view, seed and kind the best scale, the FID there and at s = 1 with the noise, where the
+pixel variance reaches the data's) and OUT/table.md. The report reads those copies, refreshed from the run
+folders that are there: with the runs gone, `--step report` remakes every number from the committed files.
 """
 
 from vaevar import backend
