@@ -209,7 +209,33 @@ def kept(source, target):
     return target
 
 
+def check_copy_is_the_runs(args, seed, view):
+    """Where a run folder holds a finished first stage but no sweep of the view, the kept copy must be a sweep
+    of that first stage (the view's: the final one, or the kept epoch copy), or it is another run's: the
+    report would pair its sweep with this run's logs. Checked before anything is copied."""
+    paths = view_paths(args, seed, view)
+    copy = os.path.join(args.out, "sweeps", f"first_{seed}_{view}.json")
+    if os.path.exists(paths.sweep_file("sweep.json")) or not os.path.exists(copy):
+        return
+    if not os.path.exists(paths.first_stage_model) or not os.path.exists(paths.stage1.config):
+        return
+    if view == "converged":
+        digest = files.load_json(paths.stage1.config).get("weights")
+    else:
+        from vaevar.run_folder import load_model
+
+        digest = files.weights_digest(load_model(paths.first_stage_model, compile=False))
+    if files.load_json(copy).get("stage1_weights") != digest:
+        raise errors.VaevarError(
+            f"{copy} is the sweep of another first stage than {paths.first_stage_model} (weights {digest}): "
+            f"sweep this run (--step sweep), or move the run folder {run_dir(args, seed)} aside"
+        )
+
+
 def report(args, seeds):
+    for seed in seeds:
+        for view in args.views:
+            check_copy_is_the_runs(args, seed, view)
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
     study = {"dataset": args.dataset, "seeds": seeds, "early": args.early, "samples": args.samples}
     study["rule"] = (

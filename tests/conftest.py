@@ -38,7 +38,7 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as backend.choose: 7x on an AVX2 CPU
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as backend.choose: 4x on an AVX2 CPU
 # Derived data (the CIFAR-10 JPEG round trip, FID statistics) is cached per test session, never in the user's
 # cache, and removed when the session ends (each worker's own: ~2 GB of statistics a run, left behind before).
 os.environ["VAEVAR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaevar-cache-")

@@ -153,3 +153,32 @@ def test_the_report_remakes_its_numbers_from_the_kept_copies_alone(tmp_path, cap
         study.main([*flags, "--views", "converged"])
     with pytest.raises(VaevarError, match="--views converged,late: give some of converged, early, each once"):
         study.main([*flags, "--views", "converged,late"])
+
+
+def test_the_report_refuses_a_kept_sweep_of_another_first_stage(tmp_path):
+    """A run folder whose first stage finished but is not swept yet, beside a kept sweep copy of another first
+    stage (the lost run's, say): refused before any copy is refreshed; the same first stage's copy passes
+    this check."""
+    from tests.conftest import SPLIT_SEEDS, split_sweep_of
+    from vaevar import files, layout
+
+    out = tmp_path / "out"
+    copy = out / "sweeps" / "first_0_converged.json"
+    files.save_json(copy, dict(split_sweep_of(SPLIT_SEEDS[0]), stage1_weights="lost-run"))
+    stage1 = layout.RunPaths(str(tmp_path / "runs" / "first_0")).stage1
+    files.save_json(stage1.config, {"weights": "new-run"})
+    open(stage1.model, "wb").close()
+    open(stage1.log, "w").write("new run\n")
+    log = out / "first_0_stage1_log.csv"
+    log.write_text("kept\n")
+    args = study.cli.parse_constants(
+        vars(study), study.__doc__, ["--run-dir", str(tmp_path / "runs"), "--out", str(out)]
+    )
+    args.views = ["converged"]
+    with pytest.raises(
+        VaevarError, match="first_0_converged.json is the sweep of another first stage .*new-run"
+    ):
+        study.report(args, [0])
+    assert log.read_text() == "kept\n"  # nothing copied over the kept log
+    files.save_json(copy, dict(split_sweep_of(SPLIT_SEEDS[0]), stage1_weights="new-run"))
+    study.check_copy_is_the_runs(args, 0, "converged")  # the same first stage: no error

@@ -150,3 +150,24 @@ def test_copies_of_sweep_json_stand_for_their_runs(tmp_path):
     one_line(copies[:2] + [early], "was swept with stage1_epoch 10, .* with 0: sweep every run alike")
     with pytest.raises(VaevarError, match=r"is not a run directory \(or, with --split, a sweep.json\)"):
         aggregate_runs.main([copies[0], copies[1]])
+    with pytest.raises(
+        VaevarError, match="is the sweep of stage1_epoch 0, stage2_epoch 0, not the view asked"
+    ):
+        aggregate_runs.main([*copies, "--split", "--stage1-epoch", "10"])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    one_line(copies[:2] + [str(broken)], "cannot read .*broken.json as a sweep.json")
+
+
+def test_a_run_folder_and_a_copy_of_its_early_view_are_one_first_stage(tmp_path):
+    """A run folder's sweep that records the first stage it swept (the kept epoch-10 copy) is told apart by
+    that digest, not by the final first stage's in stage1/config.json: its own copy beside it is refused."""
+    early = dict(sweep_of(SEEDS[0]), stage1_weights="digest-of-seed0-epoch10", stage1_epoch=10)
+    folder = write_run(tmp_path, "seed0", early, stage1_epoch=10)
+    same = str(tmp_path / "first_0_early.json")
+    other = str(tmp_path / "first_1_early.json")
+    files.save_json(same, early)
+    files.save_json(other, dict(early, stage1_weights="digest-of-seed1-epoch10"))
+    with pytest.raises(VaevarError, match="have the same first stage"):
+        aggregate_runs.main([folder, same, other, "--split", "--stage1-epoch", "10"])
+    assert aggregate_runs.main([folder, other, "--split", "--stage1-epoch", "10"])["views"]["fid"]

@@ -67,7 +67,7 @@ def choose(
     fixed, and choose leaves it."""
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI or newer; on an AVX2
-    # CPU its default convolutions trained the first stage 7x slower (bench/onednn_cpu.py)
+    # CPU its default convolutions trained the first stage 4x slower (bench/onednn_cpu.py)
     environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "keras" not in sys.modules and choose_backend(environ, gpu_query, is_installed) == "jax":
         environ["KERAS_BACKEND"] = "jax"

@@ -151,16 +151,28 @@ SPLIT_METRICS = ("fid", "kid")
 
 
 def load_sweep(run_dir: str, stage2_epoch: int = 0, stage1_epoch: int = 0) -> dict:
-    """A run's scale sweep (sweep_latent_scale.py's sweep.json, of the view's stages) with its first stage's
-    weights digest (stage1/config.json's: the final first stage's, which tells runs apart whichever view).
-    run_dir may also be a sweep.json itself (a copy kept with the results, its run folder gone): the view is
-    the one it records, and the digest its own stage1_weights (the first stage it swept)."""
+    """A run's scale sweep (sweep_latent_scale.py's sweep.json, of the view's stages) with the digest of the
+    first stage it swept (its own stage1_weights; a sweep older than that field: stage1/config.json's, the
+    final first stage's, which tells runs apart whichever view). run_dir may also be a sweep.json itself (a
+    copy kept with the results, its run folder gone): the view is the one it records."""
     if os.path.isfile(run_dir):
-        sweep = files.load_json(run_dir)
+        try:
+            sweep = files.load_json(run_dir)
+        except (OSError, ValueError) as error:
+            raise VaevarError(f"cannot read {run_dir} as a sweep.json ({error})") from error
+        if not isinstance(sweep, dict) or "kinds" not in sweep:
+            raise VaevarError(f"{run_dir} is not a sweep_latent_scale.py sweep.json (no kinds)")
         if "stage1_weights" not in sweep:
             raise VaevarError(
                 f"{run_dir} records no first-stage weights digest (stage1_weights): pass its run folder, "
                 f"or sweep the run again"
+            )
+        asked = (stage1_epoch, stage2_epoch)
+        if any(asked) and asked != (sweep.get("stage1_epoch"), sweep.get("stage2_epoch")):
+            raise VaevarError(
+                f"{run_dir} is the sweep of stage1_epoch {sweep.get('stage1_epoch')}, stage2_epoch "
+                f"{sweep.get('stage2_epoch')}, not the view asked (--stage1-epoch {stage1_epoch}, "
+                f"--stage2-epoch {stage2_epoch}): a sweep.json is its own view; drop the flags"
             )
         return {
             "run_dir": run_dir,
@@ -178,11 +190,12 @@ def load_sweep(run_dir: str, stage2_epoch: int = 0, stage1_epoch: int = 0) -> di
             f"{paths.stage1.config} records no weights digest: {run_dir}'s first stage has not finished; "
             f"finish it first"
         )
+    sweep = files.load_json(path)
     return {
         "run_dir": run_dir,
         "path": path,
-        "sweep": files.load_json(path),
-        "stage1_weights": config["weights"],
+        "sweep": sweep,
+        "stage1_weights": sweep.get("stage1_weights", config["weights"]),
     }
 
 
