@@ -209,12 +209,17 @@ def kept(source, target):
     return target
 
 
+def sweep_copy(args, seed, view):
+    """OUT's copy of a run's sweep of a view, without its extension (.json, .md, .png)."""
+    return os.path.join(args.out, "sweeps", f"first_{seed}_{view}")
+
+
 def check_copy_is_the_runs(args, seed, view):
     """Where a run folder holds a finished first stage but no sweep of the view, the kept copy must be a sweep
     of that first stage (the view's: the final one, or the kept epoch copy), or it is another run's: the
     report would pair its sweep with this run's logs. Checked before anything is copied."""
     paths = view_paths(args, seed, view)
-    copy = os.path.join(args.out, "sweeps", f"first_{seed}_{view}.json")
+    copy = sweep_copy(args, seed, view) + ".json"
     if os.path.exists(paths.sweep_file("sweep.json")) or not os.path.exists(copy):
         return
     if not os.path.exists(paths.first_stage_model) or not os.path.exists(paths.stage1.config):
@@ -258,7 +263,7 @@ def report(args, seeds):
         sweeps = []
         for seed in seeds:
             paths = view_paths(args, seed, view)
-            target = os.path.join(args.out, "sweeps", f"first_{seed}_{view}")
+            target = sweep_copy(args, seed, view)
             sweeps.append(kept(paths.sweep_file("sweep.json"), target + ".json"))
             for name in ("sweep.md", "sweep.png"):  # shown beside it, where the run folder has them
                 if os.path.exists(paths.sweep_file(name)):
