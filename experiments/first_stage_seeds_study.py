@@ -16,6 +16,8 @@ OUT/first_<f>_stage1_log.csv, OUT/first_<f>_<view>_stage2_log.csv, OUT/study.jso
 first stage, and per view, seed and kind the best scale, the FID there and at s = 1 with the noise, where the
 pixel variance reaches the data's) and OUT/table.md. The report reads those copies, refreshed from the run
 folders that are there: with the runs gone, `--step report` remakes every number from the committed files.
+With `--views early` alone a first stage is trained to EARLY epochs only (the converged view resumes it);
+such a run's log must be the first epochs of the kept log (the same run trained again), which then stays.
 """
 
 from vaevar import backend
@@ -102,13 +104,24 @@ def finished(stage, epochs):
     return os.path.exists(stage.config) and files.load_json(stage.config).get("epochs") == epochs
 
 
+def trained_epochs(stage):
+    """The epochs a stage has completed by its config.json (0 without one)."""
+    return files.load_json(stage.config).get("epochs", 0) if os.path.exists(stage.config) else 0
+
+
+def stage1_target(args):
+    """The first stage's epochs that the views need: all of them for the converged view, else the early
+    copy's (the early view alone trains no further; a later run with the converged view resumes it)."""
+    return args.stage1_epochs if "converged" in args.views else args.early
+
+
 def train(args, seed):
     paths = layout.RunPaths(run_dir(args, seed))
-    if not finished(paths.stage1, args.stage1_epochs):
+    if trained_epochs(paths.stage1) < stage1_target(args):
         run(
             "train_first_stage.py",
             *common(args, seed),
-            *["--base-filters", args.base_filters, "--epochs", args.stage1_epochs, "--seed", seed],
+            *["--base-filters", args.base_filters, "--epochs", stage1_target(args), "--seed", seed],
             *["--halve-every", args.stage1_halve_every, "--learning-rate", args.stage1_learning_rate],
             *["--keep-models-at", args.early, "--verbose", 2, "--allow-cpu", *budget(args)],
         )
@@ -134,6 +147,12 @@ def train(args, seed):
 
 
 def sweep(args, seed, view):
+    stage1 = layout.RunPaths(run_dir(args, seed)).stage1
+    if view == "converged" and trained_epochs(stage1) < args.stage1_epochs:
+        raise errors.VaevarError(
+            f"{stage1.dir} has {trained_epochs(stage1)} of {args.stage1_epochs} epochs: train it (--step train "
+            "with the converged view) before sweeping its converged view"
+        )
     if not os.path.exists(view_paths(args, seed, view).sweep_file("sweep.json")):
         run(
             "sweep_latent_scale.py",
@@ -224,6 +243,8 @@ def check_copy_is_the_runs(args, seed, view):
         return
     if not os.path.exists(paths.first_stage_model) or not os.path.exists(paths.stage1.config):
         return
+    if view == "converged" and trained_epochs(paths.stage1) < args.stage1_epochs:
+        return  # its final model is not the converged one: the logs tell the runs apart (first_epochs_of)
     if view == "converged":
         digest = files.load_json(paths.stage1.config).get("weights")
     else:
@@ -237,8 +258,37 @@ def check_copy_is_the_runs(args, seed, view):
         )
 
 
+def stage1_log_copy(args, seed):
+    return os.path.join(args.out, f"first_{seed}_stage1_log.csv")
+
+
+def first_epochs_of(args, seed):
+    """Whether the run folder's first stage log is shorter than the kept one (a run trained again for the
+    early view alone): then it must be the kept run's first epochs, every column but the seconds equal (the
+    same run trained again, bit for bit), and the kept log stays; else it is another run, refused in one
+    line. Checked before anything is copied."""
+    source = view_paths(args, seed, "converged").stage1.log
+    target = stage1_log_copy(args, seed)
+    if not (os.path.exists(source) and os.path.exists(target)):
+        return False
+    ran, kept_rows = read_log(source), read_log(target)
+    if len(ran) >= len(kept_rows):
+        return False
+
+    def numbers(rows):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    if numbers(ran) != numbers(kept_rows[: len(ran)]):
+        raise errors.VaevarError(
+            f"{source}'s {len(ran)} epochs are not the first of {target}: another run of first-stage seed "
+            f"{seed}; move the run folder {run_dir(args, seed)} aside"
+        )
+    return True
+
+
 def report(args, seeds):
     for seed in seeds:
+        first_epochs_of(args, seed)
         for view in args.views:
             check_copy_is_the_runs(args, seed, view)
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
@@ -251,7 +301,8 @@ def report(args, seeds):
     study["stage1"], study["stage2"] = {}, {}
     for seed in seeds:
         source = view_paths(args, seed, "converged").stage1.log
-        log = kept(source, os.path.join(args.out, f"first_{seed}_stage1_log.csv"))
+        log = stage1_log_copy(args, seed)
+        log = log if first_epochs_of(args, seed) else kept(source, log)
         study["stage1"][str(seed)] = convergence(read_log(log), args.tail, args.tolerance)
         for view in args.views:
             source = view_paths(args, seed, view).stage2.log

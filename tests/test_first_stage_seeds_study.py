@@ -1,5 +1,7 @@
 """experiments/first_stage_seeds_study.py: the convergence rule on a log, by hand; a sweep's summary; bad seeds."""
 
+import os
+
 import pytest
 
 from experiments import first_stage_seeds_study as study
@@ -166,7 +168,7 @@ def test_the_report_refuses_a_kept_sweep_of_another_first_stage(tmp_path):
     copy = out / "sweeps" / "first_0_converged.json"
     files.save_json(copy, dict(split_sweep_of(SPLIT_SEEDS[0]), stage1_weights="lost-run"))
     stage1 = layout.RunPaths(str(tmp_path / "runs" / "first_0")).stage1
-    files.save_json(stage1.config, {"weights": "new-run"})
+    files.save_json(stage1.config, {"epochs": study.STAGE1_EPOCHS, "weights": "new-run"})
     open(stage1.model, "wb").close()
     open(stage1.log, "w").write("new run\n")
     log = out / "first_0_stage1_log.csv"
@@ -182,3 +184,90 @@ def test_the_report_refuses_a_kept_sweep_of_another_first_stage(tmp_path):
     assert log.read_text() == "kept\n"  # nothing copied over the kept log
     files.save_json(copy, dict(split_sweep_of(SPLIT_SEEDS[0]), stage1_weights="new-run"))
     study.check_copy_is_the_runs(args, 0, "converged")  # the same first stage: no error
+
+
+def study_args(tmp_path, *argv):
+    args = study.cli.parse_constants(
+        vars(study),
+        study.__doc__,
+        ["--run-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *argv],
+    )
+    args.views = list(args.views.split(","))
+    return args
+
+
+def test_the_early_view_alone_trains_the_first_stage_to_the_early_epoch_only(tmp_path, monkeypatch):
+    """--views early: the first stage is trained to EARLY epochs (kept there), not STAGE1_EPOCHS; one that has
+    them is not trained again. With the converged view it is trained on to STAGE1_EPOCHS (resumed). Sweeping
+    the converged view of a first stage short of its epochs is one line."""
+    from vaevar import files, layout
+
+    commands = []
+    monkeypatch.setattr(study, "run", lambda script, *argv, backend=None: commands.append([script, *argv]))
+    early = study_args(tmp_path, "--views", "early", "--early", "10", "--stage1-epochs", "40")
+    study.train(early, 0)
+    first = [c for c in commands if c[0] == "train_first_stage.py"]
+    assert len(first) == 1 and first[0][first[0].index("--epochs") + 1] == 10
+    assert first[0][first[0].index("--keep-models-at") + 1] == 10
+    second = [c for c in commands if c[0] == "train_second_stage.py"]
+    assert len(second) == 1 and second[0][second[0].index("--stage1-epoch") + 1] == 10
+
+    stage1 = layout.RunPaths(study.run_dir(early, 0)).stage1
+    files.save_json(stage1.config, {"epochs": 10})
+    commands.clear()
+    study.train(early, 0)
+    assert [c[0] for c in commands] == ["train_second_stage.py"]
+    both = study_args(tmp_path, "--views", "converged,early", "--early", "10", "--stage1-epochs", "40")
+    commands.clear()
+    study.train(both, 0)
+    assert commands[0][0] == "train_first_stage.py" and commands[0][commands[0].index("--epochs") + 1] == 40
+    with pytest.raises(VaevarError, match="has 10 of 40 epochs: train it"):
+        study.sweep(both, 0, "converged")
+
+
+def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_path):
+    """A run folder whose first stage log is the kept log's first epochs (the same run trained again for the
+    early view; the seconds differ): the 40-epoch kept log stays and the converged sweep copy is not checked
+    against the short run's weights. A log that differs in any number is another run: one line, nothing
+    copied."""
+    import csv
+
+    from tests.conftest import SPLIT_SEEDS, split_sweep_of
+    from vaevar import files, layout
+
+    args = study_args(tmp_path, "--views", "converged,early", "--early", "10", "--stage1-epochs", "40")
+    kept_rows = rows([1.0 - i / 100 for i in range(40)], [60.0 + i for i in range(40)], [5e-4] * 40)
+    for i, row in enumerate(kept_rows):
+        row["seconds"] = str(50.0 + i)
+
+    def write(path, log):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(log[0]))
+            writer.writeheader()
+            writer.writerows(log)
+
+    kept_log = study.stage1_log_copy(args, 0)
+    write(kept_log, kept_rows)
+    kept_text = open(kept_log).read()
+    files.save_json(
+        study.sweep_copy(args, 0, "converged") + ".json",
+        dict(split_sweep_of(SPLIT_SEEDS[0]), stage1_weights="d40"),
+    )
+    stage1 = layout.RunPaths(study.run_dir(args, 0)).stage1
+    files.save_json(stage1.config, {"epochs": 10, "weights": "d10"})
+    open(stage1.model, "wb").close()
+    write(stage1.log, [dict(row, seconds="9.0") for row in kept_rows[:10]])
+
+    assert study.first_epochs_of(args, 0)
+    study.check_copy_is_the_runs(args, 0, "converged")  # the short run's final is not the converged stage
+    assert open(kept_log).read() == kept_text
+
+    other = [dict(row) for row in kept_rows[:10]]
+    other[9]["mse"] = "0.9100001"
+    write(stage1.log, other)
+    with pytest.raises(
+        VaevarError, match="10 epochs are not the first of .*first_0_stage1_log.csv: another run"
+    ):
+        study.report(args, [0])
+    assert open(kept_log).read() == kept_text
