@@ -85,6 +85,41 @@ def test_both_views_against_a_hand_computation(tmp_path, capsys):
     assert json.load(open(tmp_path / "out" / "split.json"))["views"]["fid"]["gains"]["gen2"]["n"] == 3
 
 
+def test_the_gains_read_off_a_parabola_against_a_hand_computation(tmp_path):
+    """The curved view: each kind at s_m from the parabola through its three nearest grid points. On the grid
+    by 0.2, s_m halfway between two points takes the lower outer one on the tie (seed 0: 0.8, 1.0, 1.2;
+    seed 2: 1.0, 1.2, 1.4, not 1.6), and Lagrange's weights are -1/8, 3/4, 3/8; a grid point is its own
+    value. GEN-2's check: each interpolation minus GEN-2's measured point (41 in every hand-made sweep)."""
+    runs = [write_run(tmp_path, f"seed{i}", sweep_of(seed)) for i, seed in enumerate(SEEDS)]
+    split = aggregate_runs.main([*runs, "--split", "--out", str(tmp_path / "out")])
+
+    def parabola(a, b, c):
+        return -a / 8 + 3 * b / 4 + 3 * c / 8
+
+    at_s_m = {
+        "rec": [parabola(30, 20, 18), 20, parabola(18, 17, 15)],
+        "gen1": [parabola(50, 40, 36), 39, parabola(38, 35, 33)],
+        "gen2": [parabola(60, 50, 40), 44, parabola(52, 44, 40)],
+    }
+    at_1 = {"rec": [20, 22, 18], "gen1": [40, 42, 38], "gen2": [50, 55, 52]}
+    gains = {k: [(one - m) / one for one, m in zip(at_1[k], at_s_m[k])] for k in at_s_m}
+    curved = split["views"]["fid"]["gains_curved"]
+    for kind, by_seed in gains.items():
+        assert_paired(curved[kind], by_seed)
+    assert_paired(curved["gen2_minus_gen1"], [g - r for g, r in zip(gains["gen2"], gains["gen1"])])
+    assert_paired(curved["gen2_minus_rec"], [g - r for g, r in zip(gains["gen2"], gains["rec"])])
+    assert [r["fid"]["curved"]["through"]["rec"] for r in split["per_run"]] == [
+        [0.8, 1.0, 1.2],
+        None,
+        [1.0, 1.2, 1.4],
+    ]
+    check = split["views"]["fid"]["gen2_check"]
+    assert check["linear_minus_measured"]["mean"] == pytest.approx((45 + 44 + 42) / 3 - 41, rel=1e-12)
+    assert check["curved_minus_measured"]["mean"] == pytest.approx((45 + 44 + 41.5) / 3 - 41, rel=1e-12)
+    text = (tmp_path / "out" / "split.md").read_text()
+    assert "## The same gains read off a parabola" in text and "| 45.00 / 45.00 / 41.00 |" in text
+
+
 def test_a_kept_first_stages_sweeps_are_split_with_stage1_epoch(tmp_path):
     """--stage1-epoch E reads scale_sweep_stage1_epoch_<E>/: the early first stage's split."""
     runs = [write_run(tmp_path, f"seed{i}", sweep_of(seed), stage1_epoch=10) for i, seed in enumerate(SEEDS)]
