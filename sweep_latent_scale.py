@@ -209,9 +209,10 @@ def point_key(run, args, weights):
     }
 
 
-def sweep_kind(run, kind, reference, args, weights, store):
+def sweep_kind(run, kind, reference, args, weights, store, gen2_matched=None):
     """One kind: its grid (args.scales, or its own with --scales auto), s = 1 and the FID minimum again at
-    the noise seed, the rule point and the matched point. store: scale_search.PointStore (each point kept as
+    the noise seed, the rule point, the matched point and, given GEN-2's matched scale, a point there (where
+    aggregate_runs.py --split compares the kinds' gains). store: scale_search.PointStore (each point kept as
     it is scored, and read back by a rerun)."""
     z = run.codes(kind, args.num_samples, args.seed)
     second_z = run.codes(kind, args.num_samples, args.noise_seed)
@@ -294,7 +295,16 @@ def sweep_kind(run, kind, reference, args, weights, store):
     best = {m: min(points, key=lambda p, m=m: p[m])["scale"] for m in _LOWER_IS_BETTER if m in points[0]}
     matched_scale = mean_std(reference["z"]) / codes_std
     matched = store.made(f"{kind}_matched", matched_point)
-    for p in points + [rule, matched]:  # each change from s = 1 with the noise of such a difference beside it
+    at_gen2 = None
+    if gen2_matched is not None:
+        at_gen2 = (
+            matched
+            if kind == "gen2"
+            else store.made(f"{kind}_at_gen2_matched", lambda: score_point(gen2_matched, z))
+        )
+    for p in (
+        points + [rule, matched] + ([at_gen2] if at_gen2 is not None and kind != "gen2" else [])
+    ):  # each change from s = 1 with the noise of such a difference beside it
         for m in ("fid", "kid"):
             p[f"{m}_minus_s1"] = p[m] - first[1.0][m]
             p[f"{m}_minus_s1_sd"] = noise[f"{m}_difference_sd"]
@@ -306,6 +316,7 @@ def sweep_kind(run, kind, reference, args, weights, store):
         "rule": rule,
         "matched": matched,
         "matched_scale": matched_scale,
+        "at_gen2_matched": at_gen2,  # this kind at GEN-2's matched scale (None without GEN-2)
         "best_scale": best,
         "codes_mean_std": codes_std,
         "noise": noise,
@@ -368,6 +379,8 @@ def write_table(result, path):
         ]
         rows = sorted(entry["points"], key=lambda p: p["scale"])
         rows += [dict(rule, scale_label="rule"), dict(entry["matched"], scale_label="matched")]
+        if entry.get("at_gen2_matched") is not None and kind != "gen2":
+            rows.append(dict(entry["at_gen2_matched"], scale_label="GEN-2's matched"))
         for p in rows:
             label = p.get("scale_label") or f"{p['scale']:.4g}"
             lines.append(
@@ -487,8 +500,11 @@ def main(argv=None):
     }
     paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
     store = scale_search.PointStore(paths.sweep_file("points"), point_key(run, args, weights))
+    gen2_matched = None  # every kind is scored there too: the split reads their gains, not interpolates
+    if "gen2" in args.kinds:
+        gen2_matched = mean_std(reference["z"]) / mean_std(run.codes("gen2", args.num_samples, args.seed))
     for kind in args.kinds:
-        result["kinds"][kind] = sweep_kind(run, kind, reference, args, weights, store)
+        result["kinds"][kind] = sweep_kind(run, kind, reference, args, weights, store, gen2_matched)
     if store.read:
         print(f"{store.read} points read back from {store.folder} (scored by an earlier, stopped sweep)")
     os.makedirs(paths.scale_sweep, exist_ok=True)

@@ -120,6 +120,34 @@ def test_the_gains_read_off_a_parabola_against_a_hand_computation(tmp_path):
     assert "## The same gains read off a parabola" in text and "| 45.00 / 45.00 / 41.00 |" in text
 
 
+def test_kinds_scored_at_s_m_itself_are_read_not_interpolated(tmp_path, capsys):
+    """A sweep that scored every kind at GEN-2's matched scale (at_gen2_matched) gives the gains from those
+    scores; a run where one kind lacks it is interpolated as before (every kind alike)."""
+    measured = {"rec": 19.5, "gen1": 38.5, "gen2": 41.0}
+    sweeps = [sweep_of(seed) for seed in SEEDS]
+    for seed, sweep in zip(SEEDS, sweeps):
+        for kind, value in measured.items():
+            sweep["kinds"][kind]["at_gen2_matched"] = {
+                "scale": seed["s_m"],
+                "fid": value,
+                "kid": kid_of(value),
+            }
+    del sweeps[2]["kinds"]["gen1"]["at_gen2_matched"]
+    runs = [write_run(tmp_path, f"seed{i}", sweep) for i, sweep in enumerate(sweeps)]
+    split = aggregate_runs.main([*runs, "--split"])
+    at_1 = {"rec": [20, 22, 18], "gen1": [40, 42, 38], "gen2": [50, 55, 52]}
+    last = {"rec": 16.0, "gen1": 34.0, "gen2": 42.0}  # seed 2 interpolated halfway between 1.2 and 1.4
+    for kind in measured:
+        by_seed = [(one - measured[kind]) / one for one in at_1[kind][:2]]
+        assert_paired(
+            split["views"]["fid"]["gains"][kind], by_seed + [(at_1[kind][2] - last[kind]) / at_1[kind][2]]
+        )
+    assert [r["fid"]["measured_at_s_m"] for r in split["per_run"]] == [True, True, False]
+    assert (
+        "scored there, where the sweep scored every kind at s_m (here 2 of 3 runs)" in capsys.readouterr().out
+    )
+
+
 def test_a_kept_first_stages_sweeps_are_split_with_stage1_epoch(tmp_path):
     """--stage1-epoch E reads scale_sweep_stage1_epoch_<E>/: the early first stage's split."""
     runs = [write_run(tmp_path, f"seed{i}", sweep_of(seed), stage1_epoch=10) for i, seed in enumerate(SEEDS)]

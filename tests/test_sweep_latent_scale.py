@@ -406,3 +406,25 @@ def test_bad_input_is_one_line(swept, extra, message):
 def test_gen2_without_a_second_stage_is_refused(stage1_only, mnist_npz):
     with pytest.raises(VaevarError, match="has no second stage: train it, or pass --kinds rec,gen1"):
         sweep_latent_scale.main(["--dataset", "mnist", "--data-path", mnist_npz, "--run-dir", stage1_only])
+
+
+def test_every_kind_is_scored_at_gen2s_matched_scale(swept):
+    """REC and GEN-1 scored at GEN-2's matched scale s_m itself (their own codes times s_m), GEN-2's point
+    there being its matched one: what aggregate_runs.py --split reads instead of interpolating."""
+    from vaevar import seeds
+
+    run_dir, _ = swept
+    paths = layout.RunPaths(run_dir)
+    result = json.load(open(paths.sweep_file("sweep.json")))
+    s_m = result["kinds"]["gen2"]["matched_scale"]
+    assert result["kinds"]["gen2"]["at_gen2_matched"] == result["kinds"]["gen2"]["matched"]
+    for kind in ("rec", "gen1"):
+        point = result["kinds"][kind]["at_gen2_matched"]
+        assert point["scale"] == s_m and point["n"] == SAMPLES
+        assert point["latent_std"] == pytest.approx(s_m * result["kinds"][kind]["codes_mean_std"], rel=1e-6)
+        assert point["fid_minus_s1"] == pytest.approx(
+            point["fid"] - result["kinds"][kind]["points"][2]["fid"]
+        )
+    assert seeds.measured_at_s_m({"sweep": result}, s_m)
+    assert "| GEN-2's matched |" in open(paths.sweep_file("sweep.md")).read()
+    assert "rec_at_gen2_matched.json" in os.listdir(paths.sweep_file("points"))

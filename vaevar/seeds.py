@@ -273,6 +273,13 @@ def check_split_runs(runs: Sequence[dict]) -> None:
                 )
 
 
+def measured_at_s_m(run: dict, s_m: float) -> bool:
+    """Whether the sweep scored every kind at GEN-2's matched scale itself (sweep_latent_scale.py's
+    at_gen2_matched; older sweeps have none, and their kinds are read off their curves)."""
+    points = [run["sweep"]["kinds"][kind].get("at_gen2_matched") for kind in layout.KINDS]
+    return all(p is not None and abs(float(p["scale"]) - s_m) <= 1e-9 * s_m for p in points)
+
+
 def split_run(run: dict) -> dict:
     """One run's numbers for the split: each kind's best and matched scale, the scales view's excesses, and
     each kind's relative gain at GEN-2's matched scale s_m (FID and KID)."""
@@ -292,6 +299,11 @@ def split_run(run: dict) -> dict:
         edges = [kind for kind in layout.KINDS if best[kind] in _curve(run, kind, metric)[0][[0, -1]]]
         at_1 = {kind: value_at(run, kind, metric, 1.0)["value"] for kind in layout.KINDS}
         at_m = {kind: value_at(run, kind, metric, s_m) for kind in layout.KINDS}
+        if measured_at_s_m(run, s_m):  # every kind scored at s_m itself: no interpolation at all
+            at_m = {
+                kind: {"value": float(kinds[kind]["at_gen2_matched"][metric]), "between": None}
+                for kind in at_m
+            }
         result[metric] = {
             "best_scale": best,
             "best_at_grid_edge": edges,  # not an optimum: the curve may fall further outside the grid
@@ -305,6 +317,8 @@ def split_run(run: dict) -> dict:
             "gain": {kind: (at_1[kind] - at_m[kind]["value"]) / at_1[kind] for kind in layout.KINDS},
             # GEN-2's own matched point, scored at s_m exactly: the interpolation's check, not used above
             "gen2_measured_at_s_m": float(kinds["gen2"]["matched"][metric]),
+            "gen2_linear_at_s_m": value_at(run, "gen2", metric, s_m)["value"],
+            "measured_at_s_m": measured_at_s_m(run, s_m),
         }
         gain = result[metric]["gain"]
         result[metric].update(
@@ -355,7 +369,7 @@ def split_gain(runs: Sequence[dict]) -> dict:
             # each interpolation's error where it can be checked: GEN-2 scored at s_m exactly
             "gen2_check": {
                 "linear_minus_measured": mean_sd(
-                    [r["at_s_m"]["gen2"] - r["gen2_measured_at_s_m"] for r in rows]
+                    [r["gen2_linear_at_s_m"] - r["gen2_measured_at_s_m"] for r in rows]
                 ),
                 "curved_minus_measured": mean_sd(
                     [r["curved"]["at_s_m"]["gen2"] - r["gen2_measured_at_s_m"] for r in rows]
