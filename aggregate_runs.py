@@ -147,9 +147,10 @@ def split_table(split):
         f"## Gains at GEN-2's matched scale s_m = {s_m['mean']:.3f} ± {s_m['sd']:.3f}: "
         "(metric(1) - metric(s_m)) / metric(1)",
         "",
-        "In %. Each kind's FID and KID at s_m: scored there, where the sweep scored every kind at s_m (here "
-        + f"{sum(r['fid']['measured_at_s_m'] for r in split['per_run'])} of {len(split['runs'])} runs), else "
-        "interpolated linearly between its grid's neighbours (every kind alike) where s_m is not on the grid"
+        "In %. Each kind's FID and KID at s_m: scored there where every run's sweep scored every kind at s_m "
+        + f"({sum(r['fid']['scored_at_s_m'] is not None for r in split['per_run'])} of {len(split['runs'])} "
+        "runs did), else interpolated linearly between its grid's neighbours (every run and kind alike) where "
+        "s_m is not on the grid"
         + f": here {len(split['interpolated'])} of {3 * len(split['runs'])} (run, kind)"
         + ". A GEN-2 excess whose interval excludes 0 is the second stage's part; the rest is generic.",
         "",
@@ -211,6 +212,23 @@ def split_table(split):
             + f" | {fid['gen2_linear_at_s_m']:.2f} / {fid['curved']['at_s_m']['gen2']:.2f} / "
             + f"{fid['gen2_measured_at_s_m']:.2f} |"
         )
+    scored = [r for r in split["per_run"] if r["fid"]["scored_at_s_m"] is not None]
+    if scored:
+        lines += [
+            "",
+            "Scored at s_m (the interpolations' check on every kind), FID line / parabola / scored:",
+        ]
+        for r in scored:
+            fid = r["fid"]
+            lines.append(
+                f"{r['run_dir']}: "
+                + "; ".join(
+                    f"{names[k]} {fid['linear_at_s_m'][k]:.2f} / {fid['curved']['at_s_m'][k]:.2f} / "
+                    f"{fid['scored_at_s_m'][k]:.2f}"
+                    for k in names
+                )
+                + "."
+            )
     if split["best_at_grid_edge"]:
         lines += [
             "",

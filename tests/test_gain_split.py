@@ -121,8 +121,8 @@ def test_the_gains_read_off_a_parabola_against_a_hand_computation(tmp_path):
 
 
 def test_kinds_scored_at_s_m_itself_are_read_not_interpolated(tmp_path, capsys):
-    """A sweep that scored every kind at GEN-2's matched scale (at_gen2_matched) gives the gains from those
-    scores; a run where one kind lacks it is interpolated as before (every kind alike)."""
+    """Sweeps that scored every kind at GEN-2's matched scale (at_gen2_matched) give the gains from those
+    scores; if one run lacks one, every run is interpolated as before (all alike), the scores shown beside."""
     measured = {"rec": 19.5, "gen1": 38.5, "gen2": 41.0}
     sweeps = [sweep_of(seed) for seed in SEEDS]
     for seed, sweep in zip(SEEDS, sweeps):
@@ -132,20 +132,28 @@ def test_kinds_scored_at_s_m_itself_are_read_not_interpolated(tmp_path, capsys):
                 "fid": value,
                 "kid": kid_of(value),
             }
-    del sweeps[2]["kinds"]["gen1"]["at_gen2_matched"]
     runs = [write_run(tmp_path, f"seed{i}", sweep) for i, sweep in enumerate(sweeps)]
     split = aggregate_runs.main([*runs, "--split"])
     at_1 = {"rec": [20, 22, 18], "gen1": [40, 42, 38], "gen2": [50, 55, 52]}
-    last = {"rec": 16.0, "gen1": 34.0, "gen2": 42.0}  # seed 2 interpolated halfway between 1.2 and 1.4
     for kind in measured:
-        by_seed = [(one - measured[kind]) / one for one in at_1[kind][:2]]
         assert_paired(
-            split["views"]["fid"]["gains"][kind], by_seed + [(at_1[kind][2] - last[kind]) / at_1[kind][2]]
+            split["views"]["fid"]["gains"][kind], [(one - measured[kind]) / one for one in at_1[kind]]
         )
-    assert [r["fid"]["measured_at_s_m"] for r in split["per_run"]] == [True, True, False]
+    assert [r["fid"]["read_at_s_m"] for r in split["per_run"]] == [True, True, True]
     assert (
-        "scored there, where the sweep scored every kind at s_m (here 2 of 3 runs)" in capsys.readouterr().out
+        "scored there where every run's sweep scored every kind at s_m (3 of 3 runs did)"
+        in capsys.readouterr().out
     )
+
+    # one run without GEN-1's score: every run interpolated alike, the scores shown as the check
+    del sweeps[2]["kinds"]["gen1"]["at_gen2_matched"]
+    runs = [write_run(tmp_path / "partial", f"seed{i}", sweep) for i, sweep in enumerate(sweeps)]
+    split = aggregate_runs.main([*runs, "--split"])
+    assert [r["fid"]["read_at_s_m"] for r in split["per_run"]] == [False, False, False]
+    assert split["per_run"][2]["fid"]["scored_at_s_m"] is None
+    assert split["per_run"][0]["fid"]["scored_at_s_m"] == measured
+    assert_paired(split["views"]["fid"]["gains"]["rec"], [(20 - 19) / 20, (22 - 20) / 22, (18 - 16) / 18])
+    assert f"{runs[0]}: REC 19.00 / 18.00 / 19.50;" in capsys.readouterr().out
 
 
 def test_a_kept_first_stages_sweeps_are_split_with_stage1_epoch(tmp_path):

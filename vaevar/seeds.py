@@ -280,7 +280,7 @@ def measured_at_s_m(run: dict, s_m: float) -> bool:
     return all(p is not None and abs(float(p["scale"]) - s_m) <= 1e-9 * s_m for p in points)
 
 
-def split_run(run: dict) -> dict:
+def split_run(run: dict, measured: bool = False) -> dict:
     """One run's numbers for the split: each kind's best and matched scale, the scales view's excesses, and
     each kind's relative gain at GEN-2's matched scale s_m (FID and KID)."""
     kinds = run["sweep"]["kinds"]
@@ -299,7 +299,7 @@ def split_run(run: dict) -> dict:
         edges = [kind for kind in layout.KINDS if best[kind] in _curve(run, kind, metric)[0][[0, -1]]]
         at_1 = {kind: value_at(run, kind, metric, 1.0)["value"] for kind in layout.KINDS}
         at_m = {kind: value_at(run, kind, metric, s_m) for kind in layout.KINDS}
-        if measured_at_s_m(run, s_m):  # every kind scored at s_m itself: no interpolation at all
+        if measured:  # every kind of every run scored at s_m itself: no interpolation at all
             at_m = {
                 kind: {"value": float(kinds[kind]["at_gen2_matched"][metric]), "between": None}
                 for kind in at_m
@@ -318,7 +318,12 @@ def split_run(run: dict) -> dict:
             # GEN-2's own matched point, scored at s_m exactly: the interpolation's check, not used above
             "gen2_measured_at_s_m": float(kinds["gen2"]["matched"][metric]),
             "gen2_linear_at_s_m": value_at(run, "gen2", metric, s_m)["value"],
-            "measured_at_s_m": measured_at_s_m(run, s_m),
+            "linear_at_s_m": {k: value_at(run, k, metric, s_m)["value"] for k in layout.KINDS},
+            # where this run scored every kind at s_m: each kind's score there (the interpolations' check)
+            "scored_at_s_m": {k: float(kinds[k]["at_gen2_matched"][metric]) for k in layout.KINDS}
+            if measured_at_s_m(run, s_m)
+            else None,
+            "read_at_s_m": measured,  # the gains above from scores at s_m, not interpolated
         }
         gain = result[metric]["gain"]
         result[metric].update(
@@ -343,7 +348,11 @@ def split_gain(runs: Sequence[dict]) -> dict:
     scales, s*_kind / s_matched,kind - s*_REC for GEN-2 and GEN-1; gains at GEN-2's matched scale s_m,
     (metric(1) - metric(s_m)) / metric(1) for each kind, and GEN-2's minus REC's and minus GEN-1's."""
     check_split_runs(runs)
-    per_run = [split_run(run) for run in runs]
+    # the runs alike: read at s_m where every run scored every kind there, else all interpolated
+    measured = all(
+        measured_at_s_m(run, float(run["sweep"]["kinds"]["gen2"]["matched_scale"])) for run in runs
+    )
+    per_run = [split_run(run, measured) for run in runs]
     views = {}
     for metric in SPLIT_METRICS:
         rows = [r[metric] for r in per_run]
