@@ -227,6 +227,12 @@ def split_table(split):
                     f"{fid['scored_at_s_m'][k]:.2f}"
                     for k in names
                 )
+                + ". GEN-2's gain minus GEN-1's, minus REC's, from the scores: "
+                + "; ".join(
+                    f"{m.upper()} {100 * r[m]['scored_gain']['gen2_minus_gen1']:+.2f} %, "
+                    f"{100 * r[m]['scored_gain']['gen2_minus_rec']:+.2f} %"
+                    for m in ("fid", "kid")
+                )
                 + "."
             )
     if split["best_at_grid_edge"]:

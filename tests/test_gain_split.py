@@ -153,7 +153,13 @@ def test_kinds_scored_at_s_m_itself_are_read_not_interpolated(tmp_path, capsys):
     assert split["per_run"][2]["fid"]["scored_at_s_m"] is None
     assert split["per_run"][0]["fid"]["scored_at_s_m"] == measured
     assert_paired(split["views"]["fid"]["gains"]["rec"], [(20 - 19) / 20, (22 - 20) / 22, (18 - 16) / 18])
-    assert f"{runs[0]}: REC 19.00 / 18.00 / 19.50;" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{runs[0]}: REC 19.00 / 18.00 / 19.50;" in out
+    gen2_minus_gen1 = 100 * ((50 - 41) / 50 - (40 - 38.5) / 40)  # seed 0's scores
+    assert (
+        f"from the scores: FID {gen2_minus_gen1:+.2f} %, {100 * ((50 - 41) / 50 - (20 - 19.5) / 20):+.2f} %"
+        in out
+    )
 
 
 def test_a_kept_first_stages_sweeps_are_split_with_stage1_epoch(tmp_path):

@@ -329,6 +329,14 @@ def split_run(run: dict, measured: bool = False) -> dict:
         result[metric].update(
             gen2_minus_rec=gain["gen2"] - gain["rec"], gen2_minus_gen1=gain["gen2"] - gain["gen1"]
         )
+        scored = result[metric]["scored_at_s_m"]
+        if scored is not None:  # this run's gains from its scores at s_m, whatever the split reads
+            scored_gain = {kind: (at_1[kind] - scored[kind]) / at_1[kind] for kind in layout.KINDS}
+            result[metric]["scored_gain"] = dict(
+                scored_gain,
+                gen2_minus_rec=scored_gain["gen2"] - scored_gain["rec"],
+                gen2_minus_gen1=scored_gain["gen2"] - scored_gain["gen1"],
+            )
         # the same gains with each kind read off a parabola (value_at_curved), checked on GEN-2 as above
         curved = {kind: value_at_curved(run, kind, metric, s_m) for kind in layout.KINDS}
         curved_gain = {kind: (at_1[kind] - curved[kind]["value"]) / at_1[kind] for kind in layout.KINDS}
