@@ -112,6 +112,16 @@ def _row(label, stat, k=1.0, unit=""):
     )
 
 
+# split.md's gain rows: the key in a view's gains, its label
+_GAIN_ROWS = (
+    ("rec", "REC's gain"),
+    ("gen1", "GEN-1's gain"),
+    ("gen2", "GEN-2's gain"),
+    ("gen2_minus_rec", "GEN-2's - REC's"),
+    ("gen2_minus_gen1", "GEN-2's - GEN-1's"),
+)
+
+
 def split_table(split):
     """split.md: the two views of GEN-2's gain, then each run's numbers."""
     names = {"rec": "REC", "gen1": "GEN-1", "gen2": "GEN-2"}
@@ -158,15 +168,8 @@ def split_table(split):
         "|---|---|---|---|---|---|",
     ]
     for metric, view in split["views"].items():
-        gains = view["gains"]
-        for key, label in (
-            ("rec", "REC's gain"),
-            ("gen1", "GEN-1's gain"),
-            ("gen2", "GEN-2's gain"),
-            ("gen2_minus_rec", "GEN-2's - REC's"),
-            ("gen2_minus_gen1", "GEN-2's - GEN-1's"),
-        ):
-            lines.append(_row(f"{metric.upper()} | {label}", gains[key], 100.0, " %"))
+        for key, label in _GAIN_ROWS:
+            lines.append(_row(f"{metric.upper()} | {label}", view["gains"][key], 100.0, " %"))
     checks = {m: view["gen2_check"] for m, view in split["views"].items()}
     lines += [
         "",
@@ -186,13 +189,7 @@ def split_table(split):
         "|---|---|---|---|---|---|",
     ]
     for metric, view in split["views"].items():
-        for key, label in (
-            ("rec", "REC's gain"),
-            ("gen1", "GEN-1's gain"),
-            ("gen2", "GEN-2's gain"),
-            ("gen2_minus_rec", "GEN-2's - REC's"),
-            ("gen2_minus_gen1", "GEN-2's - GEN-1's"),
-        ):
+        for key, label in _GAIN_ROWS:
             lines.append(_row(f"{metric.upper()} | {label}", view["gains_curved"][key], 100.0, " %"))
     lines += [
         "",
