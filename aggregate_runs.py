@@ -122,6 +122,15 @@ _GAIN_ROWS = (
 )
 
 
+def _gain_table(split, gains):
+    """split.md's table of a view's gains (`gains`: its key in each metric's view), in %."""
+    lines = ["| by | quantity | mean ± SD | 95 % CI | p | positive |", "|---|---|---|---|---|---|"]
+    for metric, view in split["views"].items():
+        for key, label in _GAIN_ROWS:
+            lines.append(_row(f"{metric.upper()} | {label}", view[gains][key], 100.0, " %"))
+    return lines
+
+
 def split_table(split):
     """split.md: the two views of GEN-2's gain, then each run's numbers."""
     names = {"rec": "REC", "gen1": "GEN-1", "gen2": "GEN-2"}
@@ -164,12 +173,8 @@ def split_table(split):
         + f": here {len(split['interpolated'])} of {3 * len(split['runs'])} (run, kind)"
         + ". A GEN-2 excess whose interval excludes 0 is the second stage's part; the rest is generic.",
         "",
-        "| by | quantity | mean ± SD | 95 % CI | p | positive |",
-        "|---|---|---|---|---|---|",
+        *_gain_table(split, "gains"),
     ]
-    for metric, view in split["views"].items():
-        for key, label in _GAIN_ROWS:
-            lines.append(_row(f"{metric.upper()} | {label}", view["gains"][key], 100.0, " %"))
     checks = {m: view["gen2_check"] for m, view in split["views"].items()}
     lines += [
         "",
@@ -185,12 +190,8 @@ def split_table(split):
         )
         + ".",
         "",
-        "| by | quantity | mean ± SD | 95 % CI | p | positive |",
-        "|---|---|---|---|---|---|",
+        *_gain_table(split, "gains_curved"),
     ]
-    for metric, view in split["views"].items():
-        for key, label in _GAIN_ROWS:
-            lines.append(_row(f"{metric.upper()} | {label}", view["gains_curved"][key], 100.0, " %"))
     lines += [
         "",
         "## Each run",
@@ -206,7 +207,7 @@ def split_table(split):
             + ", ".join(f"{fid['best_scale'][k]:.3g}" for k in names)
             + " | "
             + ", ".join(f"{100 * fid['gain'][k]:+.2f}" for k in names)
-            + f" | {fid['gen2_linear_at_s_m']:.2f} / {fid['curved']['at_s_m']['gen2']:.2f} / "
+            + f" | {fid['linear_at_s_m']['gen2']:.2f} / {fid['curved']['at_s_m']['gen2']:.2f} / "
             + f"{fid['gen2_measured_at_s_m']:.2f} |"
         )
     scored = [r for r in split["per_run"] if r["fid"]["scored_at_s_m"] is not None]

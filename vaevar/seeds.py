@@ -280,6 +280,15 @@ def measured_at_s_m(run: dict, s_m: float) -> bool:
     return all(p is not None and abs(float(p["scale"]) - s_m) <= 1e-9 * s_m for p in points)
 
 
+def relative_gains(at_1: dict, at_s_m: dict) -> tuple[dict, dict]:
+    """Each kind's (metric(1) - metric(s_m)) / metric(1), and GEN-2's minus REC's and minus GEN-1's."""
+    gain = {kind: (at_1[kind] - at_s_m[kind]) / at_1[kind] for kind in layout.KINDS}
+    return gain, {
+        "gen2_minus_rec": gain["gen2"] - gain["rec"],
+        "gen2_minus_gen1": gain["gen2"] - gain["gen1"],
+    }
+
+
 def split_run(run: dict, measured: bool = False) -> dict:
     """One run's numbers for the split: each kind's best and matched scale, the scales view's excesses, and
     each kind's relative gain at GEN-2's matched scale s_m (FID and KID)."""
@@ -298,7 +307,8 @@ def split_run(run: dict, measured: bool = False) -> dict:
         best = {kind: float(kinds[kind]["best_scale"][metric]) for kind in layout.KINDS}
         edges = [kind for kind in layout.KINDS if best[kind] in _curve(run, kind, metric)[0][[0, -1]]]
         at_1 = {kind: value_at(run, kind, metric, 1.0)["value"] for kind in layout.KINDS}
-        at_m = {kind: value_at(run, kind, metric, s_m) for kind in layout.KINDS}
+        linear = {kind: value_at(run, kind, metric, s_m) for kind in layout.KINDS}
+        at_m = linear
         if measured:  # every kind of every run scored at s_m itself: no interpolation at all
             at_m = {
                 kind: {"value": float(kinds[kind]["at_gen2_matched"][metric]), "between": None}
@@ -313,39 +323,31 @@ def split_run(run: dict, measured: bool = False) -> dict:
             "at_1": at_1,
             "at_s_m": {kind: at_m[kind]["value"] for kind in layout.KINDS},
             "interpolated_between": {kind: at_m[kind]["between"] for kind in layout.KINDS},
-            # the gains view: relative, as the kinds' levels differ
-            "gain": {kind: (at_1[kind] - at_m[kind]["value"]) / at_1[kind] for kind in layout.KINDS},
             # GEN-2's own matched point, scored at s_m exactly: the interpolation's check, not used above
             "gen2_measured_at_s_m": float(kinds["gen2"]["matched"][metric]),
-            "gen2_linear_at_s_m": value_at(run, "gen2", metric, s_m)["value"],
-            "linear_at_s_m": {k: value_at(run, k, metric, s_m)["value"] for k in layout.KINDS},
+            "linear_at_s_m": {k: linear[k]["value"] for k in layout.KINDS},
             # where this run scored every kind at s_m: each kind's score there (the interpolations' check)
             "scored_at_s_m": {k: float(kinds[k]["at_gen2_matched"][metric]) for k in layout.KINDS}
             if measured_at_s_m(run, s_m)
             else None,
             "read_at_s_m": measured,  # the gains above from scores at s_m, not interpolated
         }
-        gain = result[metric]["gain"]
-        result[metric].update(
-            gen2_minus_rec=gain["gen2"] - gain["rec"], gen2_minus_gen1=gain["gen2"] - gain["gen1"]
-        )
+        # the gains view: relative, as the kinds' levels differ
+        gain, differences = relative_gains(at_1, result[metric]["at_s_m"])
+        result[metric].update(gain=gain, **differences)
         scored = result[metric]["scored_at_s_m"]
         if scored is not None:  # this run's gains from its scores at s_m, whatever the split reads
-            scored_gain = {kind: (at_1[kind] - scored[kind]) / at_1[kind] for kind in layout.KINDS}
-            result[metric]["scored_gain"] = dict(
-                scored_gain,
-                gen2_minus_rec=scored_gain["gen2"] - scored_gain["rec"],
-                gen2_minus_gen1=scored_gain["gen2"] - scored_gain["gen1"],
-            )
+            gain, differences = relative_gains(at_1, scored)
+            result[metric]["scored_gain"] = dict(gain, **differences)
         # the same gains with each kind read off a parabola (value_at_curved), checked on GEN-2 as above
-        curved = {kind: value_at_curved(run, kind, metric, s_m) for kind in layout.KINDS}
-        curved_gain = {kind: (at_1[kind] - curved[kind]["value"]) / at_1[kind] for kind in layout.KINDS}
+        curve = {kind: value_at_curved(run, kind, metric, s_m) for kind in layout.KINDS}
+        curved = {kind: curve[kind]["value"] for kind in layout.KINDS}
+        gain, differences = relative_gains(at_1, curved)
         result[metric]["curved"] = {
-            "at_s_m": {kind: curved[kind]["value"] for kind in layout.KINDS},
-            "through": {kind: curved[kind]["through"] for kind in layout.KINDS},
-            "gain": curved_gain,
-            "gen2_minus_rec": curved_gain["gen2"] - curved_gain["rec"],
-            "gen2_minus_gen1": curved_gain["gen2"] - curved_gain["gen1"],
+            "at_s_m": curved,
+            "through": {kind: curve[kind]["through"] for kind in layout.KINDS},
+            "gain": gain,
+            **differences,
         }
     return result
 
@@ -386,7 +388,7 @@ def split_gain(runs: Sequence[dict]) -> dict:
             # each interpolation's error where it can be checked: GEN-2 scored at s_m exactly
             "gen2_check": {
                 "linear_minus_measured": mean_sd(
-                    [r["gen2_linear_at_s_m"] - r["gen2_measured_at_s_m"] for r in rows]
+                    [r["linear_at_s_m"]["gen2"] - r["gen2_measured_at_s_m"] for r in rows]
                 ),
                 "curved_minus_measured": mean_sd(
                     [r["curved"]["at_s_m"]["gen2"] - r["gen2_measured_at_s_m"] for r in rows]
