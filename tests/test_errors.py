@@ -15,9 +15,9 @@ from vaevar.data import tfds
 from vaevar.errors import VaevarError
 
 
-def run_script(script, *argv, env=None, timeout=120):
-    started = time.time()
-    result = subprocess.run(
+def run_script(script, *argv, env=None, timeout=600):
+    """The script in a new interpreter; the timeout guards against a hang (a start-up under load took 105 s)."""
+    return subprocess.run(
         [sys.executable, os.path.join(ROOT, script), *argv],
         capture_output=True,
         text=True,
@@ -25,7 +25,6 @@ def run_script(script, *argv, env=None, timeout=120):
         cwd=ROOT,
         env=dict(os.environ, **(env or {})),
     )
-    return result, time.time() - started
 
 
 # TensorFlow 2.21 prints these at import whatever TF_CPP_MIN_LOG_LEVEL says: not the project's output.
@@ -68,7 +67,7 @@ def test_offline_training_script_says_so_in_one_line(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     if tfds.reachable(tfds.TFDS_MIRROR, timeout=2):
         pytest.skip("this machine reaches tensorflow-datasets' mirror: it would download CIFAR-10")
-    result, seconds = run_script(
+    result = run_script(
         "train_first_stage.py",
         "--dataset",
         "cifar10",
@@ -76,14 +75,14 @@ def test_offline_training_script_says_so_in_one_line(tmp_path):
         str(tmp_path / "run"),
         env={"TFDS_DATA_DIR": str(tmp_path / "tfds"), "VAEVAR_DATA_DIR": ""},
     )
+    # how fast: the test above times the check itself; a start-up's time here depends on the machine's load
     assert_one_line_error(result, "give a local file with --data-path")
-    assert seconds < 60  # the interpreter and TensorFlow start-up included; the check itself is seconds
 
 
 def test_compute_fid_on_a_file_that_is_not_an_array_archive(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"these are not the samples you are looking for")
-    result, seconds = run_script(
+    result = run_script(
         "compute_fid.py",
         "--samples",
         str(bad),
@@ -92,8 +91,7 @@ def test_compute_fid_on_a_file_that_is_not_an_array_archive(tmp_path, capsys):
         "--inception-weights",
         str(tmp_path / "unused.weights.h5"),
     )
-    assert_one_line_error(result, "is not a readable .npz array archive")
-    assert seconds < 60
+    assert_one_line_error(result, "is not a readable .npz array archive")  # before the (missing) weights
     np.savez(tmp_path / "no_images.npz", pixels=np.zeros((2, 2)))
     result = run_in_process(  # the same script's second case: no new interpreter needed
         "compute_fid.py",
@@ -168,7 +166,7 @@ AS_USERS_RUN_THEM = [BAD_INPUT[5], BAD_INPUT[6]]
     "script, argv, expected", AS_USERS_RUN_THEM, ids=[s for s, _, _ in AS_USERS_RUN_THEM]
 )
 def test_bad_input_in_a_new_interpreter_is_one_line_and_exit_code_2(bad_files, script, argv, expected):
-    result, _ = run_script(script, *[a.format(root=bad_files) for a in argv], env={"VAEVAR_DATA_DIR": ""})
+    result = run_script(script, *[a.format(root=bad_files) for a in argv], env={"VAEVAR_DATA_DIR": ""})
     assert_one_line_error(result, expected)
 
 
