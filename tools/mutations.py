@@ -407,6 +407,20 @@ BREAKAGES = [
         "",
         ["tests/test_fast_training.py::test_a_stage_resumes_on_the_trainer_it_started_on_only"],
     ),
+    (
+        "split_interpolates_scored_runs",
+        "vaevar/seeds.py",
+        "        if measured:  # every kind of every run scored at s_m itself",
+        "        if False:  # every kind of every run scored at s_m itself",
+        ["tests/test_gain_split.py::test_kinds_scored_at_s_m_itself_are_read_not_interpolated"],
+    ),
+    (
+        "other_kinds_scored_at_s_1_not_s_m",
+        "sweep_latent_scale.py",
+        "lambda: score_point(gen2_matched, z)",
+        "lambda: score_point(1.0, z)",
+        ["tests/test_sweep_latent_scale.py::test_every_kind_is_scored_at_gen2s_matched_scale"],
+    ),
 ]
 
 
