@@ -28,7 +28,9 @@ beside each FID - FID(1). Every point also holds the images' pixel variance rati
 total per-pixel variance over the evaluation test images'), and each kind the scale where it reaches 1.
 
 A stopped sweep resumes: each point is kept in scale_sweep/points/ as it is scored, with the settings it was
-scored under, and a rerun of the same command reads those instead of scoring them again.
+scored under, and a rerun of the same command reads those instead of scoring them again. POINTS_FROM puts
+an earlier sweep.json's points there (a kept copy, its run folder gone), so that only new points are scored:
+its stages' digests, sample count, seeds and method must be this sweep's.
 
 Outputs in RUN_DIR/scale_sweep/ (scale_sweep_stage1_epoch_<E>/, scale_sweep_stage2_epoch_<E>/ for kept stages): sweep.json,
 sweep.md (a table per kind) and sweep.png (a panel per measure, a line per kind).
@@ -65,6 +67,7 @@ SEED = 0  # the codes: generate.py's for the same seed
 NOISE_SEED = None  # the second sample seed, s = 1 and each FID minimum scored again with it; default SEED + 1
 INCEPTION_WEIGHTS = None  # or $VAEVAR_INCEPTION_WEIGHTS; see vaevar/fid/weights.py
 FRECHET_METHOD = "eig"  # eig: TTUR's distance from eigenvalues, ~10x faster per point | sqrtm: TTUR's own
+POINTS_FROM = None  # an earlier sweep.json of the same stages and settings: its points read back, not scored
 QUICK = False  # 200 samples per point and 6 scales (0.6 ... 1.6): a smoke run, not a measurement
 
 _QUICK_SETTINGS = {"num_samples": 200, "scales": "0.6,0.8,1.0,1.2,1.4,1.6"}
@@ -207,6 +210,56 @@ def point_key(run, args, weights):
             for name in ("num_samples", "seed", "frechet_method", "renorm_threshold")
         },
     }
+
+
+_ADDED_AFTER_SCORING = ("fid_minus_s1", "fid_minus_s1_sd", "kid_minus_s1", "kid_minus_s1_sd")
+
+
+def earlier_points(sweep):
+    """A sweep.json's scored points by the names sweep_kind keeps them under, as it kept them (without the
+    differences from s = 1 added after)."""
+    named = {}
+    for kind, entry in sweep["kinds"].items():
+        found = [(f"{kind}_s{p['scale']:.6f}_seed{sweep['seed']}", p) for p in entry["points"]]
+        found += [
+            (f"{kind}_s{r['scale']:.6f}_seed{sweep['noise_seed']}", r["second_seed_point"])
+            for r in entry["noise"]["repeats"]
+        ]
+        found += [(f"{kind}_rule", entry["rule"]), (f"{kind}_matched", entry["matched"])]
+        if kind != "gen2" and entry.get("at_gen2_matched") is not None:
+            found.append((f"{kind}_at_gen2_matched", entry["at_gen2_matched"]))
+        for name, point in found:
+            named[name] = {k: v for k, v in point.items() if k not in _ADDED_AFTER_SCORING}
+    return named
+
+
+def put_earlier_points(path, run, args, store):
+    """--points-from: the earlier sweep's points into `store`, where it holds none of its own; refused in one
+    line unless that sweep swept these stages with this sweep's samples, seeds and method."""
+    sweep = files.load_json(path)
+    wanted = {
+        "stage1_weights": files.weights_digest(run.first),
+        "stage2_weights": files.weights_digest(run.second) if run.second is not None else None,
+        "dataset": run.dataset,
+        **{name: getattr(args, name) for name in ("num_samples", "seed", "noise_seed", "frechet_method")},
+    }
+    differ = [
+        f"{name} {sweep.get(name)!r} (this sweep's {value!r})"
+        for name, value in wanted.items()
+        if sweep.get(name) != value and not (name == "stage2_weights" and sweep.get(name) is None)
+    ]  # older sweeps record no stage2_weights: the first stage's digest and the settings still must agree
+    if differ:
+        raise errors.VaevarError(
+            f"--points-from {path} was swept with {', '.join(differ)}: its points are not this sweep's; "
+            f"leave --points-from out to score them"
+        )
+    written = 0
+    for name, point in earlier_points(sweep).items():
+        if store.get(name) is None:
+            store.put(name, point)
+            written += 1
+    store.read = 0  # the checks above read back; count only the sweep's own reads
+    print(f"{written} points from {path} put in {store.folder}", flush=True)
 
 
 def sweep_kind(run, kind, reference, args, weights, store, gen2_matched=None):
@@ -500,6 +553,8 @@ def main(argv=None):
     }
     paths = layout.RunPaths(args.run_dir, args.stage2_epoch, args.stage1_epoch)
     store = scale_search.PointStore(paths.sweep_file("points"), point_key(run, args, weights))
+    if args.points_from:
+        put_earlier_points(args.points_from, run, args, store)
     gen2_matched = None  # every kind is scored there too: the split reads their gains, not interpolates
     if "gen2" in args.kinds:
         gen2_matched = mean_std(reference["z"]) / mean_std(run.codes("gen2", args.num_samples, args.seed))

@@ -145,6 +145,43 @@ def test_a_rerun_reads_every_point_back_and_writes_the_same_sweep(
     )
 
 
+def test_points_from_a_kept_sweep_are_read_back_and_others_refused(
+    swept, random_inception_weights, tmp_path, monkeypatch, capsys
+):
+    """--points-from a kept copy of sweep.json, its run folder's points gone: each point goes into the store
+    as the sweep had kept it, nothing is scored, and the sweep is the same. A copy swept with other settings
+    or stages is refused in one line, before anything is written."""
+    run_dir, _ = swept
+    original = layout.RunPaths(run_dir)
+    copy, flags = copied_run(swept, tmp_path)
+    kept = str(tmp_path / "kept_sweep.json")
+    shutil.copy(original.sweep_file("sweep.json"), kept)
+    argv = flags + ["--scales", "1.2,0.8,1.0", "--inception-weights", random_inception_weights]
+
+    wrong = dict(json.load(open(kept)), num_samples=2 * SAMPLES)
+    files.save_json(str(tmp_path / "other.json"), wrong)
+    with pytest.raises(VaevarError, match=f"swept with num_samples {2 * SAMPLES} .this sweep's {SAMPLES}."):
+        sweep_latent_scale.main(argv + ["--points-from", str(tmp_path / "other.json")])
+    assert not os.path.exists(layout.RunPaths(copy).sweep_file("points"))
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a point was scored")
+
+    monkeypatch.setattr(sweep_latent_scale, "scored", no_scoring)
+    capsys.readouterr()
+    sweep_latent_scale.main(argv + ["--points-from", kept])
+    points = layout.RunPaths(copy).sweep_file("points")
+    for name in os.listdir(original.sweep_file("points")):  # the files the scoring sweep kept, byte for byte
+        assert (
+            open(os.path.join(points, name), "rb").read()
+            == open(os.path.join(original.sweep_file("points"), name), "rb").read()
+        ), name
+    again = json.load(open(layout.RunPaths(copy).sweep_file("sweep.json")))
+    assert dict(again, run_dir=None) == dict(json.load(open(kept)), run_dir=None)
+    count = len(os.listdir(points))
+    assert f"{count} points from {kept} put in" in capsys.readouterr().out
+
+
 def test_a_points_key_changes_with_what_its_score_depends_on(swept, random_inception_weights, tmp_path):
     """sweep_latent_scale.point_key: the same settings give the same key; another sample count, seed, FID
     method, threshold, Inception file, data file or second stage each give another."""

@@ -421,6 +421,13 @@ BREAKAGES = [
         "lambda: score_point(1.0, z)",
         ["tests/test_sweep_latent_scale.py::test_every_kind_is_scored_at_gen2s_matched_scale"],
     ),
+    (
+        "earlier_points_kept_with_their_differences",
+        "sweep_latent_scale.py",
+        "{k: v for k, v in point.items() if k not in _ADDED_AFTER_SCORING}",
+        "dict(point)",
+        ["tests/test_sweep_latent_scale.py::test_points_from_a_kept_sweep_are_read_back_and_others_refused"],
+    ),
 ]
 
 
