@@ -212,6 +212,11 @@ def point_key(run, args, weights):
     }
 
 
+def grid_point_name(kind, scale, seed):
+    """A grid point's name in the point store: its kind, scale and code seed."""
+    return f"{kind}_s{scale:.6f}_seed{seed}"
+
+
 _ADDED_AFTER_SCORING = ("fid_minus_s1", "fid_minus_s1_sd", "kid_minus_s1", "kid_minus_s1_sd")
 
 
@@ -220,9 +225,9 @@ def earlier_points(sweep):
     differences from s = 1 added after)."""
     named = {}
     for kind, entry in sweep["kinds"].items():
-        found = [(f"{kind}_s{p['scale']:.6f}_seed{sweep['seed']}", p) for p in entry["points"]]
+        found = [(grid_point_name(kind, p["scale"], sweep["seed"]), p) for p in entry["points"]]
         found += [
-            (f"{kind}_s{r['scale']:.6f}_seed{sweep['noise_seed']}", r["second_seed_point"])
+            (grid_point_name(kind, r["scale"], sweep["noise_seed"]), r["second_seed_point"])
             for r in entry["noise"]["repeats"]
         ]
         found += [(f"{kind}_rule", entry["rule"]), (f"{kind}_matched", entry["matched"])]
@@ -253,12 +258,7 @@ def put_earlier_points(path, run, args, store):
             f"--points-from {path} was swept with {', '.join(differ)}: its points are not this sweep's; "
             f"leave --points-from out to score them"
         )
-    written = 0
-    for name, point in earlier_points(sweep).items():
-        if store.get(name) is None:
-            store.put(name, point)
-            written += 1
-    store.read = 0  # the checks above read back; count only the sweep's own reads
+    written = store.put_missing(earlier_points(sweep))
     print(f"{written} points from {path} put in {store.folder}", flush=True)
 
 
@@ -277,7 +277,7 @@ def sweep_kind(run, kind, reference, args, weights, store, gen2_matched=None):
 
     def point(scale, codes, seed):
         started, read = time.time(), store.read
-        scores = store.made(f"{kind}_s{scale:.6f}_seed{seed}", lambda: score_point(scale, codes))
+        scores = store.made(grid_point_name(kind, scale, seed), lambda: score_point(scale, codes))
         print(
             f"{kind} s={scale:.4g} seed {seed}: FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  precision "
             f"{scores.get('precision', float('nan')):.3f}  recall {scores.get('recall', float('nan')):.3f}  "

@@ -260,8 +260,8 @@ BREAKAGES = [
     (
         "sweep_reads_back_points_of_other_settings",
         "vaevar/scale_search.py",
-        '        if stored.get("key") != self.key:\n            return None\n',
-        "",
+        'return stored["point"] if stored.get("key") == self.key else None',
+        'return stored["point"]',
         ["tests/test_sweep_latent_scale.py::test_a_point_scored_under_other_settings_is_not_read_back"],
     ),
     (

@@ -148,21 +148,33 @@ class PointStore:
     def _path(self, name: str) -> str:
         return os.path.join(self.folder, f"{name}.json")
 
-    def get(self, name: str) -> dict | None:
+    def _kept(self, name: str) -> dict | None:
+        """The point kept under `name` with this store's key, else None."""
         path = self._path(name)
         if not os.path.exists(path):
             return None
         stored = files.load_json(path)  # whole: written atomically
-        if stored.get("key") != self.key:
-            return None
-        self.read += 1
-        return stored["point"]
+        return stored["point"] if stored.get("key") == self.key else None
+
+    def get(self, name: str) -> dict | None:
+        point = self._kept(name)
+        if point is not None:
+            self.read += 1
+        return point
 
     def put(self, name: str, point: dict) -> dict:
         """Keep `point` under `name`; returns it as a rerun reads it (JSON's numbers)."""
         os.makedirs(self.folder, exist_ok=True)
         files.save_json(self._path(name), {"key": self.key, "point": point})
         return files.load_json(self._path(name))["point"]
+
+    def put_missing(self, points: Mapping[str, dict]) -> int:
+        """Keep each of `points` (name -> point) not already kept under this store's key, without counting
+        reads; returns how many were written."""
+        missing = {name: point for name, point in points.items() if self._kept(name) is None}
+        for name, point in missing.items():
+            self.put(name, point)
+        return len(missing)
 
     def made(self, name: str, score: Callable[[], dict]) -> dict:
         """The point `name`: read back, or scored by `score` and kept."""

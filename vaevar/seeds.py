@@ -297,6 +297,7 @@ def split_run(run: dict, measured: bool = False) -> dict:
         _curve(run, kind, "fid")
     matched = {kind: float(kinds[kind]["matched_scale"]) for kind in layout.KINDS}
     s_m = matched["gen2"]
+    scored_here = measured_at_s_m(run, s_m)  # this run scored every kind at s_m (the split may not read it)
     result = {
         "run_dir": run["run_dir"],
         "stage1_weights": run["stage1_weights"],
@@ -328,7 +329,7 @@ def split_run(run: dict, measured: bool = False) -> dict:
             "linear_at_s_m": {k: linear[k]["value"] for k in layout.KINDS},
             # where this run scored every kind at s_m: each kind's score there (the interpolations' check)
             "scored_at_s_m": {k: float(kinds[k]["at_gen2_matched"][metric]) for k in layout.KINDS}
-            if measured_at_s_m(run, s_m)
+            if scored_here
             else None,
             "read_at_s_m": measured,  # the gains above from scores at s_m, not interpolated
         }
