@@ -18,6 +18,8 @@ pixel variance reaches the data's) and OUT/table.md. The report reads those copi
 folders that are there: with the runs gone, `--step report` remakes every number from the committed files.
 With `--views early` alone a first stage is trained to EARLY epochs only (the converged view resumes it);
 such a run's log must be the first epochs of the kept log (the same run trained again), which then stays.
+Another CPU rounds otherwise and trains another run: with `--early-trained-again` that run is the early
+view's own first stage, its log kept as OUT/first_<f>_early_stage1_log.csv and compared with the kept run's.
 """
 
 from vaevar import backend
@@ -56,6 +58,7 @@ TOLERANCE = 0.01  # ... over which MSE and KL change by less than this, relative
 TIME_BUDGET = 0  # seconds each training command may run before it checkpoints and stops (0: no limit)
 STEP = "all"  # all | train | sweep | report
 VIEWS = "converged,early"  # the views trained, swept and reported (converged: the final first stage)
+EARLY_TRAINED_AGAIN = False  # take a first stage of EARLY epochs that is another run as the early view's
 
 ALL_VIEWS = ("converged", "early")
 
@@ -262,11 +265,17 @@ def stage1_log_copy(args, seed):
     return os.path.join(args.out, f"first_{seed}_stage1_log.csv")
 
 
+def early_log_copy(args, seed):
+    return os.path.join(args.out, f"first_{seed}_early_stage1_log.csv")
+
+
 def first_epochs_of(args, seed):
     """Whether the run folder's first stage log is shorter than the kept one (a run trained again for the
-    early view alone): then it must be the kept run's first epochs, every column but the seconds equal (the
-    same run trained again, bit for bit), and the kept log stays; else it is another run, refused in one
-    line. Checked before anything is copied."""
+    early view alone): "same" where it is the kept run's first epochs, every column but the seconds equal
+    (the same run trained again, bit for bit); "again" where it differs, is EARLY epochs long and
+    --early-trained-again accepts it as the early view's own first stage; else another run, refused in one
+    line. False where it is not shorter (or either log is missing). The kept log stays in both cases.
+    Checked before anything is copied."""
     source = view_paths(args, seed, "converged").stage1.log
     target = stage1_log_copy(args, seed)
     if not (os.path.exists(source) and os.path.exists(target)):
@@ -278,17 +287,38 @@ def first_epochs_of(args, seed):
     def numbers(rows):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
-    if numbers(ran) != numbers(kept_rows[: len(ran)]):
-        raise errors.VaevarError(
-            f"{source}'s {len(ran)} epochs are not the first of {target}: another run of first-stage seed "
-            f"{seed}; move the run folder {run_dir(args, seed)} aside"
-        )
-    return True
+    if numbers(ran) == numbers(kept_rows[: len(ran)]):
+        return "same"
+    if args.early_trained_again and len(ran) == args.early:
+        return "again"
+    raise errors.VaevarError(
+        f"{source}'s {len(ran)} epochs are not the first of {target}: another run of first-stage seed {seed} "
+        f"(another CPU rounds otherwise); move the run folder {run_dir(args, seed)} aside, or take a run of "
+        f"{args.early} epochs as the early view's own first stage with --early-trained-again"
+    )
+
+
+def early_first_stage(args, seed, status):
+    """The early view's first stage: the kept run's first EARLY epochs, or a run trained again (its log kept
+    in OUT, refreshed from the run folder; a stale copy goes where the run folder holds the kept run), with
+    its epoch-EARLY MSE and KL beside the kept run's."""
+    copy = early_log_copy(args, seed)
+    if status == "again":
+        files.copy_file(view_paths(args, seed, "converged").stage1.log, copy)
+    elif os.path.exists(view_paths(args, seed, "converged").stage1.log) and os.path.exists(copy):
+        os.remove(copy)  # the run folder holds the kept run: its own first epochs are the early view's
+    kept_row = read_log(stage1_log_copy(args, seed))[args.early - 1]
+    result = {"trained_again": os.path.exists(copy)}
+    row = read_log(copy)[args.early - 1] if result["trained_again"] else kept_row
+    for measure in ("mse", "kl"):
+        result[measure], result[f"kept_run_{measure}"] = float(row[measure]), float(kept_row[measure])
+        result[f"{measure}_difference"] = result[measure] / result[f"kept_run_{measure}"] - 1
+    return result
 
 
 def report(args, seeds):
+    statuses = {seed: first_epochs_of(args, seed) for seed in seeds}
     for seed in seeds:
-        first_epochs_of(args, seed)
         for view in args.views:
             check_copy_is_the_runs(args, seed, view)
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
@@ -302,8 +332,10 @@ def report(args, seeds):
     for seed in seeds:
         source = view_paths(args, seed, "converged").stage1.log
         log = stage1_log_copy(args, seed)
-        log = log if first_epochs_of(args, seed) else kept(source, log)
+        log = log if statuses[seed] else kept(source, log)
         study["stage1"][str(seed)] = convergence(read_log(log), args.tail, args.tolerance)
+        if "early" in args.views:
+            study.setdefault("early_stage1", {})[str(seed)] = early_first_stage(args, seed, statuses[seed])
         for view in args.views:
             source = view_paths(args, seed, view).stage2.log
             log = kept(source, os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv"))
@@ -365,6 +397,14 @@ def table(study):
                     f"{'-' if crossing is None else f'{crossing:.3f}'} | "
                     f"{k['pixel_variance_ratio_at_best_fid']:.3f} | {k['matched_scale']:.3f} |"
                 )
+    earlies = study.get("early_stage1", {})
+    lines += [""] if earlies else []
+    for seed, early in earlies.items():
+        where = "trained again (another run)" if early["trained_again"] else "the kept run's own"
+        lines.append(
+            f"- Early view, first stage {seed}: {where}; at epoch {study['early']} MSE {early['mse']:.6g} "
+            f"({early['mse_difference']:+.2%} vs the kept run's), KL {early['kl']:.6g} ({early['kl_difference']:+.2%})."
+        )
     mean_gap = [
         k["best_scale"] - k["scale_at_pixel_variance_ratio_1"]
         for per_seed in study["views"].values()
@@ -387,8 +427,10 @@ def main(argv=None):
     args.views = [v for v in views.split(",") if v]
     if not args.views or not set(args.views) <= set(ALL_VIEWS) or len(set(args.views)) != len(args.views):
         raise errors.VaevarError(f"--views {views}: give some of {', '.join(ALL_VIEWS)}, each once")
-    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
-        raise errors.VaevarError(f"--seeds {args.seeds}: give at least 2 different first-stage seeds")
+    if len(set(seeds)) != len(seeds) or (len(seeds) < 2 and args.step in ("all", "report")):
+        raise errors.VaevarError(
+            f"--seeds {args.seeds}: give different first-stage seeds, at least 2 to report (one to train or sweep)"
+        )
     if args.step in ("all", "train"):
         for seed in seeds:
             train(args, seed)

@@ -88,9 +88,20 @@ def test_a_sweeps_summary_marks_an_optimum_at_the_grid_edge():
     assert "mean +0.050" in table  # best s minus the crossing: 1.2 - 1.15 in both rows
 
 
-def test_one_first_stage_seed_is_refused():
-    with pytest.raises(VaevarError, match="at least 2 different first-stage seeds"):
-        study.main(["--seeds", "0,0"])
+def test_one_first_stage_seed_is_refused_for_the_report_and_a_seed_twice_always(tmp_path, monkeypatch):
+    """The split pairs seeds: the report needs two; training or sweeping one seed (a session's share) is
+    fine, the same seed twice never."""
+    for argv in (
+        ["--seeds", "0"],
+        ["--seeds", "0", "--step", "report"],
+        ["--seeds", "0,0", "--step", "train"],
+    ):
+        with pytest.raises(VaevarError, match="give different first-stage seeds, at least 2 to report"):
+            study.main(argv)
+    commands = []
+    monkeypatch.setattr(study, "run", lambda script, *argv, backend=None: commands.append(script))
+    study.main(["--seeds", "1", "--step", "train", "--views", "early", "--run-dir", str(tmp_path)])
+    assert commands == ["train_first_stage.py", "train_second_stage.py"]
 
 
 def test_a_stage_is_done_only_at_the_requested_epochs(tmp_path):
@@ -147,6 +158,26 @@ def test_the_report_remakes_its_numbers_from_the_kept_copies_alone(tmp_path, cap
     copies = [str(out / "sweeps" / f"first_{seed}_converged.json") for seed in range(3)]
     assert split["views"] == json.loads(json.dumps(aggregate_runs.main([*copies, "--split"])["views"]))
     assert "| 0 | 40 |" in open(out / "table.md").read()
+
+    # The early view too: seed 0's early first stage was trained again (its log kept), the others' are the
+    # kept runs' own first ten epochs
+    for seed, numbers in enumerate(SPLIT_SEEDS):
+        files.copy_file(
+            out / f"first_{seed}_converged_stage2_log.csv", out / f"first_{seed}_early_stage2_log.csv"
+        )
+        early_sweep = files.load_json(out / "sweeps" / f"first_{seed}_converged.json")
+        files.save_json(out / "sweeps" / f"first_{seed}_early.json", early_sweep)
+    with open(out / "first_0_early_stage1_log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(stage1[0]))
+        writer.writeheader()
+        writer.writerows([dict(row, mse="1.02") for row in stage1[:10]])
+    study.main([*flags, "--views", "converged,early", "--early", "10"])
+    written = json.load(open(out / "study.json"))
+    assert written["early_stage1"]["0"]["trained_again"] and not written["early_stage1"]["1"]["trained_again"]
+    assert written["early_stage1"]["0"]["mse_difference"] == pytest.approx(0.02)
+    text = open(out / "table.md").read()
+    assert "- Early view, first stage 0: trained again (another run); at epoch 10 MSE 1.02 (+2.00%" in text
+    assert "- Early view, first stage 1: the kept run's own; at epoch 10 MSE 1 (+0.00%" in text
 
     (out / "first_1_converged_stage2_log.csv").unlink()
     with pytest.raises(
@@ -259,7 +290,7 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     open(stage1.model, "wb").close()
     write(stage1.log, [dict(row, seconds="9.0") for row in kept_rows[:10]])
 
-    assert study.first_epochs_of(args, 0)
+    assert study.first_epochs_of(args, 0) == "same"
     study.check_copy_is_the_runs(args, 0, "converged")  # the short run's final is not the converged stage
     assert open(kept_log).read() == kept_text
 
@@ -267,7 +298,26 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     other[9]["mse"] = "0.9100001"
     write(stage1.log, other)
     with pytest.raises(
-        VaevarError, match="10 epochs are not the first of .*first_0_stage1_log.csv: another run"
+        VaevarError,
+        match="10 epochs are not the first of .*first_0_stage1_log.csv: another run .*--early-trained-again",
     ):
         study.report(args, [0])
     assert open(kept_log).read() == kept_text
+
+    # Taken as the early view's own first stage: its log kept apart, its epoch-10 numbers beside the kept run's
+    args.early_trained_again = True
+    assert study.first_epochs_of(args, 0) == "again"
+    early = study.early_first_stage(args, 0, "again")
+    assert open(study.early_log_copy(args, 0)).read() == open(stage1.log).read()
+    assert early["trained_again"] and early["kept_run_mse"] == 0.91 and early["mse"] == 0.9100001
+    assert early["mse_difference"] == pytest.approx(1e-7 / 0.91) and early["kl_difference"] == 0
+    assert open(kept_log).read() == kept_text
+    write(stage1.log, [dict(row, mse="0.5") for row in kept_rows[:9]])  # not the early epoch's length
+    with pytest.raises(VaevarError, match="9 epochs are not the first of"):
+        study.first_epochs_of(args, 0)
+    # The kept run's own first epochs in the run folder again: the stale copy goes, the differences are 0
+    write(stage1.log, kept_rows[:10])
+    assert study.first_epochs_of(args, 0) == "same"
+    early = study.early_first_stage(args, 0, "same")
+    assert not early["trained_again"] and not os.path.exists(study.early_log_copy(args, 0))
+    assert early["mse"] == 0.91 and early["mse_difference"] == 0
