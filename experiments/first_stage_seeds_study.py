@@ -20,6 +20,8 @@ With `--views early` alone a first stage is trained to EARLY epochs only (the co
 such a run's log must be the first epochs of the kept log (the same run trained again), which then stays.
 Another CPU rounds otherwise and trains another run: with `--early-trained-again` that run is the early
 view's own first stage, its log kept as OUT/first_<f>_early_stage1_log.csv and compared with the kept run's.
+`--step keep` copies a share of the seeds' files into OUT (a run folder may not outlive its machine); the
+report then reads them with the rest.
 """
 
 from vaevar import backend
@@ -56,7 +58,7 @@ SAMPLES = 1000  # images per sweep point, and test images in the reference
 TAIL = 0.1  # the convergence rule: the last TAIL of the epochs, at the final learning rate, ...
 TOLERANCE = 0.01  # ... over which MSE and KL change by less than this, relative
 TIME_BUDGET = 0  # seconds each training command may run before it checkpoints and stops (0: no limit)
-STEP = "all"  # all | train | sweep | report
+STEP = "all"  # all | train | sweep | keep (copy the run folders' files into OUT) | report
 VIEWS = "converged,early"  # the views trained, swept and reported (converged: the final first stage)
 EARLY_TRAINED_AGAIN = False  # take a first stage of EARLY epochs that is another run as the early view's
 
@@ -316,12 +318,37 @@ def early_first_stage(args, seed, status):
     return result
 
 
-def report(args, seeds):
+def keep(args, seeds):
+    """The run folders' files copied into OUT, after the checks: per seed the first stage's log, the early
+    view's first stage (early_first_stage), and per view the second stage's log and the sweep (with its .md
+    and .png where the run folder has them). Returns per seed the copies' paths and the early first stage."""
     statuses = {seed: first_epochs_of(args, seed) for seed in seeds}
     for seed in seeds:
         for view in args.views:
             check_copy_is_the_runs(args, seed, view)
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
+    copies = {}
+    for seed in seeds:
+        log = stage1_log_copy(args, seed)
+        copy = copies[seed] = {
+            "stage1_log": log if statuses[seed] else kept(view_paths(args, seed, "converged").stage1.log, log)
+        }
+        if "early" in args.views:
+            copy["early_stage1"] = early_first_stage(args, seed, statuses[seed])
+        for view in args.views:
+            paths = view_paths(args, seed, view)
+            log = os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv")
+            copy[f"{view}_stage2_log"] = kept(paths.stage2.log, log)
+            target = sweep_copy(args, seed, view)
+            copy[f"{view}_sweep"] = kept(paths.sweep_file("sweep.json"), target + ".json")
+            for name in ("sweep.md", "sweep.png"):  # shown beside it, where the run folder has them
+                if os.path.exists(paths.sweep_file(name)):
+                    files.copy_file(paths.sweep_file(name), target + "." + name.split(".")[1])
+    return copies
+
+
+def report(args, seeds):
+    copies = keep(args, seeds)
     study = {"dataset": args.dataset, "seeds": seeds, "early": args.early, "samples": args.samples}
     study["rule"] = (
         f"over the last {args.tail:g} of the epochs at the final learning rate, MSE and KL within "
@@ -330,27 +357,17 @@ def report(args, seeds):
     study["rule"] += "Frechet distance too (its logged rows in that window): what the sweeps depend on"
     study["stage1"], study["stage2"] = {}, {}
     for seed in seeds:
-        source = view_paths(args, seed, "converged").stage1.log
-        log = stage1_log_copy(args, seed)
-        log = log if statuses[seed] else kept(source, log)
-        study["stage1"][str(seed)] = convergence(read_log(log), args.tail, args.tolerance)
+        study["stage1"][str(seed)] = convergence(
+            read_log(copies[seed]["stage1_log"]), args.tail, args.tolerance
+        )
         if "early" in args.views:
-            study.setdefault("early_stage1", {})[str(seed)] = early_first_stage(args, seed, statuses[seed])
+            study.setdefault("early_stage1", {})[str(seed)] = copies[seed]["early_stage1"]
         for view in args.views:
-            source = view_paths(args, seed, view).stage2.log
-            log = kept(source, os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv"))
-            rule = convergence(read_log(log), args.tail, args.tolerance)
+            rule = convergence(read_log(copies[seed][f"{view}_stage2_log"]), args.tail, args.tolerance)
             study["stage2"].setdefault(str(seed), {})[view] = rule
     study["views"] = {}
     for view in args.views:
-        sweeps = []
-        for seed in seeds:
-            paths = view_paths(args, seed, view)
-            target = sweep_copy(args, seed, view)
-            sweeps.append(kept(paths.sweep_file("sweep.json"), target + ".json"))
-            for name in ("sweep.md", "sweep.png"):  # shown beside it, where the run folder has them
-                if os.path.exists(paths.sweep_file(name)):
-                    files.copy_file(paths.sweep_file(name), target + "." + name.split(".")[1])
+        sweeps = [copies[seed][f"{view}_sweep"] for seed in seeds]
         study["views"][view] = {str(s): sweep_summary(files.load_json(p)) for s, p in zip(seeds, sweeps)}
         run("aggregate_runs.py", *sweeps, "--split", "--out", os.path.join(args.out, view))
     files.save_json(os.path.join(args.out, "study.json"), study)
@@ -438,6 +455,9 @@ def main(argv=None):
         for view in args.views:
             for seed in seeds:
                 sweep(args, seed, view)
+    if args.step == "keep":
+        for seed, copy in keep(args, seeds).items():
+            print(f"first stage {seed}: kept", ", ".join(v for v in copy.values() if isinstance(v, str)))
     if args.step in ("all", "report"):
         report(args, seeds)
 

@@ -321,3 +321,49 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     early = study.early_first_stage(args, 0, "same")
     assert not early["trained_again"] and not os.path.exists(study.early_log_copy(args, 0))
     assert early["mse"] == 0.91 and early["mse_difference"] == 0
+
+
+def test_keep_copies_one_seeds_early_view_and_leaves_the_study_alone(tmp_path):
+    """--step keep with one seed (a session's share of the early views): its early first stage log, early
+    second stage log and early sweep are copied into OUT; the kept converged log, the other seeds' copies and
+    study.json stay as they were. Without --early-trained-again the other run is refused, nothing copied."""
+    import csv
+
+    from tests.conftest import SPLIT_SEEDS, split_sweep_of
+    from vaevar import files, layout
+
+    def write(path, log):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(log[0]))
+            writer.writeheader()
+            writer.writerows(log)
+
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    kept_rows = rows([1.0 - i / 100 for i in range(40)], [60.0 + i for i in range(40)], [5e-4] * 40)
+    write(out / "first_0_stage1_log.csv", kept_rows)
+    files.save_text(out / "study.json", '{"kept": true}\n')
+    paths = layout.RunPaths(str(runs / "first_0"), stage1_epoch=10)
+    write(paths.stage1.log, [dict(row, mse="0.5") for row in kept_rows[:10]])
+    files.save_json(paths.stage1.config, {"epochs": 10})
+    write(paths.stage2.log, kept_rows)
+    files.save_json(paths.sweep_file("sweep.json"), split_sweep_of(SPLIT_SEEDS[0]))
+    flags = ["--run-dir", str(runs), "--out", str(out), "--seeds", "0", "--views", "early", "--step", "keep"]
+    flags += ["--early", "10", "--stage1-epochs", "40"]
+    with pytest.raises(VaevarError, match="another run of first-stage seed 0"):
+        study.main(flags)
+    assert sorted(os.listdir(out)) == ["first_0_stage1_log.csv", "study.json"]
+
+    study.main([*flags, "--early-trained-again"])
+    assert open(out / "first_0_early_stage1_log.csv").read() == open(paths.stage1.log).read()
+    assert open(out / "first_0_early_stage2_log.csv").read() == open(paths.stage2.log).read()
+    assert files.load_json(out / "sweeps" / "first_0_early.json") == split_sweep_of(SPLIT_SEEDS[0])
+    assert read_rows(out / "first_0_stage1_log.csv") == kept_rows
+    assert open(out / "study.json").read() == '{"kept": true}\n'
+
+
+def read_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
