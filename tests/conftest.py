@@ -376,32 +376,6 @@ def crafted_second_stage(latent_dim, scale, shift):
     return model
 
 
-# ---------------------------------------------------------------- the order files reach the test workers
-
-# The slowest files first (their time in a full run, most first): pytest.ini hands whole files to the two
-# workers as they free up, so a slow file last runs alone at the end while the other worker idles.
-SLOW_FILES_FIRST = (
-    "tests/test_sweep_latent_scale.py",
-    "tests/test_kills.py",
-    "tests/end_to_end/test_pipeline.py",
-    "tests/test_run_folder.py",
-    "tests/test_fast_training.py",
-    "tests/test_fid_network.py",
-    "tests/test_compute_fid.py",
-    "tests/end_to_end/test_jax_pipeline.py",
-    "tests/test_train_first_stage.py",
-    "tests/test_train_second_stage.py",
-    "tests/test_training.py",
-    "tests/test_models.py",
-    "tests/test_cpu_time.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {path: i for i, path in enumerate(SLOW_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: in-file order kept
-
-
 SPLIT_GRID = (0.8, 1.0, 1.2, 1.4, 1.6)
 # aggregate_runs.py --split's hand-made sweeps (test_gain_split, the seeds study's report): per seed, GEN-2's
 # matched scale s_m, the other kinds' matched scales, and each kind's FID over SPLIT_GRID
