@@ -429,6 +429,15 @@ BREAKAGES = [
         ["tests/test_sweep_latent_scale.py::test_points_from_a_kept_sweep_are_read_back_and_others_refused"],
     ),
     (
+        "keep_leaves_the_sweep_in_the_run_folder",
+        "experiments/first_stage_seeds_study.py",
+        'copy[f"{view}_sweep"] = kept(paths.sweep_file("sweep.json"), target + ".json")',
+        'copy[f"{view}_sweep"] = target + ".json"',
+        [
+            "tests/test_first_stage_seeds_study.py::test_keep_copies_one_seeds_early_view_and_leaves_the_study_alone"
+        ],
+    ),
+    (
         "early_view_takes_another_run_unasked",
         "experiments/first_stage_seeds_study.py",
         "if args.early_trained_again and len(ran) == args.early:",
