@@ -1,5 +1,6 @@
 """experiments/first_stage_seeds_study.py: the convergence rule on a log, by hand; a sweep's summary; bad seeds."""
 
+import csv
 import os
 
 import pytest
@@ -13,6 +14,20 @@ def rows(mse, kl, rates):
         {"epoch": str(i + 1), "mse": str(m), "kl": str(k), "learning_rate": str(r)}
         for i, (m, k, r) in enumerate(zip(mse, kl, rates))
     ]
+
+
+def write_log(path, log):
+    """A log.csv of `log`'s rows, its folder made."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(log[0]))
+        writer.writeheader()
+        writer.writerows(log)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_the_rule_spans_the_last_tenth_at_the_final_rate():
@@ -119,7 +134,6 @@ def test_the_report_remakes_its_numbers_from_the_kept_copies_alone(tmp_path, cap
     """The run folders gone, `--step report --views converged` reads the logs and sweep.json copies kept in
     OUT: the rule per stage, each seed's summary and the split (aggregate_runs.py on the copies), the same
     split as aggregate_runs.py gives on them; a missing copy is one line naming both places."""
-    import csv
     import json
 
     from tests.conftest import SPLIT_SEEDS, split_sweep_of
@@ -133,10 +147,7 @@ def test_the_report_remakes_its_numbers_from_the_kept_copies_alone(tmp_path, cap
             (f"first_{seed}_stage1_log.csv", stage1),
             (f"first_{seed}_converged_stage2_log.csv", stage1),
         ):
-            with open(out / name, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(log[0]))
-                writer.writeheader()
-                writer.writerows(log)
+            write_log(out / name, log)
         sweep = split_sweep_of(numbers)
         for entry in sweep["kinds"].values():
             entry.update(
@@ -167,10 +178,7 @@ def test_the_report_remakes_its_numbers_from_the_kept_copies_alone(tmp_path, cap
         )
         early_sweep = files.load_json(out / "sweeps" / f"first_{seed}_converged.json")
         files.save_json(out / "sweeps" / f"first_{seed}_early.json", early_sweep)
-    with open(out / "first_0_early_stage1_log.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(stage1[0]))
-        writer.writeheader()
-        writer.writerows([dict(row, mse="1.02") for row in stage1[:10]])
+    write_log(out / "first_0_early_stage1_log.csv", [dict(row, mse="1.02") for row in stage1[:10]])
     study.main([*flags, "--views", "converged,early", "--early", "10"])
     written = json.load(open(out / "study.json"))
     assert written["early_stage1"]["0"]["trained_again"] and not written["early_stage1"]["1"]["trained_again"]
@@ -261,8 +269,6 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     early view; the seconds differ): the 40-epoch kept log stays and the converged sweep copy is not checked
     against the short run's weights. A log that differs in any number is another run: one line, nothing
     copied."""
-    import csv
-
     from tests.conftest import SPLIT_SEEDS, split_sweep_of
     from vaevar import files, layout
 
@@ -271,15 +277,8 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     for i, row in enumerate(kept_rows):
         row["seconds"] = str(50.0 + i)
 
-    def write(path, log):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(log[0]))
-            writer.writeheader()
-            writer.writerows(log)
-
     kept_log = study.stage1_log_copy(args, 0)
-    write(kept_log, kept_rows)
+    write_log(kept_log, kept_rows)
     kept_text = open(kept_log).read()
     files.save_json(
         study.sweep_copy(args, 0, "converged") + ".json",
@@ -288,7 +287,7 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     stage1 = layout.RunPaths(study.run_dir(args, 0)).stage1
     files.save_json(stage1.config, {"epochs": 10, "weights": "d10"})
     open(stage1.model, "wb").close()
-    write(stage1.log, [dict(row, seconds="9.0") for row in kept_rows[:10]])
+    write_log(stage1.log, [dict(row, seconds="9.0") for row in kept_rows[:10]])
 
     assert study.first_epochs_of(args, 0) == "same"
     study.check_copy_is_the_runs(args, 0, "converged")  # the short run's final is not the converged stage
@@ -296,7 +295,7 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
 
     other = [dict(row) for row in kept_rows[:10]]
     other[9]["mse"] = "0.9100001"
-    write(stage1.log, other)
+    write_log(stage1.log, other)
     with pytest.raises(
         VaevarError,
         match="10 epochs are not the first of .*first_0_stage1_log.csv: another run .*--early-trained-again",
@@ -312,11 +311,11 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     assert early["trained_again"] and early["kept_run_mse"] == 0.91 and early["mse"] == 0.9100001
     assert early["mse_difference"] == pytest.approx(1e-7 / 0.91) and early["kl_difference"] == 0
     assert open(kept_log).read() == kept_text
-    write(stage1.log, [dict(row, mse="0.5") for row in kept_rows[:9]])  # not the early epoch's length
+    write_log(stage1.log, [dict(row, mse="0.5") for row in kept_rows[:9]])  # not the early epoch's length
     with pytest.raises(VaevarError, match="9 epochs are not the first of"):
         study.first_epochs_of(args, 0)
     # The kept run's own first epochs in the run folder again: the stale copy goes, the differences are 0
-    write(stage1.log, kept_rows[:10])
+    write_log(stage1.log, kept_rows[:10])
     assert study.first_epochs_of(args, 0) == "same"
     early = study.early_first_stage(args, 0, "same")
     assert not early["trained_again"] and not os.path.exists(study.early_log_copy(args, 0))
@@ -327,26 +326,17 @@ def test_keep_copies_one_seeds_early_view_and_leaves_the_study_alone(tmp_path):
     """--step keep with one seed (a session's share of the early views): its early first stage log, early
     second stage log and early sweep are copied into OUT; the kept converged log, the other seeds' copies and
     study.json stay as they were. Without --early-trained-again the other run is refused, nothing copied."""
-    import csv
-
     from tests.conftest import SPLIT_SEEDS, split_sweep_of
     from vaevar import files, layout
 
-    def write(path, log):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(log[0]))
-            writer.writeheader()
-            writer.writerows(log)
-
     out, runs = tmp_path / "out", tmp_path / "runs"
     kept_rows = rows([1.0 - i / 100 for i in range(40)], [60.0 + i for i in range(40)], [5e-4] * 40)
-    write(out / "first_0_stage1_log.csv", kept_rows)
+    write_log(out / "first_0_stage1_log.csv", kept_rows)
     files.save_text(out / "study.json", '{"kept": true}\n')
     paths = layout.RunPaths(str(runs / "first_0"), stage1_epoch=10)
-    write(paths.stage1.log, [dict(row, mse="0.5") for row in kept_rows[:10]])
+    write_log(paths.stage1.log, [dict(row, mse="0.5") for row in kept_rows[:10]])
     files.save_json(paths.stage1.config, {"epochs": 10})
-    write(paths.stage2.log, kept_rows)
+    write_log(paths.stage2.log, kept_rows)
     files.save_json(paths.sweep_file("sweep.json"), split_sweep_of(SPLIT_SEEDS[0]))
     flags = ["--run-dir", str(runs), "--out", str(out), "--seeds", "0", "--views", "early", "--step", "keep"]
     flags += ["--early", "10", "--stage1-epochs", "40"]
@@ -360,10 +350,3 @@ def test_keep_copies_one_seeds_early_view_and_leaves_the_study_alone(tmp_path):
     assert files.load_json(out / "sweeps" / "first_0_early.json") == split_sweep_of(SPLIT_SEEDS[0])
     assert read_rows(out / "first_0_stage1_log.csv") == kept_rows
     assert open(out / "study.json").read() == '{"kept": true}\n'
-
-
-def read_rows(path):
-    import csv
-
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
