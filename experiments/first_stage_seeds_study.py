@@ -300,18 +300,24 @@ def first_epochs_of(args, seed):
     )
 
 
-def early_first_stage(args, seed, status):
-    """The early view's first stage: the kept run's first EARLY epochs, or a run trained again (its log kept
-    in OUT, refreshed from the run folder; a stale copy goes where the run folder holds the kept run), with
-    its epoch-EARLY MSE and KL beside the kept run's."""
-    copy = early_log_copy(args, seed)
+def early_stage1_log(args, seed, status):
+    """The log of the early view's first stage: the kept run's (its first EARLY epochs), or the copy in OUT
+    of a run trained again, refreshed from the run folder (a stale copy goes where the run folder holds the
+    kept run; with the run folder gone, a kept copy stays the early view's)."""
+    source, copy = view_paths(args, seed, "converged").stage1.log, early_log_copy(args, seed)
     if status == "again":
-        files.copy_file(view_paths(args, seed, "converged").stage1.log, copy)
-    elif os.path.exists(view_paths(args, seed, "converged").stage1.log) and os.path.exists(copy):
+        files.copy_file(source, copy)
+    elif os.path.exists(source) and os.path.exists(copy):
         os.remove(copy)  # the run folder holds the kept run: its own first epochs are the early view's
-    kept_row = read_log(stage1_log_copy(args, seed))[args.early - 1]
-    result = {"trained_again": os.path.exists(copy)}
-    row = read_log(copy)[args.early - 1] if result["trained_again"] else kept_row
+    return copy if os.path.exists(copy) else stage1_log_copy(args, seed)
+
+
+def early_first_stage(args, stage1_log, early_log):
+    """The early view's first stage at epoch EARLY: whether it is a run trained again, its MSE and KL beside
+    the kept run's."""
+    kept_row = read_log(stage1_log)[args.early - 1]
+    row = read_log(early_log)[args.early - 1]
+    result = {"trained_again": early_log != stage1_log}
     for measure in ("mse", "kl"):
         result[measure], result[f"kept_run_{measure}"] = float(row[measure]), float(kept_row[measure])
         result[f"{measure}_difference"] = result[measure] / result[f"kept_run_{measure}"] - 1
@@ -320,8 +326,8 @@ def early_first_stage(args, seed, status):
 
 def keep(args, seeds):
     """The run folders' files copied into OUT, after the checks: per seed the first stage's log, the early
-    view's first stage (early_first_stage), and per view the second stage's log and the sweep (with its .md
-    and .png where the run folder has them). Returns per seed the copies' paths and the early first stage."""
+    view's first stage's (early_stage1_log), and per view the second stage's log and the sweep (with its .md
+    and .png where the run folder has them). Returns per seed the copies' paths."""
     statuses = {seed: first_epochs_of(args, seed) for seed in seeds}
     for seed in seeds:
         for view in args.views:
@@ -334,7 +340,7 @@ def keep(args, seeds):
             "stage1_log": log if statuses[seed] else kept(view_paths(args, seed, "converged").stage1.log, log)
         }
         if "early" in args.views:
-            copy["early_stage1"] = early_first_stage(args, seed, statuses[seed])
+            copy["early_stage1_log"] = early_stage1_log(args, seed, statuses[seed])
         for view in args.views:
             paths = view_paths(args, seed, view)
             log = os.path.join(args.out, f"first_{seed}_{view}_stage2_log.csv")
@@ -361,7 +367,8 @@ def report(args, seeds):
             read_log(copies[seed]["stage1_log"]), args.tail, args.tolerance
         )
         if "early" in args.views:
-            study.setdefault("early_stage1", {})[str(seed)] = copies[seed]["early_stage1"]
+            early = early_first_stage(args, copies[seed]["stage1_log"], copies[seed]["early_stage1_log"])
+            study.setdefault("early_stage1", {})[str(seed)] = early
         for view in args.views:
             rule = convergence(read_log(copies[seed][f"{view}_stage2_log"]), args.tail, args.tolerance)
             study["stage2"].setdefault(str(seed), {})[view] = rule
@@ -457,7 +464,7 @@ def main(argv=None):
                 sweep(args, seed, view)
     if args.step == "keep":
         for seed, copy in keep(args, seeds).items():
-            print(f"first stage {seed}: kept", ", ".join(v for v in copy.values() if isinstance(v, str)))
+            print(f"first stage {seed}: kept", ", ".join(copy.values()))
     if args.step in ("all", "report"):
         report(args, seeds)
 

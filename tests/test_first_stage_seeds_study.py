@@ -306,7 +306,8 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     # Taken as the early view's own first stage: its log kept apart, its epoch-10 numbers beside the kept run's
     args.early_trained_again = True
     assert study.first_epochs_of(args, 0) == "again"
-    early = study.early_first_stage(args, 0, "again")
+    early_log = study.early_stage1_log(args, 0, "again")
+    early = study.early_first_stage(args, kept_log, early_log)
     assert open(study.early_log_copy(args, 0)).read() == open(stage1.log).read()
     assert early["trained_again"] and early["kept_run_mse"] == 0.91 and early["mse"] == 0.9100001
     assert early["mse_difference"] == pytest.approx(1e-7 / 0.91) and early["kl_difference"] == 0
@@ -317,7 +318,7 @@ def test_a_first_stage_trained_again_to_its_early_epoch_keeps_the_kept_log(tmp_p
     # The kept run's own first epochs in the run folder again: the stale copy goes, the differences are 0
     write_log(stage1.log, kept_rows[:10])
     assert study.first_epochs_of(args, 0) == "same"
-    early = study.early_first_stage(args, 0, "same")
+    early = study.early_first_stage(args, kept_log, study.early_stage1_log(args, 0, "same"))
     assert not early["trained_again"] and not os.path.exists(study.early_log_copy(args, 0))
     assert early["mse"] == 0.91 and early["mse_difference"] == 0
 
