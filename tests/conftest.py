@@ -3,6 +3,7 @@ first stage, rounding bounds, the JAX subprocesses' environment, a crafted secon
 
 import atexit
 import csv
+import fcntl
 import io
 import json
 import os
@@ -99,18 +100,41 @@ def digit_images(count, size=28, seed=0):
     return images
 
 
+def made_once_per_run(tmp_path_factory, name, make):
+    """The folder `name`, filled by make(folder) once for the whole test run: the test workers share the
+    run's temp root, and the first to take the lock makes it while the others wait (a worker that died
+    midway left no mark: made again). Alone, in this session's temp. Tests only read or copy it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = str(tmp_path_factory.mktemp(name))
+        make(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent
+    folder, made = root / name, root / f"{name}.made"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(str(folder))
+            made.touch()
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def mnist_npz(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "mnist.npz"
-    images = digit_images(360)
-    np.savez(
-        path,
-        x_train=images[:300],
-        y_train=np.zeros(300, np.uint8),
-        x_test=images[300:],
-        y_test=np.zeros(60, np.uint8),
-    )
-    return str(path)
+    """One file for the run: trained_stage1's run records its path."""
+
+    def write(folder):
+        images = digit_images(360)
+        np.savez(
+            os.path.join(folder, "mnist.npz"),
+            x_train=images[:300],
+            y_train=np.zeros(300, np.uint8),
+            x_test=images[300:],
+            y_test=np.zeros(60, np.uint8),
+        )
+
+    return os.path.join(made_once_per_run(tmp_path_factory, "data", write), "mnist.npz")
 
 
 FOLDER_SIZES = ((28, 28), (20, 24), (36, 30), (40, 40))  # (height, width): squares and not, up and down
@@ -265,12 +289,14 @@ def log_epochs(stage_dir):
 
 @pytest.fixture(scope="session")
 def trained_stage1(tmp_path_factory, mnist_npz):
-    """A tiny first stage, trained once per test worker: stage1_only copies it."""
-    run_dir = str(tmp_path_factory.mktemp("trained_stage1"))
+    """A tiny first stage, trained once per test run (~20 s of a core; every worker used to train its own):
+    stage1_only copies it."""
     import train_first_stage
 
-    train_first_stage.main(tiny_mnist(mnist_npz, run_dir) + ["--jit-compile", "on"])
-    return run_dir
+    def train(run_dir):
+        train_first_stage.main(tiny_mnist(mnist_npz, run_dir) + ["--jit-compile", "on"])
+
+    return made_once_per_run(tmp_path_factory, "trained_stage1", train)
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_fast_steps_equal_fit_steps(comparison, stage):
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_vmapped_unrolled_copies_train_as_they_would_alone(comparison, stage):
-    """make_epoch_function(unroll=3, copies=2) (bench/fast_variants.py times both): each copy, on its own
+    """make_epoch_function(unroll=2, copies=2) (bench/fast_variants.py times both): each copy, on its own
     batches, takes the steps and reaches the weights of the same training run alone, within the rounding
     reference of that training (its own batches). Against the lone run of the other copy's batches (shared
     or swapped state) it differs by the training itself, of the order of the weights."""

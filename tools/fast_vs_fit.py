@@ -130,11 +130,12 @@ for stage, (build, batches) in STAGES.items():
             reference["steps"][index] = max(
                 reference["steps"][index], max_step_relative(plain_losses, nudged_losses)
             )
-    # two trainings at once in one vmapped epoch whose loop is unrolled 3 steps per iteration (20 steps: a
-    # remainder too; bench/fast_variants.py times both): copy 0 on this epoch's batches against `fast` above,
+    # two trainings at once in one vmapped epoch whose loop is unrolled 2 steps per iteration (bench/
+    # fast_variants.py times both; unroll 3 compiled twice as long, 42 s on one core, for lax.scan's own
+    # remainder loop): copy 0 on this epoch's batches against `fast` above,
     # copy 1 on another epoch's batches against the same training alone (the same compiled epoch as `fast`)
     pair = [fresh(build), fresh(build)]
-    paired_state, paired_logs = fast_training.make_epoch_function(pair[0], inputs, unroll=3, copies=2)(
+    paired_state, paired_logs = fast_training.make_epoch_function(pair[0], inputs, unroll=2, copies=2)(
         fast_training.stacked_state(pair),
         inputs.source,
         np.stack([rows, other_rows]),
