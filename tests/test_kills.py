@@ -4,8 +4,9 @@ every array of both stages' final and checkpoint .keras files (weights, Adam's m
 moving average, the sampler's state), the second stage's kept copy, and log.csv without its seconds. Both
 trainers; checkpoints every epoch and every few.
 
-CI delivers 3 kills to each of two settings (a process start costs seconds); the full run, 20 kills to each
-of three settings: VAEVAR_KILLS=20 python -m pytest -n 0 tests/test_kills.py
+CI delivers 2 kills to each of two settings (a process start costs seconds of a core): PLAN_SEED gives each
+setting one kill in each stage, and the two settings the three kinds. The full run, 20 kills to each of three
+settings: VAEVAR_KILLS=20 python -m pytest -n 0 tests/test_kills.py
 """
 
 import csv
@@ -25,7 +26,8 @@ import pytest
 from tests.conftest import NO_TENSORFLOW, ROOT, TINY, digit_images, jax_environment, run_mains
 from vaevar import files
 
-KILLS = int(os.environ.get("VAEVAR_KILLS", "3"))  # per setting
+KILLS = int(os.environ.get("VAEVAR_KILLS", "2"))  # per setting
+PLAN_SEED = 5  # the kills' plan: with 2 kills, CI's, both stages a setting and all kinds over the two
 HOLD_SECONDS = 0.3  # each checkpoint write held open this long before its rename
 KINDS = ("epoch", "model write", "record write")
 SETTINGS = {  # trainer, (stage 1's, stage 2's) --checkpoint-every
@@ -90,12 +92,23 @@ def assert_nothing_half_written(stage_dir):
         keras_arrays(os.path.join(stage_dir, "checkpoint.keras"))
 
 
-def run_with_kills(commands, env, kills, rng):
-    """Each stage's command rerun until it ends; `kills` of them SIGKILLed on the way. Returns the kills made
-    as (stage, kind) and every process's output."""
-    plan = [
+def kill_plan(kills, setting):
+    """`kills` kills as (stage, kind, fraction of HOLD_SECONDS after the moment), drawn from PLAN_SEED."""
+    rng = np.random.default_rng([PLAN_SEED, kills, list(SETTINGS).index(setting)])
+    return [
         (int(rng.integers(2)), KINDS[int(rng.integers(3))], float(rng.uniform(0, 1))) for _ in range(kills)
     ]
+
+
+def test_cis_kills_reach_both_stages_of_each_setting_and_every_kind():
+    plans = [kill_plan(2, setting) for setting in IN_CI]
+    assert all({stage for stage, _, _ in plan} == {0, 1} for plan in plans)
+    assert {kind for plan in plans for _, kind, _ in plan} == set(KINDS)
+
+
+def run_with_kills(commands, env, plan):
+    """Each stage's command rerun until it ends; the plan's kills SIGKILL it on the way. Returns the kills
+    made as (stage, kind) and every process's output."""
     made, outputs = [], []
     for stage, command in enumerate(commands):
         stage_dir = os.path.join(command[command.index("--run-dir") + 1], f"stage{stage + 1}")
@@ -170,7 +183,6 @@ def test_killed_runs_resume_bit_identical(tmp_path, kill_npz, setting):
     trainer, every = SETTINGS[setting]
     if trainer == "fast" and not os.path.isdir(NO_TENSORFLOW):
         pytest.skip("the fast trainer's subprocesses need tests/no_tensorflow")
-    rng = np.random.default_rng([52, KILLS, list(SETTINGS).index(setting)])
     # each stage has more checkpoints than kills, so every planned kill finds its moment
     epochs = [n * (KILLS + 2) for n in every]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
@@ -183,7 +195,7 @@ def test_killed_runs_resume_bit_identical(tmp_path, kill_npz, setting):
     straight_run = run_mains(mains, environment(trainer, 0))
     assert straight_run.returncode == 0, straight_run.stderr[-3000:]
     commands = stage_commands(kill_npz, killed, trainer, every, epochs)
-    made, outputs = run_with_kills(commands, environment(trainer, HOLD_SECONDS), KILLS, rng)
+    made, outputs = run_with_kills(commands, environment(trainer, HOLD_SECONDS), kill_plan(KILLS, setting))
     assert len(made) == KILLS, made
     print(f"{setting}: {len(made)} kills at", made)
     assert_same(run_record(straight), run_record(killed))
