@@ -289,7 +289,7 @@ def log_epochs(stage_dir):
 
 @pytest.fixture(scope="session")
 def trained_stage1(tmp_path_factory, mnist_npz):
-    """A tiny first stage, trained once per test run (~20 s of a core; every worker used to train its own):
+    """A tiny first stage (~20 s of a core), trained once per test run and shared by its workers:
     stage1_only copies it."""
     import train_first_stage
 

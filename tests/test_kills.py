@@ -4,7 +4,7 @@ every array of both stages' final and checkpoint .keras files (weights, Adam's m
 moving average, the sampler's state), the second stage's kept copy, and log.csv without its seconds. Both
 trainers; checkpoints every epoch and every few.
 
-CI delivers 2 kills to each of two settings (a process start costs seconds of a core): PLAN_SEED gives each
+CI delivers CI_KILLS (2) kills to each of two settings (a process start costs seconds of a core): PLAN_SEED gives each
 setting one kill in each stage, and the two settings the three kinds. The full run, 20 kills to each of three
 settings: VAEVAR_KILLS=20 python -m pytest -n 0 tests/test_kills.py
 """
@@ -26,8 +26,9 @@ import pytest
 from tests.conftest import NO_TENSORFLOW, ROOT, TINY, digit_images, jax_environment, run_mains
 from vaevar import files
 
-KILLS = int(os.environ.get("VAEVAR_KILLS", "2"))  # per setting
-PLAN_SEED = 5  # the kills' plan: with 2 kills, CI's, both stages a setting and all kinds over the two
+CI_KILLS = 2  # per setting, in CI
+KILLS = int(os.environ.get("VAEVAR_KILLS", CI_KILLS))  # per setting
+PLAN_SEED = 5  # the kills' plan: with CI_KILLS, both stages a setting and all kinds over the two
 HOLD_SECONDS = 0.3  # each checkpoint write held open this long before its rename
 KINDS = ("epoch", "model write", "record write")
 SETTINGS = {  # trainer, (stage 1's, stage 2's) --checkpoint-every
@@ -101,7 +102,7 @@ def kill_plan(kills, setting):
 
 
 def test_cis_kills_reach_both_stages_of_each_setting_and_every_kind():
-    plans = [kill_plan(2, setting) for setting in IN_CI]
+    plans = [kill_plan(CI_KILLS, setting) for setting in IN_CI]
     assert all({stage for stage, _, _ in plan} == {0, 1} for plan in plans)
     assert {kind for plan in plans for _, kind, _ in plan} == set(KINDS)
 
